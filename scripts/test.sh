@@ -1,0 +1,7 @@
+#!/usr/bin/env bash
+# The test suite: unit tests on tiny random Whisper configs, integration tests on real tiny.en weights
+# and synthesized speech. Needs nothing from the network or from ../shared.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+. .venv/bin/activate
+python -m pytest -q -ra "$@"
