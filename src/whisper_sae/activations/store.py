@@ -1,0 +1,189 @@
+"""Reading an activation store: shuffled training batches with bounded memory, hold-out splits, subsets.
+
+A store is ``STORE/manifest.json``, ``STORE/utterances.jsonl`` and ``STORE/HOOK/shard_NNNNN.safetensors``
+(see ``writer.py``). Rows of one utterance sit next to each other in the shards, so shuffling mixes
+several randomly chosen shards at a time in a buffer of ``buffer_rows`` rows: memory stays bounded
+and a batch draws from many utterances.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+
+from .writer import DTYPES, FORMAT
+
+INDEX_COLUMNS = ("utt", "pos", "time", "token")
+
+
+class ActivationStore:
+    """A store written by ``extract`` or ``StoreWriter``; every read goes through the manifest."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+        manifest = self.path / "manifest.json"
+        if not manifest.is_file():
+            raise FileNotFoundError(f"{self.path} is not an activation store: it has no manifest.json")
+        self.manifest = json.loads(manifest.read_text(encoding="utf-8"))
+        if self.manifest.get("format") != FORMAT:
+            raise ValueError(f"{manifest} has format {self.manifest.get('format')!r}; this reader "
+                             f"understands {FORMAT!r}")
+        self._utterances = None
+
+    def __repr__(self) -> str:
+        return f"ActivationStore({str(self.path)!r}, hooks={self.hooks}, utterances={len(self.utterances)})"
+
+    # -- what is in it ----------------------------------------------------------------------------
+    @property
+    def hooks(self) -> list[str]:
+        return list(self.manifest["hooks"])
+
+    @property
+    def settings(self) -> dict:
+        return self.manifest["settings"]
+
+    def _hook(self, hook: str) -> dict:
+        if hook not in self.manifest["hooks"]:
+            raise ValueError(f"hook {hook!r} is not in {self.path}; it holds {', '.join(self.hooks)}")
+        return self.manifest["hooks"][hook]
+
+    def d_model(self, hook: str) -> int:
+        return self._hook(hook)["d_model"]
+
+    def n_rows(self, hook: str) -> int:
+        return self._hook(hook)["n_rows"]
+
+    def kind(self, hook: str) -> str:
+        return self._hook(hook)["kind"]
+
+    @property
+    def utterances(self) -> list[dict]:
+        """Done utterances in index order; ``utterances[i]["idx"] == i`` for a store written in one go."""
+        if self._utterances is None:
+            with open(self.path / "utterances.jsonl", encoding="utf-8") as f:
+                recs = [json.loads(line) for line in f if line.strip()]
+            self._utterances = sorted(recs, key=lambda r: r["idx"])
+        return self._utterances
+
+    def utterance(self, idx: int) -> dict:
+        """The record of utterance index ``idx`` (the ``utt`` column of the shards)."""
+        recs = self.utterances
+        if 0 <= idx < len(recs) and recs[idx]["idx"] == idx:
+            return recs[idx]
+        for r in recs:
+            if r["idx"] == idx:
+                return r
+        raise KeyError(f"no utterance with index {idx} in {self.path}")
+
+    def split_utterances(self, holdout: float = 0.1, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+        """Split utterance indices into (train, validation), so no utterance has rows on both sides."""
+        if not 0 <= holdout < 1:
+            raise ValueError(f"holdout is the fraction of utterances held out, in [0, 1); got {holdout}")
+        idx = np.array([r["idx"] for r in self.utterances], dtype=np.int64)
+        if holdout > 0 and len(idx) < 2:
+            raise ValueError(f"{self.path} has {len(idx)} utterance(s); a hold-out split needs at least 2")
+        perm = np.random.default_rng(seed).permutation(idx)
+        n_val = 0 if holdout == 0 else min(len(idx) - 1, max(1, round(holdout * len(idx))))
+        return np.sort(perm[n_val:]), np.sort(perm[:n_val])
+
+    # -- reading ----------------------------------------------------------------------------------
+    def _shards(self, hook: str, utterances) -> list[tuple[Path, torch.Tensor | None]]:
+        """Shard paths of ``hook`` that may hold rows of ``utterances`` (all shards when None)."""
+        spec = self._hook(hook)
+        wanted = None
+        if utterances is not None:
+            wanted = torch.as_tensor(np.asarray(utterances, dtype=np.int64)).unique()
+        out = []
+        for s in spec["shards"]:
+            if wanted is not None:
+                lo, hi = torch.searchsorted(wanted, torch.tensor([s["utt_min"], s["utt_max"] + 1]))
+                if lo == hi:
+                    continue
+            out.append((self.path / hook / s["file"], wanted))
+        return out
+
+    @staticmethod
+    def _load(path: Path, wanted: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        cols = load_file(str(path))
+        if wanted is not None:
+            keep = torch.isin(cols["utt"].long(), wanted)
+            cols = {k: v[keep] for k, v in cols.items()}
+        return cols
+
+    def read(self, hook: str, utterances=None, *, dtype: torch.dtype = torch.float32
+             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """All rows of ``hook`` (or of the given utterance indices) in store order: (acts [n, d], index).
+
+        ``index`` holds the columns ``utt``, ``pos``, ``time``, ``token`` aligned with the rows.
+        Meant for subsets that fit in memory (evaluation, analysis); train with ``batches``.
+        """
+        parts = [self._load(p, w) for p, w in self._shards(hook, utterances)]
+        d = self.d_model(hook)
+        if not parts:
+            empty = {"utt": torch.zeros(0, dtype=torch.int32), "pos": torch.zeros(0, dtype=torch.int32),
+                     "time": torch.zeros(0), "token": torch.zeros(0, dtype=torch.int32)}
+            return torch.zeros(0, d, dtype=dtype), empty
+        acts = torch.cat([c["acts"] for c in parts]).to(dtype)
+        return acts, {k: torch.cat([c[k] for c in parts]) for k in INDEX_COLUMNS}
+
+    def batches(self, hook: str, batch_size: int, *, shuffle: bool = True, seed: int = 0, utterances=None,
+                dtype: torch.dtype = torch.float32, loop: bool = False, drop_last: bool = True,
+                buffer_rows: int = 262_144) -> Iterator[torch.Tensor]:
+        """Yield ``[batch_size, d]`` batches of ``hook``'s rows; each epoch covers every row once.
+
+        With ``shuffle``, each epoch visits the shards in a new random order, ``buffer_rows // shard
+        rows`` shards at a time, and shuffles rows within that buffer (plus the rows left over from
+        the previous buffer, so no row is lost between buffers). ``utterances`` restricts to those
+        utterance indices (e.g. one side of ``split_utterances``). ``loop`` repeats epochs forever;
+        otherwise the last short batch is yielded unless ``drop_last``.
+        """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be a positive number of rows, got {batch_size}")
+        shards = self._shards(hook, utterances)
+        if not shards:
+            raise ValueError(f"hook {hook!r} of {self.path} has no rows for the requested utterances")
+        per_buffer = max(1, buffer_rows // max(1, self.settings.get("shard_rows", buffer_rows)))
+        gen = torch.Generator().manual_seed(seed)
+        carry = torch.zeros(0, self.d_model(hook), dtype=DTYPES[self.settings.get("dtype", "float16")])
+        while True:
+            order = torch.randperm(len(shards), generator=gen).tolist() if shuffle else range(len(shards))
+            order = list(order)
+            for start in range(0, len(order), per_buffer):
+                group = [self._load(*shards[i])["acts"] for i in order[start:start + per_buffer]]
+                rows = torch.cat([carry, *group])
+                if shuffle:
+                    rows = rows[torch.randperm(len(rows), generator=gen)]
+                n_full = len(rows) // batch_size * batch_size
+                for b in range(0, n_full, batch_size):
+                    yield rows[b:b + batch_size].to(dtype)
+                carry = rows[n_full:]
+            if not loop:
+                if len(carry) and not drop_last:
+                    yield carry.to(dtype)
+                return
+
+    def summary(self) -> str:
+        """A few lines describing the store, for ``whisper-sae store info``."""
+        m = self.manifest
+        u = m["utterances"]
+        dur = sum(r.get("duration") or 0.0 for r in self.utterances)
+        lines = [
+            f"store     {self.path}  ({'complete' if m.get('complete') else 'incomplete: rerun extract to resume'})",
+            f"model     {m['model'].get('name')}  ({m['model'].get('spec')})",
+            f"corpus    {m['corpus']}",
+            f"settings  " + ", ".join(f"{k}={v}" for k, v in m["settings"].items()),
+            f"utterances {u['n_done']} done ({dur / 60:.1f} min of audio), {u.get('n_skipped', 0)} skipped",
+        ]
+        for s in u.get("skipped", [])[:5]:
+            lines.append(f"  skipped {s['id']}: {s['reason']}")
+        for name, h in m["hooks"].items():
+            lines.append(f"hook      {name}: {h['kind']} rows, d_model {h['d_model']}, "
+                         f"{h['n_rows']} rows in {h['n_shards']} shards")
+        for k, v in m.get("info", {}).items():
+            lines.append(f"info      {k}: {v}")
+        return "\n".join(lines)
