@@ -1,0 +1,256 @@
+"""Attribute labels for the probes: where they come from (utterance attributes, a metadata table, the
+speaker id) and the checks that keep a probe from being trained on nonsense.
+
+Every problem is either an error that names the column, the counts per class and what was skipped, or
+a note (a sentence kept in probe.json / probe.md) when the data could be repaired: labels differing in
+case or whitespace are merged, classes with too few speakers are dropped, unlabelled utterances skipped.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+# Columns that mean the same thing in different corpora (LibriSpeech SPEAKERS.TXT says SEX).
+_ALIASES = {"gender": ("gender", "sex"), "sex": ("sex", "gender")}
+# Short spellings of the two values a gender column usually holds.
+_GENDER_WORDS = {"m": "male", "f": "female", "man": "male", "woman": "female"}
+SPEAKER = "speaker"
+
+
+@dataclass
+class AttributeLabels:
+    """One attribute resolved over a list of utterance records.
+
+    ``values[i]`` is the class (str) or number (float) of record i, or None where the record is skipped.
+    ``counts`` maps each kept class to ``{"utterances", "speakers"}``; ``dropped`` the same for dropped
+    classes. ``notes`` are sentences saying what was repaired or skipped.
+    """
+
+    name: str
+    column: str
+    kind: str  # "categorical" | "continuous"
+    values: list
+    classes: list[str] = field(default_factory=list)
+    counts: dict = field(default_factory=dict)
+    dropped: dict = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def mask(self) -> np.ndarray:
+        return np.array([v is not None for v in self.values])
+
+    def targets(self) -> np.ndarray:
+        """Labels of the kept records: class strings, or floats for a continuous attribute."""
+        kept = [v for v in self.values if v is not None]
+        return np.array(kept, dtype=np.float64 if self.kind == "continuous" else object)
+
+
+@dataclass
+class MetadataTable:
+    path: str
+    key: str
+    columns: list[str]
+    rows: dict[str, dict[str, str]]
+
+
+def read_metadata(path: str | Path) -> MetadataTable:
+    """Read a CSV/TSV (or LibriSpeech ``SPEAKERS.TXT``, ``|``-separated with ``;`` comments) whose first
+    column is an utterance or speaker id. The header may be the last comment line, as in SPEAKERS.TXT."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"metadata table {path} does not exist; give a CSV/TSV file whose first column is an utterance or speaker id")
+    lines = path.read_text(encoding="utf-8-sig").splitlines()
+    comments, data = [], []
+    for line in lines:
+        if not line.strip():
+            continue
+        (comments if line.lstrip().startswith((";", "#")) and not data else data).append(line)
+    if not data:
+        raise ValueError(f"metadata table {path} has no rows")
+    delim = "\t" if "\t" in data[0] else "|" if "|" in data[0] else ","
+    rows = [[c.strip() for c in r] for r in csv.reader(data, delimiter=delim)]
+    header_from_comment = comments and delim in comments[-1]
+    if header_from_comment:
+        header = [c.strip() for c in comments[-1].lstrip(";#").split(delim)]
+    else:
+        header, rows = rows[0], rows[1:]
+    header = [h or f"column{i}" for i, h in enumerate(header)]
+    table: dict[str, dict[str, str]] = {}
+    for r in rows:
+        if not r or not r[0]:
+            continue
+        # SPEAKERS.TXT lets the last column (the reader's name) contain the delimiter: keep it whole.
+        r = r[: len(header) - 1] + [delim.join(r[len(header) - 1 :])] if len(r) > len(header) else r
+        table[r[0]] = {h: (r[i] if i < len(r) else "") for i, h in enumerate(header[1:], start=1)}
+    return MetadataTable(path=str(path), key=header[0], columns=header[1:], rows=table)
+
+
+def attach_metadata(records: list[dict], table: MetadataTable) -> list[str]:
+    """Copy the table's columns into each record's ``attributes``, matching the table's ids against
+    utterance ids first and speaker ids second. Returns notes; raises when no id matches at all."""
+    ids = {r["id"] for r in records}
+    speakers = {str(r.get("speaker")) for r in records if r.get("speaker") is not None}
+    keys = set(table.rows)
+    by = "id" if keys & ids else "speaker" if keys & speakers else None
+    if by is None:
+        raise ValueError(
+            f"metadata table {table.path}: none of its {len(keys)} ids ({_examples(keys)}) matches an "
+            f"utterance id ({_examples(ids)}) or a speaker id ({_examples(speakers) or 'none known'}) of the "
+            f"corpus; its first column ({table.key!r}) must hold one of those"
+        )
+    notes, unmatched = [], 0
+    for r in records:
+        row = table.rows.get(str(r.get(by)))
+        if row is None:
+            unmatched += 1
+            continue
+        r["attributes"] = {**(r.get("attributes") or {}), **row}
+    used = {str(r.get(by)) for r in records} & keys
+    if unmatched:
+        notes.append(f"metadata table {table.path}: {unmatched} of {len(records)} utterances have no row (matched by {by}); their metadata columns are missing")
+    if len(keys - used):
+        notes.append(f"metadata table {table.path}: {len(keys - used)} of its {len(keys)} ids match no {by} of the corpus ({_examples(keys - used)}); ignored")
+    return notes
+
+
+def resolve(records: list[dict], attribute: str, *, min_speakers: int = 3, categorical: bool | None = None) -> AttributeLabels:
+    """Resolve ``attribute`` over ``records`` (dicts with ``id``, ``speaker``, ``attributes``).
+
+    ``categorical=None`` decides from the values: numbers with at least 3 distinct values are
+    continuous (regression), anything else is a class label. ``min_speakers`` is the fewest distinct
+    speakers a class needs to be kept (held-out-speaker scores need speakers on both sides of a split).
+    """
+    column, raw = _column_values(records, attribute)
+    missing = [i for i, v in enumerate(raw) if _is_missing(v)]
+    notes = []
+    if missing:
+        notes.append(f"column {column!r}: {len(missing)} of {len(raw)} utterances have no value; skipped")
+    present = [v for v in raw if not _is_missing(v)]
+    numbers = _as_numbers(present)
+    if categorical is None:
+        categorical = numbers is None or len(set(numbers)) < 3
+    speakers = [str(r.get("speaker")) if r.get("speaker") is not None else r["id"] for r in records]
+    if not categorical:
+        return _continuous(attribute, column, raw, speakers, notes, min_speakers)
+    return _categorical(attribute, column, raw, speakers, notes, min_speakers)
+
+
+def _continuous(name, column, raw, speakers, notes, min_speakers) -> AttributeLabels:
+    values = [None if _is_missing(v) else float(v) for v in raw]
+    if any(v is not None and not math.isfinite(v) for v in values):
+        raise ValueError(f"column {column!r} has non-finite numbers; give finite values or leave the cell empty")
+    kept = [v for v in values if v is not None]
+    spk = {s for s, v in zip(speakers, values) if v is not None}
+    if len(set(kept)) < 2:
+        raise ValueError(f"column {column!r} is constant ({_fmt(kept[0]) if kept else 'no values'} for all {len(kept)} labelled utterances); a probe needs values that vary")
+    if name != SPEAKER and len(spk) < min_speakers:
+        raise ValueError(f"column {column!r} is labelled for only {len(spk)} speakers; held-out-speaker regression needs at least {min_speakers}")
+    counts = {"utterances": len(kept), "speakers": len(spk), "min": min(kept), "max": max(kept)}
+    return AttributeLabels(name, column, "continuous", values, counts=counts, notes=notes)
+
+
+def _categorical(name, column, raw, speakers, notes, min_speakers) -> AttributeLabels:
+    values, spellings = [], {}
+    for v in raw:
+        if _is_missing(v):
+            values.append(None)
+            continue
+        label = _normalise(v, gender=name.lower() in _ALIASES)
+        spellings.setdefault(label, set()).add(str(v))
+        values.append(label)
+    for label, forms in sorted(spellings.items()):
+        if len(forms) > 1:
+            notes.append(f"column {column!r}: {len(forms)} spellings merged into {label!r} ({', '.join(repr(f) for f in sorted(forms))})")
+    counts = _class_counts(values, speakers)
+    if len(counts) < 2:
+        only = next(iter(counts), None)
+        raise ValueError(
+            f"column {column!r} is constant: all {sum(c['utterances'] for c in counts.values())} labelled "
+            f"utterances are {only!r}; a probe needs at least two classes"
+        )
+    # The speaker attribute is probed across utterances of the same speakers, so the rule is per utterance.
+    unit, need = ("utterances", 2) if name == SPEAKER else ("speakers", min_speakers)
+    dropped = {c: n for c, n in counts.items() if n[unit] < need}
+    for c, n in dropped.items():
+        notes.append(f"column {column!r}: class {c!r} dropped: {n['speakers']} speakers, {n['utterances']} utterances (fewer than {need} {unit})")
+    kept = {c: n for c, n in counts.items() if c not in dropped}
+    if len(kept) < 2:
+        raise ValueError(
+            f"column {column!r}: fewer than two classes have at least {need} {unit} "
+            f"(counts per class: {_fmt_counts(counts)}); a probe on one class would be meaningless"
+        )
+    values = [v if v in kept else None for v in values]
+    return AttributeLabels(name, column, "categorical", values, classes=sorted(kept), counts=kept, dropped=dropped, notes=notes)
+
+
+def _column_values(records: list[dict], attribute: str) -> tuple[str, list]:
+    if attribute == SPEAKER:
+        if all(r.get("speaker") is None for r in records):
+            raise ValueError("attribute 'speaker' needs speaker ids, and no utterance of this corpus has one")
+        return SPEAKER, [r.get("speaker") for r in records]
+    available: dict[str, str] = {}
+    for r in records:
+        for k in r.get("attributes") or {}:
+            available.setdefault(k.strip().lower(), k)
+    for wanted in _ALIASES.get(attribute.lower(), (attribute.lower(),)):
+        if wanted in available:
+            col = available[wanted]
+            return col, [(r.get("attributes") or {}).get(col) for r in records]
+    names = sorted(available.values()) + [SPEAKER]
+    raise ValueError(
+        f"attribute {attribute!r} is not a column of this corpus or its metadata; available: "
+        f"{', '.join(names)} (add a metadata table with --metadata to bring more)"
+    )
+
+
+def _class_counts(values: list, speakers: list[str]) -> dict:
+    counts: dict[str, dict] = {}
+    for v, s in zip(values, speakers):
+        if v is None:
+            continue
+        c = counts.setdefault(v, {"utterances": 0, "speakers": set()})
+        c["utterances"] += 1
+        c["speakers"].add(s)
+    return {c: {"utterances": n["utterances"], "speakers": len(n["speakers"])} for c, n in sorted(counts.items())}
+
+
+def _normalise(v, *, gender: bool) -> str:
+    label = re.sub(r"\s+", " ", str(v)).strip().lower()
+    return _GENDER_WORDS.get(label, label) if gender else label
+
+
+def _is_missing(v) -> bool:
+    if v is None:
+        return True
+    if isinstance(v, float) and math.isnan(v):
+        return True
+    return isinstance(v, str) and v.strip().lower() in ("", "nan", "none", "na", "n/a")
+
+
+def _as_numbers(values: list) -> list[float] | None:
+    if not values or any(isinstance(v, bool) for v in values):
+        return None
+    try:
+        return [float(v) for v in values]
+    except (TypeError, ValueError):
+        return None
+
+
+def _examples(items, n: int = 3) -> str:
+    items = sorted(map(str, items))
+    more = f", … {len(items)} in all" if len(items) > n else ""
+    return ", ".join(repr(i) for i in items[:n]) + more
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
+
+
+def _fmt_counts(counts: dict) -> str:
+    return "; ".join(f"{c!r}: {n['utterances']} utterances / {n['speakers']} speakers" for c, n in counts.items())
