@@ -1,0 +1,273 @@
+"""The spliced evaluation: Whisper transcribing and scoring references with an SAE in its residual stream.
+
+Two passes over the held-out utterances. The first runs clean Whisper with teacher forcing, captures the
+hook's activations over real positions and measures the reconstruction (and the mean activation that
+mean ablation writes). The second runs every condition of ``splice.CONDITIONS`` on each batch: greedy
+transcription under ``patch`` (so decoder hooks are replaced at every generated step) and the
+teacher-forced cross-entropy of the reference tokens.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from whisper_sae.audio import load_corpus
+from whisper_sae.evaluate.metrics import ReconstructionAccumulator, word_errors
+from whisper_sae.evaluate.result import EvalResult, summarise
+from whisper_sae.evaluate.splice import CONDITIONS, condition_transform, frame_mask, splice_fn
+from whisper_sae.sae import SparseAutoencoder
+from whisper_sae.whisper import HookPoint, LoadedWhisper, capture, frames_for_duration, load_whisper, patch
+
+log = logging.getLogger(__name__)
+
+WINDOW_SECONDS = 30.0
+
+
+@dataclass
+class _Item:
+    """One evaluated utterance: its audio, its reference and its reference tokens."""
+
+    id: str
+    audio: np.ndarray
+    text: str
+    duration: float
+
+
+@dataclass
+class _Batch:
+    items: list[_Item]
+    features: Tensor  # [B, n_mels, 3000]
+    ids: Tensor  # [B, L] prompt + reference tokens + end token, right-padded
+    lengths: list[int]  # unpadded length of each row of ids
+    n_prompt: int
+    real_frames: list[int]  # encoder frames holding real audio, per item
+
+    def hook_mask(self, hook: HookPoint, n_frames: int) -> Tensor:
+        """[B, T] real positions at the hook: audio frames for the encoder, unpadded tokens for the decoder."""
+        if hook.side == "encoder":
+            return frame_mask(self.real_frames, n_frames)
+        return frame_mask(self.lengths, self.ids.shape[1])
+
+
+def evaluate(
+    sae,
+    corpus,
+    *,
+    model=None,
+    max_utterances: int | None = None,
+    batch_size: int = 8,
+    out: str | Path | None = None,
+    device: str | torch.device = "cpu",
+    dense_threshold: float = 0.1,
+    progress: bool = True,
+) -> EvalResult:
+    """Evaluate an SAE (a folder or a ``SparseAutoencoder``) on a corpus (a spec or a ``Corpus``).
+
+    The hook and, unless ``model`` (a spec or a ``LoadedWhisper``) is given, the Whisper model come from
+    the SAE's config. Results are written to ``out`` (default: the SAE's folder; nothing is written for
+    an in-memory SAE without ``out``): ``eval.json``, ``eval.md``, ``eval_utterances.jsonl`` and
+    ``feature_density.png``. Utterances without a reference transcript or longer than 30 s are skipped
+    and listed in the result.
+    """
+    sae, sae_dir = _load_sae(sae, device)
+    lw = _load_model(model, sae, device)
+    hook = _hook_for(sae, lw)
+    items, skipped = _collect(corpus, max_utterances)
+    if not items:
+        raise ValueError(
+            f"corpus {getattr(corpus, 'spec', corpus)!s} gave no utterance with a reference transcript of at "
+            f"most {WINDOW_SECONDS:.0f} s; the evaluation needs transcribed speech"
+        )
+    window_mode = _window_mode(sae)
+    batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+    with torch.inference_mode():
+        acc, mean, clean = _reference_pass(lw, sae, hook, batches, dense_threshold, progress)
+        rows, check = _condition_pass(lw, sae, hook, batches, mean, clean, progress)
+    result = summarise(
+        rows=rows,
+        reconstruction=acc.result(),
+        check=check,
+        meta={
+            "sae": str(sae_dir) if sae_dir else None,
+            "model": lw.name,
+            "model_spec": lw.spec,
+            "hook": hook.name,
+            "architecture": sae.cfg.architecture,
+            "d_sae": sae.cfg.d_sae,
+            "k": sae.cfg.k,
+            "corpus": str(getattr(corpus, "spec", corpus)),
+            "window_mode": window_mode,
+        },
+        skipped=skipped,
+    )
+    out = Path(out) if out is not None else sae_dir
+    if out is not None:
+        result.write(out, acc.firing_frequency)
+    return result
+
+
+# ------------------------------------------------------------------------------------ set-up
+
+
+def _load_sae(sae, device) -> tuple[SparseAutoencoder, Path | None]:
+    if isinstance(sae, (str, Path)):
+        path = Path(sae)
+        if not path.is_dir():
+            raise FileNotFoundError(f"SAE folder {path} does not exist; give a folder holding cfg.json and "
+                                    "sae_weights.safetensors")
+        return SparseAutoencoder.from_pretrained(path, device=device).eval(), path
+    if not hasattr(sae, "encode") or not hasattr(sae, "cfg"):
+        raise TypeError(f"sae must be an SAE folder or a SparseAutoencoder, got {type(sae).__name__}")
+    return sae.to(device).eval(), None
+
+
+def _load_model(model, sae, device) -> LoadedWhisper:
+    if isinstance(model, LoadedWhisper):
+        return model
+    spec = model or getattr(sae.cfg, "model_spec", None) or sae.cfg.model_name
+    if spec is None:
+        raise ValueError("the SAE's config names no Whisper model (model_name is empty); pass model=, e.g. 'tiny.en'")
+    return load_whisper(spec, device=device)
+
+
+def _hook_for(sae, lw: LoadedWhisper) -> HookPoint:
+    if not sae.cfg.hook_name:
+        raise ValueError("the SAE's config names no hook point (hook_name is empty); it cannot be spliced in")
+    hook = HookPoint.parse(sae.cfg.hook_name, lw.config)
+    # Every named hook point carries the residual stream, d_model wide.
+    if hasattr(sae, "check_compatible"):
+        sae.check_compatible(lw.d_model, hook.name, lw.name)
+    elif sae.cfg.d_in != lw.d_model:
+        raise ValueError(f"the SAE reads d_in={sae.cfg.d_in} but {hook.name} of {lw.name} is {lw.d_model} wide")
+    return hook
+
+
+def _window_mode(sae) -> str:
+    mode = getattr(sae.cfg, "window_mode", None) or "padded"
+    if mode != "padded":
+        # Packed windows hold several utterances, which would need one reference per window; the
+        # per-utterance evaluation here always pads, and says so.
+        log.warning("the SAE was trained on %r windows; evaluating with padded 30-s windows", mode)
+    return "padded"
+
+
+def _collect(corpus, max_utterances: int | None) -> tuple[list[_Item], list[dict]]:
+    if isinstance(corpus, (str, Path)):
+        corpus = load_corpus(str(corpus), max_utterances=max_utterances)
+    items: list[_Item] = []
+    skipped: list[dict] = []
+    for utt in corpus:
+        if max_utterances is not None and len(items) >= max_utterances:
+            break
+        if not (utt.text or "").strip():
+            skipped.append({"id": utt.id, "reason": "no reference transcript"})
+        elif utt.duration > WINDOW_SECONDS:
+            skipped.append({"id": utt.id, "reason": f"{utt.duration:.1f} s is longer than one 30-s window"})
+        else:
+            items.append(_Item(utt.id, utt.audio, utt.text, utt.duration))
+    skipped += [{"id": s.get("id"), "reason": s.get("reason")} for s in getattr(corpus, "skipped", [])]
+    return items, skipped
+
+
+def _prepare(lw: LoadedWhisper, items: list[_Item]) -> _Batch:
+    prompt = list(lw.prompt_ids)
+    seqs = [prompt + lw.text_tokens(it.text) + [lw.eot_id] for it in items]
+    lengths = [len(s) for s in seqs]
+    ids = torch.full((len(seqs), max(lengths)), lw.eot_id, dtype=torch.long)
+    for row, seq in enumerate(seqs):
+        ids[row, : len(seq)] = torch.tensor(seq)
+    features = lw.log_mel([it.audio for it in items])
+    frames = [int(frames_for_duration(it.duration)) for it in items]
+    return _Batch(items, features, ids.to(lw.device), lengths, len(prompt), frames)
+
+
+# ------------------------------------------------------------------------------------ running
+
+
+def _logits(lw: LoadedWhisper, batch: _Batch) -> Tensor:
+    model = lw.model
+    out = model(input_features=batch.features.to(model.dtype), decoder_input_ids=batch.ids, use_cache=False)
+    return out.logits.float()
+
+
+def _token_nll(logits: Tensor, batch: _Batch) -> list[tuple[float, int]]:
+    """Per item: summed negative log-likelihood of its reference tokens and end token, and their count."""
+    result = []
+    for row, length in enumerate(batch.lengths):
+        # position p predicts token p + 1; the first predicted token follows the prompt
+        pred = logits[row, batch.n_prompt - 1 : length - 1]
+        target = batch.ids[row, batch.n_prompt : length]
+        nll = torch.nn.functional.cross_entropy(pred, target, reduction="sum")
+        result.append((float(nll), int(target.numel())))
+    return result
+
+
+def _reference_pass(lw, sae, hook, batches, dense_threshold, progress):
+    """Clean teacher-forced runs: reconstruction metrics, the mean activation, clean CE and transcripts."""
+    acc = ReconstructionAccumulator(sae.cfg.d_sae, dense_threshold=dense_threshold)
+    total = torch.zeros(lw.d_model, dtype=torch.float64)
+    clean: list[dict] = []
+    for items in tqdm(batches, desc=f"reconstruct {hook.name}", unit="batch", disable=not progress):
+        batch = _prepare(lw, items)
+        with capture(lw.model, [hook.name]) as acts:
+            logits = _logits(lw, batch)
+        hidden = acts[hook.name]
+        x = hidden[batch.hook_mask(hook, hidden.shape[1]).to(hidden.device)].float()
+        codes = sae.encode(x)
+        acc.update(x.cpu(), sae.decode(codes).cpu(), codes.cpu())
+        total += x.double().sum(0).cpu()
+        texts = lw.transcribe([it.audio for it in items], batch_size=len(items))
+        for nll, text in zip(_token_nll(logits, batch), texts):
+            clean.append({"nll": nll[0], "n_tokens": nll[1], "text": text})
+    return acc, (total / acc.n).float(), clean
+
+
+def _condition_pass(lw, sae, hook, batches, mean, clean, progress):
+    """Every other condition per batch; returns per-utterance rows and the error-term check."""
+    rows: list[dict] = []
+    max_logit_diff = 0.0
+    start = 0
+    for items in tqdm(batches, desc="spliced conditions", unit="batch", disable=not progress):
+        batch = _prepare(lw, items)
+        clean_logits = _logits(lw, batch)
+        results = {"clean": clean[start : start + len(items)]}
+        start += len(items)
+        for condition in CONDITIONS[1:]:
+            transform = condition_transform(condition, sae, mean)
+            mask = batch.hook_mask(hook, lw.config.max_source_positions) if hook.side == "encoder" else None
+            with patch(lw.model, hook.name, splice_fn(transform, mask)):
+                logits = _logits(lw, batch)
+                texts = lw.transcribe([it.audio for it in items], batch_size=len(items))
+            if condition == "spliced_error":
+                for row, length in enumerate(batch.lengths):
+                    diff = (logits[row, :length] - clean_logits[row, :length]).abs().max()
+                    max_logit_diff = max(max_logit_diff, float(diff))
+            nlls = _token_nll(logits, batch)
+            results[condition] = [{"nll": n, "n_tokens": c, "text": t} for (n, c), t in zip(nlls, texts)]
+        rows += [_utterance_row(it, i, results) for i, it in enumerate(items)]
+    return rows, {"max_abs_logit_diff": max_logit_diff}
+
+
+def _utterance_row(item: _Item, i: int, results: dict[str, list[dict]]) -> dict:
+    row = {"id": item.id, "duration": round(item.duration, 3), "reference": item.text}
+    for condition, per_item in results.items():
+        r = per_item[i]
+        errors = word_errors(item.text, r["text"])
+        row[condition] = {
+            "text": r["text"],
+            "errors": errors.errors,
+            "ref_words": errors.ref_words,
+            "wer": errors.wer if math.isfinite(errors.wer) else None,
+            "nll": r["nll"],
+            "n_tokens": r["n_tokens"],
+            "ce": r["nll"] / max(r["n_tokens"], 1),
+        }
+    return row
