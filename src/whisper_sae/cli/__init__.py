@@ -12,6 +12,7 @@ import sys
 
 # Modules of this package, one per subcommand (or group of subcommands).
 SUBCOMMANDS = [
+    "corpus",
     "evaluate",
 ]
 
