@@ -1,0 +1,26 @@
+"""What each feature hears: per-feature statistics and top clips, phone/word labels from alignments,
+interventions on transcripts, and a static HTML dashboard.
+
+Imports are lazy so that ``whisper_sae.analysis.stats`` (plain numpy) loads without Whisper.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "analyze": "pipeline", "load_sae": "pipeline",
+    "AnalysisResult": "result", "load_analysis": "result",
+    "FeatureStats": "stats", "AlignmentLabeler": "labels", "f1_summary": "labels",
+    "intervene": "intervene", "Intervention": "intervene",
+    "word_timestamps": "word_times",
+    "build_dashboard": "dashboard",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name not in _EXPORTS:
+        raise AttributeError(f"module 'whisper_sae.analysis' has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)

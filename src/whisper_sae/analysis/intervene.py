@@ -1,0 +1,103 @@
+"""Interventions: transcribe with one SAE feature removed or set, everything else unchanged.
+
+At the SAE's hook, x' = x + decode(codes') - decode(codes): the SAE's error term (x - x_hat) is kept,
+so only the chosen feature's contribution changes, and only on the chosen frames.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import numpy as np
+import torch
+
+from whisper_sae.audio import SAMPLE_RATE
+from whisper_sae.whisper import HookPoint, frames_for_duration, patch
+
+from .codes import FRAME_SECONDS
+
+MODES = ("ablate", "clamp")
+
+
+class Intervention(NamedTuple):
+    """One clip's transcripts without and with the intervention."""
+
+    before: str
+    """Whisper's transcript, untouched."""
+    after: str
+    """The transcript with the feature ablated or clamped."""
+
+
+def parse_frames(spec: str | None) -> tuple[float, float] | None:
+    """``"t0:t1"`` in seconds (either side may be empty) to (t0, t1); None stays None."""
+    if spec is None or spec == "":
+        return None
+    try:
+        lo, hi = spec.split(":")
+        return (float(lo) if lo else 0.0, float(hi) if hi else float("inf"))
+    except ValueError:
+        raise ValueError(f"frames {spec!r} must be 't0:t1' in seconds, e.g. '0.5:1.2' or '1.0:'") from None
+
+
+def edit_fn(sae, feature: int, mode: str, value: float | None, frame_mask: torch.Tensor | None):
+    """The [B, T, d] -> [B, T, d] function that swaps one feature's contribution at masked positions."""
+    if mode not in MODES:
+        raise ValueError(f"mode {mode!r} is not known; valid modes are {', '.join(MODES)}")
+    if mode == "clamp" and value is None:
+        raise ValueError("mode 'clamp' needs a value to set the feature to (e.g. value=10.0)")
+    if not 0 <= feature < sae.cfg.d_sae:
+        raise ValueError(f"feature {feature} is out of range; this SAE has features 0..{sae.cfg.d_sae - 1}")
+
+    @torch.no_grad()
+    def fn(acts: torch.Tensor) -> torch.Tensor:
+        x = acts.float()
+        codes = sae.encode(x)
+        edited = codes.clone()
+        new = torch.zeros(()) if mode == "ablate" else torch.tensor(float(value))
+        if frame_mask is None:
+            edited[..., feature] = new
+        else:
+            mask = frame_mask[:, : x.shape[1]].to(x.device)
+            edited[..., feature] = torch.where(mask, new.to(x.dtype), codes[..., feature])
+        return (x + sae.decode(edited) - sae.decode(codes)).to(acts.dtype)
+
+    return fn
+
+
+def _frame_mask(lengths: list[int], frames: tuple[float, float] | None, n_positions: int) -> torch.Tensor:
+    """[B, n_positions] True on real-audio frames inside ``frames`` (seconds; all real frames if None)."""
+    mask = torch.zeros(len(lengths), n_positions, dtype=torch.bool)
+    centres = (torch.arange(n_positions) + 0.5) * FRAME_SECONDS
+    for b, n in enumerate(lengths):
+        inside = torch.arange(n_positions) < n
+        if frames is not None:
+            inside &= (centres >= frames[0]) & (centres < frames[1])
+        mask[b] = inside
+    return mask
+
+
+def intervene(sae, lw, audios: list[np.ndarray], feature: int, mode: str = "ablate", value: float | None = None,
+              frames: tuple[float, float] | str | None = None, *, hook: str | None = None,
+              batch_size: int = 8) -> list[Intervention]:
+    """Transcribe each clip (<= 30 s) before and after ablating or clamping ``feature``.
+
+    ``frames`` (encoder hooks only) limits the edit to frames whose centre lies in [t0, t1) seconds;
+    by default every frame of real audio is edited (padding frames never are). For decoder hooks the
+    edit applies at every generated position.
+    """
+    hook = hook or sae.cfg.hook_name
+    point = HookPoint.parse(hook, lw.config)
+    frames = parse_frames(frames) if isinstance(frames, str) else frames
+    if point.side == "decoder" and frames is not None:
+        raise ValueError("frames selects encoder frames; for a decoder hook leave frames=None")
+    before = lw.transcribe(list(audios), batch_size=batch_size)
+    after: list[str] = []
+    for start in range(0, len(audios), batch_size):
+        chunk = list(audios[start:start + batch_size])
+        mask = None
+        if point.side == "encoder":
+            lengths = [frames_for_duration(len(a) / SAMPLE_RATE) for a in chunk]
+            mask = _frame_mask(lengths, frames, lw.config.max_source_positions)
+        with patch(lw.model, point, edit_fn(sae, feature, mode, value, mask)):
+            after.extend(lw.transcribe(chunk, batch_size=len(chunk)))
+    return [Intervention(b, a) for b, a in zip(before, after)]
