@@ -15,7 +15,7 @@ __all__ = ["ActivationStore", "StoreWriter", "FORMAT", "extract", "plan_windows"
 def __getattr__(name):
     # Extraction pulls in transformers; reading a store should not have to.
     if name == "extract":
-        from .extract import extract
+        from .extraction import extract
 
         return extract
     if name == "plan_windows":

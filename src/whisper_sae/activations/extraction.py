@@ -1,0 +1,228 @@
+"""``extract``: run Whisper over a corpus and write the activations at named hook points to a store.
+
+Encoder hooks give one row per 20-ms frame of real audio (frames of the 30-s padding are computed,
+since every frame attends to the whole window, but never stored). Decoder hooks give one row per
+token of the teacher-forced sequence: the prompt, the transcript's tokens, then the end token; the
+token id is kept. A run resumes where a killed one stopped (see ``writer.py``).
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from whisper_sae.audio import SAMPLE_RATE, Utterance, load_corpus
+from whisper_sae.whisper import HookPoint, frames_for_duration, load_whisper, run_encoder
+from whisper_sae.whisper import run_decoder_teacher_forced
+
+from .decoder_text import window_token_ids
+from .store import ActivationStore
+from .windows import FRAME_SAMPLES, WINDOW_SAMPLES, Window, plan_windows
+from .writer import DEFAULT_SHARD_ROWS, StoreWriter
+
+AUTOCAST = {None: None, "none": None, "fp32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
+            "fp16": torch.float16, "float16": torch.float16}
+# Measured (benchmarks/extract.py, tiny.en, LibriSpeech test-clean): bf16 autocast keeps mean cosine
+# ~1.000 to fp32 but single frames drop well below 0.999, so the faithful default is no autocast.
+DEFAULT_AUTOCAST = None
+
+
+@dataclass
+class Options:
+    mode: str
+    batch_size: int
+    autocast: torch.dtype | None
+    decoder_text: str
+
+
+def _frames_for_samples(n: int) -> int:
+    return frames_for_duration(n / SAMPLE_RATE)
+
+
+def _bad_reason(u: Utterance) -> str | None:
+    """Why an utterance cannot be extracted, or None. Corpus readers catch most of these first."""
+    if u.sample_rate != SAMPLE_RATE:
+        return f"sample rate {u.sample_rate} Hz; extraction needs {SAMPLE_RATE} Hz (load it with load_corpus)"
+    audio = np.asarray(u.audio)
+    if audio.ndim != 1 or len(audio) == 0:
+        return f"audio of shape {audio.shape}; extraction needs non-empty mono audio"
+    if not np.isfinite(audio).all():
+        return "audio holds NaN or infinite samples"
+    return None
+
+
+def _record(u: Utterance, n_windows: int, decoder_text: str | None) -> dict:
+    rec = {"id": u.id, "duration": round(u.duration, 4), "text": u.text, "speaker": u.speaker, "path": u.path,
+           "attributes": u.attributes or {}, "n_windows": n_windows}
+    if decoder_text:
+        rec["decoder_text"] = decoder_text  # "reference", "alignment" (reference cut by time) or "model"
+    if u.alignment:
+        rec["alignment"] = u.alignment
+    return rec
+
+
+def _groups(utts: Iterable[Utterance], opts: Options) -> Iterator[list[Utterance]]:
+    """Runs of utterances that fill about ``batch_size`` windows (at least 4 windows' worth when packing)."""
+    target = WINDOW_SAMPLES * (max(opts.batch_size, 4) if opts.mode == "packed" else opts.batch_size)
+    group, samples = [], 0
+    for u in utts:
+        group.append(u)
+        samples += math.ceil(len(u.audio) / WINDOW_SAMPLES) * WINDOW_SAMPLES if opts.mode == "padded" else len(u.audio)
+        if samples >= target:
+            yield group
+            group, samples = [], 0
+    if group:
+        yield group
+
+
+def _encode_group(lw, utts: list[Utterance], points: list[HookPoint], opts: Options):
+    """Rows {hook: [(acts, pos, time, token)]} for each utterance of a group, plus its window count."""
+    audios = [np.asarray(u.audio, dtype=np.float32) for u in utts]
+    windows = plan_windows([len(a) for a in audios], opts.mode, frames_for=_frames_for_samples)
+    enc = [p.name for p in points if p.side == "encoder"]
+    dec = [p.name for p in points if p.side == "decoder"]
+    run = enc + (["encoder.out"] if dec and "encoder.out" not in enc else [])
+    tokens, sources = (window_token_ids(lw, utts, windows, audios, opts.decoder_text, opts.batch_size) if dec
+                       else (None, [None] * len(utts)))
+    rows: list[dict[str, list]] = [{h: [] for h in enc + dec} for _ in utts]
+    n_windows = [0] * len(utts)
+    token_pos = [0] * len(utts)
+    for b in range(0, len(windows), opts.batch_size):
+        batch: list[Window] = windows[b:b + opts.batch_size]
+        features = lw.log_mel([w.audio(audios) for w in batch])
+        acts = run_encoder(lw, features, run, stop_after_deepest=not dec, autocast_dtype=opts.autocast)
+        for j, w in enumerate(batch):
+            for seg in w.segments:
+                n_windows[seg.utt] += 1
+                pos = torch.arange(seg.n_frames, dtype=torch.int32) + seg.pos_offset
+                for h in enc:
+                    a = acts[h][j, seg.first_frame:seg.first_frame + seg.n_frames]
+                    rows[seg.utt][h].append((a, pos, pos.float() * (FRAME_SAMPLES / SAMPLE_RATE), None))
+        if dec:
+            ids = [tokens[b + j] for j in range(len(batch))]
+            autocast = (torch.autocast(lw.device.type, dtype=opts.autocast) if opts.autocast is not None
+                        else torch.autocast(lw.device.type, enabled=False))
+            with autocast:
+                out = run_decoder_teacher_forced(lw, acts["encoder.out"], ids, dec)
+            for j, w in enumerate(batch):
+                u = w.segments[0].utt  # decoder hooks run in padded mode: one segment per window
+                n = len(ids[j])
+                pos = torch.arange(n, dtype=torch.int32) + token_pos[u]
+                token_pos[u] += n
+                for h in dec:
+                    rows[u][h].append((out[h][j, :n].float(), pos, None, torch.tensor(ids[j], dtype=torch.int32)))
+    return rows, n_windows, sources
+
+
+def _open_model(model, device):
+    if hasattr(model, "log_mel") and hasattr(model, "model"):
+        return model
+    return load_whisper(model, device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
+
+
+def _open_corpus(corpus):
+    if isinstance(corpus, (str, Path)):
+        c = load_corpus(str(corpus))
+        return c, c.spec
+    return corpus, getattr(corpus, "spec", "<in-memory utterances>")
+
+
+def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded", batch_size: int | None = None,
+            dtype: str = "float16", autocast: str | None = DEFAULT_AUTOCAST, shard_rows: int = DEFAULT_SHARD_ROWS,
+            max_utterances: int | None = None, decoder_text: str = "reference", device=None,
+            progress: bool = True, on_utterance: Callable[[int], None] | None = None) -> ActivationStore:
+    """Extract activations at ``hooks`` for every utterance of ``corpus`` into the store ``out``; resumes.
+
+    ``model``: a ``LoadedWhisper`` or a ``load_whisper`` spec. ``corpus``: a ``load_corpus`` spec, a
+    ``Corpus`` or any iterable of ``Utterance``. ``mode``: ``"padded"`` or ``"packed"`` (see
+    ``windows.py``; decoder hooks need ``"padded"``). ``autocast``: None (fp32) or ``"bf16"``/``"fp16"``.
+    ``decoder_text``: teacher-force the ``"reference"`` transcript (the model's own greedy transcript
+    where there is none) or always the ``"model"``'s own. ``max_utterances`` counts utterances done
+    in earlier runs too. ``on_utterance(n)`` is called after each utterance is handed to the writer.
+    """
+    lw = _open_model(model, device)
+    names = [hooks] if isinstance(hooks, str) else list(dict.fromkeys(hooks))
+    if not names:
+        raise ValueError("no hooks given; name at least one, e.g. encoder.out or decoder.blocks.1")
+    points = [HookPoint.parse(h, lw.config) for h in names]
+    if autocast not in AUTOCAST:
+        raise ValueError(f"autocast {autocast!r} is not known; use one of none, bf16, fp16")
+    if decoder_text not in ("reference", "model"):
+        raise ValueError(f"decoder_text {decoder_text!r} is not known; use 'reference' or 'model'")
+    if mode == "packed" and any(p.side == "decoder" for p in points):
+        raise ValueError("mode 'packed' shares one window among several utterances, so a decoder hook has no "
+                         "single transcript to teacher-force; use mode 'padded' for decoder hooks")
+    if batch_size is None:
+        batch_size = 16 if lw.device.type == "cuda" else 1  # on 2 CPU cores batching did not pay (PEERS.md)
+    if batch_size < 1:
+        raise ValueError(f"batch_size must be a positive number of windows, got {batch_size}")
+    opts = Options(mode=mode, batch_size=batch_size, autocast=AUTOCAST[autocast], decoder_text=decoder_text)
+    corpus, spec = _open_corpus(corpus)
+    settings = {"mode": mode, "autocast": None if opts.autocast is None else str(opts.autocast).replace("torch.", ""),
+                "frames_per_second": SAMPLE_RATE // FRAME_SAMPLES}
+    if any(p.side == "decoder" for p in points):
+        settings.update(decoder_text=decoder_text, prompt_ids=list(lw.prompt_ids), eot_id=lw.eot_id)
+    model_info = {"name": lw.name, "spec": lw.spec, "d_model": lw.d_model, "n_encoder_layers": lw.n_encoder_layers,
+                  "n_decoder_layers": lw.n_decoder_layers, "vocab_size": lw.config.vocab_size}
+    writer = StoreWriter(out, hooks={p.name: {"d_model": lw.d_model, "kind": p.kind} for p in points},
+                         model=model_info, corpus=spec, settings=settings, dtype=dtype, shard_rows=shard_rows)
+    _run(lw, corpus, points, opts, writer, max_utterances, progress, on_utterance)
+    return ActivationStore(out)
+
+
+def _todo(corpus, writer: StoreWriter, max_utterances: int | None, bar) -> Iterator[Utterance]:
+    """Utterances still to extract; bad ones are counted as skipped in the writer."""
+    done, seen = writer.done_ids, 0
+    for u in corpus:
+        if max_utterances is not None and seen >= max_utterances:
+            return
+        if u.id in done:
+            seen += 1
+            bar.update(1)
+            continue
+        reason = _bad_reason(u)
+        if reason:
+            writer.skip(u.id, reason, u.path)
+            bar.update(1)
+            continue
+        seen += 1
+        yield u
+
+
+def _run(lw, corpus, points, opts: Options, writer: StoreWriter, max_utterances, progress, on_utterance):
+    try:
+        total = len(corpus)
+    except TypeError:
+        total = None
+    if max_utterances is not None:
+        total = max_utterances if total is None else min(total, max_utterances)
+    start, seconds, n_new = time.perf_counter(), 0.0, 0
+    with tqdm(total=total, desc="extract", unit="utt", disable=not progress) as bar, writer:
+        for group in _groups(_todo(corpus, writer, max_utterances, bar), opts):
+            rows, n_windows, sources = _encode_group(lw, group, points, opts)
+            for u, per_hook, nw, src in zip(group, rows, n_windows, sources):
+                idx = writer.begin_utterance(_record(u, nw, src))
+                for hook, chunks in per_hook.items():
+                    for acts, pos, t, tok in chunks:
+                        writer.add(hook, idx, acts, pos, t, tok)
+                writer.end_utterance(idx)
+                n_new += 1
+                seconds += u.duration
+                bar.update(1)
+                if on_utterance is not None:
+                    on_utterance(n_new)
+            wall = time.perf_counter() - start
+            bar.set_postfix(audio_s_per_s=f"{seconds / max(wall, 1e-9):.1f}")
+        for s in getattr(corpus, "skipped", []):
+            writer.skip(s["id"], s["reason"], s.get("path"))
+        wall = time.perf_counter() - start
+        writer.set_info(last_run={"utterances": n_new, "audio_seconds": round(seconds, 2),
+                                  "wall_seconds": round(wall, 2), "batch_size": opts.batch_size,
+                                  "audio_seconds_per_second": round(seconds / max(wall, 1e-9), 2)})
