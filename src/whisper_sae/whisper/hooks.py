@@ -1,0 +1,233 @@
+"""Named hook points on a ``transformers`` Whisper: read (``capture``) or rewrite (``patch``) activations.
+
+Names: ``encoder.blocks.N`` (residual stream after block N, 0-based), ``encoder.out`` (after the
+encoder's final layer norm), ``decoder.blocks.N``, ``decoder.out``. They are derived from the
+config, so every Whisper size has them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import re
+from dataclasses import dataclass
+from typing import Callable, Iterable, Iterator, Literal
+
+import torch
+from torch import nn
+
+FRAMES_PER_SECOND = 50  # encoder positions: 10-ms mel hop, halved by conv2's stride 2
+_NAME = re.compile(r"^(encoder|decoder)\.(?:blocks\.(\d+)|(out))$")
+
+
+class UnknownHookError(ValueError):
+    """A hook name the model does not have; the message lists the valid ones."""
+
+
+def _config(obj):
+    """The WhisperConfig of a config, model or LoadedWhisper."""
+    return obj if hasattr(obj, "encoder_layers") else obj.config
+
+
+def _core(obj) -> nn.Module:
+    """The ``WhisperModel`` (with ``.encoder`` and ``.decoder``) inside a LoadedWhisper or a Whisper model."""
+    module = obj
+    for _ in range(3):
+        if hasattr(module, "encoder") and hasattr(module, "decoder"):
+            return module
+        module = getattr(module, "model", None)
+    raise TypeError(f"{type(obj).__name__} is not a Whisper model: expected a LoadedWhisper, "
+                    "WhisperForConditionalGeneration or WhisperModel.")
+
+
+def valid_hook_names(config) -> list[str]:
+    """Every hook name of a model with this config (or of this model / LoadedWhisper)."""
+    config = _config(config)
+    names = [f"encoder.blocks.{i}" for i in range(config.encoder_layers)] + ["encoder.out"]
+    return names + [f"decoder.blocks.{i}" for i in range(config.decoder_layers)] + ["decoder.out"]
+
+
+@dataclass(frozen=True)
+class HookPoint:
+    """One place in the model; ``layer`` is None for ``.out`` (after the final layer norm)."""
+
+    name: str
+    side: Literal["encoder", "decoder"]
+    layer: int | None
+
+    @classmethod
+    def parse(cls, name: str | HookPoint, config) -> HookPoint:
+        if isinstance(name, HookPoint):
+            name = name.name
+        config = _config(config)
+        match = _NAME.match(str(name))
+        n_layers = {"encoder": config.encoder_layers, "decoder": config.decoder_layers}
+        if match is None or (match.group(2) is not None and int(match.group(2)) >= n_layers[match.group(1)]):
+            raise UnknownHookError(
+                f"Unknown hook {name!r} for this model ({config.encoder_layers} encoder and "
+                f"{config.decoder_layers} decoder blocks); valid hooks: {', '.join(valid_hook_names(config))}."
+            )
+        side, layer, _ = match.groups()
+        return cls(name=str(name), side=side, layer=None if layer is None else int(layer))
+
+    @property
+    def kind(self) -> Literal["frame", "token"]:
+        """Encoder hooks give one row per 20-ms frame, decoder hooks one per token."""
+        return "frame" if self.side == "encoder" else "token"
+
+    def blocks_needed(self, config) -> int:
+        """How many blocks of its side must run before this point's activation exists."""
+        config = _config(config)
+        total = config.encoder_layers if self.side == "encoder" else config.decoder_layers
+        return total if self.layer is None else self.layer + 1
+
+    def module(self, model) -> nn.Module:
+        """The submodule whose output is this hook's activation."""
+        stack = getattr(_core(model), self.side)
+        return stack.layer_norm if self.layer is None else stack.layers[self.layer]
+
+
+def frames_for_duration(seconds: float, max_frames: int = 1500) -> int:
+    """Encoder positions covering ``seconds`` of real audio (the rest of the 30-s window is padding)."""
+    # round() first so that e.g. 2.0 s gives 100 frames despite floating-point error in seconds * 50.
+    return min(max_frames, math.ceil(round(seconds * FRAMES_PER_SECOND, 6)))
+
+
+def _parse_all(hooks: str | HookPoint | Iterable[str | HookPoint], config) -> list[HookPoint]:
+    if isinstance(hooks, (str, HookPoint)):
+        hooks = [hooks]
+    return [HookPoint.parse(h, config) for h in hooks]
+
+
+def _output_tensor(output) -> torch.Tensor:
+    # transformers 5 blocks return a tensor; older versions return a tuple whose first item is it.
+    return output[0] if isinstance(output, tuple) else output
+
+
+@contextlib.contextmanager
+def capture(model, hooks, *, detach: bool = True) -> Iterator[dict[str, torch.Tensor]]:
+    """Collect activations [B, T, d] at ``hooks`` during any forward pass inside the block.
+
+    Repeated calls of a hooked module (as in ``generate()`` with a KV cache, one position per step) are
+    concatenated along T, so the dict holds the whole sequence at the end.
+    """
+    points = _parse_all(hooks, _config(model))
+    store: dict[str, torch.Tensor] = {}
+
+    def make_hook(name: str):
+        def hook(module, args, output):
+            acts = _output_tensor(output)
+            acts = acts.detach() if detach else acts
+            store[name] = torch.cat([store[name], acts], dim=1) if name in store else acts
+        return hook
+
+    handles = [p.module(model).register_forward_hook(make_hook(p.name)) for p in points]
+    try:
+        yield store
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+@contextlib.contextmanager
+def patch(model, hook: str | HookPoint, fn: Callable[[torch.Tensor], torch.Tensor]) -> Iterator[None]:
+    """Replace the activation at ``hook`` by ``fn(acts)`` ([B, T, d] → [B, T, d]) in every forward pass.
+
+    With a KV cache (``generate()``), decoder hooks see T = 1 per step: ``fn`` must work position-wise.
+    """
+    point = HookPoint.parse(hook, _config(model))
+
+    def replace(module, args, output):
+        acts = _output_tensor(output)
+        new = fn(acts)
+        if not isinstance(new, torch.Tensor) or new.shape != acts.shape:
+            raise ValueError(f"The patch function for {point.name} must return a tensor of shape "
+                             f"{tuple(acts.shape)}, got {getattr(new, 'shape', type(new).__name__)}.")
+        new = new.to(acts.dtype)
+        return (new, *output[1:]) if isinstance(output, tuple) else new
+
+    handle = point.module(model).register_forward_hook(replace)
+    try:
+        yield
+    finally:
+        handle.remove()
+
+
+def _check_side(points: list[HookPoint], side: str, function: str) -> None:
+    wrong = [p.name for p in points if p.side != side]
+    if wrong:
+        raise ValueError(f"{function} computes {side} hooks only; got {wrong}. Use "
+                         f"{'run_decoder_teacher_forced' if side == 'encoder' else 'run_encoder'} for those.")
+
+
+def _encoder_blocks(encoder: nn.Module, features: torch.Tensor, n_blocks: int, wanted: dict[int, str]):
+    """WhisperEncoder.forward's computation, stopped after ``n_blocks`` blocks; yields (name, acts)."""
+    x = nn.functional.gelu(encoder.conv1(features))
+    x = nn.functional.gelu(encoder.conv2(x)).permute(0, 2, 1)
+    positions = torch.arange(encoder.embed_positions.num_embeddings, device=x.device)
+    x = x + encoder.embed_positions(positions)
+    for i in range(n_blocks):
+        x = _output_tensor(encoder.layers[i](x, None))
+        if i in wanted:
+            yield wanted[i], x
+    if -1 in wanted:
+        yield wanted[-1], encoder.layer_norm(x)
+
+
+def run_encoder(lw, features: torch.Tensor, hooks, *, stop_after_deepest: bool = True,
+                autocast_dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+    """Encoder activations {name: [B, 1500, d] float32} for log-mel ``features`` [B, n_mels, 3000].
+
+    With ``stop_after_deepest`` only the blocks up to the deepest requested hook run. ``patch`` contexts
+    around the call apply, since the same block modules are called.
+    """
+    config = _config(lw)
+    points = _parse_all(hooks, config)
+    _check_side(points, "encoder", "run_encoder")
+    encoder = _core(lw).encoder
+    expected = config.max_source_positions * 2
+    if features.ndim != 3 or features.shape[1:] != (config.num_mel_bins, expected):
+        raise ValueError(f"Features must be [batch, {config.num_mel_bins}, {expected}] (a padded 30-s window), "
+                         f"got {tuple(features.shape)}.")
+    n_blocks = max(p.blocks_needed(config) for p in points) if stop_after_deepest else config.encoder_layers
+    wanted = {(-1 if p.layer is None else p.layer): p.name for p in points}
+    param = next(encoder.parameters())
+    features = features.to(device=param.device, dtype=param.dtype if autocast_dtype is None else features.dtype)
+    autocast = (torch.autocast(device_type=param.device.type, dtype=autocast_dtype)
+                if autocast_dtype is not None else contextlib.nullcontext())
+    with torch.no_grad(), autocast:
+        return {name: acts.float() for name, acts in _encoder_blocks(encoder, features, n_blocks, wanted)}
+
+
+def run_decoder_teacher_forced(lw, encoder_hidden: torch.Tensor, token_ids: list[list[int]], hooks, *,
+                               pad_id: int | None = None, return_logits: bool = False) -> dict[str, torch.Tensor]:
+    """Decoder activations {name: [B, T_max, d]} with the given tokens as input (teacher forcing).
+
+    Row b, position t is the activation at ``token_ids[b][t]`` (prompt, then text, then end token, as
+    given); shorter sequences are right-padded, and causal attention keeps padding out of real positions.
+    ``return_logits`` adds ``"logits"`` [B, T_max, vocab] (the prediction of the next token).
+    """
+    config = _config(lw)
+    points = _parse_all(hooks, config)
+    _check_side(points, "decoder", "run_decoder_teacher_forced")
+    longest = max((len(t) for t in token_ids), default=0)
+    if longest == 0 or longest > config.max_target_positions:
+        raise ValueError(f"Token sequences must hold 1 to {config.max_target_positions} tokens; the longest "
+                         f"has {longest}.")
+    if encoder_hidden.shape[0] != len(token_ids):
+        raise ValueError(f"{encoder_hidden.shape[0]} encoder outputs but {len(token_ids)} token sequences.")
+    core = _core(lw)
+    param = next(core.decoder.parameters())
+    pad = config.eos_token_id if pad_id is None else pad_id
+    ids = torch.tensor([list(t) + [pad] * (longest - len(t)) for t in token_ids], device=param.device)
+    with torch.no_grad(), capture(lw, [p.name for p in points]) as acts:
+        hidden = core.decoder(input_ids=ids, encoder_hidden_states=encoder_hidden.to(param.device, param.dtype),
+                              use_cache=False).last_hidden_state
+    result = dict(acts)
+    if return_logits:
+        head = getattr(lw, "proj_out", None) or getattr(getattr(lw, "model", None), "proj_out", None)
+        if head is None:
+            raise TypeError("return_logits needs a LoadedWhisper or WhisperForConditionalGeneration (with proj_out).")
+        with torch.no_grad():
+            result["logits"] = head(hidden)
+    return result

@@ -1,0 +1,95 @@
+"""Features, tokens and greedy transcription for a loaded Whisper (the methods of ``LoadedWhisper``)."""
+
+from __future__ import annotations
+
+import inspect
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+from transformers.models.whisper.modeling_whisper import WhisperDecoder
+
+SAMPLE_RATE = 16000
+WINDOW_SECONDS = 30
+# transformers 5 renamed the decoder's ``past_key_values`` argument to ``cache``; accept either version.
+CACHE_KWARG = "cache" if "cache" in inspect.signature(WhisperDecoder.forward).parameters else "past_key_values"
+
+
+class LoadedWhisperMethods:
+    """Mixed into ``LoadedWhisper``; relies on its ``model``, ``feature_extractor``, ``tokenizer`` fields."""
+
+    def log_mel(self, audios: list[np.ndarray]) -> torch.Tensor:
+        """Log-mel features [B, n_mels, 3000] of 16-kHz mono clips, each padded to Whisper's 30-s window."""
+        limit = WINDOW_SECONDS * SAMPLE_RATE
+        for i, audio in enumerate(audios):
+            if len(audio) > limit:
+                raise ValueError(f"Clip {i} is {len(audio) / SAMPLE_RATE:.1f} s long; Whisper's window holds at most "
+                                 f"{WINDOW_SECONDS} s. Split longer audio into 30-s windows first.")
+        features = self.feature_extractor([np.asarray(a, dtype=np.float32) for a in audios],
+                                          sampling_rate=SAMPLE_RATE, return_tensors="pt")["input_features"]
+        return features.to(self.device)
+
+    def text_tokens(self, text: str) -> list[int]:
+        """Token ids of a transcript as Whisper writes it: one leading space, no special tokens."""
+        return self.tokenizer.encode(" " + text.strip(), add_special_tokens=False)
+
+    def prompt_for(self, language: str | None = None) -> list[int]:
+        """The transcription prompt (no timestamps) for ``language``; English when None."""
+        if language in (None, "en"):
+            return list(self.prompt_ids)
+        if not self.is_multilingual:
+            raise ValueError(f"{self.name} is an English-only model; language {language!r} needs a multilingual "
+                             "model such as 'base'.")
+        token = self.tokenizer.convert_tokens_to_ids(f"<|{language}|>")
+        if token is None or self.tokenizer.convert_ids_to_tokens(token) != f"<|{language}|>":
+            raise ValueError(f"{language!r} is not a Whisper language code (examples: 'en', 'de', 'fr').")
+        return [self.prompt_ids[0], token, *self.prompt_ids[2:]]
+
+    def _suppressed(self, first_step: bool) -> torch.Tensor:
+        gen = self.model.generation_config
+        ids = set(gen.suppress_tokens or [])
+        if first_step:
+            ids |= set(gen.begin_suppress_tokens or [self.eot_id])
+        # Special tokens (start, language, task, timestamps) never belong to a plain transcript.
+        ids |= set(range(self.prompt_ids[0], self.config.vocab_size))
+        return torch.tensor(sorted(ids), device=self.device)
+
+    @torch.inference_mode()
+    def greedy_tokens(self, features: torch.Tensor, prompt: list[int], max_new_tokens: int) -> list[list[int]]:
+        """Greedy decoding with a KV cache; returns each clip's text tokens (without prompt or end token)."""
+        from transformers.cache_utils import DynamicCache, EncoderDecoderCache
+
+        model = self.model
+        encoder_hidden = model.model.encoder(features.to(model.dtype)).last_hidden_state
+        batch = features.shape[0]
+        cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
+        inputs = torch.tensor([prompt] * batch, device=self.device)
+        suppress_first, suppress = self._suppressed(True), self._suppressed(False)
+        done = torch.zeros(batch, dtype=torch.bool, device=self.device)
+        out: list[torch.Tensor] = []
+        for step in range(max_new_tokens):
+            hidden = model.model.decoder(input_ids=inputs, encoder_hidden_states=encoder_hidden,
+                                         use_cache=True, **{CACHE_KWARG: cache}).last_hidden_state
+            logits = model.proj_out(hidden[:, -1]).float()
+            logits[:, suppress_first if step == 0 else suppress] = -float("inf")
+            next_ids = torch.where(done, self.eot_id, logits.argmax(-1))
+            out.append(next_ids)
+            done |= next_ids == self.eot_id
+            if bool(done.all()):
+                break
+            inputs = next_ids[:, None]
+        tokens = torch.stack(out, 1).tolist() if out else [[] for _ in range(batch)]
+        return [seq[: seq.index(self.eot_id)] if self.eot_id in seq else seq for seq in tokens]
+
+    def transcribe(self, audios: list[np.ndarray], *, batch_size: int = 8, max_new_tokens: int | None = None,
+                   language: str | None = None, progress: bool = False) -> list[str]:
+        """Greedy transcripts (no timestamps) of clips of at most 30 s, in order."""
+        prompt = self.prompt_for(language)
+        max_new = max_new_tokens or self.config.max_target_positions - len(prompt)
+        texts: list[str] = []
+        starts = range(0, len(audios), batch_size)
+        for start in tqdm(starts, desc="transcribe", unit="batch", disable=not progress):
+            features = self.log_mel(audios[start:start + batch_size])
+            for seq in self.greedy_tokens(features, prompt, max_new):
+                texts.append(self.tokenizer.decode(seq, skip_special_tokens=True).strip())
+        return texts
