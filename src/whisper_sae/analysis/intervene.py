@@ -56,10 +56,12 @@ def edit_fn(sae, feature: int, mode: str, value: float | None, frame_mask: torch
         new = torch.zeros(()) if mode == "ablate" else torch.tensor(float(value))
         if frame_mask is None:
             edited[..., feature] = new
-        else:
-            mask = frame_mask[:, : x.shape[1]].to(x.device)
-            edited[..., feature] = torch.where(mask, new.to(x.dtype), codes[..., feature])
-        return (x + sae.decode(edited) - sae.decode(codes)).to(acts.dtype)
+            return (x + sae.decode(edited) - sae.decode(codes)).to(acts.dtype)
+        mask = frame_mask[:, : x.shape[1]].to(x.device)
+        edited[..., feature] = torch.where(mask, new.to(x.dtype), codes[..., feature])
+        # Frames outside the mask are returned as they came, bit for bit (no float round trip).
+        out = torch.where(mask[..., None], x + sae.decode(edited) - sae.decode(codes), x)
+        return out.to(acts.dtype)
 
     return fn
 

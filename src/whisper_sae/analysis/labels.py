@@ -133,7 +133,8 @@ class AlignmentLabeler:
     def update_tokens(self, codes: np.ndarray, tokens: list[str]) -> None:
         """Decoder features: each position's label is its token text (as a word)."""
         codes = np.asarray(codes)
-        word_ids = self.words.ids([normalize_word(t) or None for t in tokens])
+        # Special tokens (<|endoftext|>) keep their own name; text tokens are normalised like words.
+        word_ids = self.words.ids([t.strip() if t.startswith("<|") else normalize_word(t) or None for t in tokens])
         t_idx, f_idx = np.nonzero(codes > 0)
         self.n_frames += codes.shape[0]
         self.active += np.bincount(f_idx, minlength=self.d_sae)
