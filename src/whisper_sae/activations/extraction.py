@@ -8,6 +8,7 @@ token id is kept. A run resumes where a killed one stopped (see ``writer.py``).
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from dataclasses import dataclass
@@ -27,6 +28,8 @@ from .store import ActivationStore
 from .windows import FRAME_SAMPLES, WINDOW_SAMPLES, Window, plan_windows
 from .writer import DEFAULT_SHARD_ROWS, StoreWriter
 
+log = logging.getLogger(__name__)
+
 AUTOCAST = {None: None, "none": None, "fp32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
             "fp16": torch.float16, "float16": torch.float16}
 # Measured (benchmarks/extract.py, tiny.en, LibriSpeech test-clean): bf16 autocast keeps mean cosine
@@ -40,6 +43,7 @@ class Options:
     batch_size: int
     autocast: torch.dtype | None
     decoder_text: str
+    max_bytes: int | None = None
 
 
 def _frames_for_samples(n: int) -> int:
@@ -137,6 +141,7 @@ def _open_corpus(corpus):
 def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded", batch_size: int | None = None,
             dtype: str = "float16", autocast: str | None = DEFAULT_AUTOCAST, shard_rows: int = DEFAULT_SHARD_ROWS,
             max_utterances: int | None = None, decoder_text: str = "reference", device=None,
+            max_store_gb: float | None = None,
             progress: bool = True, on_utterance: Callable[[int], None] | None = None) -> ActivationStore:
     """Extract activations at ``hooks`` for every utterance of ``corpus`` into the store ``out``; resumes.
 
@@ -145,7 +150,9 @@ def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded",
     ``windows.py``; decoder hooks need ``"padded"``). ``autocast``: None (fp32) or ``"bf16"``/``"fp16"``.
     ``decoder_text``: teacher-force the ``"reference"`` transcript (the model's own greedy transcript
     where there is none) or always the ``"model"``'s own. ``max_utterances`` counts utterances done
-    in earlier runs too. ``on_utterance(n)`` is called after each utterance is handed to the writer.
+    in earlier runs too. ``max_store_gb`` stops the run (keeping what is written; a rerun with a
+    larger limit resumes) once the activations reach that size. ``on_utterance(n)`` is called after
+    each utterance is handed to the writer.
     """
     lw = _open_model(model, device)
     names = [hooks] if isinstance(hooks, str) else list(dict.fromkeys(hooks))
@@ -163,7 +170,8 @@ def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded",
         batch_size = 16 if lw.device.type == "cuda" else 1  # on 2 CPU cores batching did not pay (PEERS.md)
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive number of windows, got {batch_size}")
-    opts = Options(mode=mode, batch_size=batch_size, autocast=AUTOCAST[autocast], decoder_text=decoder_text)
+    opts = Options(mode=mode, batch_size=batch_size, autocast=AUTOCAST[autocast], decoder_text=decoder_text,
+                   max_bytes=None if max_store_gb is None else int(max_store_gb * 1e9))
     corpus, spec = _open_corpus(corpus)
     settings = {"mode": mode, "autocast": None if opts.autocast is None else str(opts.autocast).replace("torch.", ""),
                 "frames_per_second": SAMPLE_RATE // FRAME_SAMPLES}
@@ -203,8 +211,10 @@ def _run(lw, corpus, points, opts: Options, writer: StoreWriter, max_utterances,
         total = None
     if max_utterances is not None:
         total = max_utterances if total is None else min(total, max_utterances)
-    start, seconds, n_new = time.perf_counter(), 0.0, 0
-    with tqdm(total=total, desc="extract", unit="utt", disable=not progress) as bar, writer:
+    start, seconds, n_new, stopped = time.perf_counter(), 0.0, 0, False
+    # On an error the writer is left unclosed on purpose: its buffered rows are dropped, the manifest
+    # already describes a consistent store, and a rerun redoes exactly the utterances not done.
+    with tqdm(total=total, desc="extract", unit="utt", disable=not progress) as bar:
         for group in _groups(_todo(corpus, writer, max_utterances, bar), opts):
             rows, n_windows, sources = _encode_group(lw, group, points, opts)
             for u, per_hook, nw, src in zip(group, rows, n_windows, sources):
@@ -220,9 +230,16 @@ def _run(lw, corpus, points, opts: Options, writer: StoreWriter, max_utterances,
                     on_utterance(n_new)
             wall = time.perf_counter() - start
             bar.set_postfix(audio_s_per_s=f"{seconds / max(wall, 1e-9):.1f}")
+            if opts.max_bytes is not None and writer.n_bytes >= opts.max_bytes:
+                log.warning("stopping: the store holds %.2f GB, the limit is %.2f GB; rerun with a larger "
+                            "limit to go on", writer.n_bytes / 1e9, opts.max_bytes / 1e9)
+                writer.set_info(stopped_at_max_store_gb=opts.max_bytes / 1e9)
+                stopped = True
+                break
         for s in getattr(corpus, "skipped", []):
             writer.skip(s["id"], s["reason"], s.get("path"))
         wall = time.perf_counter() - start
         writer.set_info(last_run={"utterances": n_new, "audio_seconds": round(seconds, 2),
                                   "wall_seconds": round(wall, 2), "batch_size": opts.batch_size,
                                   "audio_seconds_per_second": round(seconds / max(wall, 1e-9), 2)})
+        writer.close(complete=not stopped)

@@ -155,6 +155,12 @@ class StoreWriter:
         return set(self._done_ids)
 
     @property
+    def n_bytes(self) -> int:
+        """Bytes of activations written or buffered so far (index columns not counted)."""
+        item = torch.finfo(self.dtype).bits // 8
+        return sum((s["n_rows"] + self._buffered[h]) * s["d_model"] * item for h, s in self.hooks.items())
+
+    @property
     def n_done(self) -> int:
         return self.manifest["utterances"]["n_done"]
 
@@ -277,15 +283,15 @@ class StoreWriter:
                 out.append({"idx": idx, "id": p["record"]["id"], "record": p["record"], "committed": committed})
         return out
 
-    def close(self) -> None:
-        """Write the remaining rows as a last (shorter) shard per hook and mark the store complete."""
+    def close(self, complete: bool = True) -> None:
+        """Write the remaining rows as a last (shorter) shard per hook; mark the store complete if so."""
         unfinished = [p["record"]["id"] for p in self._pending.values() if not p["ended"]]
         if unfinished:
             raise RuntimeError(f"utterances {unfinished[:5]} were begun but not ended; call end_utterance")
         for hook in self.hooks:
             if self._buffered[hook]:
                 self._commit_shard(hook, self._buffered[hook])
-        self.manifest["complete"] = not self._reopen
+        self.manifest["complete"] = complete and not self._reopen
         self._checkpoint()
 
     def __enter__(self):

@@ -13,6 +13,7 @@ import sys
 # Modules of this package, one per subcommand (or group of subcommands).
 SUBCOMMANDS = [
     "corpus",
+    "extract",
     "evaluate",
 ]
 
