@@ -183,6 +183,8 @@ def _load_hf(source: str, local: bool):
                              f"could not be reached or has no such model): {error}") from None
     try:
         tokenizer = WhisperTokenizerFast.from_pretrained(source, local_files_only=local)
+        # A folder without tokenizer files still yields an (empty) tokenizer; treat that as missing.
+        _token(tokenizer, "<|startoftranscript|>")
     except (OSError, ValueError, TypeError):
         tokenizer, extras = _fallback_tokenizer(model.config.vocab_size, source)
         if not getattr(model.generation_config, "no_timestamps_token_id", None):
