@@ -1,0 +1,171 @@
+"""``build_dashboard``: a static HTML site of an SAE's features that opens from disk (no server).
+
+``index.html`` lists every feature (sortable, searchable; its data is a JSON literal in the page);
+``features/fN.html`` shows a feature's labels and scores, its activation-density histogram and its
+top clips (WAV excerpt, spectrogram with the activation drawn over time, transcript with the active
+words highlighted). Per-frame activations are recomputed here for the top clips only.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import shutil
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from whisper_sae.audio import load_corpus
+from whisper_sae.whisper import HookPoint
+
+from . import render
+from .codes import utterance_codes
+from .labels import read_alignment
+from .pipeline import load_model_for, load_sae
+from .result import AnalysisResult
+
+logger = logging.getLogger(__name__)
+
+
+def page_features(result: AnalysisResult, features=None, max_features: int | None = 200) -> list[int]:
+    """Features that get a page: those given, else the alive ones, best label F1 first, then most
+    frequent, at most ``max_features`` (None: all alive)."""
+    if features is not None:
+        bad = [f for f in features if not 0 <= int(f) < result.d_sae]
+        if bad:
+            raise ValueError(f"features {bad} are out of range; this SAE has features 0..{result.d_sae - 1}")
+        return [int(f) for f in features]
+    a = result.arrays
+    f1 = np.zeros(result.d_sae)
+    for kind in ("phone", "word"):
+        if f"{kind}_f1" in a:
+            f1 = np.maximum(f1, a[f"{kind}_f1"])
+    alive = np.nonzero(a["fire_count"] > 0)[0]
+    order = alive[np.lexsort((-a["freq"][alive], -f1[alive]))]
+    return [int(f) for f in (order if max_features is None else order[:max_features])]
+
+
+def _load_utterances(result: AnalysisResult, needed: set[int], corpus, alignments_dir) -> dict:
+    """The utterances (by index into ``result.utterances``) whose clips are shown."""
+    wanted = {result.utterances[i]["id"]: i for i in needed}
+    source = corpus if corpus is not None else result.meta.get("corpus")
+    if source is None or source == "<in-memory utterances>":
+        raise ValueError("the analysis was made from in-memory utterances; pass corpus= (the same utterances "
+                         "or a corpus spec) so the dashboard can play its clips")
+    items = load_corpus(str(source)) if isinstance(source, (str, Path)) else source
+    found = {}
+    for utt in items:
+        if utt.id in wanted:
+            if utt.alignment is None and alignments_dir is not None:
+                utt.alignment = read_alignment(alignments_dir, utt.id)
+            found[wanted.pop(utt.id)] = utt
+            if not wanted:
+                break
+    if wanted:
+        logger.warning("%d utterances of the analysis are not in corpus %s (e.g. %s); their clips are left out",
+                       len(wanted), source, next(iter(wanted)))
+    return found
+
+
+def _clip_plan(result, pages, n_clips) -> dict[int, list[dict]]:
+    """Per page feature, its first ``n_clips`` top frames."""
+    return {f: result.top_frames(f)[:n_clips] for f in pages}
+
+
+def _recompute(lw, sae, hook, utts: dict, plan: dict, batch_size: int, progress: bool) -> dict:
+    """{(utterance index, feature): (times, acts [T], tokens)} for every shown clip."""
+    wanted: dict[int, set[int]] = {}
+    for f, clips in plan.items():
+        for clip in clips:
+            wanted.setdefault(clip["utt"], set()).add(f)
+    order = [i for i in sorted(utts) if i in wanted]
+    series = {}
+    stream = utterance_codes(lw, sae, hook, [utts[i] for i in order], batch_size=batch_size)
+    for i, item in zip(order, tqdm(stream, total=len(order), desc="dashboard clips", disable=not progress)):
+        for f in wanted[i]:
+            series[(i, f)] = (item.times, item.codes[:, f].copy(), item.tokens)
+    return series
+
+
+def _word_times(lw, utts: dict, whisper_words: bool) -> dict[int, list[dict]]:
+    """Words with times per shown utterance: its alignment, else Whisper's (cross-attention DTW)."""
+    out, missing = {}, []
+    for i, utt in utts.items():
+        if utt.alignment and utt.alignment.get("words"):
+            out[i] = utt.alignment["words"]
+        else:
+            missing.append(i)
+    if missing and whisper_words:
+        from .word_times import word_timestamps
+
+        audios = [utts[i].audio[: 30 * 16000] for i in missing]
+        texts = [utts[i].text for i in missing]
+        found = word_timestamps(lw, audios, texts if all(texts) else None)
+        out.update(dict(zip(missing, found)))
+    return out
+
+
+def _copy_assets(out: Path) -> None:
+    assets = resources.files("whisper_sae.analysis") / "dashboard_assets"
+    for name in ("style.css", "index.js"):
+        (out / name).write_text((assets / name).read_text())
+
+
+def build_dashboard(sae, out_dir, analysis=None, *, corpus=None, model=None, features=None,
+                    max_features: int | None = 200, clips_per_feature: int = 5, excerpt_seconds: float = 3.0,
+                    alignments_dir=None, whisper_words: bool = True, batch_size: int = 8,
+                    progress: bool = True) -> Path:
+    """Write the dashboard of ``sae`` (folder or object) to ``out_dir``; returns the index.html path.
+
+    ``analysis`` is an AnalysisResult or its folder (default: ``SAE_DIR/analysis``). The clips' audio
+    is read again from ``corpus`` (default: the corpus the analysis ran on).
+    """
+    sae_obj, sae_dir = load_sae(sae)
+    if analysis is None:
+        if sae_dir is None:
+            raise ValueError("pass analysis= (an AnalysisResult or its folder) when the SAE is given as an object")
+        analysis = sae_dir / "analysis"
+    result = analysis if isinstance(analysis, AnalysisResult) else AnalysisResult.load(analysis)
+    lw = load_model_for(sae_obj, model)
+    hook = result.meta["hook"]
+    point = HookPoint.parse(hook, lw.config)
+    pages = page_features(result, features, max_features)
+    plan = _clip_plan(result, pages, clips_per_feature)
+    needed = {clip["utt"] for clips in plan.values() for clip in clips}
+    utts = _load_utterances(result, needed, corpus, alignments_dir) if needed else {}
+    series = _recompute(lw, sae_obj, hook, utts, plan, batch_size, progress)
+    words = _word_times(lw, utts, whisper_words) if point.side == "encoder" else {}
+    out = Path(out_dir)
+    (out / "features").mkdir(parents=True, exist_ok=True)
+    (out / "clips").mkdir(exist_ok=True)
+    _copy_assets(out)
+    ctx = render.PageContext(result=result, lw=lw, utts=utts, series=series, words=words,
+                             excerpt_seconds=excerpt_seconds, side=point.side, out=out)
+    for n, f in enumerate(tqdm(pages, desc="dashboard pages", disable=not progress)):
+        neighbours = (pages[n - 1] if n > 0 else None, pages[n + 1] if n + 1 < len(pages) else None)
+        page = render.feature_page(ctx, f, plan[f], neighbours)
+        (out / "features" / f"f{f}.html").write_text(page, encoding="utf-8")
+    index = out / "index.html"
+    index.write_text(render.index_page(result, set(pages)), encoding="utf-8")
+    (out / "dashboard.json").write_text(json.dumps({"features": pages, "meta": result.meta}, indent=1))
+    return index
+
+
+def serve(out_dir, port: int = 8000) -> None:
+    """Serve the dashboard folder on http://127.0.0.1:PORT until interrupted."""
+    import functools
+    import http.server
+
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out_dir))
+    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
+        print(f"serving {out_dir} at http://127.0.0.1:{port}/index.html (Ctrl-C stops)")
+        server.serve_forever()
+
+
+def clean(out_dir) -> None:
+    """Remove a previous dashboard's generated pages and clips (keeps anything else in the folder)."""
+    out = Path(out_dir)
+    for sub in ("features", "clips"):
+        shutil.rmtree(out / sub, ignore_errors=True)

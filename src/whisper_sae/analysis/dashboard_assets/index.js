@@ -1,0 +1,73 @@
+// The feature index: rows come from the FEATURES literal in index.html (no fetch, so file:// works).
+// Cells are filled with textContent, never innerHTML, so no data string can become markup.
+(function () {
+  "use strict";
+  const LIMIT = 1000;
+  const table = document.getElementById("features");
+  const body = table.querySelector("tbody");
+  const search = document.getElementById("search");
+  const count = document.getElementById("count");
+  const columns = Array.from(table.querySelectorAll("th")).map((th) => th.dataset.key);
+  const state = { key: "phone_f1", desc: true, query: "" };
+  if (!FEATURES.length || !("phone_f1" in FEATURES[0])) state.key = "word_f1" in (FEATURES[0] || {}) ? "word_f1" : "freq";
+
+  function format(key, value) {
+    if (value === null || value === undefined) return "—";
+    if (key === "freq") return (100 * value).toFixed(3) + "%";
+    if (typeof value === "number" && key !== "feature") return value.toPrecision(3);
+    return String(value);
+  }
+
+  function compare(a, b) {
+    const x = a[state.key], y = b[state.key];
+    const missing = (v) => v === null || v === undefined;
+    if (missing(x) || missing(y)) return missing(x) - missing(y);  // missing values always last
+    const order = typeof x === "string" ? x.localeCompare(y) : x - y;
+    return (state.desc ? -order : order) || a.feature - b.feature;
+  }
+
+  function matches(row) {
+    if (!state.query) return true;
+    const q = state.query;
+    return String(row.feature) === q || [row.phone, row.word].some((l) => l && String(l).toLowerCase().includes(q));
+  }
+
+  function render() {
+    const rows = FEATURES.filter(matches).sort(compare);
+    body.replaceChildren();
+    for (const row of rows.slice(0, LIMIT)) {
+      const tr = document.createElement("tr");
+      tr.dataset.feature = row.feature;
+      if (!row.page) tr.className = "nopage";
+      for (const key of columns) {
+        const td = document.createElement("td");
+        td.dataset.key = key;
+        if (key === "feature" && row.page) {
+          const a = document.createElement("a");
+          a.href = "features/f" + row.feature + ".html";
+          a.textContent = row.feature;
+          td.appendChild(a);
+        } else {
+          td.textContent = format(key, row[key]);
+        }
+        tr.appendChild(td);
+      }
+      body.appendChild(tr);
+    }
+    count.textContent = rows.length > LIMIT ? `showing ${LIMIT} of ${rows.length}` : `${rows.length} features`;
+    for (const th of table.querySelectorAll("th")) {
+      th.classList.toggle("sorted", th.dataset.key === state.key);
+      th.classList.toggle("desc", th.dataset.key === state.key && state.desc);
+    }
+  }
+
+  table.querySelector("thead").addEventListener("click", (event) => {
+    const th = event.target.closest("th");
+    if (!th) return;
+    state.desc = th.dataset.key === state.key ? !state.desc : th.dataset.key !== "feature";
+    state.key = th.dataset.key;
+    render();
+  });
+  search.addEventListener("input", () => { state.query = search.value.trim().toLowerCase(); render(); });
+  render();
+})();

@@ -1,0 +1,169 @@
+"""HTML of the dashboard's pages. Every string that comes from data goes through ``html.escape``
+(or, inside ``<script>``, through :func:`js_literal`), so transcripts and ids cannot inject markup.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from html import escape
+from pathlib import Path
+
+import numpy as np
+
+from . import clips as media
+
+
+def js_literal(obj) -> str:
+    """JSON safe to embed in a ``<script>`` element (no ``</script>``, no HTML-significant characters)."""
+    text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
+    for char, code in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
+                       ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+        text = text.replace(char, code)
+    return text
+
+
+@dataclass
+class PageContext:
+    result: object
+    lw: object
+    utts: dict
+    series: dict
+    words: dict
+    excerpt_seconds: float
+    side: str
+    out: Path
+
+
+def _head(title: str, css: str) -> str:
+    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+            f'<link rel="stylesheet" href="{css}"></head><body>')
+
+
+def _scores(row: dict) -> str:
+    cells = [f"<dt>firing frequency</dt><dd>{row['freq']:.3%}</dd>",
+             f"<dt>mean activation (when firing)</dt><dd>{row['mean_act']:.3g}</dd>",
+             f"<dt>max activation</dt><dd>{row['max_act']:.3g}</dd>"]
+    for kind in ("phone", "word"):
+        if f"{kind}_f1" in row:
+            label = row[kind] if row[kind] is not None else "—"
+            cells.append(
+                f'<dt>best {kind}</dt><dd><span class="label {kind}">{escape(str(label))}</span> '
+                f"F1 {row[f'{kind}_f1']:.2f} (precision {row[f'{kind}_precision']:.2f}, "
+                f"recall {row[f'{kind}_recall']:.2f})</dd>")
+    return '<dl class="scores">' + "".join(cells) + "</dl>"
+
+
+def _highlighted_words(words: list[dict], times, acts, scale: float, start: float, end: float) -> str:
+    """The transcript's words, each shaded by the feature's peak activation inside it."""
+    spans = []
+    for w in words:
+        inside = (times >= float(w["start"])) & (times < max(float(w["end"]), float(w["start"]) + 0.02))
+        peak = float(acts[inside].max()) if inside.any() else 0.0
+        alpha = min(peak / max(scale, 1e-12), 1.0)
+        near = float(w["end"]) >= start and float(w["start"]) <= end
+        cls = "w active" if peak > 0 else "w"
+        cls += " near" if near else ""
+        spans.append(f'<span class="{cls}" style="--a:{alpha:.2f}" title="{peak:.3g} at '
+                     f'{float(w["start"]):.2f} s">{escape(str(w["word"]))}</span>')
+    return " ".join(spans)
+
+
+def _token_context(ctx: PageContext, acts, tokens: list[int], pos: int, scale: float) -> str:
+    lo, hi = max(pos - 12, 0), min(pos + 6, len(tokens))
+    spans = []
+    for j in range(lo, hi):
+        text = ctx.lw.tokenizer.decode([tokens[j]])
+        alpha = min(float(acts[j]) / max(scale, 1e-12), 1.0)
+        cls = "tok here" if j == pos else "tok"
+        spans.append(f'<span class="{cls}" style="--a:{alpha:.2f}" title="{float(acts[j]):.3g}">'
+                     f"{escape(text)}</span>")
+    return "".join(spans)
+
+
+def _clip_card(ctx: PageContext, feature: int, j: int, clip: dict, scale: float) -> str:
+    utt = ctx.utts.get(clip["utt"])
+    key = (clip["utt"], feature)
+    head = (f'<div class="cliphead"><b>{escape(clip["id"])}</b> activation {clip["act"]:.3g}'
+            + (f' at {clip["time"]:.2f} s' if np.isfinite(clip["time"]) else "") + "</div>")
+    if utt is None or key not in ctx.series:
+        return f'<div class="clip missing">{head}<p class="muted">audio not available</p></div>'
+    times, acts, tokens = ctx.series[key]
+    stem = f"f{feature}_{j}"
+    if ctx.side == "decoder":
+        start, end = 0.0, min(utt.duration, 30.0)
+        media.write_wav(ctx.out / "clips" / f"{stem}.wav", utt.audio, start, end)
+        body = f'<div class="context">{_token_context(ctx, acts, tokens, clip["pos"], scale)}</div>'
+    else:
+        start, end = media.excerpt_bounds(clip["time"], utt.duration, ctx.excerpt_seconds)
+        media.write_wav(ctx.out / "clips" / f"{stem}.wav", utt.audio, start, end)
+        media.write_spectrogram_png(ctx.out / "clips" / f"{stem}.png", utt.audio, start, end)
+        words = ctx.words.get(clip["utt"]) or []
+        transcript = (_highlighted_words(words, times, acts, scale, start, end) if words
+                      else escape(utt.text or ""))
+        body = (f'<div class="spec"><img src="../clips/{stem}.png" alt="spectrogram {start:.2f}–{end:.2f} s">'
+                f"{media.activation_svg(times, acts, start, end, scale, clip['time'])}</div>"
+                f'<div class="axis"><span>{start:.2f} s</span><span>{end:.2f} s</span></div>'
+                f'<p class="transcript">{transcript}</p>')
+    return (f'<div class="clip">{head}<audio controls preload="auto" src="../clips/{stem}.wav"></audio>'
+            f"{body}</div>")
+
+
+def feature_page(ctx: PageContext, feature: int, clip_rows: list[dict], neighbours) -> str:
+    result = ctx.result
+    row = result.feature_row(feature)
+    scale = row["max_act"]
+    nav = ['<a href="../index.html">all features</a>']
+    if neighbours[0] is not None:
+        nav.append(f'<a href="f{neighbours[0]}.html" rel="prev">← feature {neighbours[0]}</a>')
+    if neighbours[1] is not None:
+        nav.append(f'<a href="f{neighbours[1]}.html" rel="next">feature {neighbours[1]} →</a>')
+    title = f"Feature {feature}"
+    label = row.get("phone") or row.get("word")
+    cards = "".join(_clip_card(ctx, feature, j, clip, scale) for j, clip in enumerate(clip_rows))
+    meta = result.meta
+    return (_head(f"{title} · {meta.get('hook', '')}", "../style.css")
+            + f'<nav>{" · ".join(nav)}</nav><h1>{title}'
+            + (f' <span class="label">{escape(str(label))}</span>' if label else "") + "</h1>"
+            + f'<p class="muted">{escape(str(meta.get("model")))} · {escape(str(meta.get("hook")))} · '
+              f'{escape(str(meta.get("corpus")))}</p>'
+            + _scores(row)
+            + "<h2>Activation density</h2>"
+            + media.histogram_svg(result.arrays["hist"][feature], result.arrays["hist_edges"])
+            + f'<h2>Top clips</h2><div class="clips" id="clips">{cards or "<p>No clips.</p>"}</div>'
+            + "</body></html>")
+
+
+def index_rows(result, pages: set[int]) -> list[dict]:
+    rows = []
+    for f in range(result.d_sae):
+        row = result.feature_row(f)
+        row["page"] = f in pages
+        rows.append({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
+    return rows
+
+
+def index_page(result, pages: set[int]) -> str:
+    meta, summary = result.meta, result.summary
+    facts = [f"{escape(str(meta.get('model')))} · {escape(str(meta.get('hook')))} · "
+             f"{result.d_sae} features ({escape(str(meta.get('architecture')))}) · "
+             f"corpus {escape(str(meta.get('corpus')))} · {summary.get('n_utterances', 0)} utterances, "
+             f"{summary.get('n_positions', 0)} positions · {summary.get('n_dead', 0)} never fired"]
+    for kind in ("phone", "word"):
+        s = summary.get(f"{kind}_labels")
+        if s:
+            facts.append(f"{kind} labels: F1 &gt; 0.5 for {s['f1>0.5']}, &gt; 0.7 for {s['f1>0.7']}, "
+                         f"&gt; 0.9 for {s['f1>0.9']} of {s['n_alive']} features")
+    return (_head("whisper-sae features", "style.css")
+            + "<h1>Features</h1>" + "".join(f'<p class="muted">{f}</p>' for f in facts)
+            + '<div class="controls"><input id="search" type="search" placeholder="search label or feature number"'
+              ' aria-label="search"> <span id="count"></span></div>'
+            + '<table id="features"><thead><tr>'
+              '<th data-key="feature">feature</th><th data-key="freq">frequency</th>'
+              '<th data-key="max_act">max act.</th><th data-key="mean_act">mean act.</th>'
+              '<th data-key="phone">phone</th><th data-key="phone_f1">phone F1</th>'
+              '<th data-key="word">word</th><th data-key="word_f1">word F1</th></tr></thead>'
+              "<tbody></tbody></table>"
+            + f"<script>const FEATURES = {js_literal(index_rows(result, pages))};</script>"
+            + '<script src="index.js"></script></body></html>')

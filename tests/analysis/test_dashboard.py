@@ -1,0 +1,105 @@
+"""The static dashboard: files, escaping, and (in a real headless Chromium) sorting, clips and audio."""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+import soundfile as sf
+
+from whisper_sae.analysis import analyze, build_dashboard
+from whisper_sae.analysis.render import js_literal
+
+from .conftest import aligned_utterances, make_sae
+
+EVIL = '<script>alert("x")</script>&'
+CHROMIUM = "/usr/bin/chromium"
+
+
+@pytest.fixture(scope="module")
+def dashboard(analysis_whisper, tmp_path_factory):
+    lw, sae = analysis_whisper, make_sae()
+    utts = aligned_utterances(durations=(1.0, 2.3, 0.7, 1.6))
+    utts[1].id = "clip1" + EVIL
+    utts[1].text = "hi " + EVIL
+    utts[1].alignment["words"][0]["word"] = EVIL
+    result = analyze(sae, utts, model=lw, top_n=3, progress=False)
+    out = tmp_path_factory.mktemp("dash")
+    index = build_dashboard(sae, out, analysis=result, corpus=utts, model=lw, max_features=6,
+                            clips_per_feature=3, excerpt_seconds=1.0, progress=False)
+    return index, result, utts
+
+
+def test_pages_clips_and_audio_files(dashboard):
+    index, result, utts = dashboard
+    out = index.parent
+    pages = sorted(out.glob("features/f*.html"))
+    assert len(pages) == 6
+    wavs = sorted(out.glob("clips/*.wav"))
+    assert wavs and len(wavs) == len(list(out.glob("clips/*.png")))
+    for wav in wavs:
+        audio, sr = sf.read(wav)
+        assert sr == 16000 and 0 < len(audio) <= 16000 and np.abs(audio).max() <= 0.91
+    html = pages[0].read_text()
+    assert html.count('class="clip"') >= 1 and "<audio" in html and "Activation density" in html
+
+
+def test_every_data_string_is_escaped(dashboard):
+    index, _, _ = dashboard
+    texts = [index.read_text()] + [p.read_text() for p in index.parent.glob("features/*.html")]
+    assert all('<script>alert("x")' not in t for t in texts)
+    assert any("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;" in t for t in texts)
+    assert "\\u003cscript\\u003e" in js_literal({"id": EVIL}) and "</" not in js_literal(["</script>"])
+
+
+def _browser():
+    playwright = pytest.importorskip("playwright.sync_api")
+    if not Path(CHROMIUM).exists():
+        pytest.skip("headless Chromium is not installed (apt-get install chromium)")
+    return playwright
+
+
+@pytest.mark.slow
+def test_dashboard_in_headless_chromium(dashboard):
+    index, result, _ = dashboard
+    pw = _browser()
+    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+            "--no-first-run"]
+    with pw.sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
+        page = browser.new_page()
+        errors, dialogs = [], []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.goto(index.as_uri())
+        rows = page.locator("#features tbody tr")
+        assert rows.count() == result.d_sae
+        # Sort by max activation: descending on the first click, ascending on the second.
+        page.click('th[data-key="max_act"]')
+        shown = [int(x) for x in page.locator("#features tbody tr").evaluate_all(
+            "rows => rows.map(r => r.dataset.feature)")]
+        expected = sorted(range(result.d_sae), key=lambda f: (-round(float(result.arrays["max_act"][f]), 6), f))
+        assert shown == expected
+        page.click('th[data-key="max_act"]')
+        first = int(page.locator("#features tbody tr").first.get_attribute("data-feature"))
+        assert round(float(result.arrays["max_act"][first]), 6) == round(float(result.arrays["max_act"].min()), 6)
+        # Search by label keeps only features whose phone or word label contains it.
+        page.fill("#search", "there")
+        labels = page.locator('#features tbody td[data-key="word"]').all_text_contents()
+        phones = page.locator('#features tbody td[data-key="phone"]').all_text_contents()
+        assert labels and all("there" in w or "there" in ph for w, ph in zip(labels, phones))
+        page.fill("#search", "")
+        # A feature page shows its clips, and every audio element loads its file.
+        page.locator("#features tbody tr a").first.click()
+        page.wait_for_load_state("load")
+        assert page.locator(".clip audio").count() >= 1
+        page.wait_for_function("Array.from(document.querySelectorAll('audio')).every(a => a.readyState >= 1)",
+                               timeout=15000)
+        durations = page.locator("audio").evaluate_all("els => els.map(a => a.duration)")
+        assert all(d > 0 for d in durations)
+        images = page.locator(".spec img").evaluate_all("els => els.map(i => i.naturalWidth)")
+        assert images and all(w > 0 for w in images)
+        browser.close()
+    assert not errors and not dialogs
