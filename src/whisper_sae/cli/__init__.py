@@ -15,6 +15,7 @@ SUBCOMMANDS = [
     "corpus",
     "extract",
     "evaluate",
+    "analyze",
 ]
 
 

@@ -1,0 +1,138 @@
+"""``whisper-sae analyze`` (feature statistics and labels), ``intervene`` (ablate/clamp a feature and
+compare transcripts) and ``dashboard`` (static HTML site of the features)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def register(subparsers) -> None:
+    analyze = subparsers.add_parser(
+        "analyze", help="per-feature statistics, top clips and phone/word labels of an SAE over a corpus",
+        description=(
+            "One streaming pass of a corpus through Whisper and the SAE: each feature's firing frequency, mean "
+            "and max activation, activation histogram, top activating frames, and (where the corpus has time "
+            "alignments) the phone and word it best predicts with precision, recall and F1. Written as "
+            "analysis.json + .npy files (default SAE_DIR/analysis); load with whisper_sae.analysis.load_analysis."
+        ),
+    )
+    analyze.add_argument("sae_dir", metavar="SAE_DIR", help="SAE folder (cfg.json + sae_weights.safetensors)")
+    analyze.add_argument("--corpus", required=True, help="corpus spec (folder, dataset, audio file, hf:...)")
+    analyze.add_argument("--model", default=None, help="Whisper spec (default: the model named in the SAE's cfg)")
+    analyze.add_argument("--out", default=None, help="output folder (default SAE_DIR/analysis)")
+    analyze.add_argument("--top-n", type=int, default=20, help="top activating frames kept per feature (20)")
+    analyze.add_argument("--max-utterances", type=int, default=None, metavar="N")
+    analyze.add_argument("--batch-size", type=int, default=8, help="30-s windows per forward pass (8)")
+    analyze.add_argument("--alignments-dir", default=None,
+                         help="folder of <utterance id>.json alignments ({words, phones}) for corpora without them")
+    analyze.add_argument("--whisper-words", action="store_true",
+                         help="label unaligned audio with word times from Whisper's cross-attention (words only)")
+    analyze.add_argument("--all-frames", action="store_true",
+                         help="top frames may repeat an utterance (default: one peak per utterance and feature)")
+    analyze.add_argument("--no-progress", action="store_true")
+    analyze.set_defaults(func=run_analyze)
+
+    intervene = subparsers.add_parser(
+        "intervene", help="transcribe audio with one SAE feature ablated or clamped; print before and after",
+        description=(
+            "Transcribe AUDIO with Whisper, then again with FEATURE removed (ablate) or set to VALUE (clamp) at the "
+            "SAE's hook: x' = x + decode(codes') - decode(codes), so the SAE's error term and every other feature "
+            "stay as they were. --frames limits the edit to encoder frames inside t0:t1 seconds."
+        ),
+    )
+    intervene.add_argument("sae_dir", metavar="SAE_DIR")
+    intervene.add_argument("audio", nargs="+", metavar="AUDIO", help="audio file(s), at most 30 s each")
+    intervene.add_argument("--feature", type=int, required=True)
+    intervene.add_argument("--mode", choices=["ablate", "clamp"], default="ablate")
+    intervene.add_argument("--value", type=float, default=None, help="activation to clamp to (clamp mode)")
+    intervene.add_argument("--frames", default=None, metavar="T0:T1", help="seconds, e.g. 0.5:1.2 (encoder hooks)")
+    intervene.add_argument("--model", default=None, help="Whisper spec (default: the model named in the SAE's cfg)")
+    intervene.add_argument("--json", action="store_true", help="print the results as JSON lines")
+    intervene.set_defaults(func=run_intervene)
+
+    dash = subparsers.add_parser(
+        "dashboard", help="write a static HTML dashboard of an SAE's features (opens from disk, plays audio)",
+        description=(
+            "An index of all features (sortable by frequency, label F1, max activation; searchable by label) and "
+            "a page per feature: label and scores, activation-density histogram, top clips with audio, "
+            "spectrogram and activation over time, transcript with the active words highlighted. Needs an "
+            "analysis (runs `analyze` first when SAE_DIR/analysis is missing and --corpus is given)."
+        ),
+    )
+    dash.add_argument("sae_dir", metavar="SAE_DIR")
+    dash.add_argument("--out", required=True, help="output folder for the site")
+    dash.add_argument("--analysis", default=None, help="analysis folder (default SAE_DIR/analysis)")
+    dash.add_argument("--corpus", default=None, help="corpus to read clips from (default: the analysed corpus)")
+    dash.add_argument("--model", default=None)
+    dash.add_argument("--features", default=None, help="comma-separated feature ids to give pages (default: best)")
+    dash.add_argument("--max-features", type=int, default=200, help="pages for at most N features (200; 0 = all)")
+    dash.add_argument("--clips", type=int, default=5, help="top clips per feature page (5)")
+    dash.add_argument("--excerpt", type=float, default=3.0, help="seconds of audio per clip (3.0)")
+    dash.add_argument("--alignments-dir", default=None)
+    dash.add_argument("--serve", action="store_true", help="then serve it on http://127.0.0.1:PORT")
+    dash.add_argument("--port", type=int, default=8000)
+    dash.add_argument("--no-progress", action="store_true")
+    dash.set_defaults(func=run_dashboard)
+
+
+def run_analyze(args: argparse.Namespace) -> int:
+    from whisper_sae.analysis import analyze
+
+    result = analyze(args.sae_dir, args.corpus, top_n=args.top_n, model=args.model, batch_size=args.batch_size,
+                     max_utterances=args.max_utterances, alignments_dir=args.alignments_dir,
+                     whisper_words=args.whisper_words, distinct_clips=not args.all_frames, out=args.out,
+                     progress=not args.no_progress)
+    print(f"analysis written to {result.path}")
+    print(json.dumps(result.summary, indent=1))
+    for kind in ("phone", "word"):
+        best = result.best_labelled(10, kind)
+        if best:
+            print(f"best {kind}-labelled features:")
+            for row in best:
+                print(f"  {row['feature']:>6}  {row[kind]!s:<12} F1 {row[f'{kind}_f1']:.2f}  "
+                      f"P {row[f'{kind}_precision']:.2f}  R {row[f'{kind}_recall']:.2f}  freq {row['freq']:.3%}")
+    return 0
+
+
+def run_intervene(args: argparse.Namespace) -> int:
+    from whisper_sae.analysis import intervene
+    from whisper_sae.analysis.pipeline import load_model_for, load_sae
+    from whisper_sae.audio import load_audio
+
+    sae, _ = load_sae(args.sae_dir)
+    lw = load_model_for(sae, args.model)
+    audios = [load_audio(path) for path in args.audio]
+    results = intervene(sae, lw, audios, args.feature, args.mode, args.value, args.frames)
+    for path, res in zip(args.audio, results):
+        if args.json:
+            print(json.dumps({"audio": path, "feature": args.feature, "mode": args.mode, "value": args.value,
+                              "frames": args.frames, "before": res.before, "after": res.after}))
+        else:
+            changed = "changed" if res.before != res.after else "unchanged"
+            print(f"{path}  ({changed})\n  before: {res.before}\n  after:  {res.after}")
+    return 0
+
+
+def run_dashboard(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from whisper_sae.analysis import analyze, build_dashboard
+    from whisper_sae.analysis.dashboard import serve
+
+    analysis = args.analysis or Path(args.sae_dir) / "analysis"
+    if not (Path(analysis) / "analysis.json").is_file():
+        if args.corpus is None:
+            raise FileNotFoundError(f"no analysis at {analysis}; run `whisper-sae analyze {args.sae_dir} --corpus ...`"
+                                    " or pass --corpus to run it now")
+        analyze(args.sae_dir, args.corpus, model=args.model, alignments_dir=args.alignments_dir, out=analysis,
+                progress=not args.no_progress)
+    features = [int(f) for f in args.features.split(",")] if args.features else None
+    index = build_dashboard(args.sae_dir, args.out, analysis=analysis, corpus=args.corpus, model=args.model,
+                            features=features, max_features=args.max_features or None,
+                            clips_per_feature=args.clips, excerpt_seconds=args.excerpt,
+                            alignments_dir=args.alignments_dir, progress=not args.no_progress)
+    print(f"dashboard: {index.resolve().as_uri()}")
+    if args.serve:
+        serve(args.out, args.port)
+    return 0
