@@ -89,10 +89,11 @@ class Corpus:
             n_done += 1
             if len(seen) < 3:
                 seen.append(entry.id)
+            attributes = merge_attributes(self.tables, entry.id, entry.speaker, entry.attributes)
             yield Utterance(
                 id=entry.id, audio=audio, sample_rate=SAMPLE_RATE, text=entry.text,
-                alignment=_read_alignment(entry), speaker=entry.speaker, path=entry.path,
-                attributes=merge_attributes(self.tables, entry.id, entry.speaker, entry.attributes),
+                alignment=_read_alignment(entry), speaker=entry.speaker or attributes.get("speaker"),
+                path=entry.path, attributes=attributes,
             )
         warn_unmatched(self.tables, seen)
 

@@ -16,8 +16,9 @@ log = logging.getLogger(__name__)
 
 # Column names that hold the row's key, most specific first. "id" is ambiguous on purpose: it is
 # matched against utterance ids and then speaker ids.
-KEY_COLUMNS = ("utterance_id", "utt_id", "utterance", "id", "speaker_id", "speaker", "spk", "client_id",
-               "path", "file", "filename")
+KEY_COLUMNS = ("utterance_id", "utt_id", "utterance", "id", "path", "file", "filename", "speaker_id", "speaker",
+               "spk", "client_id")
+SPEAKER_COLUMNS = ("speaker", "speaker_id", "spk", "client_id")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus")
 _SEX_TO_GENDER = {"f": "female", "m": "male", "female": "female", "male": "male"}
 
@@ -146,6 +147,11 @@ def merge_attributes(tables: list[MetadataTable], utterance_id: str, speaker: st
             attributes.update(row)
     if base:
         attributes.update(base)
+    if speaker is None:
+        # A folder of files knows no speakers; a table's speaker column names them (Common Voice's client_id).
+        found = next((attributes[c] for c in SPEAKER_COLUMNS if attributes.get(c) not in (None, "")), None)
+        if found is not None:
+            attributes["speaker"] = str(found)
     return attributes
 
 

@@ -31,9 +31,16 @@ def _tokens(text: str) -> list[tuple[int, int, list[str]]]:
     return out
 
 
+def phone_name(event: Event) -> str:
+    """IPA name; "_" for any pause; eSpeak's ASCII name for the few sounds without an IPA symbol."""
+    if event.mnemonic.startswith("_") or not (event.name or event.mnemonic):
+        return PAUSE
+    return event.name or event.mnemonic
+
+
 def _phone_marks(events: list[Event]) -> list[tuple[float, str, int]]:
     # "(en)"-style names mark a switch of language inside the text, not a sound.
-    return [(e.time, e.name or PAUSE, e.text_position) for e in events
+    return [(e.time, phone_name(e), e.text_position) for e in events
             if e.kind == "phoneme" and not e.name.startswith("(")]
 
 

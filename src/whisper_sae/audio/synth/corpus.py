@@ -44,7 +44,9 @@ def _pick_speakers(speakers: list[Speaker], used: dict[int, int], k: int, rng: r
     """The ``k`` least-used speakers, alternating genders, ties broken at random (balanced and mixed)."""
     by_gender = {g: sorted((s for s in speakers if s.gender == g), key=lambda s: (used[s.id], rng.random()))
                  for g in ("female", "male")}
-    order = sorted(by_gender, key=lambda g: (min((used[s.id] for s in by_gender[g]), default=1 << 30), rng.random()))
+    # The gender that has spoken less (per speaker) goes first, so an odd k does not favour one gender.
+    load = {g: sum(used[s.id] for s in v) / len(v) if v else float("inf") for g, v in by_gender.items()}
+    order = sorted(by_gender, key=lambda g: (load[g], rng.random()))
     chosen = []
     while len(chosen) < k:
         for g in order:
@@ -56,7 +58,7 @@ def _pick_speakers(speakers: list[Speaker], used: dict[int, int], k: int, rng: r
 
 
 def plan_corpus(minutes: float, languages, seed: int, balanced: bool, voices_per_text: int,
-                n_speakers: int, whispered: float) -> list[tuple[Speaker, list[dict]]]:
+                n_speakers: int, whispered: float, max_words: int | None = None) -> list[tuple[Speaker, list[dict]]]:
     """Decide who says what: a list of (speaker, [{"id", "text", "text_id"}]) jobs, from the seed alone."""
     rng = random.Random(seed)
     jobs: dict[int, tuple[Speaker, list[dict]]] = {}
@@ -65,7 +67,9 @@ def plan_corpus(minutes: float, languages, seed: int, balanced: bool, voices_per
         speakers = design_speakers(n_speakers, language, rng, first_id=1000 + 100 * li, whispered=whispered)
         used = {s.id: 0 for s in speakers}
         bank = text_bank(language)
-        order = list(range(len(bank)))
+        order = [i for i, text in enumerate(bank) if max_words is None or len(text.split()) <= max_words]
+        if not order:
+            raise ValueError(f"no {language} text has at most {max_words} words; allow longer texts.")
         rng.shuffle(order)
         k = min(voices_per_text, len(speakers)) if balanced else 1
         total, i = 0.0, 0
@@ -75,7 +79,7 @@ def plan_corpus(minutes: float, languages, seed: int, balanced: bool, voices_per
             for s in _pick_speakers(speakers, used, k, rng):
                 job = jobs.setdefault(s.id, (s, []))[1]
                 job.append({"id": f"{s.id}-{li + 1}-{len(job):04d}", "text": bank[text_index],
-                            "text_id": f"{language}-{text_index:04d}"})
+                            "text_id": f"{language}-{text_index:04d}", "rand_seed": rng.getrandbits(31)})
                 total += _estimate_seconds(bank[text_index], s.rate)
     return [jobs[key] for key in sorted(jobs)]
 
@@ -85,7 +89,8 @@ def speak(speaker: Speaker, utterances: list[dict]) -> tuple[str, int, list[tupl
     tts = engine()
     spoken = []
     for utt in utterances:
-        samples, events = tts.synthesize(utt["text"], speaker.espeak_name, rate=speaker.rate, pitch=speaker.pitch)
+        samples, events = tts.synthesize(utt["text"], speaker.espeak_name, rate=speaker.rate, pitch=speaker.pitch,
+                                         rand_seed=utt["rand_seed"])
         if samples.size == 0:
             raise RuntimeError(f"eSpeak produced no audio for {utt['id']} ({utt['text'][:40]!r}).")
         spoken.append((samples, events))
@@ -149,12 +154,14 @@ def _write_tables(root: Path, rows: list[dict]) -> None:
 
 def synthesize_corpus(out_dir, *, minutes: float = 2.0, languages=("en",), seed: int = 0, balanced: bool = False,
                       voices_per_text: int = 3, n_speakers: int = 12, whispered: float = 0.0,
-                      workers: int | None = None, overwrite: bool = False, progress: bool = True) -> Path:
+                      max_words: int | None = None, workers: int | None = None, overwrite: bool = False,
+                      progress: bool = True) -> Path:
     """Synthesize about ``minutes`` of speech into ``out_dir`` (LibriSpeech layout) and return ``out_dir``.
 
     ``balanced``: every text is spoken by ``voices_per_text`` speakers of both genders, so content
     and speaker are not confounded. ``n_speakers`` per language, half female, accents cycled;
-    ``whispered`` is the fraction of speakers using eSpeak's whisper variants. The same seed and
+    ``whispered`` is the fraction of speakers using eSpeak's whisper variants; ``max_words`` keeps
+    only texts that short (quick tests want short utterances). The same seed and
     settings give the same corpus, byte for byte.
     """
     languages = check_languages([languages] if isinstance(languages, str) else languages)
@@ -168,12 +175,12 @@ def synthesize_corpus(out_dir, *, minutes: float = 2.0, languages=("en",), seed:
             raise FileExistsError(f"{root} already holds a synthetic corpus; choose another folder or overwrite it.")
         shutil.rmtree(root / SUBSET, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
-    jobs = plan_corpus(minutes, languages, seed, balanced, voices_per_text, n_speakers, whispered)
+    jobs = plan_corpus(minutes, languages, seed, balanced, voices_per_text, n_speakers, whispered, max_words)
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     rows, version = _run_jobs(jobs, root, workers, progress)
     _write_tables(root, rows)
     settings = {"minutes": minutes, "languages": list(languages), "seed": seed, "balanced": balanced,
-                "voices_per_text": voices_per_text, "n_speakers": n_speakers, "whispered": whispered}
+                "voices_per_text": voices_per_text, "n_speakers": n_speakers, "whispered": whispered, "max_words": max_words}
     summary = {"format": "whisper-sae-synth/1", "settings": settings, "espeak": version,
                "n_utterances": len(rows), "n_speakers": len(jobs),
                "seconds": round(sum(r["duration"] for r in rows), 3)}

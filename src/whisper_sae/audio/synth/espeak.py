@@ -49,7 +49,8 @@ class Event:
     kind: str
     time: float  # seconds from the start of the synthesized text
     text_position: int
-    name: str = ""  # phoneme name in IPA ("" for a pause)
+    name: str = ""  # phoneme name in IPA ("" for a pause and a few sounds IPA mode leaves unnamed)
+    mnemonic: str = ""  # eSpeak's ASCII name ("_", "_:", "_!" are pauses; ";" and "@-" are sounds)
 
 
 class Espeak:
@@ -61,6 +62,8 @@ class Espeak:
         self.lib = ctypes.CDLL(espeakng_loader.get_library_path())
         self.lib.espeak_ListVoices.restype = ctypes.POINTER(ctypes.POINTER(_Voice))
         self.lib.espeak_Info.restype = ctypes.c_char_p
+        self.lib.espeak_ng_SetPhonemeEvents.argtypes = [ctypes.c_int, ctypes.c_int]
+        self.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         self.sample_rate = self.lib.espeak_Initialize(
             AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(),
             OPTION_PHONEME_EVENTS | OPTION_PHONEME_IPA,
@@ -79,12 +82,13 @@ class Espeak:
     def voices(self) -> list[str]:
         """Names usable with ``synthesize(voice=...)`` (the language identifiers, e.g. en-gb-x-rp)."""
         listing = self.lib.espeak_ListVoices(None)
-        names, i = [], 0
+        names, i = set(), 0
         while listing[i]:
-            languages = listing[i].contents.languages
-            names.append(languages[1:].split(b"\0")[0].decode())  # first byte is a priority
+            voice = listing[i].contents
+            names.add(voice.languages[1:].split(b"\0")[0].decode())  # first byte is a priority
+            names.add(voice.identifier.decode().rsplit("/", 1)[-1].lower())  # "gmw/en" is voice "en"
             i += 1
-        return names
+        return sorted(names)
 
     def _on_audio(self, wav, n_samples, events) -> int:
         if n_samples > 0:
@@ -100,8 +104,28 @@ class Espeak:
             i += 1
         return 0
 
-    def synthesize(self, text: str, voice: str, *, rate: int = 175, pitch: int = 50) -> tuple[np.ndarray, list[Event]]:
-        """Speak ``text``; return int16 samples at ``self.sample_rate`` and the word/phoneme events."""
+    def synthesize(self, text: str, voice: str, *, rate: int = 175, pitch: int = 50,
+                   rand_seed: int = 0) -> tuple[np.ndarray, list[Event]]:
+        """Speak ``text``; return int16 samples at ``self.sample_rate`` and the word/phoneme events.
+
+        IPA mode names pauses and a few real sounds alike with "", so the text is first run with
+        ASCII names (audio discarded) and each phoneme event gets both names. ``rand_seed`` seeds
+        the noise some variants add (breathiness of f2, f5…), which is otherwise seeded from the clock.
+        """
+        self.lib.espeak_ng_SetPhonemeEvents(1, 0)
+        self.lib.espeak_ng_SetRandSeed(rand_seed)
+        _, ascii_events = self._synthesize(text, voice, rate, pitch)
+        self.lib.espeak_ng_SetPhonemeEvents(1, 1)
+        self.lib.espeak_ng_SetRandSeed(rand_seed)
+        audio, events = self._synthesize(text, voice, rate, pitch)
+        phonemes = [e for e in events if e.kind == "phoneme"]
+        mnemonics = [e.name for e in ascii_events if e.kind == "phoneme"]
+        if len(mnemonics) == len(phonemes):  # same text and voice: the same phoneme sequence
+            for event, mnemonic in zip(phonemes, mnemonics):
+                event.mnemonic = mnemonic
+        return audio, events
+
+    def _synthesize(self, text: str, voice: str, rate: int, pitch: int) -> tuple[np.ndarray, list[Event]]:
         if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
             raise ValueError(f"eSpeak NG has no voice {voice!r}; voices are e.g. en-us, en-gb-x-rp, de, "
                              f"with a variant as en-us+f3 (see Espeak().voices()).")
