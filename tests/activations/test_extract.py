@@ -153,3 +153,11 @@ def test_clear_errors(tiny_random_whisper, make_utts, tmp_path):
         extract(tiny_random_whisper, utts, ["decoder.out"], tmp_path / "b", mode="packed", progress=False)
     with pytest.raises(ValueError, match="bf16"):
         extract(tiny_random_whisper, utts, ["encoder.out"], tmp_path / "c", autocast="int4", progress=False)
+
+
+def test_all_capitals_reference_is_sentence_cased():
+    from whisper_sae.activations.decoder_text import as_whisper_writes
+
+    assert as_whisper_writes("HE HOPED I'D GO AND I WENT") == "He hoped I'd go and I went"
+    assert as_whisper_writes("Already Mixed case.") == "Already Mixed case."
+    assert as_whisper_writes("123") == "123"

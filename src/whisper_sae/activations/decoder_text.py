@@ -24,8 +24,22 @@ def _prompt(lw, u: Utterance) -> list[int]:
     return lw.prompt_for(language) if getattr(lw, "is_multilingual", False) and language else list(lw.prompt_ids)
 
 
+def as_whisper_writes(text: str) -> str:
+    """Sentence case for an all-capitals transcript (LibriSpeech's convention), which Whisper never writes.
+
+    Teacher-forcing "HE HOPED THERE" would make the decoder read token sequences it never produces;
+    "He hoped there" is the same words in the form its activations are about. Mixed case is kept.
+    """
+    if not any(c.isalpha() for c in text) or any(c.islower() for c in text):
+        return text
+    words = text.strip().lower().split()
+    words = ["I" if w == "i" else ("I" + w[1:] if w.startswith("i'") else w) for w in words]
+    out = " ".join(words)
+    return out[:1].upper() + out[1:]
+
+
 def _tokens(lw, prompt: list[int], text: str) -> list[int]:
-    body = lw.text_tokens(text) if text and text.strip() else []
+    body = lw.text_tokens(as_whisper_writes(text)) if text and text.strip() else []
     return [*prompt, *body, lw.eot_id]
 
 

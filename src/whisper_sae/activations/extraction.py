@@ -176,7 +176,8 @@ def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded",
     settings = {"mode": mode, "autocast": None if opts.autocast is None else str(opts.autocast).replace("torch.", ""),
                 "frames_per_second": SAMPLE_RATE // FRAME_SAMPLES}
     if any(p.side == "decoder" for p in points):
-        settings.update(decoder_text=decoder_text, prompt_ids=list(lw.prompt_ids), eot_id=lw.eot_id)
+        settings.update(decoder_text=decoder_text, prompt_ids=list(lw.prompt_ids), eot_id=lw.eot_id,
+                        reference_case="all-capitals transcripts are sentence-cased, as Whisper writes")
     model_info = {"name": lw.name, "spec": lw.spec, "d_model": lw.d_model, "n_encoder_layers": lw.n_encoder_layers,
                   "n_decoder_layers": lw.n_decoder_layers, "vocab_size": lw.config.vocab_size}
     writer = StoreWriter(out, hooks={p.name: {"d_model": lw.d_model, "kind": p.kind} for p in points},
