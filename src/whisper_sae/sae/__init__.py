@@ -1,0 +1,10 @@
+"""Sparse autoencoders over Whisper activations: the model, its SAELens-layout files, and the trainer."""
+
+from .config import ARCHITECTURES, SAEConfig
+from .io import convert_original, load_pretrained, save_pretrained
+from .model import SAEOutput, SparseAutoencoder
+
+__all__ = [
+    "ARCHITECTURES", "SAEConfig", "SAEOutput", "SparseAutoencoder", "convert_original", "load_pretrained",
+    "save_pretrained",
+]

@@ -1,0 +1,165 @@
+"""Saving and loading SAEs in SAELens' folder layout, and converting the original ``.pth`` checkpoints.
+
+A folder holds ``cfg.json`` and ``sae_weights.safetensors`` (``W_enc`` [d_in, d_sae], ``b_enc``, ``W_dec``
+[d_sae, d_in], ``b_dec``, and ``threshold`` [d_sae] for threshold architectures), so
+``sae_lens.SAE.load_from_disk`` reads what we write. Our own fields sit beside SAELens' keys.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import safe_open
+from safetensors.torch import save_file
+
+from .config import SAEConfig
+from .model import SparseAutoencoder
+
+CFG_FILE = "cfg.json"
+WEIGHTS_FILE = "sae_weights.safetensors"
+FORMAT = "whisper-sae-sae/1"
+
+# Our architecture -> SAELens' name for the same forward pass (BatchTopK infers as a JumpReLU).
+TO_SAELENS = {"relu": "standard", "topk": "topk", "batchtopk": "jumprelu", "jumprelu": "jumprelu"}
+FROM_SAELENS = {"standard": "relu", "topk": "topk", "jumprelu": "jumprelu"}
+REQUIRED_KEYS = {"architecture", "d_in", "d_sae"}
+KNOWN_KEYS = REQUIRED_KEYS | {
+    "dtype", "device", "apply_b_dec_to_input", "normalize_activations", "reshape_activations", "metadata",
+    "k", "rescale_acts_by_decoder_norm", "hook_name", "model_name", "whisper_sae",
+}
+
+
+def _atomic_write_bytes(path: Path, write) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    write(tmp)
+    os.replace(tmp, path)
+
+
+def save_pretrained(sae: SparseAutoencoder, path, **training) -> Path:
+    """Write ``sae`` to the folder ``path``; ``training`` (JSON-able) lands in ``cfg.json`` under ``whisper_sae``."""
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    cfg = sae.cfg
+    tensors = {name: getattr(sae, name).detach().float().cpu().contiguous() for name in ("W_enc", "b_enc", "W_dec", "b_dec")}
+    if cfg.architecture in ("jumprelu", "batchtopk"):
+        tensors["threshold"] = sae.get_threshold().detach().float().cpu().contiguous()
+    meta = {"hook_name": cfg.hook_name, "model_name": cfg.model_name}
+    doc = {
+        "architecture": TO_SAELENS[cfg.architecture],
+        "d_in": cfg.d_in,
+        "d_sae": cfg.d_sae,
+        "dtype": "float32",
+        "device": "cpu",
+        "apply_b_dec_to_input": cfg.apply_b_dec_to_input,
+        "normalize_activations": "none",  # our normalisation is folded into the weights
+        "reshape_activations": "none",
+        "hook_name": cfg.hook_name,
+        "model_name": cfg.model_name,
+        "metadata": meta,
+        "whisper_sae": {
+            "format": FORMAT,
+            "architecture": cfg.architecture,
+            "k": cfg.k,
+            "activation_scale": cfg.activation_scale,
+            **training,
+        },
+    }
+    if cfg.architecture == "topk":
+        doc["k"] = cfg.k
+        doc["rescale_acts_by_decoder_norm"] = False
+    _atomic_write_bytes(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
+    _atomic_write_bytes(path / CFG_FILE, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
+    return path
+
+
+def read_config(path) -> tuple[SAEConfig, dict]:
+    """The ``SAEConfig`` of the folder ``path`` and its ``whisper_sae`` section; errors name the bad key."""
+    path = Path(path)
+    cfg_path = path / CFG_FILE
+    if not cfg_path.is_file():
+        raise FileNotFoundError(f"{path} is not an SAE folder: it has no {CFG_FILE} (expected {CFG_FILE} + {WEIGHTS_FILE})")
+    try:
+        doc = json.loads(cfg_path.read_text())
+    except json.JSONDecodeError as err:
+        raise ValueError(f"{cfg_path} is not valid JSON: {err}") from None
+    if not isinstance(doc, dict):
+        raise ValueError(f"{cfg_path} must hold a JSON object, got {type(doc).__name__}")
+    missing = sorted(REQUIRED_KEYS - doc.keys())
+    if missing:
+        raise ValueError(f"{cfg_path} lacks the required key(s) {missing}; an SAE cfg.json needs {sorted(REQUIRED_KEYS)}")
+    unknown = sorted(doc.keys() - KNOWN_KEYS)
+    if unknown:
+        raise ValueError(f"{cfg_path} has unknown key(s) {unknown}; known keys are {sorted(KNOWN_KEYS)}")
+    ours = doc.get("whisper_sae") or {}
+    arch = ours.get("architecture") or FROM_SAELENS.get(doc["architecture"])
+    if arch is None:
+        raise ValueError(
+            f"{cfg_path}: architecture {doc['architecture']!r} is not supported; supported SAELens architectures "
+            f"are {sorted(FROM_SAELENS)}"
+        )
+    if doc.get("normalize_activations", "none") != "none":
+        raise ValueError(f"{cfg_path}: normalize_activations={doc['normalize_activations']!r} is not supported; "
+                         "fold the normalisation into the weights and write 'none'")
+    if doc.get("rescale_acts_by_decoder_norm"):
+        raise ValueError(f"{cfg_path}: rescale_acts_by_decoder_norm=true is not supported")
+    meta = doc.get("metadata") or {}
+    cfg = SAEConfig(
+        d_in=doc["d_in"],
+        d_sae=doc["d_sae"],
+        architecture=arch,
+        k=doc.get("k", ours.get("k")) if arch in ("topk", "batchtopk") else None,
+        apply_b_dec_to_input=bool(doc.get("apply_b_dec_to_input", True)),
+        hook_name=doc.get("hook_name", meta.get("hook_name")),
+        model_name=doc.get("model_name", meta.get("model_name")),
+        activation_scale=float(ours.get("activation_scale", 1.0)),
+    )
+    return cfg, ours
+
+
+def load_pretrained(path, *, device="cpu") -> SparseAutoencoder:
+    """Load the SAE folder ``path`` (written by us or by SAELens for standard/topk/jumprelu)."""
+    path = Path(path)
+    cfg, _ = read_config(path)
+    weights = path / WEIGHTS_FILE
+    if not weights.is_file():
+        raise FileNotFoundError(f"{path} has {CFG_FILE} but no {WEIGHTS_FILE}")
+    with safe_open(str(weights), framework="pt") as handle:
+        tensors = {name: handle.get_tensor(name) for name in handle.keys()}
+    want = {"W_enc": (cfg.d_in, cfg.d_sae), "b_enc": (cfg.d_sae,), "W_dec": (cfg.d_sae, cfg.d_in), "b_dec": (cfg.d_in,)}
+    if cfg.architecture in ("jumprelu", "batchtopk"):
+        want["threshold"] = (cfg.d_sae,)
+    for name, shape in want.items():
+        if name not in tensors:
+            raise ValueError(f"{weights} lacks tensor {name!r}; a {cfg.architecture} SAE needs {sorted(want)}")
+        if tuple(tensors[name].shape) != shape:
+            raise ValueError(
+                f"{weights}: {name} has shape {list(tensors[name].shape)} but cfg.json (d_in={cfg.d_in}, "
+                f"d_sae={cfg.d_sae}) needs {list(shape)}"
+            )
+    sae = SparseAutoencoder(cfg)
+    state = {name: tensors[name].float() for name in ("W_enc", "b_enc", "W_dec", "b_dec")}
+    if cfg.architecture == "jumprelu":
+        state["log_threshold"] = tensors["threshold"].float().clamp_min(1e-30).log()
+    elif cfg.architecture == "batchtopk":
+        state["threshold"] = tensors["threshold"].float()
+    sae.load_state_dict(state)
+    return sae.to(device).eval()
+
+
+def convert_original(pth, out, *, hook_name: str | None = "encoder.out", model_name: str | None = "openai/whisper-tiny") -> Path:
+    """Write an original whisper-sae ``.pth`` state dict (ReLU, nn.Linear keys) as an SAE folder ``out``."""
+    pth = Path(pth)
+    if not pth.is_file():
+        raise FileNotFoundError(f"no checkpoint at {pth}")
+    state = torch.load(pth, map_location="cpu", weights_only=True)
+    if not isinstance(state, dict) or "encoder.weight" not in state:
+        keys = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
+        raise ValueError(f"{pth} is not an original whisper-sae state dict (encoder.weight, ...); it holds {keys}")
+    hidden_dim, input_dim = state["encoder.weight"].shape
+    sae = SparseAutoencoder(input_dim=int(input_dim), hidden_dim=int(hidden_dim))
+    sae.cfg.hook_name, sae.cfg.model_name = hook_name, model_name
+    sae.load_state_dict(state)
+    return save_pretrained(sae, out, converted_from=pth.name)
