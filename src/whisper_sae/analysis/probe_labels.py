@@ -8,13 +8,14 @@ case or whitespace are merged, classes with too few speakers are dropped, unlabe
 
 from __future__ import annotations
 
-import csv
 import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from whisper_sae.audio.metadata import read_table
 
 # Columns that mean the same thing in different corpora (LibriSpeech SPEAKERS.TXT says SEX).
 _ALIASES = {"gender": ("gender", "sex"), "sex": ("sex", "gender")}
@@ -51,71 +52,37 @@ class AttributeLabels:
         return np.array(kept, dtype=np.float64 if self.kind == "continuous" else object)
 
 
-@dataclass
-class MetadataTable:
-    path: str
-    key: str
-    columns: list[str]
-    rows: dict[str, dict[str, str]]
+def apply_metadata(records: list[dict], path: str | Path) -> list[str]:
+    """Merge the columns of a metadata table (CSV/TSV/``SPEAKERS.TXT``, read by the audio package) into
+    each record's ``attributes``, looking rows up by utterance id, then speaker id.
 
-
-def read_metadata(path: str | Path) -> MetadataTable:
-    """Read a CSV/TSV (or LibriSpeech ``SPEAKERS.TXT``, ``|``-separated with ``;`` comments) whose first
-    column is an utterance or speaker id. The header may be the last comment line, as in SPEAKERS.TXT."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"metadata table {path} does not exist; give a CSV/TSV file whose first column is an utterance or speaker id")
-    lines = path.read_text(encoding="utf-8-sig").splitlines()
-    comments, data = [], []
-    for line in lines:
-        if not line.strip():
-            continue
-        (comments if line.lstrip().startswith((";", "#")) and not data else data).append(line)
-    if not data:
-        raise ValueError(f"metadata table {path} has no rows")
-    delim = "\t" if "\t" in data[0] else "|" if "|" in data[0] else ","
-    rows = [[c.strip() for c in r] for r in csv.reader(data, delimiter=delim)]
-    header_from_comment = comments and delim in comments[-1]
-    if header_from_comment:
-        header = [c.strip() for c in comments[-1].lstrip(";#").split(delim)]
-    else:
-        header, rows = rows[0], rows[1:]
-    header = [h or f"column{i}" for i, h in enumerate(header)]
-    table: dict[str, dict[str, str]] = {}
-    for r in rows:
-        if not r or not r[0]:
-            continue
-        # SPEAKERS.TXT lets the last column (the reader's name) contain the delimiter: keep it whole.
-        r = r[: len(header) - 1] + [delim.join(r[len(header) - 1 :])] if len(r) > len(header) else r
-        table[r[0]] = {h: (r[i] if i < len(r) else "") for i, h in enumerate(header[1:], start=1)}
-    return MetadataTable(path=str(path), key=header[0], columns=header[1:], rows=table)
-
-
-def attach_metadata(records: list[dict], table: MetadataTable) -> list[str]:
-    """Copy the table's columns into each record's ``attributes``, matching the table's ids against
-    utterance ids first and speaker ids second. Returns notes; raises when no id matches at all."""
-    ids = {r["id"] for r in records}
-    speakers = {str(r.get("speaker")) for r in records if r.get("speaker") is not None}
-    keys = set(table.rows)
-    by = "id" if keys & ids else "speaker" if keys & speakers else None
-    if by is None:
-        raise ValueError(
-            f"metadata table {table.path}: none of its {len(keys)} ids ({_examples(keys)}) matches an "
-            f"utterance id ({_examples(ids)}) or a speaker id ({_examples(speakers) or 'none known'}) of the "
-            f"corpus; its first column ({table.key!r}) must hold one of those"
-        )
-    notes, unmatched = [], 0
+    Returns notes about partial matches; raises when no id of the table matches the corpus at all,
+    since every attribute taken from it would then be missing.
+    """
+    table = read_table(path)
+    matched_keys, unmatched = set(), 0
     for r in records:
-        row = table.rows.get(str(r.get(by)))
+        speaker = None if r.get("speaker") is None else str(r["speaker"])
+        row = table.lookup(r["id"], speaker)
         if row is None:
             unmatched += 1
             continue
+        matched_keys.add(r["id"] if r["id"] in table.rows else speaker)
         r["attributes"] = {**(r.get("attributes") or {}), **row}
-    used = {str(r.get(by)) for r in records} & keys
+    keys = set(table.rows)
+    if not matched_keys:
+        ids = {r["id"] for r in records}
+        speakers = {str(r["speaker"]) for r in records if r.get("speaker") is not None}
+        raise ValueError(
+            f"metadata table {path}: none of its {len(keys)} ids ({_examples(keys)}, column "
+            f"{table.key_column!r}) matches an utterance id ({_examples(ids)}) or a speaker id "
+            f"({_examples(speakers) or 'none known'}) of the corpus; nothing was taken from it"
+        )
+    notes = []
     if unmatched:
-        notes.append(f"metadata table {table.path}: {unmatched} of {len(records)} utterances have no row (matched by {by}); their metadata columns are missing")
-    if len(keys - used):
-        notes.append(f"metadata table {table.path}: {len(keys - used)} of its {len(keys)} ids match no {by} of the corpus ({_examples(keys - used)}); ignored")
+        notes.append(f"metadata table {path}: {unmatched} of {len(records)} utterances have no row; their metadata columns are missing")
+    if keys - matched_keys:
+        notes.append(f"metadata table {path}: {len(keys - matched_keys)} of its {len(keys)} ids match no utterance or speaker of the corpus ({_examples(keys - matched_keys)}); ignored")
     return notes
 
 

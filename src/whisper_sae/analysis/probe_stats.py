@@ -92,16 +92,15 @@ class Selectivity:
     q_welch: dict[str, np.ndarray]
 
     def score(self) -> tuple[np.ndarray, np.ndarray]:
-        """(score [F], preferred class index [F]): score = max over classes of |2·AUROC − 1| (0 = no
-        separation, 1 = perfect), and the class the feature is most selective for, counting only
-        classes where the feature is higher (AUROC > 0.5) when there is one."""
+        """(score [F], preferred class index [F]): the class whose one-vs-rest AUROC is furthest from
+        0.5, and that distance as |2·AUROC − 1| (0 = no separation, 1 = perfect). Between equally
+        strong classes (always the case with two) the one the feature fires *more* for is preferred,
+        which is the easier reading ("fires for female voices")."""
         au = np.stack([self.auroc[c] for c in self.classes])  # [C, F]
         strength = np.abs(2 * au - 1)
-        # Prefer "fires more for class c" over "fires less for class c": a feature that is silent for
-        # one accent of eight is selective for that accent, but it is easier to read as its high side.
-        up = np.where(au > 0.5, strength, -1.0)
-        pref = np.where(up.max(0) >= 0, up.argmax(0), strength.argmax(0))
-        return strength.max(0), pref
+        key = np.round(strength, 12) + 1e-9 * (au > 0.5)
+        pref = key.argmax(0)
+        return strength[pref, np.arange(au.shape[1])], pref
 
 
 def categorical_selectivity(X: np.ndarray, labels: np.ndarray, classes: list[str]) -> Selectivity:

@@ -16,6 +16,7 @@ SUBCOMMANDS = [
     "extract",
     "evaluate",
     "analyze",
+    "probe",
 ]
 
 
