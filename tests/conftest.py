@@ -15,5 +15,5 @@ def synth_corpus(tmp_path_factory):
     from whisper_sae.audio.synth import synthesize_corpus
 
     out = tmp_path_factory.mktemp("synth_corpus")
-    return synthesize_corpus(out, minutes=0.5, balanced=True, voices_per_text=2, n_speakers=6, max_words=9,
+    return synthesize_corpus(out, minutes=0.42, balanced=True, voices_per_text=2, n_speakers=6, max_words=12,
                              seed=0, progress=False)

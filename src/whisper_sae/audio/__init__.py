@@ -1,11 +1,24 @@
-"""Speech in: reading and checking audio, corpora of utterances, and the synthetic corpus (``synth``)."""
+"""Speech in: reading and checking audio, corpora of utterances, and the synthetic corpus (``synth``).
 
-from whisper_sae.audio.corpus import Corpus, load_corpus
-from whisper_sae.audio.io import AUDIO_EXTENSIONS, check_audio, decode_audio, load_audio
-from whisper_sae.audio.metadata import read_table
-from whisper_sae.audio.utterance import SAMPLE_RATE, AudioError, Utterance
+Names are imported on first use, so that a process needing one submodule (the eSpeak worker) does
+not pay for the others.
+"""
 
-__all__ = [
-    "AUDIO_EXTENSIONS", "SAMPLE_RATE", "AudioError", "Corpus", "Utterance", "check_audio", "decode_audio",
-    "load_audio", "load_corpus", "read_table",
-]
+from importlib import import_module
+
+_EXPORTS = {
+    "AUDIO_EXTENSIONS": "io", "check_audio": "io", "decode_audio": "io", "load_audio": "io", "resample": "io",
+    "Corpus": "corpus", "load_corpus": "corpus", "read_table": "metadata",
+    "SAMPLE_RATE": "utterance", "AudioError": "utterance", "Utterance": "utterance",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f"whisper_sae.audio.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'whisper_sae.audio' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)

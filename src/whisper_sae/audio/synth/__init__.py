@@ -1,9 +1,19 @@
 """The synthetic corpus: English (and other) prose spoken by eSpeak NG voices, with exact alignments."""
 
-from whisper_sae.audio.synth.alignment import normalise_transcript
-from whisper_sae.audio.synth.corpus import synthesize_corpus
-from whisper_sae.audio.synth.texts import text_bank
-from whisper_sae.audio.synth.voices import ENGLISH_ACCENTS, LANGUAGE_VOICES, Speaker, design_speakers
+from importlib import import_module
 
-__all__ = ["ENGLISH_ACCENTS", "LANGUAGE_VOICES", "Speaker", "design_speakers", "normalise_transcript",
-           "synthesize_corpus", "text_bank"]
+_EXPORTS = {
+    "synthesize_corpus": "corpus", "normalise_transcript": "alignment", "text_bank": "texts",
+    "ENGLISH_ACCENTS": "voices", "LANGUAGE_VOICES": "voices", "Speaker": "voices", "design_speakers": "voices",
+}
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(import_module(f"whisper_sae.audio.synth.{_EXPORTS[name]}"), name)
+    raise AttributeError(f"module 'whisper_sae.audio.synth' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(list(globals()) + __all__)
