@@ -14,6 +14,7 @@ import sys
 SUBCOMMANDS = [
     "corpus",
     "extract",
+    "train",
     "evaluate",
     "analyze",
     "probe",

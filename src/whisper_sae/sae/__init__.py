@@ -2,9 +2,12 @@
 
 from .config import ARCHITECTURES, SAEConfig
 from .io import convert_original, load_pretrained, save_pretrained
+from .member import SAESpec
 from .model import SAEOutput, SparseAutoencoder
+from .trainer import TrainConfig, TrainingError, fit
+from .training import train
 
 __all__ = [
     "ARCHITECTURES", "SAEConfig", "SAEOutput", "SparseAutoencoder", "convert_original", "load_pretrained",
-    "save_pretrained",
+    "save_pretrained", "SAESpec", "TrainConfig", "TrainingError", "fit", "train",
 ]

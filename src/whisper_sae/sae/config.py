@@ -27,6 +27,10 @@ class SAEConfig:
     """Whisper model the activations came from, e.g. ``tiny.en``."""
     activation_scale: float = 1.0
     """Factor the training inputs were multiplied by; already folded into the saved weights (informational)."""
+    model_spec: str | None = None
+    """What ``load_whisper`` was given to make the activations (e.g. ``tiny.en`` or a path)."""
+    window_mode: str | None = None
+    """How the store cut audio into 30-s windows (``padded`` or ``packed``)."""
 
     def __post_init__(self) -> None:
         if self.architecture not in ARCHITECTURES:

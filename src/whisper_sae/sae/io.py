@@ -64,6 +64,8 @@ def save_pretrained(sae: SparseAutoencoder, path, **training) -> Path:
             "architecture": cfg.architecture,
             "k": cfg.k,
             "activation_scale": cfg.activation_scale,
+            "model_spec": cfg.model_spec,
+            "window_mode": cfg.window_mode,
             **training,
         },
     }
@@ -115,6 +117,8 @@ def read_config(path) -> tuple[SAEConfig, dict]:
         hook_name=doc.get("hook_name", meta.get("hook_name")),
         model_name=doc.get("model_name", meta.get("model_name")),
         activation_scale=float(ours.get("activation_scale", 1.0)),
+        model_spec=ours.get("model_spec"),
+        window_mode=ours.get("window_mode"),
     )
     return cfg, ours
 
