@@ -119,7 +119,9 @@ def _weight(variables: dict[str, torch.Tensor], prefix: str) -> torch.Tensor:
         raise CT2FormatError(f"Quantized weight {prefix}/weight has no {prefix}/weight_scale beside it.")
     scale = scale.float()
     # CTranslate2 quantizes as q = round(w * scale), one scale per output row (int8) or one in all (int16).
-    return weight.float() / (scale.reshape(-1, 1) if scale.numel() > 1 else scale)
+    if scale.numel() > 1:
+        scale = scale.reshape(-1, *([1] * (weight.ndim - 1)))  # rows of a linear or output channels of a conv
+    return weight.float() / scale
 
 
 def _linear(variables, prefix: str) -> tuple[torch.Tensor, torch.Tensor | None]:

@@ -143,12 +143,14 @@ def _load_ct2(folder: Path, model_bin: list[Path], extras_dir: Path | None = Non
     extras_dir = extras_dir or folder
     _, variables = ct2.read_model_bin(model_bin)
     sizes = ct2.config_kwargs(variables)
+    config_file = extras_dir / "config.json"
     if (extras_dir / "tokenizer.json").exists():
         tokenizer = _tokenizer_from_dir(extras_dir)
-        config_file = extras_dir / "config.json"
         extras = json.loads(config_file.read_text()) if config_file.exists() else {}
     else:
         tokenizer, extras = _fallback_tokenizer(sizes["vocab_size"], str(folder))
+        if config_file.exists():  # the folder's own suppress lists and alignment heads win
+            extras |= json.loads(config_file.read_text())
     model = _build_model(sizes, ct2.to_transformers_state_dict(variables), tokenizer, extras)
     return model, tokenizer
 
