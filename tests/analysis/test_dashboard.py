@@ -103,3 +103,28 @@ def test_dashboard_in_headless_chromium(dashboard):
         assert images and all(w > 0 for w in images)
         browser.close()
     assert not errors and not dialogs
+
+
+def test_store_analysis_of_the_synthetic_corpus_builds_without_a_corpus(analysis_whisper, synth_corpus, tmp_path):
+    """Store-backed analysis labels with the synthetic corpus' own eSpeak alignments, and the dashboard
+    finds the audio by path and the activations in the store (no corpus pass, no Whisper run)."""
+    from whisper_sae.activations import extract
+
+    lw = analysis_whisper
+    store = extract(lw, str(synth_corpus), ["encoder.blocks.0"], tmp_path / "store", progress=False)
+    sae = make_sae(hook="encoder.blocks.0", d_sae=40, k=3)
+    result = analyze(sae, store=store.path, top_n=2, progress=False)
+    assert result.meta["alignments_dir"] == str(synth_corpus)
+    assert all(r["alignment_source"] == "alignments_dir" for r in result.utterances)
+    labels = result.summary["phone_labels"]
+    assert labels["n_alive"] > 0 and len(result.phone_vocab) > 10
+    index = build_dashboard(sae, tmp_path / "dash", analysis=result, model=lw, max_features=3,
+                            clips_per_feature=2, progress=False)
+    html = (index.parent / "features" / f"f{page_first(index)}.html").read_text()
+    assert html.count('<audio controls preload="auto"') == 2 and 'class="w active' in html
+
+
+def page_first(index: Path) -> int:
+    import json
+
+    return json.loads((index.parent / "dashboard.json").read_text())["features"][0]

@@ -66,3 +66,25 @@ def test_decoder_hook_keeps_tokens(analysis_whisper, aligned_utts):
     for f in fired:
         assert res.arrays["top_token"][f, 0] == tokens[res.arrays["top_pos"][f, 0]]
     assert set(res.word_vocab) <= {"hi", "there", "<|endoftext|>"}
+
+
+def test_analysis_from_a_store_equals_analysis_from_audio(analysis_whisper, aligned_utts, tmp_path):
+    import json
+
+    from whisper_sae.activations import extract
+
+    lw, sae = analysis_whisper, make_sae()
+    store = extract(lw, aligned_utts, ["encoder.out"], tmp_path / "store", dtype="float32", progress=False)
+    align_dir = tmp_path / "align" / "nested"
+    align_dir.mkdir(parents=True)
+    for u in aligned_utts:
+        (align_dir / f"{u.id}.json").write_text(json.dumps(u.alignment))
+    from_audio = analyze(sae, aligned_utts, model=lw, top_n=3, progress=False)
+    from_store = analyze(sae, store=store.path, alignments_dir=tmp_path / "align", top_n=3, progress=False)
+    assert [r["id"] for r in from_store.utterances] == [r["id"] for r in from_audio.utterances]
+    assert from_store.meta["store"] == str(store.path)
+    for name in ("freq", "fire_count", "top_utt", "top_pos", "phone_label", "word_label"):
+        np.testing.assert_array_equal(from_store.arrays[name], from_audio.arrays[name])
+    for name in ("max_act", "top_act", "phone_f1", "word_f1"):
+        np.testing.assert_allclose(from_store.arrays[name], from_audio.arrays[name], rtol=1e-4, atol=1e-5)
+    assert from_store.summary["phone_labels"] == from_audio.summary["phone_labels"]

@@ -111,3 +111,30 @@ def utterance_codes(lw, sae, hook: str, utterances: Iterable[Utterance], *,
     if point.side == "encoder":
         return encoder_codes(lw, sae, hook, utterances, batch_size=batch_size)
     return decoder_codes(lw, sae, hook, utterances)
+
+
+def store_codes(store, sae, hook: str, *, utterances: list[int] | None = None, chunk: int = 32,
+                tokenizer=None) -> Iterator[tuple[dict, UtteranceCodes]]:
+    """(utterance record, codes) from an activation store's rows, no Whisper needed.
+
+    Rows are regrouped by utterance and ordered by position; records come from ``store.utterances``.
+    """
+    records = {r["idx"]: r for r in store.utterances}
+    order = sorted(records) if utterances is None else list(utterances)
+    for start in range(0, len(order), chunk):
+        part = order[start:start + chunk]
+        acts, index = store.read(hook, part)
+        utt_col, pos_col = index["utt"].long().numpy(), index["pos"].long().numpy()
+        for idx in part:
+            rows = np.nonzero(utt_col == idx)[0]
+            rows = rows[np.argsort(pos_col[rows], kind="stable")]
+            rec = records[idx]
+            codes = _encode(sae, acts[rows])
+            if len(rows) and int(index["token"][rows[0]]) >= 0:  # decoder rows keep their token id
+                tokens = index["token"][rows].long().tolist()
+                times = np.full(len(rows), np.nan)
+            else:
+                tokens, times = None, (pos_col[rows] + 0.5) * FRAME_SECONDS
+            utt = Utterance(id=rec["id"], audio=np.zeros(0, np.float32), text=rec.get("text"),
+                            speaker=rec.get("speaker"), path=rec.get("path"))
+            yield rec, UtteranceCodes(utt, codes, times, tokens)

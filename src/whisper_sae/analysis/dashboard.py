@@ -17,12 +17,12 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from whisper_sae.audio import load_corpus
-from whisper_sae.whisper import HookPoint
+from whisper_sae.activations import ActivationStore
+from whisper_sae.audio import AudioError, Utterance, load_audio, load_corpus
 
 from . import render
-from .codes import utterance_codes
-from .labels import read_alignment
+from .codes import store_codes, utterance_codes
+from .labels import AlignmentIndex
 from .pipeline import load_model_for, load_sae
 from .result import AnalysisResult
 
@@ -47,19 +47,47 @@ def page_features(result: AnalysisResult, features=None, max_features: int | Non
     return [int(f) for f in (order if max_features is None else order[:max_features])]
 
 
+def _from_paths(result: AnalysisResult, needed: set[int], alignments) -> dict:
+    """Utterances rebuilt from the analysis' own records (audio read from each record's path)."""
+    found = {}
+    for i in needed:
+        row = result.utterances[i]
+        path = row.get("path")
+        if not path or not Path(path).is_file():
+            continue
+        try:
+            audio = load_audio(path)
+        except (AudioError, OSError) as err:
+            logger.warning("cannot read %s for the dashboard: %s", path, err)
+            continue
+        beside = Path(path).with_suffix(".json")
+        alignment = alignments.get(row["id"]) if alignments is not None else None
+        if alignment is None and beside.is_file():
+            doc = json.loads(beside.read_text())
+            alignment = doc if isinstance(doc, dict) and ("words" in doc or "phones" in doc) else None
+        found[i] = Utterance(id=row["id"], audio=audio, text=row.get("text"), speaker=row.get("speaker"),
+                             path=path, alignment=alignment)
+    return found
+
+
 def _load_utterances(result: AnalysisResult, needed: set[int], corpus, alignments_dir) -> dict:
-    """The utterances (by index into ``result.utterances``) whose clips are shown."""
-    wanted = {result.utterances[i]["id"]: i for i in needed}
+    """The utterances (by index into ``result.utterances``) whose clips are shown: from their audio
+    paths when those exist, else by reading the corpus again."""
+    alignments_dir = alignments_dir or result.meta.get("alignments_dir")
+    alignments = AlignmentIndex(alignments_dir) if alignments_dir and Path(alignments_dir).is_dir() else None
+    found = _from_paths(result, needed, alignments) if corpus is None else {}
+    wanted = {result.utterances[i]["id"]: i for i in needed if i not in found}
+    if not wanted:
+        return found
     source = corpus if corpus is not None else result.meta.get("corpus")
     if source is None or source == "<in-memory utterances>":
         raise ValueError("the analysis was made from in-memory utterances; pass corpus= (the same utterances "
                          "or a corpus spec) so the dashboard can play its clips")
     items = load_corpus(str(source)) if isinstance(source, (str, Path)) else source
-    found = {}
     for utt in items:
         if utt.id in wanted:
-            if utt.alignment is None and alignments_dir is not None:
-                utt.alignment = read_alignment(alignments_dir, utt.id)
+            if utt.alignment is None and alignments is not None:
+                utt.alignment = alignments.get(utt.id)
             found[wanted.pop(utt.id)] = utt
             if not wanted:
                 break
@@ -74,22 +102,29 @@ def _clip_plan(result, pages, n_clips) -> dict[int, list[dict]]:
     return {f: result.top_frames(f)[:n_clips] for f in pages}
 
 
-def _recompute(lw, sae, hook, utts: dict, plan: dict, batch_size: int, progress: bool) -> dict:
-    """{(utterance index, feature): (times, acts [T], tokens)} for every shown clip."""
+def _recompute(lw, sae, result: AnalysisResult, utts: dict, plan: dict, batch_size: int, progress: bool) -> dict:
+    """{(utterance index, feature): (times, acts [T], tokens)} for every shown clip, read from the
+    analysis' activation store when it has one, else computed with Whisper."""
     wanted: dict[int, set[int]] = {}
     for f, clips in plan.items():
         for clip in clips:
             wanted.setdefault(clip["utt"], set()).add(f)
     order = [i for i in sorted(utts) if i in wanted]
+    hook, store_path = result.meta["hook"], result.meta.get("store")
+    if store_path and Path(store_path).is_dir() and all("store_idx" in result.utterances[i] for i in order):
+        store = ActivationStore(store_path)
+        ids = [result.utterances[i]["store_idx"] for i in order]
+        stream = (item for _, item in store_codes(store, sae, hook, utterances=ids))
+    else:
+        stream = utterance_codes(lw(), sae, hook, [utts[i] for i in order], batch_size=batch_size)
     series = {}
-    stream = utterance_codes(lw, sae, hook, [utts[i] for i in order], batch_size=batch_size)
     for i, item in zip(order, tqdm(stream, total=len(order), desc="dashboard clips", disable=not progress)):
         for f in wanted[i]:
             series[(i, f)] = (item.times, item.codes[:, f].copy(), item.tokens)
     return series
 
 
-def _word_times(lw, utts: dict, whisper_words: bool) -> dict[int, list[dict]]:
+def _word_times(lw, utts: dict, whisper_words: bool) -> dict[int, list[dict]]:  # lw: a loader
     """Words with times per shown utterance: its alignment, else Whisper's (cross-attention DTW)."""
     out, missing = {}, []
     for i, utt in utts.items():
@@ -102,7 +137,7 @@ def _word_times(lw, utts: dict, whisper_words: bool) -> dict[int, list[dict]]:
 
         audios = [utts[i].audio[: 30 * 16000] for i in missing]
         texts = [utts[i].text for i in missing]
-        found = word_timestamps(lw, audios, texts if all(texts) else None)
+        found = word_timestamps(lw(), audios, texts if all(texts) else None)
         out.update(dict(zip(missing, found)))
     return out
 
@@ -128,21 +163,27 @@ def build_dashboard(sae, out_dir, analysis=None, *, corpus=None, model=None, fea
             raise ValueError("pass analysis= (an AnalysisResult or its folder) when the SAE is given as an object")
         analysis = sae_dir / "analysis"
     result = analysis if isinstance(analysis, AnalysisResult) else AnalysisResult.load(analysis)
-    lw = load_model_for(sae_obj, model)
-    hook = result.meta["hook"]
-    point = HookPoint.parse(hook, lw.config)
+    cache: dict = {}
+
+    def lw():  # Whisper is loaded only if something needs it (no store, or no word times)
+        if "lw" not in cache:
+            cache["lw"] = load_model_for(sae_obj, model or result.meta.get("model_spec"))
+        return cache["lw"]
+
+    side = result.meta.get("side", "encoder")
     pages = page_features(result, features, max_features)
     plan = _clip_plan(result, pages, clips_per_feature)
     needed = {clip["utt"] for clips in plan.values() for clip in clips}
     utts = _load_utterances(result, needed, corpus, alignments_dir) if needed else {}
-    series = _recompute(lw, sae_obj, hook, utts, plan, batch_size, progress)
-    words = _word_times(lw, utts, whisper_words) if point.side == "encoder" else {}
+    series = _recompute(lw, sae_obj, result, utts, plan, batch_size, progress)
+    words = _word_times(lw, utts, whisper_words) if side == "encoder" else {}
     out = Path(out_dir)
     (out / "features").mkdir(parents=True, exist_ok=True)
     (out / "clips").mkdir(exist_ok=True)
     _copy_assets(out)
-    ctx = render.PageContext(result=result, lw=lw, utts=utts, series=series, words=words,
-                             excerpt_seconds=excerpt_seconds, side=point.side, out=out)
+    tokenizer = lw().tokenizer if side == "decoder" else None
+    ctx = render.PageContext(result=result, tokenizer=tokenizer, utts=utts, series=series, words=words,
+                             excerpt_seconds=excerpt_seconds, side=side, out=out)
     for n, f in enumerate(tqdm(pages, desc="dashboard pages", disable=not progress)):
         neighbours = (pages[n - 1] if n > 0 else None, pages[n + 1] if n + 1 < len(pages) else None)
         page = render.feature_page(ctx, f, plan[f], neighbours)

@@ -43,6 +43,24 @@ def read_alignment(alignments_dir: str | Path, utt_id: str) -> dict | None:
     return json.loads(path.read_text())
 
 
+class AlignmentIndex:
+    """``<utterance id>.json`` alignment files anywhere under a folder (a flat alignments folder, or a
+    corpus that keeps them beside the audio, as the synthetic corpus does)."""
+
+    def __init__(self, root: str | Path):
+        root = Path(root)
+        if not root.is_dir():
+            raise FileNotFoundError(f"alignments folder {root} does not exist; give a folder of <utterance id>.json")
+        self.paths = {p.stem: p for p in sorted(root.rglob("*.json"))}
+
+    def get(self, utt_id: str) -> dict | None:
+        path = self.paths.get(utt_id)
+        if path is None:
+            return None
+        doc = json.loads(path.read_text())
+        return doc if isinstance(doc, dict) and ("words" in doc or "phones" in doc) else None
+
+
 class _PairCounter:
     """Counts of (feature, label) for one label kind, plus per-label frame totals."""
 

@@ -26,7 +26,7 @@ def js_literal(obj) -> str:
 @dataclass
 class PageContext:
     result: object
-    lw: object
+    tokenizer: object
     utts: dict
     series: dict
     words: dict
@@ -74,7 +74,7 @@ def _token_context(ctx: PageContext, acts, tokens: list[int], pos: int, scale: f
     lo, hi = max(pos - 12, 0), min(pos + 6, len(tokens))
     spans = []
     for j in range(lo, hi):
-        text = ctx.lw.tokenizer.decode([tokens[j]])
+        text = ctx.tokenizer.decode([tokens[j]])
         alpha = min(float(acts[j]) / max(scale, 1e-12), 1.0)
         cls = "tok here" if j == pos else "tok"
         spans.append(f'<span class="{cls}" style="--a:{alpha:.2f}" title="{float(acts[j]):.3g}">'
