@@ -94,3 +94,8 @@ def test_hub_spec_parsing():
     assert parse_hub_spec("hf:user/data:validation") == ("user/data", None, "validation")
     with pytest.raises(ValueError, match="not hf:NAME"):
         parse_hub_spec("hf:")
+
+
+def test_unreachable_hub_dataset_is_a_sentence(tmp_path):
+    with pytest.raises(RuntimeError, match=r"could not open dataset .*nothing_here.*for streaming"):
+        load_corpus(f"hf:{tmp_path / 'nothing_here'}:test")

@@ -132,7 +132,14 @@ def hub_corpus(spec: str, tables: list[MetadataTable], max_utterances: int | Non
     import datasets
 
     name, config, split = parse_hub_spec(spec)
-    ds = datasets.load_dataset(name, config, split=split, streaming=True)
+    try:
+        ds = datasets.load_dataset(name, config, split=split, streaming=True)
+    except Exception as err:  # noqa: BLE001 — offline, unknown name or split: say which, in one sentence
+        raise RuntimeError(
+            f"corpus {spec!r}: could not open dataset {name!r} (config {config!r}, split {split!r}) "
+            f"for streaming: {type(err).__name__}: {err}. Streaming needs the Hugging Face hub (network) "
+            f"or a local dataset folder given as hf:PATH:SPLIT."
+        ) from err
     ds, audio_col, text_col = _prepared(ds, name, audio_column, text_column)
     return Corpus(spec, lambda: _entries(ds, name, audio_col, text_col), length=None,
                   tables=tables, max_utterances=max_utterances)
