@@ -159,3 +159,14 @@ def test_espeak_voices_and_errors():
         tts.synthesize("hello", "xx-nowhere")
     with pytest.raises(ValueError, match=r"not available for synthesis; choose from"):
         check_languages(["en", "klingon"])
+
+
+def test_accents_can_be_restricted():
+    import random
+
+    speakers = design_speakers(6, "en", random.Random(0), accents=["en-us", "en-gb-x-rp"])
+    assert {s.accent for s in speakers} == {"en-us", "en-gb-x-rp"}
+    with pytest.raises(ValueError, match=r"accents \['en-mars'\] are not en voices"):
+        design_speakers(2, "en", random.Random(0), accents=["en-mars"])
+    with pytest.raises(ValueError, match="are not voices of"):
+        synthesize_corpus("/nonexistent/never", accents=["de"], languages=["en"])

@@ -26,6 +26,8 @@ def _synth(args: argparse.Namespace) -> int:
     out = synthesize_corpus(
         args.out, minutes=args.minutes, languages=languages, seed=args.seed, balanced=args.balanced,
         voices_per_text=args.voices_per_text, n_speakers=args.speakers, whispered=args.whispered,
+        accents=[a.strip() for a in args.accents.split(",") if a.strip()] if args.accents else None,
+        max_words=args.max_words,
         workers=args.workers, overwrite=args.overwrite,
     )
     summary = json.loads((out / "corpus.json").read_text())
@@ -83,6 +85,10 @@ def register(subparsers) -> None:
     synth.add_argument("--speakers", type=int, default=12, help="voices per language (default 12)")
     synth.add_argument("--whispered", type=float, default=0.0,
                        help="fraction of voices that whisper (eSpeak's +whisper/+whisperf; default 0)")
+    synth.add_argument("--accents", default=None,
+                       help="comma-separated eSpeak voices to use, e.g. en-us,en-gb-x-rp (default: all of "
+                            "en-us, en-us-nyc, en, en-gb-x-rp, en-gb-scotland, en-gb-x-gbclan, en-gb-x-gbcwmd, en-029)")
+    synth.add_argument("--max-words", type=int, default=None, help="only speak texts of at most this many words")
     synth.add_argument("--seed", type=int, default=0, help="the same seed gives the same corpus (default 0)")
     synth.add_argument("--workers", type=int, default=None, help="processes (default: number of CPUs)")
     synth.add_argument("--overwrite", action="store_true", help="replace a corpus already in --out")

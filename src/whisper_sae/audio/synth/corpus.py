@@ -26,7 +26,7 @@ from tqdm import tqdm
 from whisper_sae.audio.io import resample
 from whisper_sae.audio.synth.alignment import alignment_from_events, normalise_transcript
 from whisper_sae.audio.synth.texts import text_bank
-from whisper_sae.audio.synth.voices import Speaker, check_languages, design_speakers
+from whisper_sae.audio.synth.voices import LANGUAGE_VOICES, Speaker, check_languages, design_speakers
 from whisper_sae.audio.synth.worker import speak_in_fresh_process
 from whisper_sae.audio.utterance import SAMPLE_RATE
 
@@ -62,13 +62,16 @@ def _pick_speakers(speakers: list[Speaker], used: dict[int, int], k: int, rng: r
 
 
 def plan_corpus(minutes: float, languages, seed: int, balanced: bool, voices_per_text: int,
-                n_speakers: int, whispered: float, max_words: int | None = None) -> list[tuple[Speaker, list[dict]]]:
+                n_speakers: int, whispered: float, max_words: int | None = None,
+                accents=None) -> list[tuple[Speaker, list[dict]]]:
     """Decide who says what: a list of (speaker, [{"id", "text", "text_id"}]) jobs, from the seed alone."""
     rng = random.Random(seed)
     jobs: dict[int, tuple[Speaker, list[dict]]] = {}
     budget = minutes * 60.0 / len(languages)
     for li, language in enumerate(languages):
-        speakers = design_speakers(n_speakers, language, rng, first_id=1000 + 100 * li, whispered=whispered)
+        own = [a for a in accents or () if a in LANGUAGE_VOICES[language]] or None
+        speakers = design_speakers(n_speakers, language, rng, first_id=1000 + 100 * li, whispered=whispered,
+                                   accents=own)
         used = {s.id: 0 for s in speakers}
         bank = text_bank(language)
         order = [i for i, text in enumerate(bank) if max_words is None or len(text.split()) <= max_words]
@@ -135,17 +138,23 @@ def _write_tables(root: Path, rows: list[dict]) -> None:
 
 def synthesize_corpus(out_dir, *, minutes: float = 2.0, languages=("en",), seed: int = 0, balanced: bool = False,
                       voices_per_text: int = 3, n_speakers: int = 12, whispered: float = 0.0,
-                      max_words: int | None = None, workers: int | None = None, overwrite: bool = False,
+                      max_words: int | None = None, accents=None, workers: int | None = None, overwrite: bool = False,
                       progress: bool = True) -> Path:
     """Synthesize about ``minutes`` of speech into ``out_dir`` (LibriSpeech layout) and return ``out_dir``.
 
     ``balanced``: every text is spoken by ``voices_per_text`` speakers of both genders, so content
     and speaker are not confounded. ``n_speakers`` per language, half female, accents cycled;
     ``whispered`` is the fraction of speakers using eSpeak's whisper variants; ``max_words`` keeps
-    only texts that short (quick tests want short utterances). The same seed and
+    only texts that short (quick tests want short utterances); ``accents`` (eSpeak voice names such
+    as ``en-us``, ``en-gb-x-rp``) restricts the voices. The same seed and
     settings give the same corpus, byte for byte.
     """
     languages = check_languages([languages] if isinstance(languages, str) else languages)
+    accents = [accents] if isinstance(accents, str) else list(accents or [])
+    known = {a for lang in languages for a in LANGUAGE_VOICES[lang]}
+    if set(accents) - known:
+        raise ValueError(f"accents {sorted(set(accents) - known)} are not voices of {list(languages)}; "
+                         f"choose from {sorted(known)}.")
     if minutes <= 0:
         raise ValueError(f"minutes must be positive, not {minutes}.")
     if balanced and voices_per_text < 2:
@@ -157,12 +166,13 @@ def synthesize_corpus(out_dir, *, minutes: float = 2.0, languages=("en",), seed:
                                     f"overwrite=True (--overwrite) to replace it.")
         shutil.rmtree(root / SUBSET, ignore_errors=True)
     root.mkdir(parents=True, exist_ok=True)
-    jobs = plan_corpus(minutes, languages, seed, balanced, voices_per_text, n_speakers, whispered, max_words)
+    jobs = plan_corpus(minutes, languages, seed, balanced, voices_per_text, n_speakers, whispered, max_words,
+                       accents)
     workers = workers or min(len(jobs), os.cpu_count() or 1)
     rows, version = _run_jobs(jobs, root, workers, progress)
     _write_tables(root, rows)
     settings = {"minutes": minutes, "languages": list(languages), "seed": seed, "balanced": balanced,
-                "voices_per_text": voices_per_text, "n_speakers": n_speakers, "whispered": whispered, "max_words": max_words}
+                "voices_per_text": voices_per_text, "n_speakers": n_speakers, "whispered": whispered, "max_words": max_words, "accents": accents or None}
     summary = {"format": "whisper-sae-synth/1", "settings": settings, "espeak": version,
                "n_utterances": len(rows), "n_speakers": len(jobs),
                "seconds": round(sum(r["duration"] for r in rows), 3)}

@@ -59,15 +59,20 @@ def check_languages(languages) -> tuple[str, ...]:
 
 
 def design_speakers(n: int, language: str, rng: random.Random, *, first_id: int = 1000,
-                    whispered: float = 0.0) -> list[Speaker]:
+                    whispered: float = 0.0, accents=None) -> list[Speaker]:
     """``n`` speakers alternating female/male, cycling through the language's accents.
 
     Accents and variants are drawn without replacement until exhausted, so a small design still
-    spans as many accents and voices as it can; ``whispered`` is the fraction of whispering speakers.
+    spans as many accents and voices as it can; ``whispered`` is the fraction of whispering speakers;
+    ``accents`` restricts the voices to some of the language's accents.
     """
     if n < 1:
         raise ValueError(f"n_speakers must be at least 1, not {n}.")
-    accents = list(LANGUAGE_VOICES[language])
+    own = LANGUAGE_VOICES[language]
+    wrong = [a for a in accents or () if a not in own]
+    if wrong:
+        raise ValueError(f"accents {wrong} are not {language} voices; choose from {list(own)}.")
+    accents = [a for a in own if a in accents] if accents else list(own)
     rng.shuffle(accents)
     pools = {"male": [], "female": []}
     n_whisper = round(whispered * n)
