@@ -294,6 +294,11 @@ class Trainer:
     def _load_checkpoint(self, path: Path) -> None:
         state = torch.load(path, map_location="cpu", weights_only=False)
         saved = state["config"]
+        for key in ("model", "d_model"):
+            before, now = saved.get("extra", {}).get(key), self.config.extra.get(key)
+            if before != now:
+                raise ValueError(f"cannot resume {path}: it was trained on activations with {key} {before!r}, but "
+                                 f"these have {key} {now!r}; resume with the same store or use a new --out")
         for key in ("steps", "seed", "extra"):
             if saved.get(key) != asdict(self.config).get(key):
                 raise ValueError(f"cannot resume {path}: it was started with {key}={saved.get(key)!r} but this run "

@@ -1,0 +1,137 @@
+"""The trainer: it learns, resumes to the same weights, stops cleanly on bad numbers, reads stores."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from whisper_sae.sae import SAEConfig, SAESpec, SparseAutoencoder, TrainConfig, TrainingError, fit, train
+
+D = 24
+
+
+def _config(steps=60, **kw):
+    base = dict(steps=steps, lr=3e-3, log_every=10, eval_every=30, checkpoint_every=20, autocast="none",
+                device="cpu", dead_after_tokens=2000)
+    return TrainConfig(**{**base, **kw})
+
+
+def _specs():
+    return [SAESpec(SAEConfig(D, 64, "relu"), coef=0.5, name="relu"),
+            SAESpec(SAEConfig(D, 64, "topk", k=6), name="topk"),
+            SAESpec(SAEConfig(D, 64, "batchtopk", k=6), name="batchtopk"),
+            SAESpec(SAEConfig(D, 64, "jumprelu"), coef=0.05, name="jumprelu")]
+
+
+def test_every_architecture_learns_in_one_shared_pass(tmp_path, synth):
+    val = synth.rows(512, seed=99)
+    folders = fit(_specs(), synth.stream(), _config(steps=150), tmp_path, val=val)
+    assert [f.name for f in folders] == ["relu", "topk", "batchtopk", "jumprelu"]
+    for folder in folders:
+        records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
+        held_out = [r for r in records if r["split"] == "val"]
+        assert held_out[-1]["ev"] > 0.5, (folder.name, held_out[-1])
+        train_rows = [r for r in records if r["split"] == "train"]
+        assert {"loss", "mse", "ev", "l0", "dead_frac", "dense_frac", "lr", "tokens_per_s"} <= train_rows[-1].keys()
+        assert (folder / "loss.png").stat().st_size > 1000 and (folder / "metrics.png").is_file()
+        # The saved SAE takes raw activations: its EV on them equals the held-out EV logged in training.
+        sae = SparseAutoencoder.from_pretrained(folder)
+        with torch.no_grad():
+            x_hat = sae(val).x_hat
+        ev = 1 - (x_hat - val).pow(2).sum() / (val - val.mean(0)).pow(2).sum()
+        assert abs(float(ev) - held_out[-1]["ev"]) < 1e-4
+        if sae.cfg.architecture == "topk":
+            assert held_out[-1]["l0"] <= 6
+    assert SparseAutoencoder.from_pretrained(folders[0]).cfg.activation_scale != 1.0
+
+
+def test_resume_reaches_the_same_weights(tmp_path, synth):
+    val = synth.rows(64, seed=99)
+    whole = fit(_specs(), synth.stream(), _config(), tmp_path / "whole", val=val)
+    assert fit(_specs(), synth.stream(), _config(), tmp_path / "parts", val=val, stop_after=27) == []
+    with pytest.raises(FileExistsError, match="resume"):
+        fit(_specs(), synth.stream(), _config(), tmp_path / "parts", val=val)
+    parts = fit(_specs(), synth.stream(), _config(), tmp_path / "parts", val=val, resume=True)
+    for a, b in zip(whole, parts):
+        one, two = SparseAutoencoder.from_pretrained(a), SparseAutoencoder.from_pretrained(b)
+        for name, tensor in one.state_dict().items():
+            torch.testing.assert_close(two.state_dict()[name], tensor, atol=1e-6, rtol=0)
+        steps = [json.loads(line)["step"] for line in (b / "metrics.jsonl").read_text().splitlines()]
+        assert steps == sorted(steps) and steps[-1] == 60
+
+
+def test_resume_refuses_other_settings(tmp_path, synth):
+    fit(_specs()[:1], synth.stream(), _config(), tmp_path, stop_after=20)
+    with pytest.raises(ValueError, match="seed=0.*seed=3"):
+        fit(_specs()[:1], synth.stream(), _config(seed=3), tmp_path, resume=True)
+
+
+def test_nan_batch_stops_with_the_last_good_checkpoint(tmp_path, synth):
+    def stream():
+        for i, batch in enumerate(synth.stream()):
+            if i == 25:
+                batch[3, 5] = float("nan")
+            yield batch
+
+    with pytest.raises(TrainingError, match="batch 25 .* NaN or Inf.*last good state \\(step 25\\)"):
+        fit(_specs()[1:2], stream(), _config(), tmp_path)
+    state = torch.load(tmp_path / "checkpoint" / "state.pt", weights_only=False)
+    assert state["step"] == 25
+    assert all(torch.isfinite(t).all() for t in state["members"][0]["model"].values())
+
+
+def test_exploding_loss_is_caught(tmp_path, synth):
+    with pytest.raises(TrainingError, match="the loss of SAE .* became (nan|inf)"):
+        fit(_specs()[:1], synth.stream(), _config(lr=1e30, lr_warmup_steps=1), tmp_path)
+
+
+def test_bf16_autocast_trains(tmp_path, synth):
+    folders = fit(_specs()[1:2], synth.stream(), _config(steps=40, autocast="bf16"), tmp_path,
+                  val=synth.rows(256, seed=9))
+    val = [json.loads(line) for line in (folders[0] / "metrics.jsonl").read_text().splitlines()][-1]
+    assert val["split"] == "val" and val["ev"] > 0.3
+
+
+def test_lr_and_sparsity_schedules():
+    cfg = TrainConfig(steps=100, lr=1.0, lr_warmup_steps=10, lr_decay_start=0.8, sparsity_warmup_steps=20)
+    assert cfg.lr_at(0) == pytest.approx(0.1) and cfg.lr_at(9) == 1.0 and cfg.lr_at(50) == 1.0
+    assert cfg.lr_at(90) == pytest.approx(0.5) and cfg.lr_at(99) == pytest.approx(0.05)
+    assert cfg.sparsity_at(9) == pytest.approx(0.5) and cfg.sparsity_at(40) == 1.0
+
+
+def test_train_from_a_store_with_a_sweep_over_two_hooks(tmp_path, sae_store):
+    out = train(sae_store, "encoder.out,encoder.blocks.0", out=tmp_path / "run", arch="topk", width=48,
+                sweep="k=4,8", steps=30, batch_size=64, device="cpu", autocast="none", log_every=10,
+                eval_every=15, checkpoint_every=10)
+    names = sorted(p.name for p in out.iterdir() if (p / "cfg.json").is_file())
+    assert names == ["encoder.blocks.0-k4", "encoder.blocks.0-k8", "encoder.out-k4", "encoder.out-k8"]
+    sae = SparseAutoencoder.from_pretrained(out / "encoder.out-k8")
+    assert (sae.cfg.hook_name, sae.cfg.model_name, sae.cfg.k) == ("encoder.out", "synthetic", 8)
+    doc = json.loads((out / "encoder.out-k8" / "cfg.json").read_text())["whisper_sae"]["training"]
+    assert doc["data"]["val_utterances"] == 2 and doc["held_out"]["rows"] == 120
+
+
+def test_train_cli_and_resume_against_another_store(tmp_path, sae_store):
+    from whisper_sae.activations import StoreWriter
+    from whisper_sae.cli import main
+
+    args = ["train", "--store", str(sae_store.path), "--out", str(tmp_path / "run"), "--arch", "relu",
+            "--width", "48", "--steps", "20", "--batch-size", "64", "--device", "cpu", "--autocast", "none",
+            "--log-every", "5", "--eval-every", "10", "--checkpoint-every", "10"]
+    assert main(args) == 0
+    assert (tmp_path / "run" / "cfg.json").is_file() and (tmp_path / "run" / "loss.png").is_file()
+
+    other = tmp_path / "other"
+    with StoreWriter(other, hooks={"encoder.out": {"d_model": D, "kind": "frame"}},
+                     model={"name": "base", "spec": "base"}, settings={"mode": "padded"}) as writer:
+        for u in range(4):
+            idx = writer.begin_utterance({"id": f"u{u}"})
+            writer.add("encoder.out", idx, torch.randn(40, D), torch.arange(40))
+            writer.end_utterance(idx)
+    resumed = [a if a != str(sae_store.path) else str(other) for a in args] + ["--resume"]
+    assert main(resumed) == 1  # the checkpoint was made from another model's store: refused
+    with pytest.raises(ValueError, match="model 'synthetic', but these have model 'base'"):
+        train(other, "encoder.out", out=tmp_path / "run", arch="relu", width=48, steps=20, batch_size=64,
+              device="cpu", autocast="none", log_every=5, eval_every=10, checkpoint_every=10, resume=True)
