@@ -18,6 +18,7 @@ SUBCOMMANDS = [
     "evaluate",
     "analyze",
     "probe",
+    "demo",
 ]
 
 

@@ -1,0 +1,110 @@
+"""The main job, offline and on CPU: synthesize speech, extract Whisper's activations, train an SAE,
+evaluate it with Whisper's own WER spliced, analyse its features and build the dashboard.
+
+Every stage writes its files under one folder and is skipped when its output is already there, so
+an interrupted demo resumes where it stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass
+class DemoResult:
+    """Where each stage's output lies, and the headline numbers."""
+
+    corpus: Path
+    eval_corpus: Path
+    store: Path
+    sae: Path
+    dashboard: Path
+    summary: dict
+
+
+def _stage(name: str, done: bool):
+    print(f"[demo] {name}{' (already done, kept)' if done else ''}", flush=True)
+    return not done
+
+
+def run_demo(out="demo-out", *, model: str = "tiny.en", hook: str = "encoder.out", minutes: float = 3.0,
+             eval_minutes: float = 0.7, arch: str = "topk", width: int = 1536, k: int = 32,
+             epochs: float = 25.0, batch_size: int = 1024, seed: int = 0, progress: bool = True) -> DemoResult:
+    """Run the whole pipeline into ``out``; returns the paths and a summary (also in ``out/summary.json``).
+
+    The evaluation corpus is synthesized with another seed, so its texts and voices mix differently
+    from the training corpus.
+    """
+    from whisper_sae.activations import ActivationStore, extract
+    from whisper_sae.analysis import analyze, build_dashboard
+    from whisper_sae.audio import load_corpus
+    from whisper_sae.audio.synth import synthesize_corpus
+    from whisper_sae.evaluate import evaluate
+    from whisper_sae.sae import train
+    from whisper_sae.whisper import load_whisper
+
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    t0 = time.perf_counter()
+    corpus_dir, eval_dir = out / "corpus", out / "corpus-eval"
+    store_dir, sae_dir, dash_dir = out / "store", out / "sae", out / "dashboard"
+
+    if _stage("1/6 synthesize the training and evaluation corpora", (corpus_dir / "metadata.tsv").exists()):
+        synthesize_corpus(corpus_dir, minutes=minutes, seed=seed, overwrite=True, progress=progress)
+    if not (eval_dir / "metadata.tsv").exists():
+        synthesize_corpus(eval_dir, minutes=eval_minutes, seed=seed + 1, overwrite=True, progress=progress)
+
+    lw = load_whisper(model)
+    print(f"[demo] Whisper: {lw.name} ({lw.spec})", flush=True)
+    _stage(f"2/6 extract {hook} (resumes if interrupted)", False)
+    store = extract(lw, load_corpus(corpus_dir), [hook], store_dir, progress=progress)
+
+    if _stage(f"3/6 train a {arch} SAE, width {width}", (sae_dir / "sae_weights.safetensors").exists()):
+        train(store, hook, out=sae_dir, arch=arch, width=width, k=k, epochs=epochs, batch_size=batch_size,
+              seed=seed, resume=(sae_dir / "checkpoint").exists())
+
+    if _stage("4/6 evaluate: reconstruction and spliced WER on held-out speech", (sae_dir / "eval.json").exists()):
+        evaluate(sae_dir, load_corpus(eval_dir), model=lw, progress=progress)
+
+    if _stage("5/6 analyse features (phone and word labels)", (sae_dir / "analysis").exists()):
+        analyze(sae_dir, store=ActivationStore(store_dir), progress=progress)
+
+    if _stage("6/6 build the dashboard", (dash_dir / "index.html").exists()):
+        build_dashboard(sae_dir, dash_dir, corpus=load_corpus(corpus_dir), model=lw, whisper_words=False,
+                        progress=progress)
+
+    summary = _summary(sae_dir, time.perf_counter() - t0)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(_format(summary, dash_dir), flush=True)
+    return DemoResult(corpus_dir, eval_dir, store_dir, sae_dir, dash_dir, summary)
+
+
+def _summary(sae_dir: Path, seconds: float) -> dict:
+    ev = json.loads((sae_dir / "eval.json").read_text())
+    rec = ev["reconstruction"]
+    return {
+        "seconds": round(seconds, 1),
+        "sae": str(sae_dir),
+        "explained_variance": rec["explained_variance"],
+        "l0": rec["l0"],
+        "dead_fraction": rec["dead_fraction"],
+        "wer": {name: cond["wer"] for name, cond in ev["conditions"].items()},
+        "ce_recovered": ev["ce_recovered"],
+        "error_term_check_passed": ev["error_term_check"]["passed"],
+    }
+
+
+def _format(summary: dict, dash_dir: Path) -> str:
+    wer = ", ".join(f"{name} {100 * v:.1f} %" for name, v in summary["wer"].items())
+    return "\n".join([
+        f"[demo] done in {summary['seconds']:.0f} s; SAE in {summary['sae']}",
+        f"  held-out explained variance {summary['explained_variance']:.3f}, L0 {summary['l0']:.1f}, "
+        f"dead {summary['dead_fraction']:.1%}",
+        f"  WER: {wer}",
+        f"  CE recovered (vs zero / mean ablation): {summary['ce_recovered']['zero']:.3f} / "
+        f"{summary['ce_recovered']['mean']:.3f}",
+        f"  dashboard: {dash_dir / 'index.html'} (open it in a browser; no server needed)",
+    ])
