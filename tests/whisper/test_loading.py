@@ -189,3 +189,19 @@ def test_default_spec_is_offline_without_a_cached_hub_model(tmp_path, monkeypatc
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     assert default_spec() == "tiny.en"
+
+
+def test_default_spec_uses_a_cached_hub_model(tmp_path, monkeypatch):
+    import huggingface_hub.constants as constants
+
+    # The hub cache layout: models--OWNER--NAME/{refs/main, snapshots/REVISION/...}.
+    repo = tmp_path / "models--openai--whisper-tiny"
+    tiny_model(seed=5).save_pretrained(repo / "snapshots" / "abc123")
+    (repo / "refs").mkdir()
+    (repo / "refs" / "main").write_text("abc123")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    assert default_spec() == "openai/whisper-tiny"
+    lw = load_whisper()
+    assert (lw.name, lw.spec) == ("openai/whisper-tiny", "openai/whisper-tiny")
+    _assert_same_weights(lw.model, tiny_model(seed=5))

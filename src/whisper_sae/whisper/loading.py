@@ -172,9 +172,11 @@ def _load_openai_pt(path: Path):
 def _load_hf(source: str, local: bool):
     """A Hugging Face id or folder; the local cache first so that no network is touched when it is there."""
     where = "folder" if local else "Hugging Face id"
+    cached = True
     try:
         model = WhisperForConditionalGeneration.from_pretrained(source, local_files_only=True)
     except OSError:
+        cached = False
         if local:
             raise ValueError(f"{source} has a config.json but no loadable Whisper weights (model.safetensors "
                              "or pytorch_model.bin written by save_pretrained).") from None
@@ -184,7 +186,7 @@ def _load_hf(source: str, local: bool):
             raise ValueError(f"Could not load the {where} {source!r} (not in the local cache, and the hub "
                              f"could not be reached or has no such model): {error}") from None
     try:
-        tokenizer = WhisperTokenizerFast.from_pretrained(source, local_files_only=local)
+        tokenizer = WhisperTokenizerFast.from_pretrained(source, local_files_only=cached)
         # A folder without tokenizer files still yields an (empty) tokenizer; treat that as missing.
         _token(tokenizer, "<|startoftranscript|>")
     except (OSError, ValueError, TypeError):
