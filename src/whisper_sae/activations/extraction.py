@@ -22,8 +22,11 @@ from tqdm.auto import tqdm
 from whisper_sae.audio import SAMPLE_RATE, Utterance, load_corpus
 from whisper_sae.whisper import HookPoint, frames_for_duration, load_whisper, run_encoder
 from whisper_sae.whisper import run_decoder_teacher_forced
+from whisper_sae.runtime import init_distributed, resolve_device
+from whisper_sae.runtime.disk import check_free_space
 
 from .decoder_text import window_token_ids
+from .ranks import check_layout, extract_rank
 from .store import ActivationStore
 from .windows import FRAME_SAMPLES, WINDOW_SAMPLES, Window, plan_windows
 from .writer import DEFAULT_SHARD_ROWS, StoreWriter
@@ -128,7 +131,7 @@ def _encode_group(lw, utts: list[Utterance], points: list[HookPoint], opts: Opti
 def _open_model(model, device):
     if hasattr(model, "log_mel") and hasattr(model, "model"):
         return model
-    return load_whisper(model, device=device or ("cuda" if torch.cuda.is_available() else "cpu"))
+    return load_whisper(model, device=resolve_device(device))  # auto: the GPU of this rank, else the CPU
 
 
 def _open_corpus(corpus):
@@ -154,6 +157,7 @@ def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded",
     larger limit resumes) once the activations reach that size. ``on_utterance(n)`` is called after
     each utterance is handed to the writer.
     """
+    world = init_distributed(device)  # joins torchrun's process group, if launched by torchrun
     lw = _open_model(model, device)
     names = [hooks] if isinstance(hooks, str) else list(dict.fromkeys(hooks))
     if not names:
@@ -180,9 +184,16 @@ def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded",
                         reference_case="all-capitals transcripts are sentence-cased, as Whisper writes")
     model_info = {"name": lw.name, "spec": lw.spec, "d_model": lw.d_model, "n_encoder_layers": lw.n_encoder_layers,
                   "n_decoder_layers": lw.n_decoder_layers, "vocab_size": lw.config.vocab_size}
-    writer = StoreWriter(out, hooks={p.name: {"d_model": lw.d_model, "kind": p.kind} for p in points},
-                         model=model_info, corpus=spec, settings=settings, dtype=dtype, shard_rows=shard_rows)
-    _run(lw, corpus, points, opts, writer, max_utterances, progress, on_utterance)
+    writer_kw = dict(hooks={p.name: {"d_model": lw.d_model, "kind": p.kind} for p in points},
+                     model=model_info, corpus=spec, settings=settings, dtype=dtype, shard_rows=shard_rows)
+    if max_store_gb is not None and world.is_main:
+        check_free_space(out, max_store_gb)  # refuse before the run rather than fail half-way
+    if world.distributed:  # each rank extracts its share into its own sub-store; see ranks.py
+        opts.max_bytes = None if opts.max_bytes is None else opts.max_bytes // world.size
+        return extract_rank(out, world, writer_kw, lambda writer, share: _run(
+            lw, share, points, opts, writer, None, progress and world.is_main, on_utterance), corpus, max_utterances)
+    check_layout(out, world)
+    _run(lw, corpus, points, opts, StoreWriter(out, **writer_kw), max_utterances, progress, on_utterance)
     return ActivationStore(out)
 
 

@@ -104,7 +104,8 @@ class ActivationStore:
                 lo, hi = torch.searchsorted(wanted, torch.tensor([s["utt_min"], s["utt_max"] + 1]))
                 if lo == hi:
                     continue
-            out.append((self.path / hook / s["file"], wanted))
+            # A store merged from several ranks (see ranks.py) names each shard by its path.
+            out.append((self.path / s["path"] if "path" in s else self.path / hook / s["file"], wanted))
         return out
 
     @staticmethod

@@ -60,8 +60,15 @@ class StoreWriter:
 
     def __init__(self, path, *, hooks: dict[str, dict], model: dict | None = None, corpus: str = "",
                  settings: dict | None = None, dtype: str = "float16",
-                 shard_rows: int = DEFAULT_SHARD_ROWS, resume: bool = True):
+                 shard_rows: int = DEFAULT_SHARD_ROWS, resume: bool = True,
+                 index_offset: int = 0, index_stride: int = 1):
         self.path = Path(path)
+        # Utterance indices are offset + stride * k: several writers (one per rank, see ranks.py)
+        # then fill disjoint index sets that merge into one store without renumbering.
+        if index_stride < 1 or not 0 <= index_offset < index_stride:
+            raise ValueError(f"index_offset {index_offset} and index_stride {index_stride} need "
+                             "0 <= offset < stride")
+        self._index_offset, self._index_stride = index_offset, index_stride
         self.dtype = parse_dtype(dtype)
         if shard_rows < 1:
             raise ValueError(f"shard_rows must be a positive number of rows, got {shard_rows}")
@@ -98,7 +105,7 @@ class StoreWriter:
         self._pending: dict[int, dict] = {}
         self._reopen = {o["id"]: o for o in self.manifest["utterances"]["open"]}
         used = [o["idx"] for o in self._reopen.values()] + [self._max_done_idx]
-        self._next_idx = max(used) + 1
+        self._next_idx = index_offset if max(used) < 0 else max(used) + index_stride
 
     # -- resume -----------------------------------------------------------------------------------
     def _check_compatible(self, fresh: dict) -> None:
@@ -176,7 +183,7 @@ class StoreWriter:
             idx, drop = prior["idx"], dict(prior["committed"])
         else:
             idx, drop = self._next_idx, {}
-            self._next_idx += 1
+            self._next_idx += self._index_stride
         self._pending[idx] = {"record": dict(record, id=uid, idx=idx), "appended": {}, "committed": {},
                               "ended": False,
                               "drop": {h: drop.get(h, 0) for h in self.hooks},
