@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from whisper_sae.analysis.intervene import _frame_mask, edit_fn, intervene, parse_frames
+from whisper_sae.analysis.interventions import _frame_mask, edit_fn, intervene, parse_frames
 
 from .conftest import make_sae
 
@@ -56,7 +56,7 @@ def test_intervene_outside_the_clip_changes_nothing(analysis_whisper, aligned_ut
     lw, sae = analysis_whisper, make_sae()
     audios = [u.audio for u in aligned_utts[:2]]
     # Frames past the end of both clips: nothing is edited, so the transcripts must match exactly.
-    results = intervene(sae, lw, audios, 3, "clamp", 50.0, frames="20:30")
+    results = intervene(sae, lw, audios, 3, "clamp", 50.0, frames="20:30", max_new_tokens=8)
     assert all(r.before == r.after for r in results) and len(results) == 2
-    clamped = intervene(sae, lw, audios, 3, "clamp", 1e4)
+    clamped = intervene(sae, lw, audios, 3, "clamp", 1e4, max_new_tokens=8)
     assert [r.before for r in clamped] == [r.before for r in results]

@@ -12,7 +12,7 @@ _EXPORTS = {
     "analyze": "pipeline", "load_sae": "pipeline",
     "AnalysisResult": "result", "load_analysis": "result",
     "FeatureStats": "stats", "AlignmentLabeler": "labels", "f1_summary": "labels",
-    "intervene": "intervene", "Intervention": "intervene",
+    "intervene": "interventions", "Intervention": "interventions", "parse_frames": "interventions",
     "word_timestamps": "word_times",
     "build_dashboard": "dashboard",
 }
@@ -23,4 +23,6 @@ __all__ = sorted(_EXPORTS)
 def __getattr__(name: str):
     if name not in _EXPORTS:
         raise AttributeError(f"module 'whisper_sae.analysis' has no attribute {name!r}")
-    return getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value

@@ -80,7 +80,7 @@ def _frame_mask(lengths: list[int], frames: tuple[float, float] | None, n_positi
 
 def intervene(sae, lw, audios: list[np.ndarray], feature: int, mode: str = "ablate", value: float | None = None,
               frames: tuple[float, float] | str | None = None, *, hook: str | None = None,
-              batch_size: int = 8) -> list[Intervention]:
+              batch_size: int = 8, max_new_tokens: int | None = None) -> list[Intervention]:
     """Transcribe each clip (<= 30 s) before and after ablating or clamping ``feature``.
 
     ``frames`` (encoder hooks only) limits the edit to frames whose centre lies in [t0, t1) seconds;
@@ -92,7 +92,7 @@ def intervene(sae, lw, audios: list[np.ndarray], feature: int, mode: str = "abla
     frames = parse_frames(frames) if isinstance(frames, str) else frames
     if point.side == "decoder" and frames is not None:
         raise ValueError("frames selects encoder frames; for a decoder hook leave frames=None")
-    before = lw.transcribe(list(audios), batch_size=batch_size)
+    before = lw.transcribe(list(audios), batch_size=batch_size, max_new_tokens=max_new_tokens)
     after: list[str] = []
     for start in range(0, len(audios), batch_size):
         chunk = list(audios[start:start + batch_size])
@@ -101,5 +101,5 @@ def intervene(sae, lw, audios: list[np.ndarray], feature: int, mode: str = "abla
             lengths = [frames_for_duration(len(a) / SAMPLE_RATE) for a in chunk]
             mask = _frame_mask(lengths, frames, lw.config.max_source_positions)
         with patch(lw.model, point, edit_fn(sae, feature, mode, value, mask)):
-            after.extend(lw.transcribe(chunk, batch_size=len(chunk)))
+            after.extend(lw.transcribe(chunk, batch_size=len(chunk), max_new_tokens=max_new_tokens))
     return [Intervention(b, a) for b, a in zip(before, after)]

@@ -1,0 +1,155 @@
+"""The probe end to end on a tiny random Whisper: files written, numbers consistent across parts,
+the ablation edit exact, label problems caught before any model runs, and the CLI."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import soundfile as sf
+import torch
+
+from whisper_sae.analysis.probe import ProbeOptions, probe
+from whisper_sae.analysis.probe_ablate import ablation_transform
+from whisper_sae.analysis.probe_models import ProbeSettings
+from whisper_sae.audio import Utterance
+
+from .conftest import make_sae
+
+FAST = ProbeOptions(ks=(1, 4), ablate_k=3, wer_utterances=2, frames_per_utterance=8, progress=False,
+                    settings=ProbeSettings(n_trees=8, max_depth=4))
+
+
+def voices(n_speakers=8, per_speaker=2, seconds=0.8, seed=0) -> list[Utterance]:
+    """Buzzes whose pitch depends on gender (female ~230 Hz, male ~115 Hz) and whose brightness
+    depends on the speaker; even speakers female. Rate is a per-speaker number."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    out = []
+    for s in range(n_speakers):
+        female = s % 2 == 0
+        f0 = (230 if female else 115) * (1 + 0.05 * rng.standard_normal())
+        for k in range(per_speaker):
+            audio = sum(np.sin(2 * np.pi * f0 * h * t) / h ** (1 + 0.2 * (s % 3)) for h in range(1, 8))
+            audio = (0.2 * audio + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+            out.append(Utterance(id=f"{s}-{k}", audio=audio, speaker=f"spk{s}", text="hello there",
+                                 attributes={"gender": "Female " if female else "male", "rate": 120 + 10 * s}))
+    return out
+
+
+@pytest.fixture(scope="module")
+def probed(analysis_whisper, tmp_path_factory):
+    out = tmp_path_factory.mktemp("probe")
+    sae = make_sae(d_in=analysis_whisper.d_model, d_sae=48, k=6)
+    result = probe(None, voices(), ["gender", "rate"], out=out, sae=sae, lw=analysis_whisper, options=FAST)
+    return result, sae
+
+
+def test_files_and_blocks(probed):
+    result, sae = probed
+    on_disk = json.loads((result.out / "probe.json").read_text())
+    assert on_disk == result.summary and on_disk["format"] == "whisper-sae-probe/1"
+    assert (result.out / "probe.md").read_text().startswith("# Speaker-attribute probe")
+    g = result.attributes["gender"]
+    # "Female " and "male" are normalised; 4 speakers, 8 utterances each.
+    assert g["classes"] == ["female", "male"]
+    assert g["counts"] == {"female": {"utterances": 8, "speakers": 4}, "male": {"utterances": 8, "speakers": 4}}
+    sel = g["selectivity"]
+    assert len(sel["score"]) == sae.cfg.d_sae and set(sel["class"]) <= {"female", "male"}
+    assert all(0 <= s <= 1 for s in sel["score"])
+    np.testing.assert_allclose(sel["score"], np.abs(2 * np.array(sel["auroc"]) - 1), atol=1e-4)
+    assert [t["feature"] for t in g["top_features"]] == list(np.argsort(-np.array(sel["score"]), kind="stable")[:10])
+    assert result.attributes["rate"]["kind"] == "continuous"
+    assert {p.name for p in result.plots} >= {"gender_pca.png", "gender_tsne.png", "gender_heatmap.png", "rate_pca.png"}
+
+
+def test_probe_scores_are_complete_and_pitch_is_found(probed):
+    result, _ = probed
+    for level in ("frame", "utterance"):
+        for model in ("logreg", "forest"):
+            assert set(result.attributes["gender"]["probes"][level][model]) == {"sae", "raw", "top1", "top4"}
+    # Gender is the buzz's pitch here: raw encoder activations separate it on held-out speakers.
+    assert result.balanced_accuracy("gender")["raw"] >= 0.75
+    r = result.attributes["gender"]["probes"]["utterance"]["logreg"]["sae"]
+    assert r["n_rows"] == 16 and set(r["recall"]) == {"female", "male"}
+
+
+def test_ablation_baseline_equals_the_main_probe(probed):
+    result, _ = probed
+    abl = result.summary["ablation"]
+    assert set(abl["conditions"]) == {"none", "top3 gender", "random3"}
+    none = abl["conditions"]["none"]
+    for level in ("frame", "utterance"):
+        main = result.attributes["gender"]["probes"][level]["logreg"]
+        assert none["probes"]["gender"][level]["sae"] == pytest.approx(main["sae"]["balanced_accuracy"])
+        assert none["probes"]["gender"][level]["raw"] == pytest.approx(main["raw"]["balanced_accuracy"])
+    assert none["wer_vs_clean_transcript"] == 0.0
+    top = [t["feature"] for t in result.attributes["gender"]["top_features"][:3]]
+    assert abl["conditions"]["top3 gender"]["features"] == top
+    assert not set(abl["conditions"]["random3"]["features"]) & set(top)
+
+
+def test_ablation_edit_keeps_the_error_term():
+    sae = make_sae(d_in=16, d_sae=40, k=8, seed=2)
+    x = torch.randn(50, 16)
+    feats = [1, 5, 7, 30]
+    codes = sae.encode(x)
+    kept = codes.clone()
+    kept[:, feats] = 0
+    expected = x - (sae.decode(codes) - sae.decode(kept))
+    torch.testing.assert_close(ablation_transform(sae, feats)(x), expected, atol=1e-5, rtol=1e-5)
+    torch.testing.assert_close(ablation_transform(sae, [])(x), x)
+    # Removing every feature leaves exactly the SAE's error plus b_dec.
+    everything = ablation_transform(sae, list(range(40)))(x)
+    torch.testing.assert_close(everything, x - sae.decode(codes) + sae.b_dec, atol=1e-5, rtol=1e-5)
+    # It works on [B, T, d] as the hook sees it.
+    assert ablation_transform(sae, feats)(x.reshape(5, 10, 16)).shape == (5, 10, 16)
+
+
+def test_label_problems_stop_before_any_model_runs(monkeypatch, tmp_path):
+    import whisper_sae.whisper as whisper
+
+    monkeypatch.setattr(whisper, "load_whisper", lambda *a, **k: pytest.fail("a model was loaded"))
+    sae = make_sae()
+    with pytest.raises(ValueError, match=r"'accent' is not a column.*gender, rate, speaker"):
+        probe(None, voices(), ["gender", "accent"], out=tmp_path, sae=sae, options=FAST)
+    one_class = [u for u in voices() if u.attributes["gender"] == "male"]
+    with pytest.raises(ValueError, match=r"'gender' is constant: all 8 labelled utterances are 'male'"):
+        probe(None, one_class, ["gender"], out=tmp_path, sae=sae, options=FAST)
+    few = voices(n_speakers=4)  # 2 speakers per class, fewer than min_speakers=3
+    with pytest.raises(ValueError, match=r"fewer than two classes have at least 3 speakers"):
+        probe(None, few, ["gender"], out=tmp_path, sae=sae, options=FAST)
+    table = tmp_path / "meta.csv"
+    table.write_text("id,accent\nnobody,us\n")
+    with pytest.raises(ValueError, match=r"none of its 1 ids"):
+        probe(None, voices(), ["accent"], metadata=table, out=tmp_path, sae=sae, options=FAST)
+
+
+def test_cli_on_a_folder_with_metadata(analysis_whisper, tmp_path, capsys):
+    from whisper_sae.cli import main
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rows = ["id\tspeaker\taccent"]
+    for u in voices(n_speakers=6, per_speaker=1):
+        sf.write(corpus / f"{u.id}.wav", u.audio, 16000)
+        s = int(u.id.split("-")[0])
+        rows.append(f"{u.id}\t{u.speaker}\t{'US' if s < 2 else ' us' if s == 2 else 'gb'}")
+    (corpus / "metadata.tsv").write_text("\n".join(rows) + "\n")
+    sae_dir = make_sae(d_in=analysis_whisper.d_model, d_sae=24, k=4).save_pretrained(tmp_path / "sae")
+    out = tmp_path / "probe"
+    code = main(["probe", str(sae_dir), "--corpus", str(corpus), "--attribute", "accent", "--model", analysis_whisper.spec,
+                 "--out", str(out), "--ablate-k", "0", "--no-tsne", "--no-progress"])
+    assert code == 0
+    printed = capsys.readouterr().out
+    assert "accent" in printed and "written:" in printed
+    data = json.loads((out / "probe.json").read_text())
+    assert data["attributes"]["accent"]["classes"] == ["gb", "us"]
+    assert data["attributes"]["accent"]["counts"]["us"] == {"utterances": 3, "speakers": 3}
+    assert any("2 spellings merged into 'us'" in n for n in data["attributes"]["accent"]["notes"])
+    assert data["ablation"] == {}
+    code = main(["probe", str(sae_dir), "--corpus", str(corpus), "--attribute", "gender", "--model", analysis_whisper.spec,
+                 "--out", str(out), "--no-progress"])
+    assert code == 1
+    assert "'gender' is not a column" in capsys.readouterr().err
