@@ -7,6 +7,7 @@ hand-made numbers; the probe pipeline calls it at frame level and on utterance-p
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -65,7 +66,9 @@ def one_vs_rest(X: np.ndarray, is_pos: np.ndarray) -> dict[str, np.ndarray]:
         cols = slice(lo, lo + _BLOCK)
         pos, neg = X[is_pos, cols], X[~is_pos, cols]
         constant = np.ptp(X[:, cols], axis=0) == 0
-        with np.errstate(divide="ignore", invalid="ignore"):
+        with np.errstate(divide="ignore", invalid="ignore"), warnings.catch_warnings():
+            # Constant (dead) columns make scipy warn about precision; they are set to p = 1 below.
+            warnings.simplefilter("ignore", RuntimeWarning)
             mw = stats.mannwhitneyu(pos, neg, axis=0, method="asymptotic", alternative="two-sided")
             welch = stats.ttest_ind(pos, neg, axis=0, equal_var=False)
         out["auroc"][cols] = np.where(constant, 0.5, mw.statistic / (n1 * n0))
