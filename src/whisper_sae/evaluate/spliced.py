@@ -19,6 +19,7 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from whisper_sae.activations.decoder_text import as_whisper_writes
 from whisper_sae.audio import load_corpus
 from whisper_sae.evaluate.metrics import ReconstructionAccumulator, word_errors
 from whisper_sae.evaluate.result import EvalResult, summarise
@@ -49,6 +50,12 @@ class _Batch:
     lengths: list[int]  # unpadded length of each row of ids
     n_prompt: int
     real_frames: list[int]  # encoder frames holding real audio, per item
+    max_new_tokens: int  # generation budget: enough for twice the longest reference
+
+    def transcribe(self, lw: LoadedWhisper) -> list[str]:
+        # One generate call for the whole batch, so that hook masks line up with the batch rows.
+        return lw.transcribe([it.audio for it in self.items], batch_size=len(self.items),
+                             max_new_tokens=self.max_new_tokens)
 
     def hook_mask(self, hook: HookPoint, n_frames: int) -> Tensor:
         """[B, T] real positions at the hook: audio frames for the encoder, unpadded tokens for the decoder."""
@@ -179,14 +186,18 @@ def _collect(corpus, max_utterances: int | None) -> tuple[list[_Item], list[dict
 
 def _prepare(lw: LoadedWhisper, items: list[_Item]) -> _Batch:
     prompt = list(lw.prompt_ids)
-    seqs = [prompt + lw.text_tokens(it.text) + [lw.eot_id] for it in items]
+    seqs = [prompt + lw.text_tokens(as_whisper_writes(it.text)) + [lw.eot_id] for it in items]
     lengths = [len(s) for s in seqs]
     ids = torch.full((len(seqs), max(lengths)), lw.eot_id, dtype=torch.long)
     for row, seq in enumerate(seqs):
         ids[row, : len(seq)] = torch.tensor(seq)
     features = lw.log_mel([it.audio for it in items])
     frames = [int(frames_for_duration(it.duration)) for it in items]
-    return _Batch(items, features, ids.to(lw.device), lengths, len(prompt), frames)
+    # An ablated model often repeats itself until the token limit; past twice the reference length a
+    # hypothesis is already wrong on every word, so generating further only costs time.
+    longest_text = max(lengths) - len(prompt)
+    budget = min(2 * longest_text + 8, lw.config.max_target_positions - len(prompt))
+    return _Batch(items, features, ids.to(lw.device), lengths, len(prompt), frames, budget)
 
 
 # ------------------------------------------------------------------------------------ running
@@ -224,7 +235,7 @@ def _reference_pass(lw, sae, hook, batches, dense_threshold, progress):
         codes = sae.encode(x)
         acc.update(x.cpu(), sae.decode(codes).cpu(), codes.cpu())
         total += x.double().sum(0).cpu()
-        texts = lw.transcribe([it.audio for it in items], batch_size=len(items))
+        texts = batch.transcribe(lw)
         for nll, text in zip(_token_nll(logits, batch), texts):
             clean.append({"nll": nll[0], "n_tokens": nll[1], "text": text})
     return acc, (total / acc.n).float(), clean
@@ -245,7 +256,7 @@ def _condition_pass(lw, sae, hook, batches, mean, clean, progress):
             mask = batch.hook_mask(hook, lw.config.max_source_positions) if hook.side == "encoder" else None
             with patch(lw.model, hook.name, splice_fn(transform, mask)):
                 logits = _logits(lw, batch)
-                texts = lw.transcribe([it.audio for it in items], batch_size=len(items))
+                texts = batch.transcribe(lw)
             if condition == "spliced_error":
                 for row, length in enumerate(batch.lengths):
                     diff = (logits[row, :length] - clean_logits[row, :length]).abs().max()
