@@ -18,7 +18,10 @@ def register(subparsers) -> None:
         ),
     )
     analyze.add_argument("sae_dir", metavar="SAE_DIR", help="SAE folder (cfg.json + sae_weights.safetensors)")
-    analyze.add_argument("--corpus", required=True, help="corpus spec (folder, dataset, audio file, hf:...)")
+    analyze.add_argument("--corpus", default=None, help="corpus spec (folder, dataset, audio file, hf:...)")
+    analyze.add_argument("--store", default=None,
+                         help="read the activations from this store (made by `whisper-sae extract` with the SAE's "
+                              "hook) instead of running Whisper; much faster")
     analyze.add_argument("--model", default=None, help="Whisper spec (default: the model named in the SAE's cfg)")
     analyze.add_argument("--out", default=None, help="output folder (default SAE_DIR/analysis)")
     analyze.add_argument("--top-n", type=int, default=20, help="top activating frames kept per feature (20)")
@@ -79,7 +82,9 @@ def register(subparsers) -> None:
 def run_analyze(args: argparse.Namespace) -> int:
     from whisper_sae.analysis import analyze
 
-    result = analyze(args.sae_dir, args.corpus, top_n=args.top_n, model=args.model, batch_size=args.batch_size,
+    if args.corpus is None and args.store is None:
+        raise ValueError("give --corpus (audio to run Whisper on) or --store (an activation store of the SAE's hook)")
+    result = analyze(args.sae_dir, args.corpus, store=args.store, top_n=args.top_n, model=args.model, batch_size=args.batch_size,
                      max_utterances=args.max_utterances, alignments_dir=args.alignments_dir,
                      whisper_words=args.whisper_words, distinct_clips=not args.all_frames, out=args.out,
                      progress=not args.no_progress)
