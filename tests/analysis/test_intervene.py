@@ -40,6 +40,8 @@ def test_bad_arguments_are_sentences():
     with pytest.raises(ValueError, match="needs a value"):
         edit_fn(sae, 0, "clamp", None, None)
     with pytest.raises(ValueError, match="features 0..47"):
+        edit_fn(sae, [1, 48], "ablate", None, None)
+    with pytest.raises(ValueError, match="features 0..47"):
         edit_fn(sae, 48, "ablate", None, None)
     with pytest.raises(ValueError, match="t0:t1"):
         parse_frames("1-2")
@@ -60,3 +62,12 @@ def test_intervene_outside_the_clip_changes_nothing(analysis_whisper, aligned_ut
     assert all(r.before == r.after for r in results) and len(results) == 2
     clamped = intervene(sae, lw, audios, 3, "clamp", 1e4, max_new_tokens=8)
     assert [r.before for r in clamped] == [r.before for r in results]
+
+
+def test_several_features_are_edited_together():
+    sae = make_sae(d_in=8, d_sae=16, k=3)
+    x = torch.randn(1, 6, 8)
+    codes = sae.encode(x)
+    out = edit_fn(sae, [2, 5], "ablate", None, None)(x)
+    expected = x - codes[..., 2:3] * sae.W_dec[2] - codes[..., 5:6] * sae.W_dec[5]
+    torch.testing.assert_close(out, expected.detach(), rtol=1e-5, atol=1e-5)

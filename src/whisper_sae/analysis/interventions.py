@@ -39,14 +39,17 @@ def parse_frames(spec: str | None) -> tuple[float, float] | None:
         raise ValueError(f"frames {spec!r} must be 't0:t1' in seconds, e.g. '0.5:1.2' or '1.0:'") from None
 
 
-def edit_fn(sae, feature: int, mode: str, value: float | None, frame_mask: torch.Tensor | None):
-    """The [B, T, d] -> [B, T, d] function that swaps one feature's contribution at masked positions."""
+def edit_fn(sae, feature: int | list[int], mode: str, value: float | None, frame_mask: torch.Tensor | None):
+    """The [B, T, d] -> [B, T, d] function that swaps the contribution of one feature (or several,
+    given as a list) at masked positions."""
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is not known; valid modes are {', '.join(MODES)}")
     if mode == "clamp" and value is None:
         raise ValueError("mode 'clamp' needs a value to set the feature to (e.g. value=10.0)")
-    if not 0 <= feature < sae.cfg.d_sae:
-        raise ValueError(f"feature {feature} is out of range; this SAE has features 0..{sae.cfg.d_sae - 1}")
+    features = [int(feature)] if isinstance(feature, (int, np.integer)) else [int(f) for f in feature]
+    bad = [f for f in features if not 0 <= f < sae.cfg.d_sae]
+    if bad or not features:
+        raise ValueError(f"feature {bad or features} is out of range; this SAE has features 0..{sae.cfg.d_sae - 1}")
 
     @torch.no_grad()
     def fn(acts: torch.Tensor) -> torch.Tensor:
@@ -55,10 +58,10 @@ def edit_fn(sae, feature: int, mode: str, value: float | None, frame_mask: torch
         edited = codes.clone()
         new = torch.zeros(()) if mode == "ablate" else torch.tensor(float(value))
         if frame_mask is None:
-            edited[..., feature] = new
+            edited[..., features] = new
             return (x + sae.decode(edited) - sae.decode(codes)).to(acts.dtype)
         mask = frame_mask[:, : x.shape[1]].to(x.device)
-        edited[..., feature] = torch.where(mask, new.to(x.dtype), codes[..., feature])
+        edited[..., features] = torch.where(mask[..., None], new.to(x.dtype), codes[..., features])
         # Frames outside the mask are returned as they came, bit for bit (no float round trip).
         out = torch.where(mask[..., None], x + sae.decode(edited) - sae.decode(codes), x)
         return out.to(acts.dtype)
@@ -78,10 +81,12 @@ def _frame_mask(lengths: list[int], frames: tuple[float, float] | None, n_positi
     return mask
 
 
-def intervene(sae, lw, audios: list[np.ndarray], feature: int, mode: str = "ablate", value: float | None = None,
+def intervene(sae, lw, audios: list[np.ndarray], feature: int | list[int], mode: str = "ablate",
+              value: float | None = None,
               frames: tuple[float, float] | str | None = None, *, hook: str | None = None,
               batch_size: int = 8, max_new_tokens: int | None = None) -> list[Intervention]:
-    """Transcribe each clip (<= 30 s) before and after ablating or clamping ``feature``.
+    """Transcribe each clip (<= 30 s) before and after ablating or clamping ``feature`` (an id, or a
+    list of ids edited together, e.g. every feature labelled /s/).
 
     ``frames`` (encoder hooks only) limits the edit to frames whose centre lies in [t0, t1) seconds;
     by default every frame of real audio is edited (padding frames never are). For decoder hooks the

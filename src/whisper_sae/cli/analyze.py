@@ -46,7 +46,7 @@ def register(subparsers) -> None:
     )
     intervene.add_argument("sae_dir", metavar="SAE_DIR")
     intervene.add_argument("audio", nargs="+", metavar="AUDIO", help="audio file(s), at most 30 s each")
-    intervene.add_argument("--feature", type=int, required=True)
+    intervene.add_argument("--feature", required=True, help="feature id, or several comma-separated (edited together)")
     intervene.add_argument("--mode", choices=["ablate", "clamp"], default="ablate")
     intervene.add_argument("--value", type=float, default=None, help="activation to clamp to (clamp mode)")
     intervene.add_argument("--frames", default=None, metavar="T0:T1", help="seconds, e.g. 0.5:1.2 (encoder hooks)")
@@ -108,7 +108,9 @@ def run_intervene(args: argparse.Namespace) -> int:
     sae, _ = load_sae(args.sae_dir)
     lw = load_model_for(sae, args.model)
     audios = [load_audio(path) for path in args.audio]
-    results = intervene(sae, lw, audios, args.feature, args.mode, args.value, args.frames)
+    features = [int(f) for f in str(args.feature).split(",")]
+    results = intervene(sae, lw, audios, features if len(features) > 1 else features[0], args.mode, args.value,
+                        args.frames)
     for path, res in zip(args.audio, results):
         if args.json:
             print(json.dumps({"audio": path, "feature": args.feature, "mode": args.mode, "value": args.value,
