@@ -88,9 +88,10 @@ class Member:
         dead = self.tokens_since_fired > dead_after_tokens
         return dead if bool(dead.any()) else None
 
-    def record(self, out, x: Tensor, seconds: float) -> None:
-        """Fold one step's results into the dead-feature clock and the logging window."""
-        batch = x.shape[0]
+    def record(self, out, x: Tensor, seconds: float, rows: int | None = None) -> None:
+        """Fold one step's results into the dead-feature clock and the logging window; ``rows``: the
+        global batch when ``out.fired`` was summed over data-parallel ranks (default: ``x``'s rows)."""
+        batch = x.shape[0] if rows is None else rows
         fired = out.fired > 0
         self.tokens_since_fired += batch
         self.tokens_since_fired[fired] = 0

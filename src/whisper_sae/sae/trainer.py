@@ -18,6 +18,8 @@ import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from whisper_sae.runtime import DataParallel, grad_scaler, resolve_autocast, resolve_device
+
 from .io import save_pretrained
 from .member import Member, SAESpec
 from .report import METRICS_FILE, MetricsLog, plot_training
@@ -104,32 +106,18 @@ class TrainConfig:
         return min(1.0, (step + 1) / max(1, warm))
 
 
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {name!r} was asked for but CUDA is not available here; use --device cpu or auto")
-    return device
-
-
-def resolve_autocast(name: str, device: torch.device) -> torch.dtype | None:
-    if name == "none":
-        return None
-    if name == "fp16":
-        if device.type != "cuda":
-            raise ValueError("fp16 autocast is for CUDA; on CPU use bf16 or none")
-        return torch.float16
-    if device.type == "cuda" and not torch.cuda.is_bf16_supported():
-        return None if name == "auto" else torch.bfloat16
-    return torch.bfloat16
-
-
 def _atomic_save(obj, path: Path) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     torch.save(obj, tmp)
     os.replace(tmp, path)
+
+
+class _NoLog:
+    """The metrics log of ranks other than 0, which write nothing."""
+
+    def write(self, record: dict) -> None:
+        pass
 
 
 def _select(batch, member: Member) -> Tensor:
@@ -143,7 +131,8 @@ def _select(batch, member: Member) -> Tensor:
 class Trainer:
     """One pass of training for a list of SAEs sharing the batches. Read ``run`` top to bottom."""
 
-    def __init__(self, specs: list[SAESpec], config: TrainConfig, out, *, val=None):
+    def __init__(self, specs: list[SAESpec], config: TrainConfig, out, *, val=None,
+                 parallel: DataParallel | None = None, checkpoint: Path = CHECKPOINT):
         if not specs:
             raise ValueError("give at least one SAE to train")
         names = [spec.name for spec in specs]
@@ -155,6 +144,10 @@ class Trainer:
         self.val = val
         self.device = resolve_device(config.device)
         self.amp = resolve_autocast(config.autocast, self.device)
+        self.scaler = grad_scaler(self.device, self.amp)  # loss scaling for fp16; a no-op otherwise
+        # Data parallel over torchrun's ranks (a no-op for one process); rank 0 alone writes files.
+        self.parallel = parallel or DataParallel()
+        self.checkpoint = Path(checkpoint)
         self.generator = torch.Generator().manual_seed(config.seed)
         torch.manual_seed(config.seed)
         self.members = [
@@ -171,7 +164,7 @@ class Trainer:
 
     def _start(self, batches, resume: bool):
         it = iter(batches)
-        ckpt = self.out / CHECKPOINT
+        ckpt = self.out / self.checkpoint
         if resume and ckpt.is_file():
             self._load_checkpoint(ckpt)
             # Same seed, same stream: skipping the batches already trained on puts the data where it was.
@@ -186,12 +179,14 @@ class Trainer:
             if not head:
                 raise ValueError("the batch stream is empty: no activations to train on")
             for member in self.members:
-                sample = torch.cat([_select(b, member) for b in head]).to(self.device).float()
+                # Every rank sees the global batches, so every rank picks the same scale and b_dec.
+                sample = torch.cat([self.parallel.gather_rows(_select(b, member).to(self.device)) for b in head]).float()
                 member.init_from_data(sample, self.config.b_dec_init, self.config.normalize)
             it = itertools.chain(head, it)
         for member in self.members:
             folder = self._folder(member)
-            self.logs[member.name] = MetricsLog(folder / METRICS_FILE, resume_step=self.step if resume else None)
+            self.logs[member.name] = (MetricsLog(folder / METRICS_FILE, resume_step=self.step if resume else None)
+                                      if self.parallel.is_main else _NoLog())
         return it
 
     # -- one step ----------------------------------------------------------------------------------
@@ -212,14 +207,18 @@ class Trainer:
             if not bool(torch.isfinite(out.loss)):
                 self._fail(f"the loss of SAE {member.name or member.hook!r} became {float(out.loss)} at step {self.step}")
             member.optimizer.zero_grad(set_to_none=True)
-            out.loss.backward()
-            member.optimizer.step()
+            self.scaler.scale(out.loss).backward()
+            self.parallel.reduce_gradients(member.sae)
+            self.scaler.step(member.optimizer)
+            self.scaler.update()
             member.objective.after_step()
-            member.record(out, x, time.perf_counter() - start)
+            self.parallel.average_buffers(member.sae)
+            out = out._replace(fired=self.parallel.sum(out.fired))  # dead-feature clocks agree across ranks
+            member.record(out, x, time.perf_counter() - start, rows=self.parallel.global_rows(x.shape[0]))
             every = cfg.resample_every if cfg.resample_every is not None else max(1, cfg.steps // 6)
             if (member.spec.config.architecture == "relu" and every and (self.step + 1) % every == 0
                     and self.step + 1 < 0.8 * cfg.steps):
-                member.resample_dead(x, cfg.dead_after_tokens, self.generator)
+                member.resample_dead(self.parallel.gather_rows(x), cfg.dead_after_tokens, self.generator)
 
     def _fail(self, what: str):
         # The weights are still those before this step: keep them as the last good checkpoint.
@@ -287,7 +286,9 @@ class Trainer:
                  "rng": torch.get_rng_state(), "generator": self.generator.get_state(),
                  "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                  "members": [member.state_dict() for member in self.members]}
-        path = self.out / CHECKPOINT
+        path = self.out / self.checkpoint
+        if not self.parallel.is_main:  # the ranks hold identical state; rank 0 keeps it
+            return path
         _atomic_save(state, path)
         return path
 
@@ -320,7 +321,8 @@ class Trainer:
         cfg = self.config
         it = self._start(batches, resume)
         stop_at = cfg.steps if stop_after is None else min(cfg.steps, self.step + stop_after)
-        bar = tqdm(total=cfg.steps, initial=self.step, desc="training SAEs", unit="step")
+        bar = tqdm(total=cfg.steps, initial=self.step, desc="training SAEs", unit="step",
+                   disable=not self.parallel.is_main)
         while self.step < stop_at:
             try:
                 batch = next(it)
@@ -349,14 +351,17 @@ class Trainer:
             training = {"steps": self.config.steps, "lr": self.config.lr, "coef": member.spec.coef,
                         "objective": type(member.objective).__name__, "seed": self.config.seed,
                         "data": self.config.extra, "held_out": final.get(member.name)}
-            save_pretrained(member.folded(), folder, training=training)
-            plot_training(folder, title=f"SAE {member.name or member.hook or ''} training loss")
+            if self.parallel.is_main:
+                save_pretrained(member.folded(), folder, training=training)
+                plot_training(folder, title=f"SAE {member.name or member.hook or ''} training loss")
             folders.append(folder)
         return folders
 
 
 def fit(specs: list[SAESpec], batches, config: TrainConfig, out, *, val=None, resume: bool = False,
-        stop_after: int | None = None) -> list[Path]:
+        stop_after: int | None = None, parallel: DataParallel | None = None,
+        checkpoint: Path = CHECKPOINT) -> list[Path]:
     """Train ``specs`` on ``batches`` (Tensor [B, d_in] or dict hook -> Tensor) with held-out ``val``
     (Tensor [N, d_in] or dict hook -> Tensor); returns the SAE folders (empty if stopped early)."""
-    return Trainer(list(specs), config, out, val=val).run(batches, resume=resume, stop_after=stop_after)
+    return Trainer(list(specs), config, out, val=val, parallel=parallel, checkpoint=checkpoint).run(
+        batches, resume=resume, stop_after=stop_after)

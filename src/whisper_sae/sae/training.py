@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 from ..activations import ActivationStore
+from ..runtime import init_distributed, plan_training, prefetch, rank_slice, resolve_device
 from .config import SAEConfig
 from .member import SAESpec
 from .trainer import TrainConfig, fit
@@ -67,18 +68,36 @@ def train(store, hook, *, out, arch: str = "topk", width: int = 1152, k: int | N
           coef: float | None = None, sweep: str | dict | None = None, steps: int | None = None,
           epochs: float | None = None, batch_size: int = 4096, holdout: float = 0.1, split_seed: int = 0,
           resume: bool = False, stop_after: int | None = None, apply_b_dec_to_input: bool = True,
-          **options) -> Path:
+          distribute: str = "data", **options) -> Path:
     """Train one SAE (or a sweep / several hooks in one pass) on ``hook`` of ``store``; returns ``out``.
 
     ``hook`` may be a list or "a,b"; ``sweep`` like ``"k=16,32,64"``; ``options`` go to ``TrainConfig``
     (lr, device, autocast, seed, log_every, ...). A single SAE is written into ``out``, several into
     ``out/<name>/``; each folder holds cfg.json, sae_weights.safetensors, metrics.jsonl, loss.png.
+    Under ``torchrun``, ``distribute="data"`` splits each batch of ``batch_size`` rows over the ranks
+    (same result as one process), ``"saes"`` gives each rank its own SAEs (see runtime.plan_training).
     """
+    world = init_distributed(options.get("device", "auto"))
     store = store if isinstance(store, ActivationStore) else ActivationStore(store)
     hooks = [h.strip() for h in hook.split(",")] if isinstance(hook, str) else list(hook)
     sweep = parse_sweep(sweep) if isinstance(sweep, str) or sweep is None else dict(sweep)
     specs = build_specs(hooks, store, arch=arch, width=width, k=k, coef=coef, sweep=sweep,
                         apply_b_dec_to_input=apply_b_dec_to_input)
+    train_specs(store, specs, out=out, steps=steps, epochs=epochs, batch_size=batch_size, holdout=holdout,
+                split_seed=split_seed, resume=resume, stop_after=stop_after, **options)
+    return Path(out)
+
+
+def train_specs(store, specs: list[SAESpec], *, out, steps: int | None = None, epochs: float | None = None,
+                batch_size: int = 4096, holdout: float = 0.1, split_seed: int = 0, resume: bool = False,
+                stop_after: int | None = None, **options) -> list[Path]:
+    """Train any list of SAEs (mixed architectures, hooks of ``store``) in one pass; returns their folders."""
+    store = store if isinstance(store, ActivationStore) else ActivationStore(store)
+    hooks = list(dict.fromkeys(spec.config.hook_name for spec in specs))
+    for spec in specs:
+        if spec.config.d_in != store.d_model(spec.config.hook_name):
+            raise ValueError(f"SAE {spec.name!r} has d_in={spec.config.d_in} but hook {spec.config.hook_name!r} "
+                             f"of {store.path} is {store.d_model(spec.config.hook_name)} wide")
     train_idx, val_idx = store.split_utterances(holdout, split_seed)
     n_utts = max(1, len(store.utterances))
     # Rows per utterance vary little at this scale; the epoch count only sets the step budget.
@@ -99,5 +118,4 @@ def train(store, hook, *, out, arch: str = "topk", width: int = 1152, k: int | N
     if len(val_idx):
         reads = {h: store.read(h, utterances=val_idx)[0][: config.eval_rows] for h in hooks}
         val = reads[hooks[0]] if len(hooks) == 1 else reads
-    fit(specs, batches, config, out, val=val, resume=resume, stop_after=stop_after)
-    return Path(out)
+    return fit(specs, batches, config, out, val=val, resume=resume, stop_after=stop_after)

@@ -1,0 +1,204 @@
+"""Training throughput (tokens/s) of our SAE trainer vs SAELens and sparsify, same activations, same run.
+
+    python benchmarks/train.py                                   # relu@1152 and topk k=32@3072, fp32 + bf16
+    python benchmarks/train.py --store STORE --hook encoder.out  # real activations instead of random ones
+    python benchmarks/train.py --threads 2 --repeats 3 --steps 8
+
+Each method runs ``--steps`` optimizer steps on the same in-memory rows (batch ``--batch-size``) after a
+warm-up; repeats are interleaved across methods and the median is printed. The dense bound is this
+machine's B x d_in @ d_in x d_sae matmul rate (fp32 / bf16) divided by 6 d_in d_sae FLOP per token, the
+convention of PEERS.md. Not a test: numbers drift with load on a shared machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import statistics
+import time
+
+import torch
+from torch import nn
+
+from whisper_sae.sae import SAEConfig, SAESpec, TrainConfig
+from whisper_sae.sae.trainer import Trainer
+
+
+def _autocast(bf16: bool):
+    return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
+
+
+def dense_bound(d, n, batch, bf16):
+    a, b = torch.randn(batch, d), torch.randn(d, n)
+    if bf16:
+        a, b = a.bfloat16(), b.bfloat16()
+    for _ in range(3):
+        a @ b
+    reps, start = 10, time.perf_counter()
+    for _ in range(reps):
+        a @ b
+    flops = 2 * batch * d * n * reps / (time.perf_counter() - start)
+    return flops / (6 * d * n), flops
+
+
+def make_plain(arch, d, n, k, bf16):
+    enc, dec = nn.Linear(d, n), nn.Linear(n, d)
+    opt = torch.optim.Adam([*enc.parameters(), *dec.parameters()], lr=1e-3)
+
+    def step(x):
+        with _autocast(bf16):
+            pre = enc(x)
+            if arch == "relu":
+                codes = torch.relu(pre)
+            else:
+                top = pre.topk(k, dim=-1)
+                codes = torch.zeros_like(pre).scatter(-1, top.indices, torch.relu(top.values))
+            x_hat = dec(codes)
+            loss = (x_hat.float() - x).pow(2).mean() + (0.1 * codes.float().abs().mean() if arch == "relu" else 0)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return step
+
+
+def make_ours(arch, d, n, k, bf16, sample):
+    spec = SAESpec(SAEConfig(d, n, arch, k=k if arch == "topk" else None), name="")
+    trainer = Trainer([spec], TrainConfig(steps=10**9, lr=1e-3, autocast="bf16" if bf16 else "none",
+                                          device="cpu"), "/tmp/unused-bench-out")
+    trainer.members[0].init_from_data(sample, "mean", True)
+
+    def step(x):
+        trainer._train_step(x)
+        trainer.step += 1
+    return step
+
+
+def make_saelens(arch, d, n, k, bf16, batch):
+    from sae_lens import StandardTrainingSAE, StandardTrainingSAEConfig, TopKTrainingSAE, TopKTrainingSAEConfig
+    from sae_lens.config import SAETrainerConfig
+    from sae_lens.training.sae_trainer import SAETrainer
+
+    if arch == "relu":
+        sae = StandardTrainingSAE(StandardTrainingSAEConfig(d_in=d, d_sae=n, l1_coefficient=5.0))
+    else:
+        sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d, d_sae=n, k=k))
+    cfg = SAETrainerConfig(total_training_samples=10**12, train_batch_size_samples=batch, lr=1e-3, lr_end=1e-4,
+                           device="cpu", autocast=bf16)
+    trainer = SAETrainer(cfg, sae, data_provider=iter(()))
+
+    def step(x):  # what fit() does per iteration, without logging
+        trainer.maybe_reset_sparsity()
+        trainer.step(x)
+        trainer.n_training_steps += 1
+    return step
+
+
+def make_sparsify(arch, d, n, k, bf16):
+    if arch != "topk":
+        return None
+    from schedulefree import ScheduleFreeWrapper
+    from sparsify import SparseCoder, SparseCoderConfig
+    from sparsify.sign_sgd import SignSGD
+
+    sae = SparseCoder(d, SparseCoderConfig(expansion_factor=n // d, k=k), device="cpu")
+    opt = ScheduleFreeWrapper(SignSGD([dict(params=sae.parameters(), lr=5e-3 / (n / 2**14) ** 0.5)]), momentum=0.95)
+    opt.train()
+    since_fired = torch.zeros(sae.num_latents, dtype=torch.long)
+
+    def step(x):  # Trainer.fit's fvu path, one SAE, no logging
+        sae.set_decoder_norm_to_unit_norm()
+        dead = since_fired > 10_000_000
+        with _autocast(bf16):
+            out = sae(x, dead_mask=dead)
+        (out.fvu + (1 / 32) * out.auxk_loss).backward()
+        sae.remove_gradient_parallel_to_decoder_directions()
+        opt.step()
+        opt.zero_grad()
+        since_fired.add_(x.shape[0])
+        since_fired[out.latent_indices.flatten()] = 0
+    return step
+
+
+def measure(step, rows, batch, steps, warmup=2):
+    n_batches = rows.shape[0] // batch
+    for i in range(warmup):
+        step(rows[(i % n_batches) * batch:(i % n_batches + 1) * batch])
+    start = time.perf_counter()
+    for i in range(steps):
+        j = (i + warmup) % n_batches
+        step(rows[j * batch:(j + 1) * batch])
+    return steps * batch / (time.perf_counter() - start)
+
+
+def load_rows(args, d):
+    if args.store:
+        from whisper_sae.activations import ActivationStore
+
+        store = ActivationStore(args.store)
+        acts = store.read(args.hook)[0][: args.rows]
+        return acts[torch.randperm(acts.shape[0], generator=torch.Generator().manual_seed(0))].float()
+    return torch.randn(args.rows, d, generator=torch.Generator().manual_seed(0)) * 3 + 1
+
+
+def run_case(arch, width, k, bf16, rows, args):
+    d = rows.shape[1]
+    makers = {"plain PyTorch": lambda: make_plain(arch, d, width, k, bf16),
+              "whisper-sae": lambda: make_ours(arch, d, width, k, bf16, rows[:8192]),
+              "SAELens": lambda: make_saelens(arch, d, width, k, bf16, args.batch_size),
+              "sparsify": lambda: make_sparsify(arch, d, width, k, bf16)}
+    steps = {}
+    for name, make in makers.items():
+        try:
+            step = make()
+        except Exception as err:  # a peer that does not install or run here is reported, not fatal
+            print(f"  {name}: unavailable ({type(err).__name__}: {err})")
+            step = None
+        if step is not None:
+            steps[name] = step
+    results = {name: [] for name in steps}
+    bounds = []
+    for _ in range(args.repeats):  # interleaved, so load drifts hit every method alike
+        bounds.append(dense_bound(d, width, args.batch_size, bf16)[0])
+        for name, step in steps.items():
+            results[name].append(measure(step, rows, args.batch_size, args.steps))
+    return statistics.median(bounds), {name: statistics.median(v) for name, v in results.items()}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--store", default=None)
+    parser.add_argument("--hook", default="encoder.out")
+    parser.add_argument("--rows", type=int, default=131_072)
+    parser.add_argument("--d-in", type=int, default=384)
+    parser.add_argument("--batch-size", type=int, default=4096)
+    parser.add_argument("--steps", type=int, default=6)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--cases", default="relu:1152:0,topk:3072:32", help="arch:width:k,...")
+    parser.add_argument("--dtypes", default="fp32,bf16")
+    args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    rows = load_rows(args, args.d_in)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, rows {tuple(rows.shape)}, "
+          f"batch {args.batch_size}, {args.steps} steps x {args.repeats} interleaved repeats (median)")
+    table = []
+    for case in args.cases.split(","):
+        arch, width, k = case.split(":")
+        for dtype in args.dtypes.split(","):
+            print(f"running {arch} width {width} {dtype} ...", flush=True)
+            bound, results = run_case(arch, int(width), int(k) or None, dtype == "bf16", rows, args)
+            table.append((arch, int(width), dtype, bound, results))
+    print()
+    print(f"{'arch':6} {'width':>6} {'dtype':5} {'method':14} {'tokens/s':>10} {'x bound':>8} {'ours / this':>11}")
+    for arch, width, dtype, bound, results in table:
+        ours = results.get("whisper-sae")
+        print(f"{arch:6} {width:>6} {dtype:5} {'dense bound':14} {bound:>10.0f} {1.0:>8.2f} "
+              f"{(ours / bound if ours else float('nan')):>11.2f}")
+        for name, value in results.items():
+            print(f"{'':6} {'':>6} {'':5} {name:14} {value:>10.0f} {value / bound:>8.2f} "
+                  f"{(ours / value if ours else float('nan')):>11.2f}")
+
+
+if __name__ == "__main__":
+    main()
