@@ -33,6 +33,7 @@ def test_parse_fields_and_depth():
     out = HookPoint.parse("encoder.out", config)
     assert (out.layer, out.kind, out.blocks_needed(config)) == (None, "frame", 3)
     assert HookPoint.parse("decoder.out", config).kind == "token"
+    assert HookPoint.parse("encoder.blocks.01", config).name == "encoder.blocks.1"
 
 
 @pytest.mark.parametrize("seconds, frames", [(0.0, 0), (0.01, 1), (0.02, 1), (0.021, 2), (2.0, 100),

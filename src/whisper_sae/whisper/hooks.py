@@ -68,7 +68,9 @@ class HookPoint:
                 f"{config.decoder_layers} decoder blocks); valid hooks: {', '.join(valid_hook_names(config))}."
             )
         side, layer, _ = match.groups()
-        return cls(name=str(name), side=side, layer=None if layer is None else int(layer))
+        if layer is None:
+            return cls(name=f"{side}.out", side=side, layer=None)
+        return cls(name=f"{side}.blocks.{int(layer)}", side=side, layer=int(layer))  # canonical: no leading zeros
 
     @property
     def kind(self) -> Literal["frame", "token"]:
