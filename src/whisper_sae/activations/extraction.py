@@ -49,8 +49,24 @@ class Options:
     max_bytes: int | None = None
 
 
+@dataclass
+class GroupResult:
+    rows: list[dict[str, list]]  # per utterance: {hook: [(acts, pos, time, token), ...]}
+    n_windows: list[int]  # per utterance: windows it took part in
+    sources: list[str | None]  # per utterance: where its decoder text came from
+    windows_run: int  # 30-s windows the encoder ran for the group
+
+
 def _frames_for_samples(n: int) -> int:
     return frames_for_duration(n / SAMPLE_RATE)
+
+
+def _log_mel(lw, audios: list[np.ndarray]) -> torch.Tensor:
+    """Log-mel features [B, n_mels, 3000]; on a GPU computed there, since on CPU they cap throughput."""
+    if lw.device.type != "cuda":
+        return lw.log_mel(audios)
+    out = lw.feature_extractor(audios, sampling_rate=SAMPLE_RATE, return_tensors="pt", device=str(lw.device))
+    return out["input_features"].to(lw.device)
 
 
 def _bad_reason(u: Utterance) -> str | None:
@@ -90,7 +106,7 @@ def _groups(utts: Iterable[Utterance], opts: Options) -> Iterator[list[Utterance
 
 
 def _encode_group(lw, utts: list[Utterance], points: list[HookPoint], opts: Options):
-    """Rows {hook: [(acts, pos, time, token)]} for each utterance of a group, plus its window count."""
+    """Run the encoder (and decoder) over a group's windows; rows per utterance and hook."""
     audios = [np.asarray(u.audio, dtype=np.float32) for u in utts]
     windows = plan_windows([len(a) for a in audios], opts.mode, frames_for=_frames_for_samples)
     enc = [p.name for p in points if p.side == "encoder"]
@@ -103,7 +119,7 @@ def _encode_group(lw, utts: list[Utterance], points: list[HookPoint], opts: Opti
     token_pos = [0] * len(utts)
     for b in range(0, len(windows), opts.batch_size):
         batch: list[Window] = windows[b:b + opts.batch_size]
-        features = lw.log_mel([w.audio(audios) for w in batch])
+        features = _log_mel(lw, [w.audio(audios) for w in batch])
         acts = run_encoder(lw, features, run, stop_after_deepest=not dec, autocast_dtype=opts.autocast)
         for j, w in enumerate(batch):
             for seg in w.segments:
@@ -125,7 +141,7 @@ def _encode_group(lw, utts: list[Utterance], points: list[HookPoint], opts: Opti
                 token_pos[u] += n
                 for h in dec:
                     rows[u][h].append((out[h][j, :n].float(), pos, None, torch.tensor(ids[j], dtype=torch.int32)))
-    return rows, n_windows, sources
+    return GroupResult(rows, n_windows, sources, len(windows))
 
 
 def _open_model(model, device):
@@ -223,13 +239,14 @@ def _run(lw, corpus, points, opts: Options, writer: StoreWriter, max_utterances,
         total = None
     if max_utterances is not None:
         total = max_utterances if total is None else min(total, max_utterances)
-    start, seconds, n_new, stopped = time.perf_counter(), 0.0, 0, False
+    start, seconds, n_new, n_windows, stopped = time.perf_counter(), 0.0, 0, 0, False
     # On an error the writer is left unclosed on purpose: its buffered rows are dropped, the manifest
     # already describes a consistent store, and a rerun redoes exactly the utterances not done.
     with tqdm(total=total, desc="extract", unit="utt", disable=not progress) as bar:
         for group in _groups(_todo(corpus, writer, max_utterances, bar), opts):
-            rows, n_windows, sources = _encode_group(lw, group, points, opts)
-            for u, per_hook, nw, src in zip(group, rows, n_windows, sources):
+            result = _encode_group(lw, group, points, opts)
+            n_windows += result.windows_run
+            for u, per_hook, nw, src in zip(group, result.rows, result.n_windows, result.sources):
                 idx = writer.begin_utterance(_record(u, nw, src))
                 for hook, chunks in per_hook.items():
                     for acts, pos, t, tok in chunks:
@@ -252,6 +269,6 @@ def _run(lw, corpus, points, opts: Options, writer: StoreWriter, max_utterances,
             writer.skip(s["id"], s["reason"], s.get("path"))
         wall = time.perf_counter() - start
         writer.set_info(last_run={"utterances": n_new, "audio_seconds": round(seconds, 2),
-                                  "wall_seconds": round(wall, 2), "batch_size": opts.batch_size,
+                                  "wall_seconds": round(wall, 2), "batch_size": opts.batch_size, "windows": n_windows,
                                   "audio_seconds_per_second": round(seconds / max(wall, 1e-9), 2)})
         writer.close(complete=not stopped)

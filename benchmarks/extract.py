@@ -1,0 +1,165 @@
+"""Extraction throughput: audio-seconds per wall-second, the store path against the naive way.
+
+The naive way is the original project's: one utterance per 30-s window, batch 1, fp32, the whole
+encoder, every one of the 1500 frames kept. The store path is ``whisper_sae.activations.extract``
+in several settings, on the same utterances in the same run. For each it prints audio-s/s, the
+ratio to the naive way, the encoder GFLOP/s achieved (FLOPs of the blocks actually run, counted
+from the config) against this machine's measured fp32/bf16 matmul rate, and the cosine of the
+stored activations to the faithful padded-fp32 ones.
+
+    python benchmarks/extract.py [--corpus DIR] [--model tiny.en] [--max-utterances N] [--repeats 3]
+
+Default corpus: ../shared/data/librispeech/test-clean when present, else a synthesized one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from whisper_sae.activations import extract
+from whisper_sae.audio import load_corpus
+from whisper_sae.whisper import HookPoint, frames_for_duration, load_whisper
+
+SHARED = Path(__file__).resolve().parents[2] / "shared" / "data" / "librispeech" / "test-clean"
+WINDOW = 480_000
+
+
+def encoder_gflop(config, n_blocks: int) -> float:
+    """FLOPs (multiply-add = 2) of one 30-s window through the convolutions and ``n_blocks`` blocks."""
+    t, d, f, m = config.max_source_positions, config.d_model, config.encoder_ffn_dim, config.num_mel_bins
+    conv = 2 * (2 * t) * m * d * 3 + 2 * t * d * d * 3
+    block = 2 * t * d * d * 4 + 2 * 2 * t * t * d + 2 * 2 * t * d * f
+    return (conv + n_blocks * block) / 1e9
+
+
+def matmul_gflops(dtype: torch.dtype, device="cpu", repeats: int = 20) -> float:
+    """This machine's dense matmul rate, on the shape PEERS.md used (4096x384 @ 384x3072)."""
+    a = torch.randn(4096, 384, dtype=dtype, device=device)
+    b = torch.randn(384, 3072, dtype=dtype, device=device)
+    sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
+    for _ in range(3):
+        a @ b
+    sync()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        a @ b
+        sync()
+        times.append(time.perf_counter() - t0)
+    return 2 * 4096 * 384 * 3072 / statistics.median(times) / 1e9
+
+
+def naive(lw, utts) -> tuple[float, int]:
+    """The original's loop; returns (wall seconds, windows run). Every frame is kept, as it was."""
+    kept = []
+    windows = 0
+    t0 = time.perf_counter()
+    for u in utts:
+        for start in range(0, len(u.audio), WINDOW):
+            features = lw.feature_extractor(u.audio[start:start + WINDOW], sampling_rate=16000,
+                                            return_tensors="pt").input_features.to(lw.device)
+            with torch.no_grad():
+                kept.append(lw.model.model.encoder(features).last_hidden_state[0].cpu().numpy())
+            windows += 1
+    return time.perf_counter() - t0, windows
+
+
+def run_store(lw, utts, hook, out: Path, **kw) -> tuple[float, int]:
+    """The store path; returns (wall seconds, windows run)."""
+    t0 = time.perf_counter()
+    store = extract(lw, utts, [hook], out, progress=False, **kw)
+    return time.perf_counter() - t0, store.manifest["info"]["last_run"]["windows"]
+
+
+def cosines(out: Path, ref: Path, hook: str) -> str:
+    from whisper_sae.activations import ActivationStore
+
+    a = ActivationStore(out).read(hook)[0].double()
+    b = ActivationStore(ref).read(hook)[0].double()
+    c = torch.nn.functional.cosine_similarity(a, b, dim=-1).numpy()
+    return f"mean {c.mean():.5f}  p1 {np.percentile(c, 1):.4f}  min {c.min():.4f}  <0.999: {np.mean(c < 0.999):.2%}"
+
+
+def corpus_utterances(args):
+    spec = args.corpus or (SHARED if SHARED.is_dir() else None)
+    if spec is None:
+        from whisper_sae.audio.synth import synthesize_corpus
+
+        spec = synthesize_corpus(Path(tempfile.mkdtemp()) / "synth", minutes=3, seed=0, progress=False)
+    return str(spec), list(load_corpus(str(spec), max_utterances=args.max_utterances))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--corpus", default=None)
+    p.add_argument("--model", default="tiny.en")
+    p.add_argument("--max-utterances", type=int, default=None)
+    p.add_argument("--repeats", type=int, default=1, help="interleaved repeats; the median is reported")
+    p.add_argument("--batch-size", type=int, default=None, help="windows per forward (default: extract's)")
+    p.add_argument("--device", default="cpu")
+    args = p.parse_args(argv)
+    lw = load_whisper(args.model, device=args.device)
+    spec, utts = corpus_utterances(args)
+    return benchmark(lw, utts, spec, repeats=args.repeats, batch_size=args.batch_size)
+
+
+def benchmark(lw, utts, spec: str, *, repeats: int = 1, batch_size: int | None = None) -> int:
+    torch.manual_seed(0)
+    device = lw.device
+    seconds = sum(u.duration for u in utts)
+    print(f"model {lw.name}, corpus {spec}: {len(utts)} utterances, {seconds:.1f} s of audio, "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}", flush=True)
+    peak = {"fp32": matmul_gflops(torch.float32, device), "bf16": matmul_gflops(torch.bfloat16, device)}
+    print(f"matmul 4096x384 @ 384x3072: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s",
+          flush=True)
+    deep = f"encoder.blocks.{lw.n_encoder_layers // 2 - 1}"
+    configs = [  # (label, hook, extract kwargs)
+        ("store padded fp32 (default)", "encoder.out", {}),
+        ("store padded bf16", "encoder.out", {"autocast": "bf16"}),
+        ("store packed fp32", "encoder.out", {"mode": "packed"}),
+        ("store packed bf16", "encoder.out", {"mode": "packed", "autocast": "bf16"}),
+        (f"store padded fp32, {deep} (stops early)", deep, {}),
+        (f"store packed bf16, {deep} (stops early)", deep, {"mode": "packed", "autocast": "bf16"}),
+    ]
+    tmp = Path(tempfile.mkdtemp())
+    walls: dict[str, list[float]] = {"naive": []}
+    windows: dict[str, int] = {}
+    for r in range(repeats):
+        wall, windows["naive"] = naive(lw, utts)
+        walls["naive"].append(wall)
+        for i, (label, hook, kw) in enumerate(configs):
+            out = tmp / f"r{r}_c{i}"
+            wall, windows[label] = run_store(lw, utts, hook, out, batch_size=batch_size, **kw)
+            walls.setdefault(label, []).append(wall)
+    base = seconds / statistics.median(walls["naive"])
+    full = encoder_gflop(lw.config, lw.n_encoder_layers)
+    print(f"\n{'method':48s} {'audio-s/s':>9s} {'vs naive':>8s} {'windows':>7s} {'GFLOP/s':>8s}  "
+          "cosine to padded fp32 (per stored row)")
+    gf = windows["naive"] * full / statistics.median(walls["naive"])
+    print(f"{'naive (1 utt/window, batch 1, fp32, all frames)':48s} {base:9.1f} {1.0:8.2f} {windows['naive']:7d} "
+          f"{gf:8.1f}  -")
+    for i, (label, hook, kw) in enumerate(configs):
+        wall = statistics.median(walls[label])
+        blocks = HookPoint.parse(hook, lw.config).blocks_needed(lw.config)
+        gf = windows[label] * encoder_gflop(lw.config, blocks) / wall
+        ref = tmp / "r0_c0" if hook == "encoder.out" else tmp / "r0_c4"
+        cos = "-" if ref == tmp / f"r0_c{i}" else cosines(tmp / f"r0_c{i}", ref, hook)
+        print(f"{label:48s} {seconds / wall:9.1f} {seconds / wall / base:8.2f} {windows[label]:7d} {gf:8.1f}  {cos}")
+    print(f"\nencoder FLOPs per 30-s window: {full:.1f} GFLOP (all {lw.n_encoder_layers} blocks), "
+          f"{encoder_gflop(lw.config, lw.n_encoder_layers // 2):.1f} GFLOP up to {deep}; "
+          f"peak for comparison: fp32 {peak['fp32']:.0f}, bf16 {peak['bf16']:.0f} GFLOP/s")
+    print(f"real frames stored: {sum(frames_for_duration(u.duration) for u in utts)} of "
+          f"{windows['naive'] * 1500} computed by the naive way")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
