@@ -81,7 +81,6 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
     Whisper spec (default: the SAE's ``model_name``). ``sae``/``lw`` pass already-loaded objects.
     Label problems are found before any model runs; see ``probe_labels`` for what is an error.
     """
-    from whisper_sae.audio import load_corpus
     from whisper_sae.sae import SparseAutoencoder
     from whisper_sae.whisper import load_whisper
 
@@ -93,14 +92,7 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
     hook = sae.cfg.hook_name
     if not hook:
         raise ValueError(f"the SAE at {sae_dir} does not record its hook (cfg.hook_name); probe needs it to know where to read")
-    spec = corpus if isinstance(corpus, (str, Path)) else getattr(corpus, "spec", "<in-memory utterances>")
-    if isinstance(corpus, (str, Path)):
-        corpus = load_corpus(str(corpus), max_utterances=max_utterances)
-    elif max_utterances is not None:
-        corpus = (u for i, u in zip(range(max_utterances), corpus))
-    utts, records = records_of(corpus)
-    if not utts:
-        raise ValueError(f"corpus {spec} yielded no utterances")
+    spec, utts, records = _read_corpus(corpus, max_utterances)
     notes = apply_metadata(records, metadata) if metadata is not None else []
     labels = {a: resolve(records, a, min_speakers=options.min_speakers) for a in attributes}
     for lab in labels.values():
@@ -130,23 +122,32 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
 
     summary = {
         "format": FORMAT,
-        "sae": {"path": str(sae_dir) if sae_dir is not None else None, "hook": hook, "d_sae": sae.cfg.d_sae,
+        "sae": {"path": None if sae_dir is None else str(sae_dir), "hook": hook, "d_sae": sae.cfg.d_sae,
                 "architecture": sae.cfg.architecture, "model_name": sae.cfg.model_name},
-        "model": getattr(lw, "name", None),
-        "corpus": str(spec),
-        "metadata": None if metadata is None else str(metadata),
+        "model": getattr(lw, "name", None), "corpus": str(spec), "metadata": None if metadata is None else str(metadata),
         "n_utterances": int(len(used)), "n_frames": int(len(frames.raw)), "n_frames_sampled": int(len(sample)),
         "n_speakers": len({r["speaker"] or r["id"] for r in sub_records}),
-        "notes": notes,
-        "options": _jsonable(asdict(options)),
-        "attributes": blocks,
-        "ablation": ablation,
+        "notes": notes, "options": asdict(options), "attributes": blocks, "ablation": ablation,
     }
     text = json.dumps(_jsonable(summary))
     (out / "probe.json").write_text(text + "\n", encoding="utf-8")
     summary = json.loads(text)
     write_markdown(summary, out / "probe.md", [p.name for p in pictures])
     return ProbeResult(out=out, summary=summary, plots=pictures)
+
+
+def _read_corpus(corpus, max_utterances: int | None) -> tuple[str, list, list[dict]]:
+    from whisper_sae.audio import load_corpus
+
+    spec = corpus if isinstance(corpus, (str, Path)) else getattr(corpus, "spec", "<in-memory utterances>")
+    if isinstance(corpus, (str, Path)):
+        corpus = load_corpus(str(corpus), max_utterances=max_utterances)
+    elif max_utterances is not None:
+        corpus = (u for _, u in zip(range(max_utterances), corpus))
+    utts, records = records_of(corpus)
+    if not utts:
+        raise ValueError(f"corpus {spec} yielded no utterances; check the path or spec")
+    return str(spec), utts, records
 
 
 def _groups(name: str, records: list[dict]) -> tuple[np.ndarray, str | None]:
