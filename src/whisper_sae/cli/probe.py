@@ -29,6 +29,8 @@ def register(subparsers) -> None:
     parser.add_argument("--max-utterances", type=int, default=None, metavar="N", help="use at most N utterances")
     parser.add_argument("--min-speakers", type=int, default=3, metavar="N",
                         help="drop classes with fewer distinct speakers than this (default 3)")
+    parser.add_argument("--frames-per-utterance", type=int, default=24, metavar="N",
+                        help="frames per utterance used for frame-level numbers (default 24; utterance means use all)")
     parser.add_argument("--ablate-k", type=int, default=10, metavar="K",
                         help="features removed in the ablation check (0 skips it; default 10)")
     parser.add_argument("--wer-utterances", type=int, default=24, metavar="N",
@@ -41,11 +43,11 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from whisper_sae.analysis.probe import ProbeOptions, probe
 
-    for flag in ("max_utterances", "min_speakers"):
+    for flag in ("max_utterances", "min_speakers", "frames_per_utterance"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
-    options = ProbeOptions(min_speakers=args.min_speakers, ablate_k=max(args.ablate_k, 0),
+    options = ProbeOptions(min_speakers=args.min_speakers, frames_per_utterance=args.frames_per_utterance, ablate_k=max(args.ablate_k, 0),
                            wer_utterances=max(args.wer_utterances, 0), tsne=not args.no_tsne, progress=not args.no_progress)
     result = probe(args.sae_dir, args.corpus, args.attribute, metadata=args.metadata, out=args.out,
                    max_utterances=args.max_utterances, model=args.model, options=options)
