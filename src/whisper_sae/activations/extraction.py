@@ -178,7 +178,7 @@ def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded",
     names = [hooks] if isinstance(hooks, str) else list(dict.fromkeys(hooks))
     if not names:
         raise ValueError("no hooks given; name at least one, e.g. encoder.out or decoder.blocks.1")
-    points = [HookPoint.parse(h, lw.config) for h in names]
+    points = list({p.name: p for p in (HookPoint.parse(h, lw.config) for h in names)}.values())
     if autocast not in AUTOCAST:
         raise ValueError(f"autocast {autocast!r} is not known; use one of none, bf16, fp16")
     if decoder_text not in ("reference", "model"):
@@ -240,6 +240,7 @@ def _run(lw, corpus, points, opts: Options, writer: StoreWriter, max_utterances,
     if max_utterances is not None:
         total = max_utterances if total is None else min(total, max_utterances)
     start, seconds, n_new, n_windows, stopped = time.perf_counter(), 0.0, 0, 0, False
+    writer.manifest["info"].pop("stopped_at_max_store_gb", None)  # this run decides afresh
     # On an error the writer is left unclosed on purpose: its buffered rows are dropped, the manifest
     # already describes a consistent store, and a rerun redoes exactly the utterances not done.
     with tqdm(total=total, desc="extract", unit="utt", disable=not progress) as bar:
