@@ -25,7 +25,8 @@ def register(subparsers) -> None:
     parser.add_argument("--max-utterances", type=int, default=None, metavar="N",
                         help="evaluate at most N utterances")
     parser.add_argument("--batch-size", type=int, default=8, help="utterances per forward pass (default 8)")
-    parser.add_argument("--device", default="cpu", help="torch device, e.g. cpu or cuda (default cpu)")
+    parser.add_argument("--device", default="auto",
+                        help="auto (this rank's GPU when CUDA is present, else cpu), cpu, cuda or cuda:N")
     parser.add_argument("--out", default=None, help="folder for the results (default: SAE_DIR)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run)
@@ -33,6 +34,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from whisper_sae.evaluate import evaluate
+    from whisper_sae.runtime import resolve_device
 
     if args.max_utterances is not None and args.max_utterances < 1:
         raise ValueError(f"--max-utterances must be at least 1, got {args.max_utterances}")
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         max_utterances=args.max_utterances,
         batch_size=args.batch_size,
         out=args.out,
-        device=args.device,
+        device=resolve_device(args.device),
         progress=not args.no_progress,
     )
     m = result.meta
