@@ -25,8 +25,11 @@ class LoadedWhisperMethods:
             if len(audio) > limit:
                 raise ValueError(f"Clip {i} is {len(audio) / SAMPLE_RATE:.1f} s long; Whisper's window holds at most "
                                  f"{WINDOW_SECONDS} s. Split longer audio into 30-s windows first.")
+        # On CUDA the STFT runs on the GPU (torch path of the feature extractor) instead of numpy on the CPU.
         features = self.feature_extractor([np.asarray(a, dtype=np.float32) for a in audios],
-                                          sampling_rate=SAMPLE_RATE, return_tensors="pt")["input_features"]
+                                          sampling_rate=SAMPLE_RATE, return_tensors="pt",
+                                          device=str(self.device) if self.device.type == "cuda" else "cpu",
+                                          )["input_features"]
         return features.to(self.device)
 
     def text_tokens(self, text: str) -> list[int]:
