@@ -7,7 +7,10 @@ Whisper always encodes 30 s (3000 mel frames, 1500 encoder frames of 20 ms). Two
   Whisper walks through long-form audio.
 - ``packed``: consecutive pieces of several utterances share a window, back to back on the
   20-ms frame grid, the way Whisper hears continuous speech. Fewer windows, but each frame's
-  activation now depends on its neighbours in the window: not the same computation as ``padded``.
+  activation now depends on its neighbours and its position in the window: not the same
+  computation as ``padded``. Measured (benchmarks/extract.py, tiny.en, test-clean): ``encoder.out``
+  in packed windows has mean cosine about 0.7 to the padded value; an utterance that opens its
+  window keeps about 0.99, one placed later drops to 0.4-0.65. Use it knowingly.
 
 Only the frames of real audio are mapped back; the padding's frames are computed and dropped.
 """
