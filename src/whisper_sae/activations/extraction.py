@@ -62,14 +62,6 @@ def _frames_for_samples(n: int) -> int:
     return frames_for_duration(n / SAMPLE_RATE)
 
 
-def _log_mel(lw, audios: list[np.ndarray]) -> torch.Tensor:
-    """Log-mel features [B, n_mels, 3000]; on a GPU computed there, since on CPU they cap throughput."""
-    if lw.device.type != "cuda":
-        return lw.log_mel(audios)
-    out = lw.feature_extractor(audios, sampling_rate=SAMPLE_RATE, return_tensors="pt", device=str(lw.device))
-    return out["input_features"].to(lw.device)
-
-
 def _bad_reason(u: Utterance) -> str | None:
     """Why an utterance cannot be extracted, or None. Corpus readers catch most of these first."""
     if u.sample_rate != SAMPLE_RATE:
@@ -120,7 +112,7 @@ def _encode_group(lw, utts: list[Utterance], points: list[HookPoint], opts: Opti
     token_pos = [0] * len(utts)
     for b in range(0, len(windows), opts.batch_size):
         batch: list[Window] = windows[b:b + opts.batch_size]
-        features = _log_mel(lw, [w.audio(audios) for w in batch])
+        features = lw.log_mel([w.audio(audios) for w in batch])  # on the GPU when the model is
         acts = run_encoder(lw, features, run, stop_after_deepest=not dec, autocast_dtype=opts.autocast)
         for j, w in enumerate(batch):
             for seg in w.segments:
