@@ -166,13 +166,13 @@ def main(argv=None) -> int:
     p.add_argument("--quick", action="store_true", help="tiny sizes for a CPU check of the script")
     p.add_argument("--models", default="tiny,small")
     p.add_argument("--device", default="auto")
-    p.add_argument("--minutes", type=float, default=None, help="audio per model (default 10, quick 0.1)")
+    p.add_argument("--minutes", type=float, default=None, help="audio per model (default 30, quick 0.1)")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
     device = resolve_device(args.device)
-    minutes = args.minutes or (0.1 if args.quick else 10)
+    minutes = args.minutes or (0.1 if args.quick else 30)
     batch_windows = 4 if args.quick else 32
-    sae_batch, steps, warm = (256, 3, 1) if args.quick else (4096, 60, 10)
+    sae_batch, steps, warm = (256, 3, 1) if args.quick else (4096, 100, 10)
     torch.backends.cuda.matmul.allow_tf32 = True  # fp32 rows use TF32 tensor cores, as a GPU user would
     info = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
             "torch": torch.__version__, "python": sys.version.split()[0], "minutes_audio": minutes}
