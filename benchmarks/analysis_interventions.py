@@ -52,6 +52,9 @@ def main(argv=None) -> int:
     ap.add_argument("--min-f1", type=float, default=0.35)
     ap.add_argument("--max-seconds", type=float, default=7.0)
     ap.add_argument("--out", default="interventions.jsonl")
+    ap.add_argument("--clamp-scale", type=float, default=2.0, help="clamp value as a multiple of the feature's max")
+    ap.add_argument("--span", choices=["phone", "word"], default="phone",
+                    help="swap on the phone's frames or on the whole word that starts with it")
     args = ap.parse_args(argv)
     sae, _ = load_sae(args.sae_dir)
     result = AnalysisResult.load(Path(args.sae_dir) / "analysis")
@@ -93,12 +96,14 @@ def main(argv=None) -> int:
     # Swaps: on the first word starting with phone q, ablate q's features and clamp p's best feature.
     for p, q in zip(phones, phones[1:] + phones[:1]):
         best = by_phone[p][0]
-        value = 2.0 * float(result.arrays["max_act"][best])
+        value = args.clamp_scale * float(result.arrays["max_act"][best])
         for u in clips[:15]:
             al = index.get(u["id"]) or {}
             hit = next((ph for ph in al.get("phones", []) if ph["phone"] == q), None)
             if hit is None:
                 continue
+            if args.span == "word":  # the word whose span holds the phone
+                hit = next((w for w in al.get("words", []) if w["start"] <= hit["start"] < w["end"]), hit)
             audio, _ = before(u)
             frames = (float(hit["start"]), float(hit["end"]))
             edits = [(by_phone[q], "ablate", None, frames), ([best], "clamp", value, frames)]
