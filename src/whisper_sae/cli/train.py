@@ -34,6 +34,9 @@ def register(subparsers) -> None:
     p.add_argument("--eval-every", type=int, default=500)
     p.add_argument("--checkpoint-every", type=int, default=500)
     p.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is in --out")
+    p.add_argument("--distribute", choices=["data", "saes"], default="data",
+                   help="under torchrun: data = split each --batch-size batch over the ranks, gradients averaged "
+                        "(matches one process); saes = each rank trains its own SAEs (e.g. one hook each)")
     p.add_argument("--original-layout", action="store_true",
                    help="do not subtract b_dec from the input (the original whisper-sae convention)")
     p.set_defaults(func=_train)
@@ -55,7 +58,7 @@ def _train(args: argparse.Namespace) -> int:
                 sweep=args.sweep, steps=args.steps, epochs=epochs, batch_size=args.batch_size, holdout=args.holdout,
                 resume=args.resume, apply_b_dec_to_input=not args.original_layout, lr=args.lr, device=args.device,
                 autocast=args.autocast, seed=args.seed, log_every=args.log_every, eval_every=args.eval_every,
-                checkpoint_every=args.checkpoint_every)
+                checkpoint_every=args.checkpoint_every, distribute=args.distribute)
     print(f"SAE(s) written to {out}")
     return 0
 
