@@ -76,8 +76,9 @@ def main(argv: list[str] | None = None) -> int:
     folders = sae_folders(args.saes)
     if args.seed_checkpoint:
         seed_dir = Path(tempfile.mkdtemp(prefix="seed-sae-")) / "seed-encoder-1152"
-        folders.append(convert_original(args.seed_checkpoint, seed_dir, hook_name="encoder.out",
-                                        model_name=args.model))
+        # The original was trained on multilingual openai/whisper-tiny (same width); its cfg says so, and it
+        # is evaluated on --model all the same, as a baseline.
+        folders.append(convert_original(args.seed_checkpoint, seed_dir, hook_name="encoder.out"))
     if not folders:
         parser.error("no SAE folders found: give --saes and/or --seed-checkpoint")
     lw = load_whisper(args.model, device=args.device)

@@ -16,9 +16,13 @@ from whisper_sae.whisper import HookPoint, capture, frames_for_duration, patch
 from .conftest import identity_sae, random_sae
 
 
-@pytest.mark.parametrize("hook", ["encoder.out", "encoder.blocks.0", "decoder.blocks.1"])
+# A random model babbles until the generation limit; a few tokens are enough to compare transcripts.
+FAST = dict(max_new_tokens=6, progress=False)
+
+
+@pytest.mark.parametrize("hook", ["encoder.blocks.0", "decoder.blocks.1"])
 def test_identity_sae_reproduces_clean_whisper_exactly(eval_whisper, tone_utterances, hook):
-    result = evaluate(identity_sae(32, hook), tone_utterances, model=eval_whisper, batch_size=2, progress=False)
+    result = evaluate(identity_sae(32, hook), tone_utterances, model=eval_whisper, batch_size=2, **FAST)
     assert result.n_utterances == 3
     assert result.conditions["spliced"]["ce"] == result.conditions["clean"]["ce"]
     assert result.conditions["spliced"]["errors"] == result.conditions["clean"]["errors"]
@@ -34,7 +38,7 @@ def test_identity_sae_reproduces_clean_whisper_exactly(eval_whisper, tone_uttera
 
 @pytest.mark.parametrize("hook", ["encoder.out", "decoder.blocks.0"])
 def test_error_term_restores_clean_outputs_of_a_poor_sae(eval_whisper, tone_utterances, hook):
-    result = evaluate(random_sae(32, hook), tone_utterances, model=eval_whisper, batch_size=3, progress=False)
+    result = evaluate(random_sae(32, hook), tone_utterances, model=eval_whisper, batch_size=3, **FAST)
     assert abs(result.conditions["spliced"]["ce"] - result.conditions["clean"]["ce"]) > 1e-3
     assert result.reconstruction.explained_variance < 0.9
     check = result.error_term_check
@@ -44,17 +48,17 @@ def test_error_term_restores_clean_outputs_of_a_poor_sae(eval_whisper, tone_utte
 
 def test_batch_size_does_not_change_the_numbers(eval_whisper, tone_utterances):
     sae = random_sae(32, "encoder.out", seed=3)
-    one = evaluate(sae, tone_utterances, model=eval_whisper, batch_size=1, progress=False)
-    three = evaluate(sae, tone_utterances, model=eval_whisper, batch_size=3, progress=False)
+    one = evaluate(sae, tone_utterances[:2], model=eval_whisper, batch_size=1, **FAST)
+    two = evaluate(sae, tone_utterances[:2], model=eval_whisper, batch_size=2, **FAST)
     for name in CONDITIONS:
-        assert one.conditions[name]["ce"] == pytest.approx(three.conditions[name]["ce"], abs=1e-4)
-    assert one.reconstruction.mse == pytest.approx(three.reconstruction.mse, rel=1e-5)
+        assert one.conditions[name]["ce"] == pytest.approx(two.conditions[name]["ce"], abs=1e-4)
+    assert one.reconstruction.mse == pytest.approx(two.reconstruction.mse, rel=1e-5)
 
 
 def test_padding_frames_keep_whispers_own_values(eval_whisper, tone_utterances):
     lw, name = eval_whisper, "encoder.blocks.0"
     items = [_Item(u.id, u.audio, u.text, u.duration) for u in tone_utterances]
-    batch = _prepare(lw, items)
+    batch = _prepare(lw, items)  # the batch the evaluation would build
     mask = batch.hook_mask(HookPoint.parse(name, lw.config), lw.config.max_source_positions)
     assert mask.sum(1).tolist() == [frames_for_duration(u.duration) for u in tone_utterances] == [45, 85, 65]
     with torch.inference_mode():
@@ -71,7 +75,7 @@ def test_padding_frames_keep_whispers_own_values(eval_whisper, tone_utterances):
 
 def test_width_mismatch_is_a_clear_error(eval_whisper, tone_utterances):
     with pytest.raises(ValueError, match="d_in=16.*width 32"):
-        evaluate(identity_sae(16, "encoder.out"), tone_utterances, model=eval_whisper, progress=False)
+        evaluate(identity_sae(16, "encoder.out"), tone_utterances, model=eval_whisper, **FAST)
 
 
 def test_unknown_hook_and_missing_transcripts(eval_whisper, tone_utterances):
@@ -98,7 +102,8 @@ def test_cli_writes_the_report_into_the_sae_folder(eval_whisper_dir, tone_uttera
 
     sae_dir = identity_sae(32, "encoder.out", model_name=str(eval_whisper_dir)).save_pretrained(tmp_path / "sae")
     corpus = _write_librispeech(tmp_path / "corpus", tone_utterances)
-    code = main(["evaluate", str(sae_dir), "--corpus", str(corpus), "--max-utterances", "2", "--no-progress"])
+    code = main(["evaluate", str(sae_dir), "--corpus", str(corpus), "--max-utterances", "2",
+                 "--max-new-tokens", "6", "--no-progress"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "SAE spliced + error term" in printed and "passed" in printed

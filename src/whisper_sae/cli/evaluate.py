@@ -25,6 +25,8 @@ def register(subparsers) -> None:
     parser.add_argument("--max-utterances", type=int, default=None, metavar="N",
                         help="evaluate at most N utterances")
     parser.add_argument("--batch-size", type=int, default=8, help="utterances per forward pass (default 8)")
+    parser.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+                        help="stop each transcript after N tokens (default: twice the longest reference in the batch)")
     parser.add_argument("--device", default="auto",
                         help="auto (this rank's GPU when CUDA is present, else cpu), cpu, cuda or cuda:N")
     parser.add_argument("--out", default=None, help="folder for the results (default: SAE_DIR)")
@@ -48,6 +50,7 @@ def run(args: argparse.Namespace) -> int:
         batch_size=args.batch_size,
         out=args.out,
         device=resolve_device(args.device),
+        max_new_tokens=args.max_new_tokens,
         progress=not args.no_progress,
     )
     m = result.meta

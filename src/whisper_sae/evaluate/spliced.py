@@ -74,6 +74,7 @@ def evaluate(
     out: str | Path | None = None,
     device: str | torch.device = "cpu",
     dense_threshold: float = 0.1,
+    max_new_tokens: int | None = None,
     progress: bool = True,
 ) -> EvalResult:
     """Evaluate an SAE (a folder or a ``SparseAutoencoder``) on a corpus (a spec or a ``Corpus``).
@@ -82,7 +83,8 @@ def evaluate(
     the SAE's config. Results are written to ``out`` (default: the SAE's folder; nothing is written for
     an in-memory SAE without ``out``): ``eval.json``, ``eval.md``, ``eval_utterances.jsonl`` and
     ``feature_density.png``. Utterances without a reference transcript or longer than 30 s are skipped
-    and listed in the result.
+    and listed in the result. Generation stops at twice the longest reference of a batch (plus 8 tokens),
+    or at ``max_new_tokens`` if that is smaller.
     """
     sae, sae_dir = _load_sae(sae, device)
     lw = _load_model(model, sae, device)
@@ -94,10 +96,12 @@ def evaluate(
             f"most {WINDOW_SECONDS:.0f} s; the evaluation needs transcribed speech"
         )
     window_mode = _window_mode(sae)
+    # Batches are prepared (features, tokens) when used, so that a large held-out set is never all in memory.
     batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
+    prepare = lambda chunk: _prepare(lw, chunk, max_new_tokens)  # noqa: E731
     with torch.inference_mode():
-        acc, mean, clean = _reference_pass(lw, sae, hook, batches, dense_threshold, progress)
-        rows, check = _condition_pass(lw, sae, hook, batches, mean, clean, progress)
+        acc, mean, clean = _reference_pass(lw, sae, hook, map(prepare, batches), dense_threshold, progress, len(batches))
+        rows, check = _condition_pass(lw, sae, hook, map(prepare, batches), mean, clean, progress, len(batches))
     result = summarise(
         rows=rows,
         reconstruction=acc.result(),
@@ -184,7 +188,7 @@ def _collect(corpus, max_utterances: int | None) -> tuple[list[_Item], list[dict
     return items, skipped
 
 
-def _prepare(lw: LoadedWhisper, items: list[_Item]) -> _Batch:
+def _prepare(lw: LoadedWhisper, items: list[_Item], max_new_tokens: int | None = None) -> _Batch:
     prompt = list(lw.prompt_ids)
     seqs = [prompt + lw.text_tokens(as_whisper_writes(it.text)) + [lw.eot_id] for it in items]
     lengths = [len(s) for s in seqs]
@@ -196,7 +200,7 @@ def _prepare(lw: LoadedWhisper, items: list[_Item]) -> _Batch:
     # An ablated model often repeats itself until the token limit; past twice the reference length a
     # hypothesis is already wrong on every word, so generating further only costs time.
     longest_text = max(lengths) - len(prompt)
-    budget = min(2 * longest_text + 8, lw.config.max_target_positions - len(prompt))
+    budget = min(2 * longest_text + 8, lw.config.max_target_positions - len(prompt), max_new_tokens or 10**9)
     return _Batch(items, features, ids.to(lw.device), lengths, len(prompt), frames, budget)
 
 
@@ -221,13 +225,12 @@ def _token_nll(logits: Tensor, batch: _Batch) -> list[tuple[float, int]]:
     return result
 
 
-def _reference_pass(lw, sae, hook, batches, dense_threshold, progress):
+def _reference_pass(lw, sae, hook, batches, dense_threshold, progress, n_batches=None):
     """Clean teacher-forced runs: reconstruction metrics, the mean activation, clean CE and transcripts."""
     acc = ReconstructionAccumulator(sae.cfg.d_sae, dense_threshold=dense_threshold)
     total = torch.zeros(lw.d_model, dtype=torch.float64)
     clean: list[dict] = []
-    for items in tqdm(batches, desc=f"reconstruct {hook.name}", unit="batch", disable=not progress):
-        batch = _prepare(lw, items)
+    for batch in tqdm(batches, desc=f"reconstruct {hook.name}", unit="batch", total=n_batches, disable=not progress):
         with capture(lw.model, [hook.name]) as acts:
             logits = _logits(lw, batch)
         hidden = acts[hook.name]
@@ -241,13 +244,13 @@ def _reference_pass(lw, sae, hook, batches, dense_threshold, progress):
     return acc, (total / acc.n).float(), clean
 
 
-def _condition_pass(lw, sae, hook, batches, mean, clean, progress):
+def _condition_pass(lw, sae, hook, batches, mean, clean, progress, n_batches=None):
     """Every other condition per batch; returns per-utterance rows and the error-term check."""
     rows: list[dict] = []
     max_logit_diff = 0.0
     start = 0
-    for items in tqdm(batches, desc="spliced conditions", unit="batch", disable=not progress):
-        batch = _prepare(lw, items)
+    for batch in tqdm(batches, desc="spliced conditions", unit="batch", total=n_batches, disable=not progress):
+        items = batch.items
         clean_logits = _logits(lw, batch)
         results = {"clean": clean[start : start + len(items)]}
         start += len(items)
