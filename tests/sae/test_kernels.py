@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from whisper_sae.sae.kernels import sparse_decode, topk_encode
 
+DEVICES = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
 
-def test_sparse_topk_step_matches_dense_autograd():
+
+@pytest.mark.parametrize("device", DEVICES)
+def test_sparse_topk_step_matches_dense_autograd(device):
     torch.manual_seed(0)
     batch, d, n, k, k_aux = 64, 16, 48, 5, 4
-    x = torch.randn(batch, d)
-    params = [torch.randn(d, n, requires_grad=True), torch.randn(n, requires_grad=True),
-              torch.randn(n, d, requires_grad=True), torch.randn(d, requires_grad=True)]
-    dead = torch.zeros(n, dtype=torch.bool)
+    x = torch.randn(batch, d, device=device)
+    params = [torch.randn(d, n, device=device, requires_grad=True), torch.randn(n, device=device, requires_grad=True),
+              torch.randn(n, d, device=device, requires_grad=True), torch.randn(d, device=device, requires_grad=True)]
+    dead = torch.zeros(n, dtype=torch.bool, device=device)
     dead[:12] = True
 
     def sparse(W_enc, b_enc, W_dec, b_dec):

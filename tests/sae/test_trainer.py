@@ -87,11 +87,13 @@ def test_exploding_loss_is_caught(tmp_path, synth):
         fit(_specs()[:1], synth.stream(), _config(lr=1e30, lr_warmup_steps=1), tmp_path)
 
 
-def test_bf16_autocast_trains(tmp_path, synth):
-    folders = fit(_specs()[1:2], synth.stream(), _config(steps=40, autocast="bf16"), tmp_path,
+@pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
+def test_bf16_autocast_trains(tmp_path, synth, device):
+    folders = fit(_specs(), synth.stream(), _config(steps=40, autocast="bf16", device=device), tmp_path,
                   val=synth.rows(256, seed=9))
-    val = [json.loads(line) for line in (folders[0] / "metrics.jsonl").read_text().splitlines()][-1]
-    assert val["split"] == "val" and val["ev"] > 0.3
+    for folder in folders:
+        val = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()][-1]
+        assert val["split"] == "val" and val["ev"] > 0.3, (folder.name, val)
 
 
 def test_lr_and_sparsity_schedules():
