@@ -178,6 +178,7 @@ def build_dashboard(sae, out_dir, analysis=None, *, corpus=None, model=None, fea
     series = _recompute(lw, sae_obj, result, utts, plan, batch_size, progress)
     words = _word_times(lw, utts, whisper_words) if side == "encoder" else {}
     out = Path(out_dir)
+    clean(out)  # pages and clips of an earlier build would otherwise linger beside the new ones
     (out / "features").mkdir(parents=True, exist_ok=True)
     (out / "clips").mkdir(exist_ok=True)
     _copy_assets(out)
