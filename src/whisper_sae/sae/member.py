@@ -50,11 +50,12 @@ class Member:
     """Training state of one SAE inside a pass."""
 
     def __init__(self, spec: SAESpec, *, device, compute_dtype, lr: float, betas, auxk_alpha: float,
-                 bandwidth: float, scale: float = 1.0):
+                 bandwidth: float, init_threshold: float = 0.5, scale: float = 1.0):
         self.spec, self.name, self.scale = spec, spec.name, float(scale)
         self.sae = SparseAutoencoder(spec.config).to(device)
         self.objective = OBJECTIVES[spec.config.architecture](
-            self.sae, compute_dtype=compute_dtype, auxk_alpha=auxk_alpha, bandwidth=bandwidth
+            self.sae, compute_dtype=compute_dtype, auxk_alpha=auxk_alpha, bandwidth=bandwidth,
+            init_threshold=init_threshold,
         )
         fused = device.type in ("cpu", "cuda")
         self.optimizer = torch.optim.Adam(self.sae.parameters(), lr=lr, betas=tuple(betas), fused=fused)

@@ -8,6 +8,7 @@ OpenAI's SAE papers, so a sparsity coefficient means the same thing at any width
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import torch
@@ -189,8 +190,12 @@ class JumpReLUL0:
     default_coef = 0.5
     coef_name = "l0"
 
-    def __init__(self, sae: SparseAutoencoder, *, bandwidth: float = 0.05, **_):
+    def __init__(self, sae: SparseAutoencoder, *, bandwidth: float = 0.05, init_threshold: float = 0.5, **_):
         self.sae, self.bandwidth = sae, bandwidth
+        # Adam moves log(threshold) by about lr per step, so a run of a few thousand steps only scales the
+        # threshold by a few e; start it where pre-activations of normalised inputs live (std ~ 1 at init).
+        with torch.no_grad():
+            sae.log_threshold.fill_(math.log(init_threshold))
 
     def step(self, x: Tensor, coef: float, dead: Tensor | None) -> StepOut:
         sae = self.sae

@@ -58,6 +58,8 @@ class TrainConfig:
     """A feature firing on more than this fraction of tokens counts as dense."""
     auxk_alpha: float = 1 / 32
     jumprelu_bandwidth: float = 0.05
+    jumprelu_init_threshold: float = 0.5
+    """Initial JumpReLU threshold in normalised units (pre-activations have std ~1 at init)."""
     resample_every: int | None = None
     """ReLU only: resample dead features every this many steps (until 80 % of the run); None: steps // 6; 0: off."""
     device: str = "auto"
@@ -152,7 +154,8 @@ class Trainer:
         torch.manual_seed(config.seed)
         self.members = [
             Member(spec, device=self.device, compute_dtype=self.amp or torch.float32, lr=config.lr,
-                   betas=config.betas, auxk_alpha=config.auxk_alpha, bandwidth=config.jumprelu_bandwidth)
+                   betas=config.betas, auxk_alpha=config.auxk_alpha, bandwidth=config.jumprelu_bandwidth,
+                   init_threshold=config.jumprelu_init_threshold)
             for spec in specs
         ]
         self.step = 0
