@@ -55,7 +55,7 @@ def markdown(rows: list[list[str]]) -> str:
 
 
 def sae_folders(patterns: list[str]) -> list[Path]:
-    found = sorted({Path(p) for pattern in patterns for p in glob.glob(pattern)})
+    found = list(dict.fromkeys(Path(p) for pattern in patterns for p in sorted(glob.glob(pattern))))
     return [p for p in found if (p / "cfg.json").exists()] + [
         sub for p in found if not (p / "cfg.json").exists() for sub in sorted(p.glob("*/")) if (sub / "cfg.json").exists()
     ]
@@ -82,23 +82,29 @@ def main(argv: list[str] | None = None) -> int:
     if not folders:
         parser.error("no SAE folders found: give --saes and/or --seed-checkpoint")
     lw = load_whisper(args.model, device=args.device)
-    rows, results = [], {}
+    rows, results, baselines = [], {}, {}
+    out = Path(args.out) if args.out else None
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
     for folder in folders:
         start = time.perf_counter()
+        hook = json.loads((folder / "cfg.json").read_text()).get("hook_name")
+        # clean, zero and mean ablation do not depend on the SAE: measured once per hook, then lent
         result = evaluate(folder, args.corpus, model=lw, max_utterances=args.max_utterances,
-                          batch_size=args.batch_size, device=args.device)
-        name = folder.name if folder.parent.name.startswith(("seed-sae-", "runs")) else f"{folder.parent.name}/{folder.name}"
+                          batch_size=args.batch_size, device=args.device, baseline=baselines.get(hook))
+        baselines.setdefault(hook, result)
+        name = folder.name if folder.name not in {r[0] for r in rows} else f"{folder.parent.name}/{folder.name}"
         rows.append(row(name, result))
         results[str(folder)] = result.to_dict()
         print(f"{folder}: {time.perf_counter() - start:.0f} s", file=sys.stderr)
+        if out:  # after each SAE, so that a long run can be read while it goes
+            (out / "faithfulness.md").write_text(markdown(rows) + "\n")
     table = markdown(rows)
     n = next(iter(results.values()))["n_utterances"]
     footer = (f"\n\n{n} utterances of {args.corpus}, Whisper {lw.name}, greedy decoding; WER after Whisper's English "
               "normaliser; CE in nats per reference token (teacher forcing).")
     print(table + footer)
-    if args.out:
-        out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
+    if out:
         (out / "faithfulness.md").write_text(table + footer + "\n")
         (out / "faithfulness.json").write_text(json.dumps(results, indent=2) + "\n")
     return 0

@@ -122,3 +122,14 @@ def test_cli_rejects_bad_numbers(tmp_path, capsys):
 
     assert main(["evaluate", str(tmp_path), "--corpus", str(tmp_path), "--max-utterances", "0"]) == 1
     assert "--max-utterances must be at least 1" in capsys.readouterr().err
+
+
+def test_a_baseline_lends_clean_and_ablations_without_changing_any_number(eval_whisper, tone_utterances):
+    first = evaluate(random_sae(32, "encoder.out", seed=1), tone_utterances, model=eval_whisper, **FAST)
+    sae = random_sae(32, "encoder.out", seed=2)
+    alone = evaluate(sae, tone_utterances, model=eval_whisper, **FAST)
+    lent = evaluate(sae, tone_utterances, model=eval_whisper, baseline=first, **FAST)
+    assert lent.to_dict()["conditions"] == alone.to_dict()["conditions"]
+    assert lent.ce_recovered == alone.ce_recovered
+    with pytest.raises(ValueError, match="other utterances"):
+        evaluate(sae, tone_utterances[:2], model=eval_whisper, baseline=first, **FAST)

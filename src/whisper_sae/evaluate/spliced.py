@@ -75,6 +75,7 @@ def evaluate(
     device: str | torch.device = "cpu",
     dense_threshold: float = 0.1,
     max_new_tokens: int | None = None,
+    baseline: EvalResult | None = None,
     progress: bool = True,
 ) -> EvalResult:
     """Evaluate an SAE (a folder or a ``SparseAutoencoder``) on a corpus (a spec or a ``Corpus``).
@@ -85,6 +86,10 @@ def evaluate(
     ``feature_density.png``. Utterances without a reference transcript or longer than 30 s are skipped
     and listed in the result. Generation stops at twice the longest reference of a batch (plus 8 tokens),
     or at ``max_new_tokens`` if that is smaller.
+
+    ``baseline``, an earlier result at the same hook of the same model on the same utterances, lends its
+    clean, zero- and mean-ablation rows (they do not depend on the SAE), so that comparing several SAEs
+    costs two conditions each instead of five.
     """
     sae, sae_dir = _load_sae(sae, device)
     lw = _load_model(model, sae, device)
@@ -99,9 +104,12 @@ def evaluate(
     # Batches are prepared (features, tokens) when used, so that a large held-out set is never all in memory.
     batches = [items[i : i + batch_size] for i in range(0, len(items), batch_size)]
     prepare = lambda chunk: _prepare(lw, chunk, max_new_tokens)  # noqa: E731
+    known = _known_rows(baseline, hook, lw, items) if baseline is not None else {}
     with torch.inference_mode():
-        acc, mean, clean = _reference_pass(lw, sae, hook, map(prepare, batches), dense_threshold, progress, len(batches))
-        rows, check = _condition_pass(lw, sae, hook, map(prepare, batches), mean, clean, progress, len(batches))
+        acc, mean, clean = _reference_pass(lw, sae, hook, map(prepare, batches), dense_threshold, progress,
+                                           len(batches), known.get("clean"))
+        known["clean"] = clean
+        rows, check = _condition_pass(lw, sae, hook, map(prepare, batches), mean, known, progress, len(batches))
     result = summarise(
         rows=rows,
         reconstruction=acc.result(),
@@ -225,7 +233,20 @@ def _token_nll(logits: Tensor, batch: _Batch) -> list[tuple[float, int]]:
     return result
 
 
-def _reference_pass(lw, sae, hook, batches, dense_threshold, progress, n_batches=None):
+def _known_rows(baseline: EvalResult, hook: HookPoint, lw: LoadedWhisper, items: list[_Item]) -> dict:
+    """The SAE-independent condition results of ``baseline``, per item, after checking it fits."""
+    meta = baseline.meta
+    if meta["hook"] != hook.name or meta["model"] != lw.name:
+        raise ValueError(f"the baseline was measured at {meta['hook']} of {meta['model']}, not at {hook.name} of "
+                         f"{lw.name}; give a baseline from the same hook and model")
+    if [r["id"] for r in baseline.utterances] != [it.id for it in items]:
+        raise ValueError("the baseline was measured on other utterances; give one from the same corpus and "
+                         "max_utterances")
+    return {c: [{k: r[c][k] for k in ("nll", "n_tokens", "text")} for r in baseline.utterances]
+            for c in ("clean", "zero", "mean")}
+
+
+def _reference_pass(lw, sae, hook, batches, dense_threshold, progress, n_batches=None, known_clean=None):
     """Clean teacher-forced runs: reconstruction metrics, the mean activation, clean CE and transcripts."""
     acc = ReconstructionAccumulator(sae.cfg.d_sae, dense_threshold=dense_threshold)
     total = torch.zeros(lw.d_model, dtype=torch.float64)
@@ -238,23 +259,24 @@ def _reference_pass(lw, sae, hook, batches, dense_threshold, progress, n_batches
         codes = sae.encode(x)
         acc.update(x.cpu(), sae.decode(codes).cpu(), codes.cpu())
         total += x.double().sum(0).cpu()
-        texts = batch.transcribe(lw)
-        for nll, text in zip(_token_nll(logits, batch), texts):
-            clean.append({"nll": nll[0], "n_tokens": nll[1], "text": text})
-    return acc, (total / acc.n).float(), clean
+        if known_clean is None:
+            texts = batch.transcribe(lw)
+            for nll, text in zip(_token_nll(logits, batch), texts):
+                clean.append({"nll": nll[0], "n_tokens": nll[1], "text": text})
+    return acc, (total / acc.n).float(), clean if known_clean is None else known_clean
 
 
-def _condition_pass(lw, sae, hook, batches, mean, clean, progress, n_batches=None):
-    """Every other condition per batch; returns per-utterance rows and the error-term check."""
+def _condition_pass(lw, sae, hook, batches, mean, known, progress, n_batches=None):
+    """Every condition not already ``known``, per batch; returns per-utterance rows and the error-term check."""
     rows: list[dict] = []
     max_logit_diff = 0.0
     start = 0
     for batch in tqdm(batches, desc="spliced conditions", unit="batch", total=n_batches, disable=not progress):
         items = batch.items
         clean_logits = _logits(lw, batch)
-        results = {"clean": clean[start : start + len(items)]}
+        results = {c: known[c][start : start + len(items)] for c in CONDITIONS if c in known}
         start += len(items)
-        for condition in CONDITIONS[1:]:
+        for condition in [c for c in CONDITIONS if c not in known]:
             transform = condition_transform(condition, sae, mean)
             mask = batch.hook_mask(hook, lw.config.max_source_positions) if hook.side == "encoder" else None
             with patch(lw.model, hook.name, splice_fn(transform, mask)):
@@ -272,7 +294,8 @@ def _condition_pass(lw, sae, hook, batches, mean, clean, progress, n_batches=Non
 
 def _utterance_row(item: _Item, i: int, results: dict[str, list[dict]]) -> dict:
     row = {"id": item.id, "duration": round(item.duration, 3), "reference": item.text}
-    for condition, per_item in results.items():
+    for condition in CONDITIONS:
+        per_item = results[condition]
         r = per_item[i]
         errors = word_errors(item.text, r["text"])
         row[condition] = {
