@@ -208,7 +208,7 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=self.amp or torch.bfloat16, enabled=self.amp is not None):
                 out = member.objective.step(x, member.spec.coef * sparsity, dead)
             if not bool(torch.isfinite(out.loss)):
-                self._fail(f"the loss of SAE {member.name or member.hook!r} became {float(out.loss)} at step {self.step}")
+                self._fail(f"the loss of SAE {member.name or member.hook!r} became {float(out.loss.detach())} at step {self.step}")
             member.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(out.loss).backward()
             self.parallel.reduce_gradients(member.sae)
