@@ -40,12 +40,12 @@ def encoder_gflop(config, n_blocks: int) -> float:
     return (conv + n_blocks * block) / 1e9
 
 
-def matmul_gflops(dtype: torch.dtype, device="cpu", repeats: int = 20) -> float:
+def matmul_gflops(dtype: torch.dtype, device="cpu", repeats: int = 20, warmup: int = 3) -> float:
     """This machine's dense matmul rate, on the shape PEERS.md used (4096x384 @ 384x3072)."""
     a = torch.randn(4096, 384, dtype=dtype, device=device)
     b = torch.randn(384, 3072, dtype=dtype, device=device)
     sync = torch.cuda.synchronize if torch.device(device).type == "cuda" else (lambda: None)
-    for _ in range(3):
+    for _ in range(warmup):
         a @ b
     sync()
     times = []
@@ -105,20 +105,24 @@ def main(argv=None) -> int:
     p.add_argument("--repeats", type=int, default=1, help="interleaved repeats; the median is reported")
     p.add_argument("--batch-size", type=int, default=None, help="windows per forward (default: extract's)")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--with-bf16", action="store_true", help="time bf16 autocast even on a CPU without AVX-512")
     args = p.parse_args(argv)
     lw = load_whisper(args.model, device=args.device)
     spec, utts = corpus_utterances(args)
-    return benchmark(lw, utts, spec, repeats=args.repeats, batch_size=args.batch_size)
+    return benchmark(lw, utts, spec, repeats=args.repeats, batch_size=args.batch_size, with_bf16=args.with_bf16)
 
 
-def benchmark(lw, utts, spec: str, *, repeats: int = 1, batch_size: int | None = None) -> int:
+def benchmark(lw, utts, spec: str, *, repeats: int = 1, batch_size: int | None = None,
+              with_bf16: bool = False) -> int:
     torch.manual_seed(0)
     device = lw.device
     seconds = sum(u.duration for u in utts)
     print(f"model {lw.name}, corpus {spec}: {len(utts)} utterances, {seconds:.1f} s of audio, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}", flush=True)
-    peak = {"fp32": matmul_gflops(torch.float32, device), "bf16": matmul_gflops(torch.bfloat16, device)}
-    print(f"matmul 4096x384 @ 384x3072: fp32 {peak['fp32']:.0f} GFLOP/s, bf16 {peak['bf16']:.0f} GFLOP/s",
+    slow_bf16 = device.type == "cpu" and "AVX512" not in torch.backends.cpu.get_cpu_capability()
+    peak = {"fp32": matmul_gflops(torch.float32, device),
+            "bf16": matmul_gflops(torch.bfloat16, device, *((1, 0) if slow_bf16 else ()))}
+    print(f"matmul 4096x384 @ 384x3072: fp32 {peak['fp32']:.1f} GFLOP/s, bf16 {peak['bf16']:.1f} GFLOP/s",
           flush=True)
     deep = f"encoder.blocks.{lw.n_encoder_layers // 2 - 1}"
     configs = [  # (label, hook, extract kwargs)
@@ -129,6 +133,11 @@ def benchmark(lw, utts, spec: str, *, repeats: int = 1, batch_size: int | None =
         (f"store padded fp32, {deep} (stops early)", deep, {}),
         (f"store packed bf16, {deep} (stops early)", deep, {"mode": "packed", "autocast": "bf16"}),
     ]
+    if slow_bf16 and not with_bf16:
+        # Without AVX-512 torch's bf16 kernels are slower than fp32 by far (see the matmul line).
+        print(f"skipping the bf16 settings: this CPU is {torch.backends.cpu.get_cpu_capability()} "
+              "(pass --with-bf16 to time them anyway)")
+        configs = [c for c in configs if "bf16" not in c[0]]
     tmp = Path(tempfile.mkdtemp())
     walls: dict[str, list[float]] = {"naive": []}
     windows: dict[str, int] = {}
@@ -150,7 +159,7 @@ def benchmark(lw, utts, spec: str, *, repeats: int = 1, batch_size: int | None =
         wall = statistics.median(walls[label])
         blocks = HookPoint.parse(hook, lw.config).blocks_needed(lw.config)
         gf = windows[label] * encoder_gflop(lw.config, blocks) / wall
-        ref = tmp / "r0_c0" if hook == "encoder.out" else tmp / "r0_c4"
+        ref = tmp / f"r0_c{next(j for j, c in enumerate(configs) if c[1] == hook and not c[2])}"
         cos = "-" if ref == tmp / f"r0_c{i}" else cosines(tmp / f"r0_c{i}", ref, hook)
         print(f"{label:48s} {seconds / wall:9.1f} {seconds / wall / base:8.2f} {windows[label]:7d} {gf:8.1f}  {cos}")
     print(f"\nencoder FLOPs per 30-s window: {full:.1f} GFLOP (all {lw.n_encoder_layers} blocks), "
