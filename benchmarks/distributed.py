@@ -69,8 +69,12 @@ def main(argv=None) -> int:
     p.add_argument("--steps", type=int, default=60)
     p.add_argument("--batch-size", type=int, default=1024)
     p.add_argument("--width", type=int, default=1536)
+    p.add_argument("--max-utterances", type=int, default=None, help="extract only the first N utterances")
     p.add_argument("--json", type=Path, default=None)
     args = p.parse_args(argv)
+    # (processes, threads each): the whole machine to one process, one thread to one process (no OpenMP
+    # barriers to stall when the cores are shared with other work), and one thread to each of two.
+    setups = {"1p": (1, os.cpu_count() or 2), "1p1t": (1, 1), "2p": (2, max(1, (os.cpu_count() or 2) // 2))}
     cores = os.cpu_count() or 2
     results = {"cores": cores, "load_before": os.getloadavg()[0], "model": args.model}
     with tempfile.TemporaryDirectory() as tmp:
@@ -82,34 +86,38 @@ def main(argv=None) -> int:
             corpus = str(synthesize_corpus(tmp / "corpus", minutes=3, seed=0, progress=False))
         results["corpus"] = corpus
         extract = ["extract", "--model", args.model, "--corpus", corpus, "--hooks", args.hook, "--device", "cpu",
-                   "--no-progress"]
-        for n in (1, 2):
-            out = tmp / f"store{n}"
-            wall = run(extract + ["--out", str(out)], n, cores // n)
-            results[f"extract_{n}"] = {"wall_s": wall, "audio_s_per_s_in_run": extraction_rate(out)}
-            print(results[f"extract_{n}"], flush=True)
-        train = ["train", "--store", str(tmp / "store1"), "--hook", args.hook, "--arch", "topk", "--k", "32",
+                   "--no-progress"] + (["--max-utterances", str(args.max_utterances)] if args.max_utterances else [])
+        for key, (n, threads) in setups.items():
+            out = tmp / f"store{key}"
+            wall = run(extract + ["--out", str(out)], n, threads)
+            results[f"extract_{key}"] = {"wall_s": wall, "audio_s_per_s_in_run": extraction_rate(out)}
+            print(key, results[f"extract_{key}"], flush=True)
+        train = ["train", "--store", str(tmp / "store1p"), "--hook", args.hook, "--arch", "topk", "--k", "32",
                  "--width", str(args.width), "--batch-size", str(args.batch_size), "--steps", str(args.steps),
                  "--device", "cpu", "--autocast", "none", "--log-every", "10", "--eval-every", str(args.steps),
                  "--checkpoint-every", str(args.steps)]
-        for n in (1, 2):
-            out = tmp / f"sae{n}"
-            wall = run(train + ["--out", str(out)], n, cores // n)
-            results[f"train_{n}"] = {"wall_s": wall, "tokens_per_s_in_run": training_rate(out)}
-            print(results[f"train_{n}"], flush=True)
-        one, two = (load_file(str(tmp / f"sae{n}" / "sae_weights.safetensors")) for n in (1, 2))
-        results["train_max_weight_diff"] = max(float((one[k] - two[k]).abs().max()) for k in one)
+        for key, (n, threads) in setups.items():
+            out = tmp / f"sae{key}"
+            wall = run(train + ["--out", str(out)], n, threads)
+            results[f"train_{key}"] = {"wall_s": wall, "tokens_per_s_in_run": training_rate(out)}
+            print(key, results[f"train_{key}"], flush=True)
+        w = {key: load_file(str(tmp / f"sae{key}" / "sae_weights.safetensors")) for key in setups}
+        for a, b in (("1p", "2p"), ("1p1t", "2p"), ("1p", "1p1t")):
+            results[f"max_weight_diff_{a}_{b}"] = max(float((w[a][k] - w[b][k]).abs().max()) for k in w[a])
     results["load_after"] = os.getloadavg()[0]
-    e1, e2, t1, t2 = (results[k] for k in ("extract_1", "extract_2", "train_1", "train_2"))
-    print(f"\n| {cores}-core CPU, load {results['load_before']:.1f} -> {results['load_after']:.1f} | 1 process | "
-          "2 processes | speed-up |\n|---|---:|---:|---:|")
-    print(f"| extraction wall (s) | {e1['wall_s']:.1f} | {e2['wall_s']:.1f} | {e1['wall_s'] / e2['wall_s']:.2f} |")
-    print(f"| extraction audio-s/s in run | {e1['audio_s_per_s_in_run']:.1f} | {e2['audio_s_per_s_in_run']:.1f} "
-          f"| {e2['audio_s_per_s_in_run'] / e1['audio_s_per_s_in_run']:.2f} |")
-    print(f"| training wall (s) | {t1['wall_s']:.1f} | {t2['wall_s']:.1f} | {t1['wall_s'] / t2['wall_s']:.2f} |")
-    print(f"| training tokens/s in run | {t1['tokens_per_s_in_run']:.0f} | {t2['tokens_per_s_in_run']:.0f} "
-          f"| {t2['tokens_per_s_in_run'] / t1['tokens_per_s_in_run']:.2f} |")
-    print(f"\nlargest |weight difference| 1 vs 2 processes: {results['train_max_weight_diff']:.2e}")
+    print(f"\n| {cores}-core CPU, load {results['load_before']:.1f} -> {results['load_after']:.1f} "
+          "| 1 process, all cores | 1 process, 1 thread | 2 processes | speed-up vs all cores | vs 1 thread |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for stage, metric, unit, higher in (("extract", "wall_s", "extraction wall (s)", False),
+                                        ("extract", "audio_s_per_s_in_run", "extraction audio-s/s in run", True),
+                                        ("train", "wall_s", "training wall (s)", False),
+                                        ("train", "tokens_per_s_in_run", "training tokens/s in run", True)):
+        v = {key: results[f"{stage}_{key}"][metric] for key in setups}
+        gain = (lambda a, b: b / a) if higher else (lambda a, b: a / b)
+        print(f"| {unit} | {v['1p']:.1f} | {v['1p1t']:.1f} | {v['2p']:.1f} | {gain(v['1p'], v['2p']):.2f} "
+              f"| {gain(v['1p1t'], v['2p']):.2f} |")
+    for key in ("1p_2p", "1p1t_2p", "1p_1p1t"):
+        print(f"largest |weight difference| {key.replace('_', ' vs ')}: {results['max_weight_diff_' + key]:.2e}")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1))
     return 0
