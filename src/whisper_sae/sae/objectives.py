@@ -56,10 +56,11 @@ class ReLUL1:
         codes = torch.relu(sae.pre_acts(x))
         x_hat = codes @ sae.W_dec + sae.b_dec
         mse = _mse(x_hat, x)
-        l1 = (codes.float() * sae.W_dec.norm(dim=1)).sum(-1).mean()
-        active = codes > 0
-        return StepOut(mse + coef * l1, {"mse": mse.detach(), "l1": l1.detach()}, active.sum(0),
-                       active.sum(-1).float().mean())
+        # sum_b sum_i |f_bi| ||d_i|| / B, summed over rows first: one pass over [B, d_sae] instead of two.
+        l1 = codes.float().sum(0) @ sae.W_dec.norm(dim=1) / x.shape[0]
+        fired = (codes > 0).sum(0)
+        return StepOut(mse + coef * l1, {"mse": mse.detach(), "l1": l1.detach()}, fired,
+                       fired.sum() / x.shape[0])
 
     def after_step(self) -> None:
         pass
