@@ -2,12 +2,12 @@
 ``torch.distributed`` world (ranks under ``torchrun``). Imports nothing else from the package, so
 every stage may use it."""
 
-from .device import Prefetcher, autocast, grad_scaler, prefetch, resolve_autocast, resolve_device
+from .device import Prefetcher, autocast, cpu_has_fast_bf16, grad_scaler, prefetch, resolve_autocast, resolve_device
 from .distributed import (DISTRIBUTE_MODES, DataParallel, TrainingPlan, World, barrier, current_world,
                           data_parallel, init_distributed, plan_training, rank_slice, shard_items)
 
 __all__ = [
     "DISTRIBUTE_MODES", "TrainingPlan", "plan_training", "DataParallel", "Prefetcher", "World", "autocast", "barrier", "current_world", "data_parallel",
-    "grad_scaler", "init_distributed", "prefetch", "rank_slice", "resolve_autocast", "resolve_device",
+    "cpu_has_fast_bf16", "grad_scaler", "init_distributed", "prefetch", "rank_slice", "resolve_autocast", "resolve_device",
     "shard_items",
 ]
