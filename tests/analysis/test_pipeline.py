@@ -88,3 +88,13 @@ def test_analysis_from_a_store_equals_analysis_from_audio(analysis_whisper, alig
     for name in ("max_act", "top_act", "phone_f1", "word_f1"):
         np.testing.assert_allclose(from_store.arrays[name], from_audio.arrays[name], rtol=1e-4, atol=1e-5)
     assert from_store.summary["phone_labels"] == from_audio.summary["phone_labels"]
+
+
+def test_unaligned_audio_gets_word_labels_from_whisper(analysis_whisper, aligned_utts):
+    lw, sae = analysis_whisper, make_sae()
+    for u in aligned_utts:
+        u.alignment = None
+    res = analyze(sae, aligned_utts[:2], model=lw, top_n=2, whisper_words=True, progress=False)
+    assert [r["alignment_source"] for r in res.utterances] == ["whisper", "whisper"]
+    assert "word_labels" in res.summary and "phone_labels" not in res.summary
+    assert set(res.word_vocab) <= {"hi", "there"} and res.word_vocab

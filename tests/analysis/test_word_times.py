@@ -26,3 +26,9 @@ def test_word_timestamps_are_ordered_and_inside_the_clip(analysis_whisper, align
     starts = [w["start"] for w in words]
     assert starts == sorted(starts) and all(w["start"] <= w["end"] <= len(audio) / 16000 + 0.02 for w in words)
     assert word_timestamps(lw, [audio], [""]) == [[]]
+
+
+def test_a_transcript_longer_than_the_decoder_is_cut_to_fit(analysis_whisper, aligned_utts):
+    lw = analysis_whisper  # 64 decoder positions: 2 prompt tokens + 61 text tokens + the end token
+    [words] = word_timestamps(lw, [aligned_utts[0].audio], [" ".join(["hello"] * 100)])
+    assert 0 < len(words) <= 61 and all(w["word"] == "hello" for w in words)

@@ -73,7 +73,9 @@ class _Aligner:
         if self.whisper_words and len(utt.audio):
             from .word_times import word_timestamps
 
-            return {"words": word_timestamps(self.lw_loader(), [utt.audio[:30 * 16000]])[0]}, "whisper"
+            # The reference transcript is forced when there is one; otherwise Whisper's own is used.
+            texts = [utt.text] if utt.text else None
+            return {"words": word_timestamps(self.lw_loader(), [utt.audio[:30 * 16000]], texts)[0]}, "whisper"
         return None, None
 
 

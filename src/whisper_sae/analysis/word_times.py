@@ -111,6 +111,8 @@ def word_timestamps(lw, audios: list[np.ndarray], texts: list[str] | None = None
     results = []
     for audio, text in zip(audios, texts):
         text_tokens = lw.text_tokens(text) if text.strip() else []
+        # The decoder has a fixed number of positions: prompt + text + end token must fit in it.
+        text_tokens = text_tokens[: lw.config.max_target_positions - len(lw.prompt_ids) - 1]
         if not text_tokens:
             results.append([])
             continue
