@@ -62,6 +62,8 @@ class SparseAutoencoder(nn.Module):
         x = x.to(self.W_enc.dtype) if not torch.is_autocast_enabled(x.device.type) else x
         if self.cfg.apply_b_dec_to_input:
             x = x - self.b_dec
+        if x.dim() == 2:  # addmm folds the bias into the matmul: one pass less over [B, d_sae]
+            return torch.addmm(self.b_enc, x, self.W_enc)
         return x @ self.W_enc + self.b_enc
 
     def get_threshold(self) -> Tensor:

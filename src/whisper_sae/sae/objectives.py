@@ -54,7 +54,7 @@ class ReLUL1:
     def step(self, x: Tensor, coef: float, dead: Tensor | None) -> StepOut:
         sae = self.sae
         codes = torch.relu(sae.pre_acts(x))
-        x_hat = codes @ sae.W_dec + sae.b_dec
+        x_hat = torch.addmm(sae.b_dec, codes, sae.W_dec)
         mse = _mse(x_hat, x)
         # sum_b sum_i |f_bi| ||d_i|| / B, summed over rows first: one pass over [B, d_sae] instead of two.
         l1 = codes.float().sum(0) @ sae.W_dec.norm(dim=1) / x.shape[0]
