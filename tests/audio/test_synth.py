@@ -170,3 +170,21 @@ def test_accents_can_be_restricted():
         design_speakers(2, "en", random.Random(0), accents=["en-mars"])
     with pytest.raises(ValueError, match="are not voices of"):
         synthesize_corpus("/nonexistent/never", accents=["de"], languages=["en"])
+
+
+def test_accent_and_gender_are_crossed_in_the_speaker_design():
+    """With 2 L speakers and L accents, every accent must be spoken by both genders (not confounded)."""
+    import random
+    from collections import defaultdict
+
+    from whisper_sae.audio.synth.voices import LANGUAGE_VOICES, design_speakers
+
+    n_accents = len(LANGUAGE_VOICES["en"])
+    for seed in range(3):
+        speakers = design_speakers(2 * n_accents, "en", random.Random(seed))
+        genders = defaultdict(set)
+        for s in speakers:
+            genders[s.voice].add(s.gender)
+        assert len(genders) == n_accents
+        assert all(g == {"female", "male"} for g in genders.values()), dict(genders)
+        assert sum(s.gender == "female" for s in speakers) == n_accents

@@ -60,7 +60,8 @@ def check_languages(languages) -> tuple[str, ...]:
 
 def design_speakers(n: int, language: str, rng: random.Random, *, first_id: int = 1000,
                     whispered: float = 0.0, accents=None) -> list[Speaker]:
-    """``n`` speakers alternating female/male, cycling through the language's accents.
+    """``n`` speakers alternating female/male, cycling through the language's accents; from ``2 L``
+    speakers on (L accents) every accent is spoken by both genders.
 
     Accents and variants are drawn without replacement until exhausted, so a small design still
     spans as many accents and voices as it can; ``whispered`` is the fraction of whispering speakers;
@@ -78,8 +79,12 @@ def design_speakers(n: int, language: str, rng: random.Random, *, first_id: int 
     n_whisper = round(whispered * n)
     first_gender = rng.choice(["female", "male"])
     speakers = []
+    # Speaker i takes accent i mod L. With an even L, plain alternation would give each accent one
+    # gender only (accent and gender confounded), so the alternation flips on every round of accents.
+    flip_per_round = len(accents) % 2 == 0
     for i in range(n):
-        gender = first_gender if i % 2 == 0 else ("male" if first_gender == "female" else "female")
+        parity = (i + (i // len(accents) if flip_per_round else 0)) % 2
+        gender = first_gender if parity == 0 else ("male" if first_gender == "female" else "female")
         if not pools[gender]:
             pools[gender] = list(MALE_VARIANTS if gender == "male" else FEMALE_VARIANTS)
             rng.shuffle(pools[gender])
