@@ -2,8 +2,8 @@
 
 Data parallel: 2 ranks with 32 rows each of every 64-row batch take the same steps as 1 process with
 64-row batches (the gradients are averaged; only the order of floating-point sums differs), so the
-weights agree to TOLERANCE. One SAE per rank (--distribute saes): each SAE is exactly the one a
-single process trains on that hook alone.
+weights agree to TOLERANCE. One SAE per rank (--distribute saes): each SAE is the one a single
+process trains on that hook alone (equal up to the summation order of different thread counts).
 """
 
 from __future__ import annotations
@@ -75,5 +75,6 @@ def test_one_sae_per_rank_matches_training_it_alone(tmp_path, random_store, run_
     run_torchrun(cli_args(random_store, tmp_path / "two", hook=",".join(hooks), distribute="saes", **settings))
     for hook in hooks:
         alone = train(random_store, out=tmp_path / hook, hook=hook, **settings)
-        assert max_diff(weights(alone), weights(tmp_path / "two" / hook)) == 0.0
+        # The same computation; only the thread count (1 per rank vs this process's) can reorder sums.
+        assert max_diff(weights(alone), weights(tmp_path / "two" / hook)) < 1e-6
         assert (tmp_path / "two" / hook / "metrics.jsonl").stat().st_size > 0

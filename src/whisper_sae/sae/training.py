@@ -84,14 +84,18 @@ def train(store, hook, *, out, arch: str = "topk", width: int = 1152, k: int | N
     specs = build_specs(hooks, store, arch=arch, width=width, k=k, coef=coef, sweep=sweep,
                         apply_b_dec_to_input=apply_b_dec_to_input)
     train_specs(store, specs, out=out, steps=steps, epochs=epochs, batch_size=batch_size, holdout=holdout,
-                split_seed=split_seed, resume=resume, stop_after=stop_after, **options)
+                split_seed=split_seed, resume=resume, stop_after=stop_after, distribute=distribute, **options)
     return Path(out)
 
 
 def train_specs(store, specs: list[SAESpec], *, out, steps: int | None = None, epochs: float | None = None,
                 batch_size: int = 4096, holdout: float = 0.1, split_seed: int = 0, resume: bool = False,
-                stop_after: int | None = None, **options) -> list[Path]:
-    """Train any list of SAEs (mixed architectures, hooks of ``store``) in one pass; returns their folders."""
+                stop_after: int | None = None, distribute: str = "data", **options) -> list[Path]:
+    """Train any list of SAEs (mixed architectures, hooks of ``store``) in one pass; returns their folders.
+
+    Under ``torchrun`` see ``train`` for ``distribute``; a rank with no SAE to train returns [].
+    """
+    world = init_distributed(options.get("device", "auto"))
     store = store if isinstance(store, ActivationStore) else ActivationStore(store)
     hooks = list(dict.fromkeys(spec.config.hook_name for spec in specs))
     for spec in specs:
@@ -112,10 +116,19 @@ def train_specs(store, specs: list[SAESpec], *, out, steps: int | None = None, e
              "d_model": {h: store.d_model(h) for h in hooks}, "holdout": holdout, "split_seed": split_seed,
              "batch_size": batch_size, "train_utterances": len(train_idx), "val_utterances": len(val_idx)}
     config = TrainConfig(steps=steps, steps_per_epoch=steps_per_epoch, extra=extra, **options)
+    plan = plan_training(specs, world, distribute)
+    specs = plan.specs
+    if not specs:  # more ranks than SAEs with distribute="saes"
+        return []
+    hooks = list(dict.fromkeys(s.config.hook_name for s in specs))  # only the hooks this rank trains
     stream_kw = dict(batch_size=batch_size, seed=seed, utterances=train_idx, loop=True)
     batches = store.batches(hooks[0], **stream_kw) if len(hooks) == 1 else _zip_hooks(store, hooks, **stream_kw)
     val = None
     if len(val_idx):
         reads = {h: store.read(h, utterances=val_idx)[0][: config.eval_rows] for h in hooks}
         val = reads[hooks[0]] if len(hooks) == 1 else reads
-    return fit(specs, batches, config, out, val=val, resume=resume, stop_after=stop_after)
+    if plan.split_batches:  # every rank reads the same global batches and trains on its slice
+        batches = rank_slice(batches, world)
+    batches = prefetch(batches, resolve_device(config.device))  # a reader thread on CUDA
+    return fit(specs, batches, config, out, val=val, resume=resume, stop_after=stop_after,
+               parallel=plan.parallel, checkpoint=plan.checkpoint)
