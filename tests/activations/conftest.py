@@ -2,34 +2,19 @@
 
 from __future__ import annotations
 
-import shutil
 
 import numpy as np
 import pytest
-import torch
 
 from whisper_sae.audio import Utterance
 
 
 @pytest.fixture(scope="session")
-def tiny_random_whisper(tmp_path_factory):
+def tiny_random_whisper(tiny_random_whisper_dir):
     """A LoadedWhisper with 2+2 blocks of width 32 and the real English tokenizer, loaded from a folder."""
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
-
     from whisper_sae.whisper import load_whisper
-    from whisper_sae.whisper.offline import bundled_tokenizer_dir
 
-    config = WhisperConfig(
-        vocab_size=51864, num_mel_bins=80, d_model=32, encoder_layers=2, decoder_layers=2,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-        max_source_positions=1500, max_target_positions=64, decoder_start_token_id=50257,
-        pad_token_id=50256, bos_token_id=50256, eos_token_id=50256,
-    )
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("tiny_random_whisper")
-    WhisperForConditionalGeneration(config).save_pretrained(folder)
-    shutil.copy(bundled_tokenizer_dir(51864, "test") / "tokenizer.json", folder)
-    return load_whisper(folder)
+    return load_whisper(tiny_random_whisper_dir)
 
 
 def make_utterances(durations, *, texts=None, seed=0) -> list[Utterance]:

@@ -4,7 +4,6 @@ store, and a helper that runs a ``whisper-sae`` command under ``torchrun`` on 2 
 from __future__ import annotations
 
 import os
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -15,23 +14,9 @@ import torch
 
 
 @pytest.fixture(scope="session")
-def dist_whisper_dir(tmp_path_factory) -> Path:
+def dist_whisper_dir(tiny_random_whisper_dir) -> Path:
     """A save_pretrained folder of a 2+2-block Whisper of width 32 with random weights."""
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
-
-    from whisper_sae.whisper.offline import bundled_tokenizer_dir
-
-    config = WhisperConfig(
-        vocab_size=51864, num_mel_bins=80, d_model=32, encoder_layers=2, decoder_layers=2,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-        max_source_positions=1500, max_target_positions=64, decoder_start_token_id=50257,
-        pad_token_id=50256, bos_token_id=50256, eos_token_id=50256,
-    )
-    torch.manual_seed(0)
-    folder = tmp_path_factory.mktemp("dist_whisper")
-    WhisperForConditionalGeneration(config).save_pretrained(folder)
-    shutil.copy(bundled_tokenizer_dir(51864, "test") / "tokenizer.json", folder)
-    return folder
+    return tiny_random_whisper_dir
 
 
 @pytest.fixture(scope="session")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import shutil
 
 import numpy as np
 import pytest
@@ -12,28 +11,10 @@ from whisper_sae.audio import Utterance
 
 
 @pytest.fixture(scope="session")
-def eval_whisper_dir(tmp_path_factory):
-    """A save_pretrained folder of a random Whisper (2+2 blocks, width 32) with the real English tokenizer."""
-    from transformers import WhisperConfig, WhisperForConditionalGeneration
-
-    from whisper_sae.whisper.offline import bundled_tokenizer_dir
-
-    config = WhisperConfig(
-        vocab_size=51864, num_mel_bins=80, d_model=32, encoder_layers=2, decoder_layers=2,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-        max_source_positions=1500, max_target_positions=64, decoder_start_token_id=50257,
-        pad_token_id=50256, bos_token_id=50256, eos_token_id=50256,
-    )
-    torch.manual_seed(0)
-    model = WhisperForConditionalGeneration(config)
-    with torch.no_grad():  # larger weights than the default init, so that splices move the outputs visibly
-        for p in model.parameters():
-            if p.ndim >= 2:
-                p.normal_(0, 0.2)
-    folder = tmp_path_factory.mktemp("eval_whisper")
-    model.save_pretrained(folder)
-    shutil.copy(bundled_tokenizer_dir(51864, "test") / "tokenizer.json", folder)
-    return folder
+def eval_whisper_dir(tmp_path_factory, tiny_random_whisper_writer):
+    """A save_pretrained folder of a random Whisper (2+2 blocks, width 32) with the real English tokenizer,
+    with larger weights than the default init so that splices move the outputs visibly."""
+    return tiny_random_whisper_writer(tmp_path_factory.mktemp("eval_whisper"), init_std=0.2)
 
 
 @pytest.fixture(scope="session")

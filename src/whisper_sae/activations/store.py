@@ -177,7 +177,7 @@ class ActivationStore:
             f"store     {self.path}  ({'complete' if m.get('complete') else 'incomplete: rerun extract to resume'})",
             f"model     {m['model'].get('name')}  ({m['model'].get('spec')})",
             f"corpus    {m['corpus']}",
-            f"settings  " + ", ".join(f"{k}={v}" for k, v in m["settings"].items()),
+            "settings  " + ", ".join(f"{k}={v}" for k, v in m["settings"].items()),
             f"utterances {u['n_done']} done ({dur / 60:.1f} min of audio), {u.get('n_skipped', 0)} skipped",
         ]
         for s in u.get("skipped", [])[:5]:

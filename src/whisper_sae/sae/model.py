@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from pathlib import Path
 from typing import NamedTuple
 
 import torch
@@ -149,7 +150,7 @@ class SparseAutoencoder(nn.Module):
                 "b_dec": b_dec}
 
     # -- saving and loading (SAELens layout) --------------------------------------------------------
-    def save_pretrained(self, path, **metadata) -> "Path":  # noqa: F821 - documented in io
+    def save_pretrained(self, path, **metadata) -> Path:
         from .io import save_pretrained
 
         return save_pretrained(self, path, **metadata)

@@ -8,7 +8,6 @@ different hooks) plus held-out rows, so it runs on synthetic tensors as well as 
 from __future__ import annotations
 
 import itertools
-import math
 import os
 import time
 from dataclasses import asdict, dataclass, field

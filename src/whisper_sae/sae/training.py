@@ -77,7 +77,7 @@ def train(store, hook, *, out, arch: str = "topk", width: int = 1152, k: int | N
     Under ``torchrun``, ``distribute="data"`` splits each batch of ``batch_size`` rows over the ranks
     (same result as one process), ``"saes"`` gives each rank its own SAEs (see runtime.plan_training).
     """
-    world = init_distributed(options.get("device", "auto"))
+    init_distributed(options.get("device", "auto"))
     store = store if isinstance(store, ActivationStore) else ActivationStore(store)
     hooks = [h.strip() for h in hook.split(",")] if isinstance(hook, str) else list(hook)
     sweep = parse_sweep(sweep) if isinstance(sweep, str) or sweep is None else dict(sweep)
