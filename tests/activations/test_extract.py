@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 
-from whisper_sae.activations import ActivationStore, extract
+from whisper_sae.activations import extract
 from whisper_sae.audio import Utterance
 from whisper_sae.whisper import UnknownHookError, frames_for_duration
 

@@ -84,7 +84,7 @@ def test_not_an_sae_folder(tmp_path):
 
 
 def test_we_read_folders_saelens_writes(tmp_path):
-    sae_lens = pytest.importorskip("sae_lens")
+    pytest.importorskip("sae_lens")
     from sae_lens.saes.topk_sae import TopKSAE, TopKSAEConfig
 
     torch.manual_seed(0)

@@ -251,7 +251,7 @@ class Trainer:
     def evaluate(self, member: Member, val: Tensor) -> dict:
         """Held-out metrics in the SAE's inference mode: EV, MSE (normalised units), L0, never-fired fraction."""
         rows = val[: self.config.eval_rows]
-        sse = total = sq = l0 = 0.0
+        sse = sq = l0 = 0.0
         fired = torch.zeros(member.spec.config.d_sae, dtype=torch.bool, device=self.device)
         sums = torch.zeros(member.spec.config.d_in, dtype=torch.float64, device=self.device)
         member.sae.eval()
