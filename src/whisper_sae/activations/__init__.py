@@ -8,18 +8,9 @@ from __future__ import annotations
 
 from .store import ActivationStore
 from .writer import FORMAT, StoreWriter
+from whisper_sae._lazy import lazy_exports
 
 __all__ = ["ActivationStore", "StoreWriter", "FORMAT", "extract", "plan_windows"]
 
-
-def __getattr__(name):
-    # Extraction pulls in transformers; reading a store should not have to.
-    if name == "extract":
-        from .extraction import extract
-
-        return extract
-    if name == "plan_windows":
-        from .windows import plan_windows
-
-        return plan_windows
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+# Extraction pulls in transformers; reading a store should not have to.
+__getattr__, __dir__ = lazy_exports(__name__, {"extract": "extraction", "plan_windows": "windows"})

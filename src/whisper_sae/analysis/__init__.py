@@ -6,7 +6,7 @@ Imports are lazy so that ``whisper_sae.analysis.stats`` (plain numpy) loads with
 
 from __future__ import annotations
 
-import importlib
+from whisper_sae._lazy import lazy_exports
 
 _EXPORTS = {
     "analyze": "pipeline", "load_sae": "pipeline",
@@ -18,11 +18,4 @@ _EXPORTS = {
 }
 
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name not in _EXPORTS:
-        raise AttributeError(f"module 'whisper_sae.analysis' has no attribute {name!r}")
-    value = getattr(importlib.import_module(f"{__name__}.{_EXPORTS[name]}"), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

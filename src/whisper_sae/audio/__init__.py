@@ -4,7 +4,7 @@ Names are imported on first use, so that a process needing one submodule (the eS
 not pay for the others.
 """
 
-from importlib import import_module
+from whisper_sae._lazy import lazy_exports
 
 _EXPORTS = {
     "AUDIO_EXTENSIONS": "io", "check_audio": "io", "decode_audio": "io", "load_audio": "io", "resample": "io",
@@ -12,13 +12,4 @@ _EXPORTS = {
     "SAMPLE_RATE": "utterance", "AudioError": "utterance", "Utterance": "utterance",
 }
 __all__ = sorted(_EXPORTS)
-
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(import_module(f"whisper_sae.audio.{_EXPORTS[name]}"), name)
-    raise AttributeError(f"module 'whisper_sae.audio' has no attribute {name!r}")
-
-
-def __dir__():
-    return sorted(list(globals()) + __all__)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
