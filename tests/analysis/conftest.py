@@ -54,3 +54,20 @@ def aligned_utterances(durations=(1.0, 2.3, 0.7), seed=0) -> list[Utterance]:
 @pytest.fixture
 def aligned_utts():
     return aligned_utterances()
+
+
+def voices(n_speakers=8, per_speaker=2, seconds=0.8, seed=0) -> list[Utterance]:
+    """Buzzes whose pitch depends on gender (female ~230 Hz, male ~115 Hz) and whose brightness
+    depends on the speaker; even speakers female. Rate is a per-speaker number."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(int(seconds * 16000)) / 16000
+    out = []
+    for s in range(n_speakers):
+        female = s % 2 == 0
+        f0 = (230 if female else 115) * (1 + 0.05 * rng.standard_normal())
+        for k in range(per_speaker):
+            audio = sum(np.sin(2 * np.pi * f0 * h * t) / h ** (1 + 0.2 * (s % 3)) for h in range(1, 8))
+            audio = (0.2 * audio + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
+            out.append(Utterance(id=f"{s}-{k}", audio=audio, speaker=f"spk{s}", text="hello there",
+                                 attributes={"gender": "Female " if female else "male", "rate": 120 + 10 * s}))
+    return out

@@ -9,9 +9,11 @@ import pytest
 import soundfile as sf
 
 from whisper_sae.analysis import analyze, build_dashboard
+from whisper_sae.analysis.dashboard import page_features
+from whisper_sae.analysis.probe import ProbeOptions, probe
 from whisper_sae.analysis.render import js_literal
 
-from .conftest import aligned_utterances, make_sae
+from .conftest import aligned_utterances, make_sae, voices
 
 EVIL = '<script>alert("x")</script>&'
 CHROMIUM = "/usr/bin/chromium"
@@ -25,17 +27,33 @@ def dashboard(analysis_whisper, tmp_path_factory):
     utts[1].text = "hi " + EVIL
     utts[1].alignment["words"][0]["word"] = EVIL
     result = analyze(sae, utts, model=lw, top_n=3, progress=False)
+    probed = probe(None, voices(), ["gender", "rate"], out=tmp_path_factory.mktemp("probe"), sae=sae, lw=lw,
+                   options=QUICK_PROBE)
     out = tmp_path_factory.mktemp("dash")
     index = build_dashboard(sae, out, analysis=result, corpus=utts, model=lw, max_features=6,
-                            clips_per_feature=3, excerpt_seconds=1.0, progress=False)
-    return index, result, utts
+                            clips_per_feature=3, excerpt_seconds=1.0, probe=probed.out, attribute_pages=3,
+                            progress=False)
+    return index, result, utts, probed
+
+
+QUICK_PROBE = ProbeOptions(ks=(1,), models=("logreg",), ablate_k=0, wer_utterances=0, frames_per_utterance=4,
+                           tsne=False, progress=False)
+
+
+def _features_literal(index: Path) -> list[dict]:
+    import json
+
+    html = index.read_text()
+    start = html.index("const FEATURES = ") + len("const FEATURES = ")
+    return json.loads(html[start: html.index(";const ATTRIBUTES", start)])
 
 
 def test_pages_clips_and_audio_files(dashboard):
-    index, result, utts = dashboard
+    index, result, utts, probed = dashboard
     out = index.parent
     pages = sorted(out.glob("features/f*.html"))
-    assert len(pages) == 6
+    extra = set(_top(probed, "gender", 3) + _top(probed, "rate", 3)) - set(page_features(result, max_features=6))
+    assert len(pages) == 6 + len({f for f in extra if result.arrays["fire_count"][f] > 0})
     wavs = sorted(out.glob("clips/*.wav"))
     assert wavs and len(wavs) == len(list(out.glob("clips/*.png")))
     for wav in wavs:
@@ -45,8 +63,52 @@ def test_pages_clips_and_audio_files(dashboard):
     assert html.count('class="clip"') >= 1 and "<audio" in html and "Activation density" in html
 
 
+def _top(probed, attribute: str, n: int) -> list[int]:
+    score = np.asarray(probed.attributes[attribute]["selectivity"]["score"])
+    return [int(f) for f in np.argsort(-score, kind="stable")[:n]]
+
+
+def test_pages_and_index_show_attribute_selectivity(dashboard):
+    """The most gender- and rate-selective features get pages whose table repeats probe.json's numbers,
+    and every index row carries each attribute's score, preferred class and q."""
+    index, result, _, probed = dashboard
+    sel = probed.attributes["gender"]["selectivity"]
+    for rank, f in enumerate(_top(probed, "gender", 3), start=1):
+        if result.arrays["fire_count"][f] == 0:
+            continue
+        html = (index.parent / "features" / f"f{f}.html").read_text()
+        row = html[html.index('<tr data-attribute="gender"'):]
+        row = row[: row.index("</tr>")]
+        assert f"<td class=\"num\">{sel['score'][f]:.3f}</td>" in row and f"<td>{sel['class'][f]}</td>" in row
+        assert f"{sel['auroc'][f]:.3f}" in row and f"{rank} of 48" in row
+        assert '<tr data-attribute="rate"' in html and "Speaker attributes" in html
+    rows = _features_literal(index)
+    assert len(rows) == result.d_sae
+    for f in (0, 17, 47):
+        assert rows[f]["sel:gender"] == pytest.approx(sel["score"][f], abs=1e-5)
+        assert rows[f]["cls:gender"] == sel["class"][f] and rows[f]["q:gender"] == pytest.approx(sel["q"][f], abs=1e-5)
+        rho = probed.attributes["rate"]["selectivity"]["rho"][f]
+        assert rows[f]["cls:rate"] == ("higher" if rho > 0 else "lower")
+
+
+def test_probe_of_another_sae_is_refused_before_anything_is_written(dashboard, tmp_path):
+    import json
+
+    index, result, utts, probed = dashboard
+    doc = json.loads((probed.out / "probe.json").read_text())
+    doc["sae"]["d_sae"] = 96
+    wrong = tmp_path / "wrong" / "probe.json"
+    wrong.parent.mkdir()
+    wrong.write_text(json.dumps(doc))
+    with pytest.raises(ValueError, match=r"wrong/probe.json was made on an SAE of 96 features; this dashboard's SAE has 48"):
+        build_dashboard(make_sae(), tmp_path / "site", analysis=result, corpus=utts, probe=wrong.parent, progress=False)
+    with pytest.raises(FileNotFoundError, match="no probe.json at"):
+        build_dashboard(make_sae(), tmp_path / "site", analysis=result, corpus=utts, probe=tmp_path, progress=False)
+    assert not (tmp_path / "site").exists()
+
+
 def test_every_data_string_is_escaped(dashboard):
-    index, _, _ = dashboard
+    index, _, _, _ = dashboard
     texts = [index.read_text()] + [p.read_text() for p in index.parent.glob("features/*.html")]
     assert all('<script>alert("x")' not in t for t in texts)
     assert any("&lt;script&gt;alert(&quot;x&quot;)&lt;/script&gt;&amp;" in t for t in texts)
@@ -62,7 +124,7 @@ def _browser():
 
 @pytest.mark.slow
 def test_dashboard_in_headless_chromium(dashboard):
-    index, result, _ = dashboard
+    index, result, _, probed = dashboard
     pw = _browser()
     args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
             "--no-first-run"]
@@ -90,6 +152,26 @@ def test_dashboard_in_headless_chromium(dashboard):
         phones = page.locator('#features tbody td[data-key="phone"]').all_text_contents()
         assert labels and all("there" in w or "there" in ph for w, ph in zip(labels, phones))
         page.fill("#search", "")
+        # Filter to gender-selective features: most selective first, only those passing score and q.
+        sel = probed.attributes["gender"]["selectivity"]
+        score, q, cls = np.asarray(sel["score"]), np.asarray(sel["q"]), sel["class"]
+
+        def shown():
+            return [int(x) for x in page.locator("#features tbody tr").evaluate_all("rows => rows.map(r => r.dataset.feature)")]
+
+        page.select_option("#attr", "gender")
+        expected = [f for f in np.argsort(-np.round(score, 5), kind="stable").tolist() if q[f] < 0.05]
+        assert shown() == expected
+        page.uncheck("#significant")
+        page.fill("#min-sel", "0.5")
+        expected = [f for f in np.argsort(-np.round(score, 5), kind="stable").tolist() if round(score[f], 5) >= 0.5]
+        assert expected and shown() == expected
+        page.select_option("#attr-class", "male")
+        assert shown() == [f for f in expected if cls[f] == "male"]
+        cell = page.locator(f'#features tbody tr[data-feature="{expected[0]}"] td[data-key="sel:gender"]').text_content()
+        assert cell == f"{score[expected[0]]:.3f} {cls[expected[0]]}"
+        page.select_option("#attr", "")
+        assert len(shown()) == result.d_sae
         # A feature page shows its clips, and every audio element loads its file.
         page.locator("#features tbody tr a").first.click()
         page.wait_for_load_state("load")
@@ -121,6 +203,7 @@ def test_store_analysis_of_the_synthetic_corpus_builds_without_a_corpus(analysis
                             clips_per_feature=2, progress=False)
     html = (index.parent / "features" / f"f{page_first(index)}.html").read_text()
     assert html.count('<audio controls preload="auto"') == 2 and 'class="w active' in html
+    assert "Speaker attributes" not in html  # no probe.json beside this SAE: no attribute table
 
 
 def page_first(index: Path) -> int:

@@ -13,29 +13,11 @@ import torch
 from whisper_sae.analysis.probe import ProbeOptions, probe
 from whisper_sae.analysis.probe_ablate import ablation_transform
 from whisper_sae.analysis.probe_models import ProbeSettings
-from whisper_sae.audio import Utterance
 
-from .conftest import make_sae
+from .conftest import aligned_utterances, make_sae, voices
 
 FAST = ProbeOptions(ks=(1, 4), ablate_k=3, wer_utterances=2, frames_per_utterance=8, progress=False,
                     settings=ProbeSettings(n_trees=8, max_depth=4))
-
-
-def voices(n_speakers=8, per_speaker=2, seconds=0.8, seed=0) -> list[Utterance]:
-    """Buzzes whose pitch depends on gender (female ~230 Hz, male ~115 Hz) and whose brightness
-    depends on the speaker; even speakers female. Rate is a per-speaker number."""
-    rng = np.random.default_rng(seed)
-    t = np.arange(int(seconds * 16000)) / 16000
-    out = []
-    for s in range(n_speakers):
-        female = s % 2 == 0
-        f0 = (230 if female else 115) * (1 + 0.05 * rng.standard_normal())
-        for k in range(per_speaker):
-            audio = sum(np.sin(2 * np.pi * f0 * h * t) / h ** (1 + 0.2 * (s % 3)) for h in range(1, 8))
-            audio = (0.2 * audio + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
-            out.append(Utterance(id=f"{s}-{k}", audio=audio, speaker=f"spk{s}", text="hello there",
-                                 attributes={"gender": "Female " if female else "male", "rate": 120 + 10 * s}))
-    return out
 
 
 @pytest.fixture(scope="module")
@@ -124,6 +106,33 @@ def test_label_problems_stop_before_any_model_runs(monkeypatch, tmp_path):
     table.write_text("id,accent\nnobody,us\n")
     with pytest.raises(ValueError, match=r"none of its 1 ids"):
         probe(None, voices(), ["accent"], metadata=table, out=tmp_path, sae=sae, options=FAST)
+    from whisper_sae.analysis import AnalysisResult
+
+    other = AnalysisResult(meta={"hook": "encoder.out"}, utterances=[], arrays={"freq": np.zeros(24)}, path=tmp_path / "other")
+    with pytest.raises(ValueError, match=r"analysis .*other has 24 features but the SAE has 48"):
+        probe(None, voices(), ["gender"], out=tmp_path, sae=sae, analysis=other, options=FAST)
+
+
+def test_top_features_carry_the_analysis_labels(analysis_whisper, tmp_path):
+    """With an analysis of the same SAE, each top feature of probe.json and probe.md names its best
+    phone and word label (the analysis' own), so a selective feature can be read at a glance."""
+    from whisper_sae.analysis import analyze
+
+    sae = make_sae(d_in=analysis_whisper.d_model, d_sae=48, k=6)
+    labelled = analyze(sae, aligned_utterances(), model=analysis_whisper, top_n=2, progress=False)
+    options = ProbeOptions(ks=(1,), ablate_k=0, wer_utterances=0, frames_per_utterance=4, tsne=False, progress=False,
+                           models=("logreg",))
+    result = probe(None, voices(), ["gender"], out=tmp_path, sae=sae, lw=analysis_whisper, analysis=labelled, options=options)
+    top = result.attributes["gender"]["top_features"]
+    assert len(top) == 10
+    for row in top:
+        for kind in ("phone", "word"):
+            label, f1 = labelled.label(row["feature"], kind)
+            assert row[kind] == label and row[f"{kind}_f1"] == pytest.approx(f1, abs=1e-5)
+    named = [row for row in top if row["phone"]]
+    assert named, "the tone clips give most live features a phone label"
+    md = (tmp_path / "probe.md").read_text()
+    assert "labels (F1)" in md and f"phone {named[0]['phone']} ({named[0]['phone_f1']:.2f})" in md
 
 
 def test_cli_on_a_folder_with_metadata(analysis_whisper, tmp_path, capsys):
@@ -138,9 +147,9 @@ def test_cli_on_a_folder_with_metadata(analysis_whisper, tmp_path, capsys):
         rows.append(f"{u.id}\t{u.speaker}\t{'US' if s < 2 else ' us' if s == 2 else 'gb'}")
     (corpus / "metadata.tsv").write_text("\n".join(rows) + "\n")
     sae_dir = make_sae(d_in=analysis_whisper.d_model, d_sae=24, k=4).save_pretrained(tmp_path / "sae")
-    out = tmp_path / "probe"
+    out = sae_dir / "probe"  # the default place, where the dashboard looks
     code = main(["probe", str(sae_dir), "--corpus", str(corpus), "--attribute", "accent", "--model", analysis_whisper.spec,
-                 "--out", str(out), "--ablate-k", "0", "--no-tsne", "--no-progress"])
+                 "--ablate-k", "0", "--no-tsne", "--no-progress"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "accent" in printed and "written:" in printed

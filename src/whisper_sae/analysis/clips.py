@@ -21,9 +21,16 @@ def excerpt_bounds(peak: float, duration: float, seconds: float) -> tuple[float,
     return start, start + seconds
 
 
+def excerpt(audio: np.ndarray, start: float, end: float) -> np.ndarray:
+    """audio[start:end] (seconds), exactly round((end - start) * 16000) samples where the audio has them
+    (flooring both ends separately could give one sample more than the excerpt's length)."""
+    first = int(round(start * SAMPLE_RATE))
+    return np.asarray(audio[first:first + int(round((end - start) * SAMPLE_RATE))], dtype=np.float32)
+
+
 def write_wav(path: Path, audio: np.ndarray, start: float, end: float) -> None:
     """16-bit PCM WAV of audio[start:end] (seconds), peak-normalised so quiet clips are audible."""
-    clip = np.asarray(audio[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)], dtype=np.float32)
+    clip = excerpt(audio, start, end)
     peak = float(np.abs(clip).max()) if len(clip) else 0.0
     if peak > 0:
         clip = clip * (0.9 / peak)
@@ -45,7 +52,7 @@ def log_spectrogram(audio: np.ndarray, *, hop: int = 160, window: int = 400) -> 
 def write_spectrogram_png(path: Path, audio: np.ndarray, start: float, end: float) -> None:
     import matplotlib.pyplot as plt
 
-    db = log_spectrogram(audio[int(start * SAMPLE_RATE):int(end * SAMPLE_RATE)])
+    db = log_spectrogram(excerpt(audio, start, end))
     top = float(db.max())
     plt.imsave(path, db, cmap="magma", vmin=top - 80, vmax=top)
 

@@ -3,7 +3,9 @@
 ``index.html`` lists every feature (sortable, searchable; its data is a JSON literal in the page);
 ``features/fN.html`` shows a feature's labels and scores, its activation-density histogram and its
 top clips (WAV excerpt, spectrogram with the activation drawn over time, transcript with the active
-words highlighted). Per-frame activations are recomputed here for the top clips only.
+words highlighted). Per-frame activations are recomputed here for the top clips only. Where a
+speaker-attribute probe was run (probe.json), pages show each feature's selectivity and the index
+can sort and filter by it.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from whisper_sae.audio import AudioError, Utterance, load_audio, load_corpus
 
 from . import render
 from .codes import store_codes, utterance_codes
+from .dashboard_probe import default_probe_paths, load_selectivity
 from .labels import AlignmentIndex
 from .pipeline import load_model_for, load_sae
 from .result import AnalysisResult
@@ -29,9 +32,10 @@ from .result import AnalysisResult
 logger = logging.getLogger(__name__)
 
 
-def page_features(result: AnalysisResult, features=None, max_features: int | None = 200) -> list[int]:
+def page_features(result: AnalysisResult, features=None, max_features: int | None = 200, extra=()) -> list[int]:
     """Features that get a page: those given, else the alive ones, best label F1 first, then most
-    frequent, at most ``max_features`` (None: all alive)."""
+    frequent, at most ``max_features`` (None: all alive), followed by the alive ones of ``extra``
+    (e.g. the most attribute-selective features) not already there."""
     if features is not None:
         bad = [f for f in features if not 0 <= int(f) < result.d_sae]
         if bad:
@@ -44,7 +48,9 @@ def page_features(result: AnalysisResult, features=None, max_features: int | Non
             f1 = np.maximum(f1, a[f"{kind}_f1"])
     alive = np.nonzero(a["fire_count"] > 0)[0]
     order = alive[np.lexsort((-a["freq"][alive], -f1[alive]))]
-    return [int(f) for f in (order if max_features is None else order[:max_features])]
+    pages = [int(f) for f in (order if max_features is None else order[:max_features])]
+    chosen = set(pages)
+    return pages + [int(f) for f in extra if a["fire_count"][f] > 0 and f not in chosen]
 
 
 def _from_paths(result: AnalysisResult, needed: set[int], alignments) -> dict:
@@ -151,11 +157,14 @@ def _copy_assets(out: Path) -> None:
 def build_dashboard(sae, out_dir, analysis=None, *, corpus=None, model=None, features=None,
                     max_features: int | None = 200, clips_per_feature: int = 5, excerpt_seconds: float = 3.0,
                     alignments_dir=None, whisper_words: bool = True, batch_size: int = 8,
-                    progress: bool = True) -> Path:
+                    probe=None, attribute_pages: int = 10, progress: bool = True) -> Path:
     """Write the dashboard of ``sae`` (folder or object) to ``out_dir``; returns the index.html path.
 
     ``analysis`` is an AnalysisResult or its folder (default: ``SAE_DIR/analysis``). The clips' audio
-    is read again from ``corpus`` (default: the corpus the analysis ran on).
+    is read again from ``corpus`` (default: the corpus the analysis ran on). ``probe``: probe.json
+    files or folders (one or a list; default ``SAE_DIR/probe`` when it exists) whose speaker-attribute
+    selectivity the pages and index show; the ``attribute_pages`` most selective features of each
+    attribute get a page too.
     """
     sae_obj, sae_dir = load_sae(sae)
     if analysis is None:
@@ -171,7 +180,13 @@ def build_dashboard(sae, out_dir, analysis=None, *, corpus=None, model=None, fea
         return cache["lw"]
 
     side = result.meta.get("side", "encoder")
-    pages = page_features(result, features, max_features)
+    if probe is None:
+        probe_paths = default_probe_paths(sae_dir)
+    else:
+        probe_paths = [probe] if isinstance(probe, (str, Path)) else list(probe)
+    attributes = load_selectivity(probe_paths, d_sae=result.d_sae, hook=result.meta.get("hook"))
+    extra = attributes.top(attribute_pages) if attributes and features is None else ()
+    pages = page_features(result, features, max_features, extra)
     plan = _clip_plan(result, pages, clips_per_feature)
     needed = {clip["utt"] for clips in plan.values() for clip in clips}
     utts = _load_utterances(result, needed, corpus, alignments_dir) if needed else {}
@@ -184,14 +199,15 @@ def build_dashboard(sae, out_dir, analysis=None, *, corpus=None, model=None, fea
     _copy_assets(out)
     tokenizer = lw().tokenizer if side == "decoder" else None
     ctx = render.PageContext(result=result, tokenizer=tokenizer, utts=utts, series=series, words=words,
-                             excerpt_seconds=excerpt_seconds, side=side, out=out)
+                             excerpt_seconds=excerpt_seconds, side=side, out=out, attributes=attributes)
     for n, f in enumerate(tqdm(pages, desc="dashboard pages", disable=not progress)):
         neighbours = (pages[n - 1] if n > 0 else None, pages[n + 1] if n + 1 < len(pages) else None)
         page = render.feature_page(ctx, f, plan[f], neighbours)
         (out / "features" / f"f{f}.html").write_text(page, encoding="utf-8")
     index = out / "index.html"
-    index.write_text(render.index_page(result, set(pages)), encoding="utf-8")
-    (out / "dashboard.json").write_text(json.dumps({"features": pages, "meta": result.meta}, indent=1))
+    index.write_text(render.index_page(result, set(pages), attributes), encoding="utf-8")
+    doc = {"features": pages, "meta": result.meta, "probe": [str(p) for p in probe_paths]}
+    (out / "dashboard.json").write_text(json.dumps(doc, indent=1))
     return index
 
 

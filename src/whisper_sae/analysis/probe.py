@@ -19,7 +19,7 @@ from whisper_sae.analysis.probe_ablate import ablation_transform, random_alive_f
 from whisper_sae.analysis.probe_data import codes_and_means, encoder_frames, records_of, sample_frames
 from whisper_sae.analysis.probe_labels import SPEAKER, AttributeLabels, apply_metadata, resolve
 from whisper_sae.analysis.probe_models import MODELS, ProbeSettings, run_probes
-from whisper_sae.analysis.probe_report import selectivity_block, top_features, write_markdown
+from whisper_sae.analysis.probe_report import attach_labels, selectivity_block, top_features, write_markdown
 from whisper_sae.analysis.probe_stats import categorical_selectivity, continuous_selectivity
 
 log = logging.getLogger(__name__)
@@ -71,15 +71,18 @@ class ProbeResult:
         return {name: m[key] for name, m in block.items()}
 
 
-def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=None, out="probe",
+def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=None, out=None,
           max_utterances: int | None = None, model=None, options: ProbeOptions = ProbeOptions(),
-          sae=None, lw=None) -> ProbeResult:
+          analysis=None, sae=None, lw=None) -> ProbeResult:
     """Probe the SAE at ``sae_dir`` (its ``cfg.hook_name``, an encoder hook) for ``attributes`` over ``corpus``.
 
     ``corpus``: a spec for ``load_corpus`` or an iterable of ``Utterance``; ``metadata``: a CSV/TSV or
     ``SPEAKERS.TXT`` keyed by utterance or speaker id whose columns become attributes; ``model``: the
-    Whisper spec (default: the SAE's ``model_name``). ``sae``/``lw`` pass already-loaded objects.
-    Label problems are found before any model runs; see ``probe_labels`` for what is an error.
+    Whisper spec (default: the SAE's ``model_name``). ``out``: the folder written (default
+    ``SAE_DIR/probe``, where the dashboard looks). ``analysis``: an AnalysisResult or its folder
+    (default ``SAE_DIR/analysis`` when present) whose phone/word labels annotate the top features.
+    ``sae``/``lw`` pass already-loaded objects. Label problems are found before any model runs; see
+    ``probe_labels`` for what is an error.
     """
     from whisper_sae.sae import SparseAutoencoder
     from whisper_sae.whisper import load_whisper
@@ -92,6 +95,7 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
     hook = sae.cfg.hook_name
     if not hook:
         raise ValueError(f"the SAE at {sae_dir} does not record its hook (cfg.hook_name); probe needs it to know where to read")
+    analysis = _analysis_for(analysis, sae_dir, sae.cfg.d_sae, hook)
     spec, utts, records = _read_corpus(corpus, max_utterances)
     notes = apply_metadata(records, metadata) if metadata is not None else []
     labels = {a: resolve(records, a, min_speakers=options.min_speakers) for a in attributes}
@@ -108,7 +112,7 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
     frame_utt = frames.utt[sample]
     sub_records = [records[i] for i in used]
 
-    out = Path(out)
+    out = Path(out) if out is not None else (Path(sae_dir) / "probe" if sae_dir is not None else Path("probe"))
     out.mkdir(parents=True, exist_ok=True)
     blocks, pictures = {}, []
     for name, lab in labels.items():
@@ -117,6 +121,8 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
         if group_note:
             lab.notes.append(group_note)
         blocks[name] = _attribute_block(lab, values, groups, arrays, frame_utt, options)
+        if analysis is not None:
+            attach_labels(blocks[name]["top_features"], analysis)
         pictures += _attribute_plots(lab, values, arrays, blocks[name], out, options)
     ablation = _ablation(sae, lw, hook, frames, sample, frame_utt, labels, used, sub_records, utts, blocks, arrays, options)
 
@@ -125,6 +131,8 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
         "sae": {"path": None if sae_dir is None else str(sae_dir), "hook": hook, "d_sae": sae.cfg.d_sae,
                 "architecture": sae.cfg.architecture, "model_name": sae.cfg.model_name},
         "model": getattr(lw, "name", None), "corpus": str(spec), "metadata": None if metadata is None else str(metadata),
+        "analysis": None if analysis is None else {"path": None if analysis.path is None else str(analysis.path),
+                                                   "corpus": analysis.meta.get("corpus")},
         "n_utterances": int(len(used)), "n_frames": int(len(frames.raw)), "n_frames_sampled": int(len(sample)),
         "n_speakers": len({r["speaker"] or r["id"] for r in sub_records}),
         "notes": notes, "options": asdict(options), "attributes": blocks, "ablation": ablation,
@@ -134,6 +142,25 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
     summary = json.loads(text)
     write_markdown(summary, out / "probe.md", [p.name for p in pictures])
     return ProbeResult(out=out, summary=summary, plots=pictures)
+
+
+def _analysis_for(analysis, sae_dir, d_sae: int, hook: str):
+    """The AnalysisResult whose labels annotate the top features, checked against the SAE; None if
+    none was given and ``SAE_DIR/analysis`` does not exist."""
+    from whisper_sae.analysis.result import AnalysisResult
+
+    if analysis is None:
+        default = Path(sae_dir) / "analysis" if sae_dir is not None else None
+        if default is None or not (default / "analysis.json").is_file():
+            return None
+        analysis = default
+    result = analysis if isinstance(analysis, AnalysisResult) else AnalysisResult.load(analysis)
+    where = result.path or "the analysis given"
+    if result.d_sae != d_sae:
+        raise ValueError(f"analysis {where} has {result.d_sae} features but the SAE has {d_sae}; pass the analysis of this SAE")
+    if result.meta.get("hook") not in (None, hook):
+        raise ValueError(f"analysis {where} is of hook {result.meta.get('hook')!r} but the SAE reads {hook!r}")
+    return result
 
 
 def _read_corpus(corpus, max_utterances: int | None) -> tuple[str, list, list[dict]]:

@@ -60,6 +60,21 @@ def top_features(block: dict, n: int) -> list[dict]:
     return rows
 
 
+def attach_labels(rows: list[dict], analysis) -> list[dict]:
+    """Add the analysis' best phone and word label (with F1) to each top-feature row, where it has them."""
+    for row in rows:
+        for kind in ("phone", "word"):
+            if f"{kind}_f1" in analysis.arrays:
+                label, f1 = analysis.label(row["feature"], kind)
+                row[kind], row[f"{kind}_f1"] = label, f1
+    return rows
+
+
+def _labels_md(row: dict) -> str:
+    parts = [f"{kind} {row[kind]} ({row[f'{kind}_f1']:.2f})" for kind in ("phone", "word") if row.get(kind)]
+    return ", ".join(parts) or "–"
+
+
 def _frame_auroc(block, cls, i) -> float:
     return float(block["features"]["frame"]["per_class"]["auroc"][cls][i])
 
@@ -107,14 +122,16 @@ def _attribute_md(name: str, block: dict) -> list[str]:
     if categorical:
         rec = block["probes"]["utterance"]["logreg"]["sae"]["recall"]
         lines += ["", "Per-class recall (logreg, SAE codes, utterance level): " + ", ".join(f"{c} {r:.2f}" for c, r in rec.items())]
-        lines += ["", "| feature | class | AUROC utt. | d utt. | q utt. | AUROC frame | q frame |", "|---|---|---|---|---|---|---|"]
+        lines += ["", "| feature | class | AUROC utt. | d utt. | q utt. | AUROC frame | q frame | labels (F1) |",
+                  "|---|---|---|---|---|---|---|---|"]
         for t in block["top_features"]:
             lines.append(f"| {t['feature']} | {t['class']} | {t['auroc_utterance']:.3f} | {t['cohens_d_utterance']:.2f} | "
-                         f"{t['q_utterance']:.2g} | {t['auroc_frame']:.3f} | {t['q_frame']:.2g} |")
+                         f"{t['q_utterance']:.2g} | {t['auroc_frame']:.3f} | {t['q_frame']:.2g} | {_labels_md(t)} |")
     else:
-        lines += ["", "| feature | rho utt. | q utt. | rho frame | q frame |", "|---|---|---|---|---|"]
+        lines += ["", "| feature | rho utt. | q utt. | rho frame | q frame | labels (F1) |", "|---|---|---|---|---|---|"]
         for t in block["top_features"]:
-            lines.append(f"| {t['feature']} | {t['rho_utterance']:.3f} | {t['q_utterance']:.2g} | {t['rho_frame']:.3f} | {t['q_frame']:.2g} |")
+            lines.append(f"| {t['feature']} | {t['rho_utterance']:.3f} | {t['q_utterance']:.2g} | {t['rho_frame']:.3f} | "
+                         f"{t['q_frame']:.2g} | {_labels_md(t)} |")
     return lines
 
 

@@ -33,6 +33,8 @@ class PageContext:
     excerpt_seconds: float
     side: str
     out: Path
+    attributes: object = None
+    """An ``AttributeSelectivity`` (speaker attributes from probe.json), or None."""
 
 
 def _head(title: str, css: str) -> str:
@@ -110,6 +112,35 @@ def _clip_card(ctx: PageContext, feature: int, j: int, clip: dict, scale: float)
             f"{body}</div>")
 
 
+def _num(x, fmt: str) -> str:
+    return "—" if x is None else format(float(x), fmt)
+
+
+def _attribute_section(ctx: PageContext, feature: int) -> str:
+    """The feature's selectivity for each probed speaker attribute (from probe.json, utterance means)."""
+    sel = ctx.attributes
+    if not sel:
+        return ""
+    rows = []
+    for name, r in sel.of(feature).items():
+        block = sel.attributes[name]
+        prefers = r.get("class") if "class" in r else (None if r.get("rho") is None else ("higher" if r["rho"] > 0 else "lower"))
+        strong = ' class="significant"' if r.get("q") is not None and r["q"] < 0.05 else ""
+        rows.append(
+            f'<tr data-attribute="{escape(name)}"{strong}><td>{escape(name)}</td>'
+            f'<td class="num">{_num(r.get("score"), ".3f")}</td><td class="num">{r["rank"]} of {len(block["rank"])}</td>'
+            f'<td>{escape(str(prefers)) if prefers is not None else "—"}</td><td class="num">{_num(r.get("auroc"), ".3f")}</td>'
+            f'<td class="num">{_num(r.get("cohens_d"), ".2f")}</td><td class="num">{_num(r.get("rho"), ".3f")}</td>'
+            f'<td class="num">{_num(r.get("q"), ".2g")}</td></tr>')
+    sources = sorted({(b["source"], b["n_utterances"], b["n_speakers"]) for b in sel.attributes.values()})
+    note = "; ".join(f"{escape(src)}: {n} utterances, {s} speakers" for src, n, s in sources)
+    return ('<h2>Speaker attributes</h2><table class="attrs"><thead><tr><th>attribute</th><th>selectivity</th>'
+            "<th>rank</th><th>prefers</th><th>AUROC</th><th>Cohen's d</th><th>Spearman rho</th><th>q (BH)</th></tr></thead>"
+            f'<tbody>{"".join(rows)}</tbody></table>'
+            '<p class="muted">Utterance-mean codes. Selectivity: |2·AUROC − 1| of the preferred class against the rest '
+            f"(|rho| for numbers); q: Mann–Whitney (or Spearman) p, Benjamini–Hochberg corrected. From {note}.</p>")
+
+
 def feature_page(ctx: PageContext, feature: int, clip_rows: list[dict], neighbours) -> str:
     result = ctx.result
     row = result.feature_row(feature)
@@ -129,22 +160,25 @@ def feature_page(ctx: PageContext, feature: int, clip_rows: list[dict], neighbou
             + f'<p class="muted">{escape(str(meta.get("model")))} · {escape(str(meta.get("hook")))} · '
               f'{escape(str(meta.get("corpus")))}</p>'
             + _scores(row)
+            + _attribute_section(ctx, feature)
             + "<h2>Activation density</h2>"
             + media.histogram_svg(result.arrays["hist"][feature], result.arrays["hist_edges"])
             + f'<h2>Top clips</h2><div class="clips" id="clips">{cards or "<p>No clips.</p>"}</div>'
             + "</body></html>")
 
 
-def index_rows(result, pages: set[int]) -> list[dict]:
+def index_rows(result, pages: set[int], attributes=None) -> list[dict]:
     rows = []
     for f in range(result.d_sae):
         row = result.feature_row(f)
         row["page"] = f in pages
+        if attributes:
+            row.update(attributes.index_fields(f))
         rows.append({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
     return rows
 
 
-def index_page(result, pages: set[int]) -> str:
+def index_page(result, pages: set[int], attributes=None) -> str:
     meta, summary = result.meta, result.summary
     facts = [f"{escape(str(meta.get('model')))} · {escape(str(meta.get('hook')))} · "
              f"{result.d_sae} features ({escape(str(meta.get('architecture')))}) · "
@@ -155,15 +189,27 @@ def index_page(result, pages: set[int]) -> str:
         if s:
             facts.append(f"{kind} labels: F1 &gt; 0.5 for {s['f1>0.5']}, &gt; 0.7 for {s['f1>0.7']}, "
                          f"&gt; 0.9 for {s['f1>0.9']} of {s['n_alive']} features")
+    spec, attr_heads, attr_controls = [], "", ""
+    if attributes:
+        spec = attributes.filter_spec()
+        facts.append("speaker attributes: " + ", ".join(
+            f"{escape(a)} ({b['n_utterances']} utterances, {b['n_speakers']} speakers)" for a, b in attributes.attributes.items()))
+        attr_heads = "".join(f'<th data-key="sel:{escape(a)}">{escape(a)} selectivity</th>' for a in attributes.attributes)
+        attr_controls = ('<span class="attr-filter"><label>selective for <select id="attr" aria-label="attribute">'
+                         '<option value="">—</option></select></label> <select id="attr-class" aria-label="preferred class">'
+                         '<option value="">any class</option></select> <label>score ≥ <input id="min-sel" type="number" '
+                         'min="0" max="1" step="0.05" value="0"></label> <label><input id="significant" type="checkbox" checked>'
+                         ' q &lt; 0.05</label></span>')
     return (_head("whisper-sae features", "style.css")
             + "<h1>Features</h1>" + "".join(f'<p class="muted">{f}</p>' for f in facts)
             + '<div class="controls"><input id="search" type="search" placeholder="search label or feature number"'
-              ' aria-label="search"> <span id="count"></span></div>'
+              ' aria-label="search"> ' + attr_controls + ' <span id="count"></span></div>'
             + '<table id="features"><thead><tr>'
               '<th data-key="feature">feature</th><th data-key="freq">frequency</th>'
               '<th data-key="max_act">max act.</th><th data-key="mean_act">mean act.</th>'
               '<th data-key="phone">phone</th><th data-key="phone_f1">phone F1</th>'
-              '<th data-key="word">word</th><th data-key="word_f1">word F1</th></tr></thead>'
+              '<th data-key="word">word</th><th data-key="word_f1">word F1</th>' + attr_heads + "</tr></thead>"
               "<tbody></tbody></table>"
-            + f"<script>const FEATURES = {js_literal(index_rows(result, pages))};</script>"
+            + f"<script>const FEATURES = {js_literal(index_rows(result, pages, attributes))};"
+              f"const ATTRIBUTES = {js_literal(spec)};</script>"
             + '<script src="index.js"></script></body></html>')

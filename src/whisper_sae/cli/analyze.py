@@ -60,7 +60,9 @@ def register(subparsers) -> None:
             "An index of all features (sortable by frequency, label F1, max activation; searchable by label) and "
             "a page per feature: label and scores, activation-density histogram, top clips with audio, "
             "spectrogram and activation over time, transcript with the active words highlighted. Needs an "
-            "analysis (runs `analyze` first when SAE_DIR/analysis is missing and --corpus is given)."
+            "analysis (runs `analyze` first when SAE_DIR/analysis is missing and --corpus is given). Where "
+            "`whisper-sae probe` was run (SAE_DIR/probe, or --probe), pages show each feature's speaker-attribute "
+            "selectivity and the index sorts and filters by it."
         ),
     )
     dash.add_argument("sae_dir", metavar="SAE_DIR")
@@ -73,6 +75,10 @@ def register(subparsers) -> None:
     dash.add_argument("--clips", type=int, default=5, help="top clips per feature page (5)")
     dash.add_argument("--excerpt", type=float, default=3.0, help="seconds of audio per clip (3.0)")
     dash.add_argument("--alignments-dir", default=None)
+    dash.add_argument("--probe", action="append", default=None, metavar="PATH",
+                      help="probe.json (or its folder) of this SAE; repeat for several (default SAE_DIR/probe if present)")
+    dash.add_argument("--attribute-pages", type=int, default=10, metavar="N",
+                      help="also give pages to the N most selective features of each probed attribute (10)")
     dash.add_argument("--serve", action="store_true", help="then serve it on http://127.0.0.1:PORT")
     dash.add_argument("--port", type=int, default=8000)
     dash.add_argument("--no-progress", action="store_true")
@@ -138,7 +144,8 @@ def run_dashboard(args: argparse.Namespace) -> int:
     index = build_dashboard(args.sae_dir, args.out, analysis=analysis, corpus=args.corpus, model=args.model,
                             features=features, max_features=args.max_features or None,
                             clips_per_feature=args.clips, excerpt_seconds=args.excerpt,
-                            alignments_dir=args.alignments_dir, progress=not args.no_progress)
+                            alignments_dir=args.alignments_dir, probe=args.probe,
+                            attribute_pages=max(args.attribute_pages, 0), progress=not args.no_progress)
     print(f"dashboard: {index.resolve().as_uri()}")
     if args.serve:
         serve(args.out, args.port)

@@ -24,7 +24,9 @@ def register(subparsers) -> None:
                         help="attribute to probe; repeat for several (e.g. --attribute gender --attribute accent)")
     parser.add_argument("--metadata", default=None, metavar="FILE",
                         help="CSV/TSV or SPEAKERS.TXT keyed by utterance or speaker id; its columns become attributes")
-    parser.add_argument("--out", default="probe", help="output folder (default ./probe)")
+    parser.add_argument("--out", default=None, help="output folder (default SAE_DIR/probe, where the dashboard looks)")
+    parser.add_argument("--analysis", default=None, metavar="DIR",
+                        help="analysis of this SAE whose phone/word labels annotate the top features (default SAE_DIR/analysis if present)")
     parser.add_argument("--model", default=None, help="Whisper model spec (default: the SAE's model_name)")
     parser.add_argument("--max-utterances", type=int, default=None, metavar="N", help="use at most N utterances")
     parser.add_argument("--min-speakers", type=int, default=3, metavar="N",
@@ -49,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
     options = ProbeOptions(min_speakers=args.min_speakers, frames_per_utterance=args.frames_per_utterance, ablate_k=max(args.ablate_k, 0),
                            wer_utterances=max(args.wer_utterances, 0), tsne=not args.no_tsne, progress=not args.no_progress)
-    result = probe(args.sae_dir, args.corpus, args.attribute, metadata=args.metadata, out=args.out,
+    result = probe(args.sae_dir, args.corpus, args.attribute, metadata=args.metadata, out=args.out, analysis=args.analysis,
                    max_utterances=args.max_utterances, model=args.model, options=options)
     s = result.summary
     print(f"{s['sae']['hook']} SAE, {s['n_utterances']} utterances, {s['n_speakers']} speakers")

@@ -1,5 +1,7 @@
 // The feature index: rows come from the FEATURES literal in index.html (no fetch, so file:// works).
 // Cells are filled with textContent, never innerHTML, so no data string can become markup.
+// ATTRIBUTES lists the speaker attributes of a probe.json (may be empty); each has a "sel:NAME" column
+// (selectivity score), "cls:NAME" (preferred class) and "q:NAME" (BH-corrected p) in every row.
 (function () {
   "use strict";
   const LIMIT = 1000;
@@ -7,13 +9,22 @@
   const body = table.querySelector("tbody");
   const search = document.getElementById("search");
   const count = document.getElementById("count");
+  const attrSelect = document.getElementById("attr");
+  const classSelect = document.getElementById("attr-class");
+  const minSel = document.getElementById("min-sel");
+  const significant = document.getElementById("significant");
+  const attributes = typeof ATTRIBUTES === "undefined" ? [] : ATTRIBUTES;
   const columns = Array.from(table.querySelectorAll("th")).map((th) => th.dataset.key);
-  const state = { key: "phone_f1", desc: true, query: "" };
+  const state = { key: "phone_f1", desc: true, query: "", attr: "", cls: "", min: 0, significant: true };
   if (!FEATURES.length || !("phone_f1" in FEATURES[0])) state.key = "word_f1" in (FEATURES[0] || {}) ? "word_f1" : "freq";
 
-  function format(key, value) {
+  function format(key, value, row) {
     if (value === null || value === undefined) return "—";
     if (key === "freq") return (100 * value).toFixed(3) + "%";
+    if (key.startsWith("sel:")) {
+      const cls = row["cls:" + key.slice(4)];
+      return value.toFixed(3) + (cls === undefined || cls === null ? "" : " " + cls);
+    }
     if (typeof value === "number" && key !== "feature") return value.toPrecision(3);
     return String(value);
   }
@@ -26,7 +37,16 @@
     return (state.desc ? -order : order) || a.feature - b.feature;
   }
 
+  function selective(row) {
+    if (!state.attr) return true;
+    const score = row["sel:" + state.attr], q = row["q:" + state.attr];
+    if (score === null || score === undefined || score < state.min) return false;
+    if (state.significant && !(q !== null && q !== undefined && q < 0.05)) return false;
+    return !state.cls || row["cls:" + state.attr] === state.cls;
+  }
+
   function matches(row) {
+    if (!selective(row)) return false;
     if (!state.query) return true;
     const q = state.query;
     return String(row.feature) === q || [row.phone, row.word].some((l) => l && String(l).toLowerCase().includes(q));
@@ -48,7 +68,7 @@
           a.textContent = row.feature;
           td.appendChild(a);
         } else {
-          td.textContent = format(key, row[key]);
+          td.textContent = format(key, row[key], row);
         }
         tr.appendChild(td);
       }
@@ -61,6 +81,13 @@
     }
   }
 
+  function option(select, value, text) {
+    const o = document.createElement("option");
+    o.value = value;
+    o.textContent = text;
+    select.appendChild(o);
+  }
+
   table.querySelector("thead").addEventListener("click", (event) => {
     const th = event.target.closest("th");
     if (!th) return;
@@ -69,5 +96,21 @@
     render();
   });
   search.addEventListener("input", () => { state.query = search.value.trim().toLowerCase(); render(); });
+  if (attrSelect) {
+    for (const a of attributes) option(attrSelect, a.name, a.name);
+    attrSelect.addEventListener("change", () => {
+      state.attr = attrSelect.value;
+      state.cls = "";
+      classSelect.replaceChildren();
+      option(classSelect, "", "any class");
+      const spec = attributes.find((a) => a.name === state.attr);
+      for (const c of spec ? spec.classes : []) option(classSelect, c, c);
+      if (state.attr) { state.key = "sel:" + state.attr; state.desc = true; }  // most selective first
+      render();
+    });
+    classSelect.addEventListener("change", () => { state.cls = classSelect.value; render(); });
+    minSel.addEventListener("input", () => { state.min = parseFloat(minSel.value) || 0; render(); });
+    significant.addEventListener("change", () => { state.significant = significant.checked; render(); });
+  }
   render();
 })();
