@@ -41,6 +41,28 @@ def test_relu_matches_the_formula():
     torch.testing.assert_close(x_hat, expected @ sae.W_dec + sae.b_dec)
 
 
+def test_training_pre_acts_is_the_same_function_with_the_same_gradients():
+    """The training form folds b_dec into the bias; values and every parameter's gradient must match
+    the plain (x - b_dec) @ W_enc + b_enc form."""
+    torch.manual_seed(0)
+    sae = SparseAutoencoder(SAEConfig(d_in=24, d_sae=64, architecture="relu"))
+    with torch.no_grad():
+        sae.b_dec.normal_(0, 2.0)
+        sae.b_enc.normal_(0, 0.5)
+    x = torch.randn(50, 24) * 3 + 1
+    weights = torch.randn(50, 64)
+    grads = []
+    for fn in (sae.pre_acts, sae.training_pre_acts):
+        sae.zero_grad()
+        out = fn(x)
+        (torch.relu(out) * weights).sum().backward()
+        grads.append((out.detach(), [p.grad.clone() for p in (sae.W_enc, sae.b_enc, sae.b_dec)]))
+    torch.testing.assert_close(grads[1][0], grads[0][0], atol=1e-4, rtol=1e-5)
+    for new, old in zip(grads[1][1], grads[0][1]):
+        torch.testing.assert_close(new, old, atol=1e-3, rtol=1e-4)
+    assert grads[0][1][2].abs().max() > 0.1  # b_dec really gets a gradient through the encoder
+
+
 def test_topk_keeps_exactly_the_k_largest():
     sae = _sae("topk", k=5)
     x = torch.randn(32, 16)

@@ -67,6 +67,16 @@ class SparseAutoencoder(nn.Module):
             return torch.addmm(self.b_enc, x, self.W_enc)
         return x @ self.W_enc + self.b_enc
 
+    def training_pre_acts(self, x: Tensor) -> Tensor:
+        """``pre_acts`` for a training step on rows [B, d_in]: the same function, written as
+        x·W_enc + (b_enc − b_dec·W_enc) so that b_dec's gradient comes through a [d_in] vector instead of
+        through the centred input. Autograd then skips the input-gradient matmul ([B, d_sae] x [d_sae, d_in]),
+        one of the five dense matmuls of a ReLU step (benchmarks/train.py)."""
+        if x.dim() != 2 or not self.cfg.apply_b_dec_to_input:
+            return self.pre_acts(x)
+        x = x.to(self.W_enc.dtype) if not torch.is_autocast_enabled(x.device.type) else x
+        return torch.addmm(self.b_enc - self.b_dec @ self.W_enc, x, self.W_enc)
+
     def get_threshold(self) -> Tensor:
         """Per-feature threshold [d_sae] for jumprelu and batchtopk."""
         if self.cfg.architecture == "jumprelu":

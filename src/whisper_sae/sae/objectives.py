@@ -53,7 +53,7 @@ class ReLUL1:
 
     def step(self, x: Tensor, coef: float, dead: Tensor | None) -> StepOut:
         sae = self.sae
-        codes = torch.relu(sae.pre_acts(x))
+        codes = torch.relu(sae.training_pre_acts(x))
         x_hat = torch.addmm(sae.b_dec, codes, sae.W_dec)
         mse = _mse(x_hat, x)
         # sum_b sum_i |f_bi| ||d_i|| / B, summed over rows first: one pass over [B, d_sae] instead of two.
@@ -114,7 +114,7 @@ class BatchTopKAuxK(TopKAuxK):
 
     def step(self, x: Tensor, coef: float, dead: Tensor | None) -> StepOut:
         sae = self.sae
-        pre = sae.pre_acts(x).float()
+        pre = sae.training_pre_acts(x).float()
         act = torch.relu(pre)
         batch, n = act.shape
         kept_values, kept_flat = act.reshape(-1).topk(sae.cfg.k * batch, sorted=False)
@@ -200,7 +200,7 @@ class JumpReLUL0:
 
     def step(self, x: Tensor, coef: float, dead: Tensor | None) -> StepOut:
         sae = self.sae
-        pre = torch.relu(sae.pre_acts(x).float())
+        pre = torch.relu(sae.training_pre_acts(x).float())
         threshold = sae.log_threshold.exp()
         codes = _JumpReLU.apply(pre, threshold, self.bandwidth)
         x_hat = codes @ sae.W_dec + sae.b_dec
