@@ -47,6 +47,20 @@ def test_padding_never_stored_and_values_equal_whisper(tiny_random_whisper, make
     assert store.manifest["settings"]["mode"] == "padded" and store.manifest["settings"]["autocast"] is None
 
 
+@pytest.mark.parametrize("mode", ["padded", "packed"])
+def test_real_frames_only_in_the_deepest_block_changes_no_value(tiny_random_whisper, make_utts, tmp_path, mode):
+    """The default computes the deepest block for the stored frames only; pad_rows=True computes every
+    row as the plain encoder does. The stores must hold the same rows with the same values."""
+    utts = make_utts([0.5, 2.7, 1.1, 31.0])
+    kw = dict(dtype="float32", batch_size=2, mode=mode, progress=False)
+    fast = extract(tiny_random_whisper, utts, ["encoder.blocks.1"], tmp_path / "fast", **kw)
+    full = extract(tiny_random_whisper, utts, ["encoder.blocks.1"], tmp_path / "full", pad_rows=True, **kw)
+    a, ia = fast.read("encoder.blocks.1")
+    b, ib = full.read("encoder.blocks.1")
+    assert torch.equal(ia["utt"], ib["utt"]) and torch.equal(ia["pos"], ib["pos"])
+    torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+
+
 def test_packed_rows_map_back_to_their_utterances(tiny_random_whisper, make_utts, tmp_path):
     lw = tiny_random_whisper
     utts = make_utts([2.0, 1.01, 3.5])

@@ -140,6 +140,38 @@ def test_run_encoder_stops_after_the_deepest_hook(tiny_lw, features):
             handle.remove()
 
 
+def test_run_encoder_rows_computes_the_same_frames(tiny_lw, features):
+    """rows=N returns frames :N of every hook, the deepest block computed for those rows only; a
+    patch on that block still applies (the block then runs whole, so its hook sees all frames)."""
+    last = f"encoder.blocks.{tiny_lw.n_encoder_layers - 1}"
+    hooks = ["encoder.blocks.0", last, "encoder.out"]
+    full = run_encoder(tiny_lw, features, hooks)
+    for rows in (1, 37, 1499):
+        part = run_encoder(tiny_lw, features, hooks, rows=rows)
+        for name in hooks:
+            assert part[name].shape == (features.shape[0], rows, tiny_lw.d_model)
+            torch.testing.assert_close(part[name], full[name][:, :rows], rtol=0, atol=1e-6)
+    calls = []
+    layer = tiny_lw.model.model.encoder.layers[0]
+    handle = layer.register_forward_hook(lambda m, a, o: calls.append(a[0].shape[1]))
+    try:
+        run_encoder(tiny_lw, features, ["encoder.blocks.1"], rows=10)  # block 0 is not the deepest: runs whole
+        assert calls == [1500]
+    finally:
+        handle.remove()
+    seen = []
+
+    def double(acts):
+        seen.append(acts.shape[1])
+        return acts * 2
+    with patch(tiny_lw, last, double):
+        patched = run_encoder(tiny_lw, features, [last], rows=20)
+    assert seen == [1500]
+    torch.testing.assert_close(patched[last], 2 * full[last][:, :20], rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="rows must be 1 to 1500"):
+        run_encoder(tiny_lw, features, ["encoder.out"], rows=0)
+
+
 def test_run_encoder_rejects_decoder_hooks_and_bad_features(tiny_lw, features):
     with pytest.raises(ValueError, match="run_decoder_teacher_forced"):
         run_encoder(tiny_lw, features, ["decoder.out"])

@@ -48,6 +48,7 @@ class Options:
     autocast: torch.dtype | None
     decoder_text: str
     max_bytes: int | None = None
+    pad_rows: bool = False
 
 
 @dataclass
@@ -118,7 +119,9 @@ def _encode_group(lw, utts: list[Utterance], points: list[HookPoint], opts: Opti
     for b in range(0, len(windows), opts.batch_size):
         batch: list[Window] = windows[b:b + opts.batch_size]
         features = lw.log_mel([w.audio(audios) for w in batch])  # on the GPU when the model is
-        acts = run_encoder(lw, features, run, stop_after_deepest=not dec, autocast_dtype=opts.autocast)
+        # Only real frames are stored, so the deepest block needs only those rows (bit-identical for them).
+        needed = None if dec or opts.pad_rows else max(g.first_frame + g.n_frames for w in batch for g in w.segments)
+        acts = run_encoder(lw, features, run, stop_after_deepest=not dec, autocast_dtype=opts.autocast, rows=needed)
         for j, w in enumerate(batch):
             for seg in w.segments:
                 n_windows[seg.utt] += 1
@@ -158,7 +161,7 @@ def _open_corpus(corpus):
 def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded", batch_size: int | None = None,
             dtype: str = "float16", autocast: str | None = DEFAULT_AUTOCAST, shard_rows: int = DEFAULT_SHARD_ROWS,
             max_utterances: int | None = None, decoder_text: str = "reference", device=None,
-            max_store_gb: float | None = None,
+            max_store_gb: float | None = None, pad_rows: bool = False,
             progress: bool = True, on_utterance: Callable[[int], None] | None = None) -> ActivationStore:
     """Extract activations at ``hooks`` for every utterance of ``corpus`` into the store ``out``; resumes.
 
@@ -169,7 +172,9 @@ def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded",
     where there is none) or always the ``"model"``'s own. ``max_utterances`` counts utterances done
     in earlier runs too. ``max_store_gb`` stops the run (keeping what is written; a rerun with a
     larger limit resumes) once the activations reach that size. ``on_utterance(n)`` is called after
-    each utterance is handed to the writer.
+    each utterance is handed to the writer. The deepest encoder block is computed for the stored (real)
+    frames only, which gives them bit-identical values (tests/whisper, benchmarks/extract.py);
+    ``pad_rows=True`` computes the padding frames' rows too, as the plain encoder does.
     """
     world = init_distributed(device)  # joins torchrun's process group, if launched by torchrun
     lw = _open_model(model, device)
@@ -193,7 +198,7 @@ def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded",
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive number of windows, got {batch_size}")
     opts = Options(mode=mode, batch_size=batch_size, autocast=AUTOCAST[autocast], decoder_text=decoder_text,
-                   max_bytes=None if max_store_gb is None else int(max_store_gb * 1e9))
+                   max_bytes=None if max_store_gb is None else int(max_store_gb * 1e9), pad_rows=pad_rows)
     corpus, spec = _open_corpus(corpus)
     settings = {"mode": mode, "autocast": None if opts.autocast is None else str(opts.autocast).replace("torch.", ""),
                 "frames_per_second": SAMPLE_RATE // FRAME_SAMPLES}

@@ -162,14 +162,39 @@ def _check_side(points: list[HookPoint], side: str, function: str) -> None:
                          f"{'run_decoder_teacher_forced' if side == 'encoder' else 'run_encoder'} for those.")
 
 
-def _encoder_blocks(encoder: nn.Module, features: torch.Tensor, n_blocks: int, wanted: dict[int, str]):
-    """WhisperEncoder.forward's computation, stopped after ``n_blocks`` blocks; yields (name, acts)."""
+def _block_rows(layer: nn.Module, x: torch.Tensor, rows: int) -> torch.Tensor:
+    """Encoder block ``layer`` on x [B, T, d], computed for output rows ``:rows`` only: queries, the
+    residual and the MLP on those rows, keys and values from all T rows. Each kept row is the same
+    function of x as in the full block (the block mixes rows only through attention's keys/values)."""
+    h = layer.self_attn_layer_norm(x)
+    attn, _ = layer.self_attn(hidden_states=h[:, :rows], key_value_states=h)  # no cache: k, v from h
+    y = x[:, :rows] + attn
+    y = y + layer.fc2(layer.activation_fn(layer.fc1(layer.final_layer_norm(y))))
+    if y.dtype == torch.float16:  # what WhisperEncoderLayer does to fp16 outputs
+        limit = torch.finfo(y.dtype).max - 1000
+        y = y.clamp(-limit, limit)
+    return y
+
+
+def _hooked(module: nn.Module) -> bool:
+    return bool(module._forward_hooks or module._forward_pre_hooks)
+
+
+def _encoder_blocks(encoder: nn.Module, features: torch.Tensor, n_blocks: int, wanted: dict[int, str],
+                    rows: int | None = None):
+    """WhisperEncoder.forward's computation, stopped after ``n_blocks`` blocks; yields (name, acts).
+    With ``rows``, the last block computes only its first ``rows`` output rows (see ``_block_rows``),
+    unless a hook (``patch``/``capture``) sits on it and must see the whole block run."""
     x = nn.functional.gelu(encoder.conv1(features))
     x = nn.functional.gelu(encoder.conv2(x)).permute(0, 2, 1)
     positions = torch.arange(encoder.embed_positions.num_embeddings, device=x.device)
     x = x + encoder.embed_positions(positions)
     for i in range(n_blocks):
-        x = _output_tensor(encoder.layers[i](x, None))
+        layer = encoder.layers[i]
+        if i == n_blocks - 1 and rows is not None and rows < x.shape[1] and not _hooked(layer):
+            x = _block_rows(layer, x, rows)
+        else:
+            x = _output_tensor(layer(x, None))
         if i in wanted:
             yield wanted[i], x
     if -1 in wanted:
@@ -177,11 +202,14 @@ def _encoder_blocks(encoder: nn.Module, features: torch.Tensor, n_blocks: int, w
 
 
 def run_encoder(lw, features: torch.Tensor, hooks, *, stop_after_deepest: bool = True,
-                autocast_dtype: torch.dtype | None = None) -> dict[str, torch.Tensor]:
+                autocast_dtype: torch.dtype | None = None, rows: int | None = None) -> dict[str, torch.Tensor]:
     """Encoder activations {name: [B, 1500, d] float32} for log-mel ``features`` [B, n_mels, 3000].
 
     With ``stop_after_deepest`` only the blocks up to the deepest requested hook run. ``patch`` contexts
-    around the call apply, since the same block modules are called.
+    around the call apply, since the same block modules are called. ``rows``: only frames ``:rows`` of
+    the result are wanted (e.g. an utterance's real frames); every tensor returned then has ``rows``
+    frames, and the deepest block (with ``stop_after_deepest``) computes only those, which is the same
+    computation for them: keys and values still come from all 1500 frames.
     """
     config = _config(lw)
     points = _parse_all(hooks, config)
@@ -197,8 +225,12 @@ def run_encoder(lw, features: torch.Tensor, hooks, *, stop_after_deepest: bool =
     features = features.to(device=param.device, dtype=param.dtype if autocast_dtype is None else features.dtype)
     autocast = (torch.autocast(device_type=param.device.type, dtype=autocast_dtype)
                 if autocast_dtype is not None else contextlib.nullcontext())
+    if rows is not None and not 0 < rows <= config.max_source_positions:
+        raise ValueError(f"rows must be 1 to {config.max_source_positions} frames, got {rows}")
+    trim = rows if stop_after_deepest else None
     with torch.no_grad(), autocast:
-        return {name: acts.float() for name, acts in _encoder_blocks(encoder, features, n_blocks, wanted)}
+        blocks = _encoder_blocks(encoder, features, n_blocks, wanted, trim)
+        return {name: acts[:, :rows].float() for name, acts in blocks}
 
 
 def run_decoder_teacher_forced(lw, encoder_hidden: torch.Tensor, token_ids: list[list[int]], hooks, *,
