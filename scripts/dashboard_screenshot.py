@@ -1,6 +1,7 @@
 """Screenshots of a whisper-sae dashboard in headless Chromium, for people (and the README).
 
     python scripts/dashboard_screenshot.py DASHBOARD_DIR --out docs/dashboard.png [--feature N] [--index-out PNG]
+                                           [--attribute gender]   # index filtered to gender-selective features
 
 Opens DASHBOARD_DIR/index.html from disk (no server), and one feature page (the first linked one,
 or --feature N), waits for the audio elements to load, and writes full-page PNGs.
@@ -17,7 +18,7 @@ CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networki
 
 
 def screenshot(dashboard: Path, out: Path, *, feature: int | None = None, index_out: Path | None = None,
-               executable: str = "/usr/bin/chromium", width: int = 1200) -> list[Path]:
+               attribute: str | None = None, executable: str = "/usr/bin/chromium", width: int = 1200) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     index = (dashboard / "index.html").resolve()
@@ -28,6 +29,8 @@ def screenshot(dashboard: Path, out: Path, *, feature: int | None = None, index_
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": width, "height": 900})
         page.goto(index.as_uri())
+        if attribute is not None:  # the index's speaker-attribute filter (a probe.json must be in the dashboard)
+            page.select_option("#attr", attribute)
         if index_out is not None:
             page.screenshot(path=str(index_out), full_page=False)
             written.append(index_out)
@@ -50,11 +53,12 @@ def main(argv=None) -> int:
     parser.add_argument("--out", type=Path, default=Path("docs/dashboard.png"))
     parser.add_argument("--feature", type=int, default=None)
     parser.add_argument("--index-out", type=Path, default=None)
+    parser.add_argument("--attribute", default=None, help="filter the index to features selective for this attribute")
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for path in screenshot(args.dashboard, args.out, feature=args.feature, index_out=args.index_out,
-                           executable=args.chromium):
+                           attribute=args.attribute, executable=args.chromium):
         print(path)
     return 0
 

@@ -1,5 +1,6 @@
 """The main job, offline and on CPU: synthesize speech, extract Whisper's activations, train an SAE,
-evaluate it with Whisper's own WER spliced, analyse its features and build the dashboard.
+evaluate it with Whisper's own WER spliced, analyse its features, probe them for speaker attributes
+(gender, accent) and build the dashboard.
 
 Every stage writes its files under one folder and is skipped when its output is already there, so
 an interrupted demo resumes where it stopped.
@@ -52,27 +53,30 @@ def run_demo(out="demo-out", *, model: str = "tiny.en", hook: str = "encoder.out
     corpus_dir, eval_dir = out / "corpus", out / "corpus-eval"
     store_dir, sae_dir, dash_dir = out / "store", out / "sae", out / "dashboard"
 
-    if _stage("1/6 synthesize the training and evaluation corpora", (corpus_dir / "metadata.tsv").exists()):
+    if _stage("1/7 synthesize the training and evaluation corpora", (corpus_dir / "metadata.tsv").exists()):
         synthesize_corpus(corpus_dir, minutes=minutes, seed=seed, overwrite=True, progress=progress)
     if not (eval_dir / "metadata.tsv").exists():
         synthesize_corpus(eval_dir, minutes=eval_minutes, seed=seed + 1, overwrite=True, progress=progress)
 
     lw = load_whisper(model)
     print(f"[demo] Whisper: {lw.name} ({lw.spec})", flush=True)
-    _stage(f"2/6 extract {hook} (resumes if interrupted)", False)
+    _stage(f"2/7 extract {hook} (resumes if interrupted)", False)
     store = extract(lw, load_corpus(corpus_dir), [hook], store_dir, progress=progress)
 
-    if _stage(f"3/6 train a {arch} SAE, width {width}", (sae_dir / "sae_weights.safetensors").exists()):
+    if _stage(f"3/7 train a {arch} SAE, width {width}", (sae_dir / "sae_weights.safetensors").exists()):
         train(store, hook, out=sae_dir, arch=arch, width=width, k=k, epochs=epochs, batch_size=batch_size,
               seed=seed, resume=(sae_dir / "checkpoint").exists())
 
-    if _stage("4/6 evaluate: reconstruction and spliced WER on held-out speech", (sae_dir / "eval.json").exists()):
+    if _stage("4/7 evaluate: reconstruction and spliced WER on held-out speech", (sae_dir / "eval.json").exists()):
         evaluate(sae_dir, load_corpus(eval_dir), model=lw, progress=progress)
 
-    if _stage("5/6 analyse features (phone and word labels)", (sae_dir / "analysis").exists()):
+    if _stage("5/7 analyse features (phone and word labels)", (sae_dir / "analysis").exists()):
         analyze(sae_dir, store=ActivationStore(store_dir), progress=progress)
 
-    if _stage("6/6 build the dashboard", (dash_dir / "index.html").exists()):
+    if _stage("6/7 probe speaker attributes (gender, accent) in the features", (sae_dir / "probe" / "probe.json").exists()):
+        _probe_stage(sae_dir, corpus_dir, lw, progress)
+
+    if _stage("7/7 build the dashboard", (dash_dir / "index.html").exists()):
         build_dashboard(sae_dir, dash_dir, corpus=load_corpus(corpus_dir), model=lw, whisper_words=False,
                         progress=progress)
 
@@ -80,6 +84,21 @@ def run_demo(out="demo-out", *, model: str = "tiny.en", hook: str = "encoder.out
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(_format(summary, dash_dir), flush=True)
     return DemoResult(corpus_dir, eval_dir, store_dir, sae_dir, dash_dir, summary)
+
+
+def _probe_stage(sae_dir: Path, corpus_dir: Path, lw, progress: bool) -> None:
+    """Probe gender and accent (accent dropped, then the stage skipped, when the corpus has too few
+    voices per class: the probe says why); writes SAE_DIR/probe, which the dashboard then shows."""
+    from whisper_sae.analysis.probe import ProbeOptions, probe
+
+    options = ProbeOptions(wer_utterances=8, tsne=False, progress=progress)
+    for attributes in (["gender", "accent"], ["gender"]):
+        try:
+            probe(sae_dir, corpus_dir, attributes, lw=lw, options=options)
+            return
+        except ValueError as err:
+            print(f"[demo] probe of {', '.join(attributes)} not possible here: {err}", flush=True)
+    print("[demo] speaker-attribute probe skipped; synthesize more minutes (more voices) to have one", flush=True)
 
 
 def _summary(sae_dir: Path, seconds: float) -> dict:
@@ -94,7 +113,22 @@ def _summary(sae_dir: Path, seconds: float) -> dict:
         "wer": {name: cond["wer"] for name, cond in ev["conditions"].items()},
         "ce_recovered": ev["ce_recovered"],
         "error_term_check_passed": ev["error_term_check"]["passed"],
+        "probe": _probe_summary(sae_dir / "probe" / "probe.json"),
     }
+
+
+def _probe_summary(path: Path) -> dict | None:
+    """Utterance-level balanced accuracy on held-out voices, per attribute: SAE codes vs raw activations."""
+    if not path.is_file():
+        return None
+    doc = json.loads(path.read_text())
+    out = {}
+    for name, block in doc["attributes"].items():
+        scores = block["probes"]["utterance"]["logreg"]
+        if block["kind"] == "categorical":
+            out[name] = {"sae": scores["sae"]["balanced_accuracy"], "raw": scores["raw"]["balanced_accuracy"],
+                         "chance": round(1 / len(block["classes"]), 3)}
+    return out
 
 
 def _format(summary: dict, dash_dir: Path) -> str:
@@ -106,5 +140,7 @@ def _format(summary: dict, dash_dir: Path) -> str:
         f"  WER: {wer}",
         f"  CE recovered (vs zero / mean ablation): {summary['ce_recovered']['zero']:.3f} / "
         f"{summary['ce_recovered']['mean']:.3f}",
+        *[f"  {name} from SAE codes (held-out voices, balanced accuracy): {p['sae']:.2f}; raw activations "
+          f"{p['raw']:.2f}; chance {p['chance']:.2f}" for name, p in (summary.get("probe") or {}).items()],
         f"  dashboard: {dash_dir / 'index.html'} (open it in a browser; no server needed)",
     ])

@@ -46,9 +46,10 @@ def _encode(sae, acts: torch.Tensor) -> np.ndarray:
 
 def _encoder_batch(lw, sae, point: HookPoint, batch: list[tuple[int, int, np.ndarray]]):
     """Codes of a batch of (item, first_frame, window audio); yields (item, first_frame, codes [T, d])."""
-    acts = run_encoder(lw, lw.log_mel([w for _, _, w in batch]), [point.name])[point.name]
-    for row, (item, first, window) in enumerate(batch):
-        n = frames_for_duration(len(window) / SAMPLE_RATE)
+    frames = [frames_for_duration(len(w) / SAMPLE_RATE) for _, _, w in batch]
+    # Only real frames are used, so the deepest block computes just those rows (same values).
+    acts = run_encoder(lw, lw.log_mel([w for _, _, w in batch]), [point.name], rows=max(max(frames), 1))[point.name]
+    for row, ((item, first, _), n) in enumerate(zip(batch, frames)):
         yield item, first, _encode(sae, acts[row, :n])
 
 

@@ -58,9 +58,9 @@ def encoder_frames(lw, hook: str, utterances: list[Utterance], *, batch_size: in
     bar = tqdm(total=len(windows), desc=f"encoder → {hook}", unit="window", disable=not progress)
     for lo in range(0, len(windows), batch_size):
         batch = windows[lo : lo + batch_size]
-        acts = run_encoder(lw, lw.log_mel([w for _, w in batch]), [point.name])[point.name]
-        for row, (i, w) in enumerate(batch):
-            n = frames_for_duration(len(w) / SAMPLE_RATE)
+        frames = [frames_for_duration(len(w) / SAMPLE_RATE) for _, w in batch]
+        acts = run_encoder(lw, lw.log_mel([w for _, w in batch]), [point.name], rows=max(max(frames), 1))[point.name]
+        for row, ((i, _), n) in enumerate(zip(batch, frames)):
             parts.append(acts[row, :n].cpu().numpy().astype(np.float32))
             owner.append(np.full(n, i, dtype=np.int32))
         bar.update(len(batch))

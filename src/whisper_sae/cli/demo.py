@@ -6,12 +6,12 @@ from __future__ import annotations
 def register(sub) -> None:
     p = sub.add_parser(
         "demo",
-        help="run the offline pipeline end to end: synthesize, extract, train, evaluate, dashboard",
+        help="run the offline pipeline end to end: synthesize, extract, train, evaluate, analyse, probe, dashboard",
         description=(
             "Synthesize a small English corpus with eSpeak NG, extract Whisper's activations at one hook "
             "(the original whisper-sae's encoder.out by default), train an SAE, evaluate it on held-out "
             "synthetic speech (reconstruction, spliced WER and CE), label its features with phonemes and "
-            "words, and write a static dashboard. Offline, CPU; each stage resumes if interrupted."
+            "words, probe them for the voices' gender and accent, and write a static dashboard. Offline, CPU; each stage resumes if interrupted."
         ),
     )
     p.add_argument("--out", default="demo-out", help="folder for every output (default: demo-out)")
