@@ -62,6 +62,26 @@ def test_resume_reaches_the_same_weights(tmp_path, synth):
         assert steps == sorted(steps) and steps[-1] == 60
 
 
+def test_resume_restores_the_loss_scale(tmp_path, synth, monkeypatch):
+    """fp16 training's loss scale is part of the checkpoint: a resumed run continues from the saved scale
+    (here it doubles every 5 clean steps) instead of starting over at 65536."""
+    import whisper_sae.sae.trainer as trainer_module
+
+    made = []
+
+    def scaler(device, dtype):
+        made.append(torch.amp.GradScaler("cpu", enabled=True, growth_interval=5))
+        return made[-1]
+
+    monkeypatch.setattr(trainer_module, "grad_scaler", scaler)
+    spec = _specs()[1:2]
+    fit(spec, synth.stream(), _config(), tmp_path / "whole")
+    whole = made[-1].get_scale()
+    fit(spec, synth.stream(), _config(), tmp_path / "parts", stop_after=27)
+    fit(spec, synth.stream(), _config(), tmp_path / "parts", resume=True)
+    assert whole == 65536.0 * 2 ** 12 and made[-1].get_scale() == whole
+
+
 def test_resume_refuses_other_settings(tmp_path, synth):
     fit(_specs()[:1], synth.stream(), _config(), tmp_path, stop_after=20)
     with pytest.raises(ValueError, match="seed=0.*seed=3"):

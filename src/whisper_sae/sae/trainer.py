@@ -287,6 +287,7 @@ class Trainer:
         state = {"format": 1, "step": self.step, "config": asdict(self.config),
                  "rng": torch.get_rng_state(), "generator": self.generator.get_state(),
                  "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                 "scaler": self.scaler.state_dict(),  # fp16 loss scale and its growth tracker ({} when disabled)
                  "members": [member.state_dict() for member in self.members]}
         path = self.out / self.checkpoint
         if not self.parallel.is_main:  # the ranks hold identical state; rank 0 keeps it
@@ -315,6 +316,8 @@ class Trainer:
         self.generator.set_state(state["generator"])
         if state["cuda_rng"] and torch.cuda.is_available():
             torch.cuda.set_rng_state_all(state["cuda_rng"])
+        if state.get("scaler") and self.scaler.is_enabled():  # older checkpoints have none
+            self.scaler.load_state_dict(state["scaler"])
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self, batches, *, resume: bool = False, stop_after: int | None = None) -> list[Path]:
