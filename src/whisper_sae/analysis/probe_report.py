@@ -113,7 +113,8 @@ def _attribute_md(name: str, block: dict) -> list[str]:
     models = list(block["probes"]["frame"])
     models = [m for m in models if isinstance(block["probes"]["frame"][m], dict)]
     cols = [(m, lvl) for m in models for lvl in ("frame", "utterance")]
-    lines += ["", f"Probe {metric}{chance}:", "", "| features | " + " | ".join(f"{m} {lvl}" for m, lvl in cols) + " |",
+    shown = {"logreg": "logreg" if categorical else "ridge", "forest": "forest"}  # "logreg" fits a ridge for numbers
+    lines += ["", f"Probe {metric}{chance}:", "", "| features | " + " | ".join(f"{shown.get(m, m)} {lvl}" for m, lvl in cols) + " |",
               "|---" * (len(cols) + 1) + "|"]
     key = "balanced_accuracy" if categorical else "r2"
     for fs in block["probes"]["utterance"][models[0]]:
