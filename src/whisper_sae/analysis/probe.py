@@ -290,7 +290,7 @@ def _jsonable(x):
         return _jsonable(x.tolist())
     if isinstance(x, (np.floating, float)):
         v = float(x)
-        return None if v != v else round(v, 5)
+        return None if v != v else float(f"{v:.5g}")  # 5 significant digits: tiny q-values stay readable
     if isinstance(x, np.integer):
         return int(x)
     if isinstance(x, Path):

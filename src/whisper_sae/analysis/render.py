@@ -116,6 +116,11 @@ def _num(x, fmt: str) -> str:
     return "—" if x is None else format(float(x), fmt)
 
 
+def _q(q) -> str:
+    # probe.json files written before 5-significant-digit rounding hold q < 5e-6 as 0.
+    return "—" if q is None else ("&lt; 5e-6" if q == 0 else format(float(q), ".2g"))
+
+
 def _attribute_section(ctx: PageContext, feature: int) -> str:
     """The feature's selectivity for each probed speaker attribute (from probe.json, utterance means)."""
     sel = ctx.attributes
@@ -131,7 +136,7 @@ def _attribute_section(ctx: PageContext, feature: int) -> str:
             f'<td class="num">{_num(r.get("score"), ".3f")}</td><td class="num">{r["rank"]} of {len(block["rank"])}</td>'
             f'<td>{escape(str(prefers)) if prefers is not None else "—"}</td><td class="num">{_num(r.get("auroc"), ".3f")}</td>'
             f'<td class="num">{_num(r.get("cohens_d"), ".2f")}</td><td class="num">{_num(r.get("rho"), ".3f")}</td>'
-            f'<td class="num">{_num(r.get("q"), ".2g")}</td></tr>')
+            f'<td class="num">{_q(r.get("q"))}</td></tr>')
     sources = sorted({(b["source"], b["n_utterances"], b["n_speakers"]) for b in sel.attributes.values()})
     note = "; ".join(f"{escape(src)}: {n} utterances, {s} speakers" for src, n, s in sources)
     return ('<h2>Speaker attributes</h2><table class="attrs"><thead><tr><th>attribute</th><th>selectivity</th>'
