@@ -31,10 +31,14 @@ def _stage(name: str, done: bool):
     return not done
 
 
-def run_demo(out="demo-out", *, model: str = "tiny.en", hook: str = "encoder.out", minutes: float = 3.0,
-             eval_minutes: float = 0.7, arch: str = "topk", width: int = 1536, k: int = 32,
+def run_demo(out="demo-out", *, model: str = "tiny.en", hook: str = "encoder.out", minutes: float = 10.0,
+             eval_minutes: float = 0.7, speakers: int = 24, arch: str = "topk", width: int = 1536, k: int = 32,
              epochs: float = 25.0, batch_size: int = 1024, seed: int = 0, progress: bool = True) -> DemoResult:
     """Run the whole pipeline into ``out``; returns the paths and a summary (also in ``out/summary.json``).
+
+    The defaults (10 minutes of speech by 24 voices, a 1536-wide TopK SAE, 25 epochs) take about 8 minutes
+    on 2 CPU cores: held-out EV 0.78, spliced WER 45 % against 28 % clean on eSpeak voices (3 minutes by
+    12 voices gave EV 0.63 and WER 90 %).
 
     The evaluation corpus is synthesized with another seed, so its texts and voices mix differently
     from the training corpus.
@@ -54,7 +58,7 @@ def run_demo(out="demo-out", *, model: str = "tiny.en", hook: str = "encoder.out
     store_dir, sae_dir, dash_dir = out / "store", out / "sae", out / "dashboard"
 
     if _stage("1/7 synthesize the training and evaluation corpora", (corpus_dir / "metadata.tsv").exists()):
-        synthesize_corpus(corpus_dir, minutes=minutes, seed=seed, overwrite=True, progress=progress)
+        synthesize_corpus(corpus_dir, minutes=minutes, seed=seed, n_speakers=speakers, overwrite=True, progress=progress)
     if not (eval_dir / "metadata.tsv").exists():
         synthesize_corpus(eval_dir, minutes=eval_minutes, seed=seed + 1, overwrite=True, progress=progress)
 
@@ -91,7 +95,7 @@ def _probe_stage(sae_dir: Path, corpus_dir: Path, lw, progress: bool) -> None:
     voices per class: the probe says why); writes SAE_DIR/probe, which the dashboard then shows."""
     from whisper_sae.analysis.probe import ProbeOptions, probe
 
-    options = ProbeOptions(wer_utterances=8, tsne=False, progress=progress)
+    options = ProbeOptions(models=("logreg",), wer_utterances=8, tsne=False, progress=progress)  # the quick subset
     for attributes in (["gender", "accent"], ["gender"]):
         try:
             probe(sae_dir, corpus_dir, attributes, lw=lw, options=options)
