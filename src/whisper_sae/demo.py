@@ -78,7 +78,7 @@ def run_demo(out="demo-out", *, model: str = "tiny.en", hook: str = "encoder.out
         analyze(sae_dir, store=ActivationStore(store_dir), progress=progress)
 
     if _stage("6/7 probe speaker attributes (gender, accent) in the features", (sae_dir / "probe" / "probe.json").exists()):
-        _probe_stage(sae_dir, corpus_dir, lw, progress)
+        _probe_stage(sae_dir, store_dir, lw, progress)
 
     if _stage("7/7 build the dashboard", (dash_dir / "index.html").exists()):
         build_dashboard(sae_dir, dash_dir, corpus=load_corpus(corpus_dir), model=lw, whisper_words=False,
@@ -90,15 +90,16 @@ def run_demo(out="demo-out", *, model: str = "tiny.en", hook: str = "encoder.out
     return DemoResult(corpus_dir, eval_dir, store_dir, sae_dir, dash_dir, summary)
 
 
-def _probe_stage(sae_dir: Path, corpus_dir: Path, lw, progress: bool) -> None:
+def _probe_stage(sae_dir: Path, store_dir: Path, lw, progress: bool) -> None:
     """Probe gender and accent (accent dropped, then the stage skipped, when the corpus has too few
-    voices per class: the probe says why); writes SAE_DIR/probe, which the dashboard then shows."""
+    voices per class: the probe says why); writes SAE_DIR/probe, which the dashboard then shows. The
+    frames and the voices' attributes come from the activation store, so Whisper does not run again."""
     from whisper_sae.analysis.probe import ProbeOptions, probe
 
     options = ProbeOptions(models=("logreg",), wer_utterances=8, tsne=False, progress=progress)  # the quick subset
     for attributes in (["gender", "accent"], ["gender"]):
         try:
-            probe(sae_dir, corpus_dir, attributes, lw=lw, options=options)
+            probe(sae_dir, None, attributes, store=store_dir, lw=lw, options=options)
             return
         except ValueError as err:
             print(f"[demo] probe of {', '.join(attributes)} not possible here: {err}", flush=True)

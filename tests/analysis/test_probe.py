@@ -162,3 +162,33 @@ def test_cli_on_a_folder_with_metadata(analysis_whisper, tmp_path, capsys):
                  "--out", str(out), "--no-progress"])
     assert code == 1
     assert "'gender' is not a column" in capsys.readouterr().err
+
+
+def test_probe_from_a_store_matches_the_probe_from_the_corpus(analysis_whisper, tmp_path):
+    """Frames read from an activation store (and, without a corpus, the store's utterance records as the
+    corpus) give the probe the numbers it gets by running Whisper on the audio again."""
+    from whisper_sae.activations import extract
+
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    rows = ["id\tspeaker\tgender"]
+    for u in voices(n_speakers=6, per_speaker=2):
+        sf.write(corpus / f"{u.id}.wav", u.audio, 16000)
+        rows.append(f"{u.id}\t{u.speaker}\t{u.attributes['gender'].strip()}")
+    (corpus / "metadata.tsv").write_text("\n".join(rows) + "\n")
+    store = extract(analysis_whisper, str(corpus), ["encoder.out"], tmp_path / "store", dtype="float32", progress=False)
+    sae = make_sae(d_in=analysis_whisper.d_model, d_sae=48, k=6)
+    options = ProbeOptions(ks=(1,), models=("logreg",), ablate_k=2, wer_utterances=2, frames_per_utterance=4,
+                           tsne=False, progress=False)
+    direct = probe(None, str(corpus), ["gender"], out=tmp_path / "a", sae=sae, lw=analysis_whisper, options=options)
+    stored = probe(None, None, ["gender"], out=tmp_path / "b", sae=sae, lw=analysis_whisper, store=store.path, options=options)
+    a, b = direct.attributes["gender"], stored.attributes["gender"]
+    assert a["counts"] == b["counts"] == {"female": {"utterances": 6, "speakers": 3}, "male": {"utterances": 6, "speakers": 3}}
+    np.testing.assert_allclose(b["selectivity"]["score"], a["selectivity"]["score"], atol=1e-3)
+    assert stored.balanced_accuracy("gender") == pytest.approx(direct.balanced_accuracy("gender"), abs=1e-6)
+    assert stored.summary["n_frames"] == direct.summary["n_frames"] and stored.summary["store"] == str(store.path)
+    # The ablation's transcripts read the audio back from the paths the store recorded.
+    assert stored.summary["ablation"]["conditions"]["none"]["wer_vs_clean_transcript"] == 0.0
+    with pytest.raises(ValueError, match=r"has no 'encoder.blocks.0' activations; it holds encoder.out"):
+        probe(None, None, ["gender"], out=tmp_path / "c", sae=make_sae(hook="encoder.blocks.0", d_in=analysis_whisper.d_model),
+              lw=analysis_whisper, store=store.path, options=options)

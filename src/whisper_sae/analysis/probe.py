@@ -16,7 +16,8 @@ import numpy as np
 
 from whisper_sae.analysis import probe_plots as plots
 from whisper_sae.analysis.probe_ablate import ablation_transform, random_alive_features, transcribe_ablated, wer_rows
-from whisper_sae.analysis.probe_data import codes_and_means, encoder_frames, records_of, sample_frames
+from whisper_sae.analysis.probe_data import (codes_and_means, encoder_frames, records_of, sample_frames, store_frames,
+                                             stored_utterances)
 from whisper_sae.analysis.probe_labels import SPEAKER, AttributeLabels, apply_metadata, resolve
 from whisper_sae.analysis.probe_models import MODELS, ProbeSettings, run_probes
 from whisper_sae.analysis.probe_report import attach_labels, selectivity_block, top_features, write_markdown
@@ -73,7 +74,7 @@ class ProbeResult:
 
 def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=None, out=None,
           max_utterances: int | None = None, model=None, options: ProbeOptions = ProbeOptions(),
-          analysis=None, sae=None, lw=None) -> ProbeResult:
+          analysis=None, store=None, sae=None, lw=None) -> ProbeResult:
     """Probe the SAE at ``sae_dir`` (its ``cfg.hook_name``, an encoder hook) for ``attributes`` over ``corpus``.
 
     ``corpus``: a spec for ``load_corpus`` or an iterable of ``Utterance``; ``metadata``: a CSV/TSV or
@@ -81,6 +82,9 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
     Whisper spec (default: the SAE's ``model_name``). ``out``: the folder written (default
     ``SAE_DIR/probe``, where the dashboard looks). ``analysis``: an AnalysisResult or its folder
     (default ``SAE_DIR/analysis`` when present) whose phone/word labels annotate the top features.
+    ``store``: an activation store (path or object) holding the SAE's hook; its frames are used instead of
+    running Whisper again, and with ``corpus=None`` its utterance records (speaker, attributes, audio
+    path) stand for the corpus.
     ``sae``/``lw`` pass already-loaded objects. Label problems are found before any model runs; see
     ``probe_labels`` for what is an error.
     """
@@ -96,7 +100,11 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
     if not hook:
         raise ValueError(f"the SAE at {sae_dir} does not record its hook (cfg.hook_name); probe needs it to know where to read")
     analysis = _analysis_for(analysis, sae_dir, sae.cfg.d_sae, hook)
-    spec, utts, records = _read_corpus(corpus, max_utterances)
+    store = _open_store(store)
+    if corpus is None and store is None:
+        raise ValueError("probe needs a corpus, or an activation store whose utterance records carry the attributes")
+    spec, utts, records = (_read_corpus(corpus, max_utterances) if corpus is not None
+                           else (f"store {store.path}", *records_of(stored_utterances(store, max_utterances))))
     notes = apply_metadata(records, metadata) if metadata is not None else []
     labels = {a: resolve(records, a, min_speakers=options.min_speakers) for a in attributes}
     for lab in labels.values():
@@ -106,7 +114,10 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
 
     lw = lw if lw is not None else load_whisper(model or sae.cfg.model_name)
     sae.check_compatible(lw.d_model, hook, getattr(lw, "name", None))
-    frames = encoder_frames(lw, hook, [utts[i] for i in used], batch_size=options.batch_size, progress=options.progress)
+    if store is not None:
+        frames = store_frames(store, hook, [utts[i].id for i in used])
+    else:
+        frames = encoder_frames(lw, hook, [utts[i] for i in used], batch_size=options.batch_size, progress=options.progress)
     sample = sample_frames(frames.utt, len(used), per_utterance=options.frames_per_utterance, max_frames=options.max_frames)
     arrays = codes_and_means(sae, frames.raw, frames.utt, len(used), sample)
     frame_utt = frames.utt[sample]
@@ -130,7 +141,7 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
         "format": FORMAT,
         "sae": {"path": None if sae_dir is None else str(sae_dir), "hook": hook, "d_sae": sae.cfg.d_sae,
                 "architecture": sae.cfg.architecture, "model_name": sae.cfg.model_name},
-        "model": getattr(lw, "name", None), "corpus": str(spec), "metadata": None if metadata is None else str(metadata),
+        "model": getattr(lw, "name", None), "corpus": str(spec), "store": None if store is None else str(store.path), "metadata": None if metadata is None else str(metadata),
         "analysis": None if analysis is None else {"path": None if analysis.path is None else str(analysis.path),
                                                    "corpus": analysis.meta.get("corpus")},
         "n_utterances": int(len(used)), "n_frames": int(len(frames.raw)), "n_frames_sampled": int(len(sample)),
@@ -161,6 +172,14 @@ def _analysis_for(analysis, sae_dir, d_sae: int, hook: str):
     if result.meta.get("hook") not in (None, hook):
         raise ValueError(f"analysis {where} is of hook {result.meta.get('hook')!r} but the SAE reads {hook!r}")
     return result
+
+
+def _open_store(store):
+    if store is None or not isinstance(store, (str, Path)):
+        return store
+    from whisper_sae.activations import ActivationStore
+
+    return ActivationStore(store)
 
 
 def _read_corpus(corpus, max_utterances: int | None) -> tuple[str, list, list[dict]]:

@@ -74,6 +74,55 @@ def _windows(audio: np.ndarray) -> list[np.ndarray]:
     return [audio[s : s + WINDOW_SAMPLES] for s in range(0, max(len(audio), 1), WINDOW_SAMPLES)]
 
 
+class StoredUtterance:
+    """An utterance known from an activation store's record (id, speaker, text, attributes, audio path);
+    its audio is read from the path only when asked for (the ablation's transcripts)."""
+
+    def __init__(self, record: dict):
+        self.id, self.text, self.path = record["id"], record.get("text"), record.get("path")
+        self.attributes = dict(record.get("attributes") or {})
+        self.speaker = record.get("speaker")
+        self.duration = float(record.get("duration") or 0.0)
+        self._audio = None
+
+    @property
+    def audio(self) -> np.ndarray:
+        if self._audio is None:
+            from whisper_sae.audio import load_audio
+
+            if not self.path:
+                raise ValueError(f"store record {self.id!r} has no audio path; probe from the corpus to transcribe it")
+            self._audio = load_audio(self.path)
+        return self._audio
+
+
+def stored_utterances(store, max_utterances: int | None = None) -> list[StoredUtterance]:
+    recs = store.utterances
+    return [StoredUtterance(r) for r in (recs if max_utterances is None else recs[:max_utterances])]
+
+
+def store_frames(store, hook: str, ids: list[str]) -> FrameActivations:
+    """The real-audio frames of utterances ``ids`` at ``hook`` read from an activation store (as stored:
+    fp16 unless extracted otherwise), in the order of ``ids`` and of position, instead of running Whisper."""
+    if hook not in store.hooks:
+        raise ValueError(f"store {store.path} has no {hook!r} activations; it holds {', '.join(store.hooks)}")
+    if store.kind(hook) != "frame":
+        raise ValueError(f"probe reads encoder hooks; {hook!r} in store {store.path} holds decoder tokens")
+    by_id = {r["id"]: r["idx"] for r in store.utterances}
+    missing = [i for i in ids if i not in by_id]
+    if missing:
+        raise ValueError(f"{len(missing)} of {len(ids)} utterances are not in store {store.path} (e.g. {missing[0]!r}); "
+                         "extract them first, or probe from the corpus without --store")
+    idx = np.array([by_id[i] for i in ids], dtype=np.int64)
+    acts, index = store.read(hook, utterances=idx)
+    ours = np.full(int(idx.max()) + 1, -1, dtype=np.int64)
+    ours[idx] = np.arange(len(idx))
+    utt = ours[index["utt"].numpy().astype(np.int64)]
+    order = np.lexsort((index["pos"].numpy(), utt))
+    return FrameActivations(raw=acts.numpy()[order].astype(np.float32), utt=utt[order].astype(np.int32),
+                            n_utterances=len(ids), sample=np.zeros(0, np.int64))
+
+
 def sample_frames(utt: np.ndarray, n_utterances: int, *, per_utterance: int, max_frames: int) -> np.ndarray:
     """Indices of at most ``per_utterance`` evenly spaced frames of each utterance, fewer per utterance
     when that would exceed ``max_frames`` in all. Deterministic, so reruns compare like with like."""

@@ -19,7 +19,10 @@ def register(subparsers) -> None:
         ),
     )
     parser.add_argument("sae_dir", metavar="SAE_DIR", help="SAE folder (cfg.json + sae_weights.safetensors) of an encoder hook")
-    parser.add_argument("--corpus", required=True, help="a corpus spec for load_corpus (folder, saved dataset, hf:...)")
+    parser.add_argument("--corpus", default=None, help="a corpus spec for load_corpus (folder, saved dataset, hf:...)")
+    parser.add_argument("--store", default=None, metavar="DIR",
+                        help="activation store holding the SAE's hook: read its frames instead of running Whisper; "
+                             "without --corpus its utterance records (speaker, attributes, audio path) are the corpus")
     parser.add_argument("--attribute", action="append", required=True, metavar="NAME",
                         help="attribute to probe; repeat for several (e.g. --attribute gender --attribute accent)")
     parser.add_argument("--metadata", default=None, metavar="FILE",
@@ -45,13 +48,15 @@ def register(subparsers) -> None:
 def run(args: argparse.Namespace) -> int:
     from whisper_sae.analysis.probe import ProbeOptions, probe
 
+    if args.corpus is None and args.store is None:
+        raise ValueError("give --corpus (audio with speaker attributes) or --store (an activation store of this SAE's hook)")
     for flag in ("max_utterances", "min_speakers", "frames_per_utterance"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
     options = ProbeOptions(min_speakers=args.min_speakers, frames_per_utterance=args.frames_per_utterance, ablate_k=max(args.ablate_k, 0),
                            wer_utterances=max(args.wer_utterances, 0), tsne=not args.no_tsne, progress=not args.no_progress)
-    result = probe(args.sae_dir, args.corpus, args.attribute, metadata=args.metadata, out=args.out, analysis=args.analysis,
+    result = probe(args.sae_dir, args.corpus, args.attribute, metadata=args.metadata, out=args.out, analysis=args.analysis, store=args.store,
                    max_utterances=args.max_utterances, model=args.model, options=options)
     s = result.summary
     print(f"{s['sae']['hook']} SAE, {s['n_utterances']} utterances, {s['n_speakers']} speakers")
