@@ -122,7 +122,8 @@ class SparseAutoencoder(nn.Module):
             )
         if hook_name and self.cfg.hook_name and hook_name != self.cfg.hook_name:
             warnings.warn(f"SAE trained on hook {self.cfg.hook_name!r} is applied to hook {hook_name!r}", stacklevel=2)
-        if model_name and self.cfg.model_name and model_name != self.cfg.model_name:
+        # A model given by its folder is the same model as its name (the folder's last part).
+        if model_name and self.cfg.model_name and _base(model_name) != _base(self.cfg.model_name):
             warnings.warn(f"SAE trained on {self.cfg.model_name!r} is applied to {model_name!r}", stacklevel=2)
 
     # -- the original whisper-sae state dict ------------------------------------------------------
@@ -170,3 +171,7 @@ class SparseAutoencoder(nn.Module):
         from .io import load_pretrained
 
         return load_pretrained(path, device=device)
+
+
+def _base(spec: str) -> str:
+    return Path(str(spec).rstrip("/\\")).name or str(spec)
