@@ -189,6 +189,9 @@ def test_probe_from_a_store_matches_the_probe_from_the_corpus(analysis_whisper, 
     assert stored.summary["n_frames"] == direct.summary["n_frames"] and stored.summary["store"] == str(store.path)
     # The ablation's transcripts read the audio back from the paths the store recorded.
     assert stored.summary["ablation"]["conditions"]["none"]["wer_vs_clean_transcript"] == 0.0
+    part = extract(analysis_whisper, str(corpus), ["encoder.out"], tmp_path / "part", max_utterances=5, progress=False)
+    with pytest.raises(ValueError, match=r"7 of 12 utterances are not in store .*part"):
+        probe(None, str(corpus), ["gender"], out=tmp_path / "c", sae=sae, lw=analysis_whisper, store=part.path, options=options)
     with pytest.raises(ValueError, match=r"has no 'encoder.blocks.0' activations; it holds encoder.out"):
         probe(None, None, ["gender"], out=tmp_path / "c", sae=make_sae(hook="encoder.blocks.0", d_in=analysis_whisper.d_model),
               lw=analysis_whisper, store=store.path, options=options)
