@@ -152,7 +152,7 @@ def test_cli_on_a_folder_with_metadata(analysis_whisper, tmp_path, capsys):
                  "--ablate-k", "0", "--no-tsne", "--no-progress"])
     assert code == 0
     printed = capsys.readouterr().out
-    assert "accent" in printed and "written:" in printed
+    assert "accent" in printed and "written:" in printed and "most selective: " in printed
     data = json.loads((out / "probe.json").read_text())
     assert data["attributes"]["accent"]["classes"] == ["gb", "us"]
     assert data["attributes"]["accent"]["counts"]["us"] == {"utterances": 3, "speakers": 3}
