@@ -73,8 +73,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _describe(row: dict) -> str:
-    """'3689 female (AUROC 0.975, phone S)' for a top-feature row of probe.json."""
+    """'3689 female (AUROC 0.975, phone S F1 0.03)' for a top-feature row of probe.json."""
     what = (f"{row['class']} (AUROC {row['auroc_utterance']:.3f}" if "class" in row
             else f"(rho {row['rho_utterance']:+.3f}")
-    label = next((f", {kind} {row[kind]}" for kind in ("phone", "word") if row.get(kind)), "")
+    label = next((f", {kind} {row[kind]} F1 {row[f'{kind}_f1']:.2f}" for kind in ("phone", "word") if row.get(kind)), "")
     return f"{row['feature']} {what}{label})"
