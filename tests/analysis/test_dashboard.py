@@ -79,7 +79,8 @@ def test_pages_and_index_show_attribute_selectivity(dashboard):
         html = (index.parent / "features" / f"f{f}.html").read_text()
         row = html[html.index('<tr data-attribute="gender"'):]
         row = row[: row.index("</tr>")]
-        assert f"<td class=\"num\">{sel['score'][f]:.3f}</td>" in row and f"<td>{sel['class'][f]}</td>" in row
+        direction = f"{'lower' if sel['auroc'][f] < 0.5 else 'higher'} in {sel['class'][f]}"
+        assert f"<td class=\"num\">{sel['score'][f]:.3f}</td>" in row and f"<td>{direction}</td>" in row
         assert f"{sel['auroc'][f]:.3f}" in row and f"{rank} of 48" in row
         assert '<tr data-attribute="rate"' in html and "Speaker attributes" in html
     rows = _features_literal(index)
@@ -87,6 +88,7 @@ def test_pages_and_index_show_attribute_selectivity(dashboard):
     for f in (0, 17, 47):
         assert rows[f]["sel:gender"] == pytest.approx(sel["score"][f], abs=1e-5)
         assert rows[f]["cls:gender"] == sel["class"][f] and rows[f]["q:gender"] == pytest.approx(sel["q"][f], abs=1e-5)
+        assert rows[f]["low:gender"] == (sel["auroc"][f] < 0.5)
         rho = probed.attributes["rate"]["selectivity"]["rho"][f]
         assert rows[f]["cls:rate"] == ("higher" if rho > 0 else "lower")
 
@@ -169,7 +171,8 @@ def test_dashboard_in_headless_chromium(dashboard):
         page.select_option("#attr-class", "male")
         assert shown() == [f for f in expected if cls[f] == "male"]
         cell = page.locator(f'#features tbody tr[data-feature="{expected[0]}"] td[data-key="sel:gender"]').text_content()
-        assert cell == f"{score[expected[0]]:.3f} {cls[expected[0]]}"
+        low = "↓" if sel["auroc"][expected[0]] < 0.5 else ""
+        assert cell == f"{score[expected[0]]:.3f} {low}{cls[expected[0]]}"
         page.select_option("#attr", "")
         assert len(shown()) == result.d_sae
         # A feature page shows its clips, and every audio element loads its file.

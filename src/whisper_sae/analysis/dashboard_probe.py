@@ -49,13 +49,15 @@ class AttributeSelectivity:
         return chosen
 
     def index_fields(self, feature: int) -> dict:
-        """Flat fields for the index table: ``sel:ATTR`` (score), ``cls:ATTR`` and ``q:ATTR``."""
+        """Flat fields for the index table: ``sel:ATTR`` (score), ``cls:ATTR`` (the class it separates, or
+        higher/lower for numbers), ``low:ATTR`` (True when the feature is lower in that class) and ``q:ATTR``."""
         out = {}
         for name, row in self.of(feature).items():
             out[f"sel:{name}"] = _round(row.get("score"))
             out[f"q:{name}"] = _round(row.get("q"))
             if "class" in row:
                 out[f"cls:{name}"] = row["class"]
+                out[f"low:{name}"] = row.get("auroc") is not None and row["auroc"] < 0.5  # lower in that class
             elif row.get("rho") is not None:
                 out[f"cls:{name}"] = "higher" if row["rho"] > 0 else "lower"
         return out

@@ -3,7 +3,8 @@ features per attribute, and the tables a person reads first.
 
 probe.json, per attribute, holds ``selectivity`` (utterance level, one entry per feature):
 ``score`` (max over classes of |2·AUROC − 1|, or |Spearman rho| for numbers), ``class`` (the class
-the feature prefers), ``auroc``, ``cohens_d`` and ``q`` (BH-corrected Mann–Whitney p) for that class.
+the feature separates best from the rest: higher there when AUROC > 0.5, lower when below), ``auroc``,
+``cohens_d`` and ``q`` (BH-corrected Mann–Whitney p) for that class.
 ``features.{frame,utterance}.per_class`` has the full one-vs-rest arrays.
 """
 

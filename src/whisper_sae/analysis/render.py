@@ -129,18 +129,21 @@ def _attribute_section(ctx: PageContext, feature: int) -> str:
     rows = []
     for name, r in sel.of(feature).items():
         block = sel.attributes[name]
-        prefers = r.get("class") if "class" in r else (None if r.get("rho") is None else ("higher" if r["rho"] > 0 else "lower"))
+        if "class" in r:
+            prefers = f'{"lower" if r.get("auroc") is not None and r["auroc"] < 0.5 else "higher"} in {r["class"]}'
+        else:
+            prefers = None if r.get("rho") is None else ("higher" if r["rho"] > 0 else "lower")
         strong = ' class="significant"' if r.get("q") is not None and r["q"] < 0.05 else ""
         rows.append(
             f'<tr data-attribute="{escape(name)}"{strong}><td>{escape(name)}</td>'
             f'<td class="num">{_num(r.get("score"), ".3f")}</td><td class="num">{r["rank"]} of {len(block["rank"])}</td>'
-            f'<td>{escape(str(prefers)) if prefers is not None else "—"}</td><td class="num">{_num(r.get("auroc"), ".3f")}</td>'
+            f'<td>{escape(prefers) if prefers is not None else "—"}</td><td class="num">{_num(r.get("auroc"), ".3f")}</td>'
             f'<td class="num">{_num(r.get("cohens_d"), ".2f")}</td><td class="num">{_num(r.get("rho"), ".3f")}</td>'
             f'<td class="num">{_q(r.get("q"))}</td></tr>')
     sources = sorted({(b["source"], b["n_utterances"], b["n_speakers"]) for b in sel.attributes.values()})
     note = "; ".join(f"{escape(src)}: {n} utterances, {s} speakers" for src, n, s in sources)
     return ('<h2>Speaker attributes</h2><table class="attrs"><thead><tr><th>attribute</th><th>selectivity</th>'
-            "<th>rank</th><th>prefers</th><th>AUROC</th><th>Cohen's d</th><th>Spearman rho</th><th>q (BH)</th></tr></thead>"
+            "<th>rank</th><th>direction</th><th>AUROC</th><th>Cohen's d</th><th>Spearman rho</th><th>q (BH)</th></tr></thead>"
             f'<tbody>{"".join(rows)}</tbody></table>'
             '<p class="muted">Utterance-mean codes. Selectivity: |2·AUROC − 1| of the preferred class against the rest '
             f"(|rho| for numbers); q: Mann–Whitney (or Spearman) p, Benjamini–Hochberg corrected. From {note}.</p>")

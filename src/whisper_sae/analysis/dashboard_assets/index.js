@@ -1,7 +1,8 @@
 // The feature index: rows come from the FEATURES literal in index.html (no fetch, so file:// works).
 // Cells are filled with textContent, never innerHTML, so no data string can become markup.
 // ATTRIBUTES lists the speaker attributes of a probe.json (may be empty); each has a "sel:NAME" column
-// (selectivity score), "cls:NAME" (preferred class) and "q:NAME" (BH-corrected p) in every row.
+// (selectivity score), "cls:NAME" (the class it separates; "low:NAME" when it is lower there, shown as ↓)
+// and "q:NAME" (BH-corrected p) in every row.
 (function () {
   "use strict";
   const LIMIT = 1000;
@@ -22,8 +23,8 @@
     if (value === null || value === undefined) return "—";
     if (key === "freq") return (100 * value).toFixed(3) + "%";
     if (key.startsWith("sel:")) {
-      const cls = row["cls:" + key.slice(4)];
-      return value.toFixed(3) + (cls === undefined || cls === null ? "" : " " + cls);
+      const cls = row["cls:" + key.slice(4)], low = row["low:" + key.slice(4)];
+      return value.toFixed(3) + (cls === undefined || cls === null ? "" : " " + (low ? "↓" : "") + cls);
     }
     if (typeof value === "number" && key !== "feature") return value.toPrecision(3);
     return String(value);
