@@ -149,7 +149,7 @@ def test_cli_on_a_folder_with_metadata(analysis_whisper, tmp_path, capsys):
     sae_dir = make_sae(d_in=analysis_whisper.d_model, d_sae=24, k=4).save_pretrained(tmp_path / "sae")
     out = sae_dir / "probe"  # the default place, where the dashboard looks
     code = main(["probe", str(sae_dir), "--corpus", str(corpus), "--attribute", "accent", "--model", analysis_whisper.spec,
-                 "--ablate-k", "0", "--no-tsne", "--no-progress"])
+                 "--ablate-k", "0", "--no-tsne", "--no-progress", "--models", "logreg"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "accent" in printed and "written:" in printed and "most selective: " in printed
@@ -157,7 +157,7 @@ def test_cli_on_a_folder_with_metadata(analysis_whisper, tmp_path, capsys):
     assert data["attributes"]["accent"]["classes"] == ["gb", "us"]
     assert data["attributes"]["accent"]["counts"]["us"] == {"utterances": 3, "speakers": 3}
     assert any("2 spellings merged into 'us'" in n for n in data["attributes"]["accent"]["notes"])
-    assert data["ablation"] == {}
+    assert data["ablation"] == {} and set(data["attributes"]["accent"]["probes"]["utterance"]) == {"logreg"}
     code = main(["probe", str(sae_dir), "--corpus", str(corpus), "--attribute", "gender", "--model", analysis_whisper.spec,
                  "--out", str(out), "--no-progress"])
     assert code == 1

@@ -15,7 +15,8 @@ def register(subparsers) -> None:
             "logistic-regression and random-forest probes from SAE codes, raw activations and the best "
             "1/4/16 features, scored on held-out speakers (balanced accuracy, per-class recall, macro-F1; "
             "R² for numbers); PCA / t-SNE / heatmap / dendrogram PNGs; and an ablation of the top features "
-            "(probe re-trained, WER measured). Writes probe.json, probe.md and the PNGs into --out."
+            "(probe re-trained, WER measured). Writes probe.json, probe.md and the PNGs into --out (default "
+            "SAE_DIR/probe, where `whisper-sae dashboard` finds it and shows each feature's selectivity)."
         ),
     )
     parser.add_argument("sae_dir", metavar="SAE_DIR", help="SAE folder (cfg.json + sae_weights.safetensors) of an encoder hook")
@@ -40,6 +41,9 @@ def register(subparsers) -> None:
                         help="features removed in the ablation check (0 skips it; default 10)")
     parser.add_argument("--wer-utterances", type=int, default=24, metavar="N",
                         help="utterances transcribed per ablation condition (0 skips WER; default 24)")
+    parser.add_argument("--models", default="logreg,forest", metavar="LIST",
+                        help="probe models, comma-separated: logreg (logistic / ridge; always needed), forest "
+                             "(random forest). Default both; logreg alone is quicker")
     parser.add_argument("--no-tsne", action="store_true", help="skip the t-SNE picture")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run)
@@ -54,7 +58,10 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
-    options = ProbeOptions(min_speakers=args.min_speakers, frames_per_utterance=args.frames_per_utterance, ablate_k=max(args.ablate_k, 0),
+    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    if "logreg" not in models or any(m not in ("logreg", "forest") for m in models):
+        raise ValueError(f"--models {args.models!r}: give logreg (the report and the ablation use it), optionally with forest")
+    options = ProbeOptions(models=models, min_speakers=args.min_speakers, frames_per_utterance=args.frames_per_utterance, ablate_k=max(args.ablate_k, 0),
                            wer_utterances=max(args.wer_utterances, 0), tsne=not args.no_tsne, progress=not args.no_progress)
     result = probe(args.sae_dir, args.corpus, args.attribute, metadata=args.metadata, out=args.out, analysis=args.analysis, store=args.store,
                    max_utterances=args.max_utterances, model=args.model, options=options)
