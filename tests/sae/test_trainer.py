@@ -82,6 +82,24 @@ def test_resume_restores_the_loss_scale(tmp_path, synth, monkeypatch):
     assert whole == 65536.0 * 2 ** 12 and made[-1].get_scale() == whole
 
 
+def test_jumprelu_thresholds_can_learn_faster(tmp_path, synth):
+    """jumprelu_threshold_lr scales the thresholds' learning rate only, through warm-up and decay."""
+    from whisper_sae.sae.trainer import Trainer
+
+    spec = SAESpec(SAEConfig(D, 64, "jumprelu"), coef=0.05, name="")
+    trainer = Trainer([spec], _config(steps=20, jumprelu_threshold_lr=10.0), tmp_path)
+    member = trainer.members[0]
+    member.init_from_data(synth.rows(256), "mean", True)
+    before = member.sae.log_threshold.detach().clone()
+    for step in range(3):
+        trainer._train_step(synth.rows(128, seed=step))
+        trainer.step += 1
+        weights, thresholds = member.optimizer.param_groups
+        assert thresholds["params"] == [member.sae.log_threshold]
+        assert thresholds["lr"] == pytest.approx(10 * weights["lr"]) and weights["lr"] > 0
+    assert not torch.equal(member.sae.log_threshold.detach(), before)
+
+
 def test_resume_refuses_other_settings(tmp_path, synth):
     fit(_specs()[:1], synth.stream(), _config(), tmp_path, stop_after=20)
     with pytest.raises(ValueError, match="seed=0.*seed=3"):

@@ -50,7 +50,7 @@ class Member:
     """Training state of one SAE inside a pass."""
 
     def __init__(self, spec: SAESpec, *, device, compute_dtype, lr: float, betas, auxk_alpha: float,
-                 bandwidth: float, init_threshold: float = 0.5, scale: float = 1.0):
+                 bandwidth: float, init_threshold: float = 0.5, scale: float = 1.0, threshold_lr_scale: float = 1.0):
         self.spec, self.name, self.scale = spec, spec.name, float(scale)
         self.sae = SparseAutoencoder(spec.config).to(device)
         self.objective = OBJECTIVES[spec.config.architecture](
@@ -59,7 +59,11 @@ class Member:
         )
         # Fused Adam on CUDA; on CPU the default (foreach) step was faster in benchmarks/train.py (ReLU 1152).
         fused = device.type == "cuda"
-        self.optimizer = torch.optim.Adam(self.sae.parameters(), lr=lr, betas=tuple(betas), fused=fused or None)
+        params = [p for n, p in self.sae.named_parameters() if n != "log_threshold"]
+        groups = [{"params": params, "lr_scale": 1.0}]
+        if hasattr(self.sae, "log_threshold"):  # JumpReLU: its thresholds may learn faster than the weights
+            groups.append({"params": [self.sae.log_threshold], "lr_scale": float(threshold_lr_scale)})
+        self.optimizer = torch.optim.Adam(groups, lr=lr, betas=tuple(betas), fused=fused or None)
         self.tokens_since_fired = torch.zeros(spec.config.d_sae, dtype=torch.long, device=device)
         self.reset_window()
 

@@ -59,6 +59,8 @@ class TrainConfig:
     jumprelu_bandwidth: float = 0.05
     jumprelu_init_threshold: float = 0.5
     """Initial JumpReLU threshold in normalised units (pre-activations have std ~1 at init)."""
+    jumprelu_threshold_lr: float = 1.0
+    """The JumpReLU thresholds' learning rate as a multiple of ``lr``."""
     resample_every: int | None = None
     """ReLU only: resample dead features every this many steps (until 80 % of the run); None: steps // 6; 0: off."""
     device: str = "auto"
@@ -154,7 +156,7 @@ class Trainer:
         self.members = [
             Member(spec, device=self.device, compute_dtype=self.amp or torch.float32, lr=config.lr,
                    betas=config.betas, auxk_alpha=config.auxk_alpha, bandwidth=config.jumprelu_bandwidth,
-                   init_threshold=config.jumprelu_init_threshold)
+                   init_threshold=config.jumprelu_init_threshold, threshold_lr_scale=config.jumprelu_threshold_lr)
             for spec in specs
         ]
         self.step = 0
@@ -202,7 +204,7 @@ class Trainer:
             x = x * member.scale
             start = time.perf_counter()
             for group in member.optimizer.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("lr_scale", 1.0)
             dead = member.dead_mask(cfg.dead_after_tokens)
             with torch.autocast(self.device.type, dtype=self.amp or torch.bfloat16, enabled=self.amp is not None):
                 out = member.objective.step(x, member.spec.coef * sparsity, dead)
