@@ -175,3 +175,16 @@ def test_train_cli_and_resume_against_another_store(tmp_path, sae_store):
     with pytest.raises(ValueError, match="model 'synthetic', but these have model 'base'"):
         train(other, "encoder.out", out=tmp_path / "run", arch="relu", width=48, steps=20, batch_size=64,
               device="cpu", autocast="none", log_every=5, eval_every=10, checkpoint_every=10, resume=True)
+
+
+def test_train_cli_passes_the_jumprelu_knobs(tmp_path, sae_store):
+    from whisper_sae.cli import main
+
+    args = ["train", "--store", str(sae_store.path), "--out", str(tmp_path / "jr"), "--arch", "jumprelu",
+            "--width", "48", "--steps", "10", "--batch-size", "64", "--device", "cpu", "--autocast", "none",
+            "--checkpoint-every", "10", "--jumprelu-threshold-lr", "10", "--jumprelu-bandwidth", "0.02",
+            "--jumprelu-init-threshold", "0.3"]
+    assert main(args) == 0
+    state = torch.load(tmp_path / "jr" / "checkpoint" / "state.pt", weights_only=False)
+    config = state["config"]
+    assert (config["jumprelu_threshold_lr"], config["jumprelu_bandwidth"], config["jumprelu_init_threshold"]) == (10.0, 0.02, 0.3)

@@ -37,6 +37,12 @@ def register(subparsers) -> None:
     p.add_argument("--distribute", choices=["data", "saes"], default="data",
                    help="under torchrun: data = split each --batch-size batch over the ranks, gradients averaged "
                         "(matches one process); saes = each rank trains its own SAEs (e.g. one hook each)")
+    jr = p.add_argument_group("jumprelu")
+    jr.add_argument("--jumprelu-bandwidth", type=float, default=0.05, help="width of the threshold's pseudo-derivative (0.05)")
+    jr.add_argument("--jumprelu-init-threshold", type=float, default=0.5,
+                    help="starting threshold in normalised units (0.5); with a slow threshold lr it largely sets L0")
+    jr.add_argument("--jumprelu-threshold-lr", type=float, default=1.0,
+                    help="thresholds' learning rate as a multiple of --lr (1; 10 lets L0 follow --coef within short runs)")
     p.add_argument("--original-layout", action="store_true",
                    help="do not subtract b_dec from the input (the original whisper-sae convention)")
     p.set_defaults(func=_train)
@@ -58,7 +64,9 @@ def _train(args: argparse.Namespace) -> int:
                 sweep=args.sweep, steps=args.steps, epochs=epochs, batch_size=args.batch_size, holdout=args.holdout,
                 resume=args.resume, apply_b_dec_to_input=not args.original_layout, lr=args.lr, device=args.device,
                 autocast=args.autocast, seed=args.seed, log_every=args.log_every, eval_every=args.eval_every,
-                checkpoint_every=args.checkpoint_every, distribute=args.distribute)
+                checkpoint_every=args.checkpoint_every, distribute=args.distribute,
+                jumprelu_bandwidth=args.jumprelu_bandwidth, jumprelu_init_threshold=args.jumprelu_init_threshold,
+                jumprelu_threshold_lr=args.jumprelu_threshold_lr)
     print(f"SAE(s) written to {out}")
     return 0
 
