@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from whisper_sae.audio import SAMPLE_RATE, Utterance, load_corpus
 from whisper_sae.whisper import HookPoint, frames_for_duration, load_whisper, run_encoder
 from whisper_sae.whisper import run_decoder_teacher_forced
-from whisper_sae.runtime import init_distributed, resolve_device
+from whisper_sae.runtime import cpu_has_fast_bf16, init_distributed, resolve_device
 from whisper_sae.runtime.disk import check_free_space
 
 from .decoder_text import window_token_ids
@@ -65,7 +65,7 @@ def _frames_for_samples(n: int) -> int:
 
 def _autocast_is_slow(dtype, device) -> bool:
     """True where reduced-precision autocast would fall back to slow kernels (a CPU without AVX-512)."""
-    return dtype is not None and device.type == "cpu" and "AVX512" not in torch.backends.cpu.get_cpu_capability()
+    return dtype is not None and device.type == "cpu" and not cpu_has_fast_bf16()
 
 
 def _bad_reason(u: Utterance) -> str | None:

@@ -14,7 +14,7 @@ import numpy as np
 import torch
 
 from whisper_sae.audio import SAMPLE_RATE, Utterance
-from whisper_sae.whisper import HookPoint, frames_for_duration, run_decoder_teacher_forced, run_encoder
+from whisper_sae.whisper import HookPoint, encode_clips, run_decoder_teacher_forced
 
 FRAME_SECONDS = 0.02
 WINDOW_SAMPLES = 30 * SAMPLE_RATE
@@ -46,11 +46,9 @@ def _encode(sae, acts: torch.Tensor) -> np.ndarray:
 
 def _encoder_batch(lw, sae, point: HookPoint, batch: list[tuple[int, int, np.ndarray]]):
     """Codes of a batch of (item, first_frame, window audio); yields (item, first_frame, codes [T, d])."""
-    frames = [frames_for_duration(len(w) / SAMPLE_RATE) for _, _, w in batch]
-    # Only real frames are used, so the deepest block computes just those rows (same values).
-    acts = run_encoder(lw, lw.log_mel([w for _, _, w in batch]), [point.name], rows=max(max(frames), 1))[point.name]
-    for row, ((item, first, _), n) in enumerate(zip(batch, frames)):
-        yield item, first, _encode(sae, acts[row, :n])
+    acts = encode_clips(lw, [w for _, _, w in batch], point.name)
+    for (item, first, _), a in zip(batch, acts):
+        yield item, first, _encode(sae, a)
 
 
 def encoder_codes(lw, sae, hook: str, utterances: Iterable[Utterance], *,

@@ -31,14 +31,26 @@ class AttributeSelectivity:
         return bool(self.attributes)
 
     def of(self, feature: int) -> dict[str, dict]:
-        """``{attribute: {"score", "q", "rank", "class"?, "auroc"?, "cohens_d"?, "rho"?}}`` of one feature."""
+        """``{attribute: {"score", "q", "rank", "low", "class"?, "auroc"?, "cohens_d"?, "rho"?}}`` of one
+        feature; ``low``: the feature is lower in ``class`` than in the rest (AUROC < 0.5), or falls as the
+        number rises (rho < 0); None when there is no direction (AUROC 0.5 or rho 0, e.g. a silent feature)."""
         out = {}
         for name, block in self.attributes.items():
             sel = block["selectivity"]
             row = {k: v[feature] for k, v in sel.items() if isinstance(v, list)}
             row["rank"] = int(block["rank"][feature])
+            side, neutral = (row.get("auroc"), 0.5) if "class" in row else (row.get("rho"), 0.0)
+            row["low"] = None if side is None or side == neutral else side < neutral
             out[name] = row
         return out
+
+    @staticmethod
+    def direction(row: dict) -> str | None:
+        """'higher in CLASS' / 'lower in CLASS' for a class, 'higher' / 'lower' for a number (a row of ``of``)."""
+        if row["low"] is None:
+            return None
+        word = "lower" if row["low"] else "higher"
+        return f"{word} in {row['class']}" if "class" in row else word
 
     def top(self, n: int) -> list[int]:
         """The ``n`` most selective features of every attribute (attribute order, best first, no repeats)."""
@@ -53,13 +65,11 @@ class AttributeSelectivity:
         higher/lower for numbers), ``low:ATTR`` (True when the feature is lower in that class) and ``q:ATTR``."""
         out = {}
         for name, row in self.of(feature).items():
-            out[f"sel:{name}"] = _round(row.get("score"))
-            out[f"q:{name}"] = _round(row.get("q"))
+            out[f"sel:{name}"], out[f"q:{name}"] = row.get("score"), row.get("q")
             if "class" in row:
-                out[f"cls:{name}"] = row["class"]
-                out[f"low:{name}"] = row.get("auroc") is not None and row["auroc"] < 0.5  # lower in that class
-            elif row.get("rho") is not None:
-                out[f"cls:{name}"] = "higher" if row["rho"] > 0 else "lower"
+                out[f"cls:{name}"], out[f"low:{name}"] = row["class"], bool(row["low"])
+            elif row["low"] is not None:
+                out[f"cls:{name}"] = self.direction(row)
         return out
 
     def filter_spec(self) -> list[dict]:
@@ -67,10 +77,6 @@ class AttributeSelectivity:
         return [{"name": name, "kind": b["kind"],
                  "classes": b["classes"] if b["kind"] == "categorical" else ["higher", "lower"]}
                 for name, b in self.attributes.items()]
-
-
-def _round(x):
-    return None if x is None else round(float(x), 5)
 
 
 def probe_json_path(path: str | Path) -> Path:

@@ -13,10 +13,9 @@ import torch
 from tqdm import tqdm
 
 from whisper_sae.audio import SAMPLE_RATE, Utterance
-from whisper_sae.whisper import HookPoint, frames_for_duration, run_encoder
+from whisper_sae.whisper import HookPoint, encode_clips
 
 WINDOW_SAMPLES = 30 * SAMPLE_RATE
-SAMPLES_PER_FRAME = SAMPLE_RATE // 50  # encoder positions are 20 ms apart
 
 
 @dataclass
@@ -58,11 +57,9 @@ def encoder_frames(lw, hook: str, utterances: list[Utterance], *, batch_size: in
     bar = tqdm(total=len(windows), desc=f"encoder → {hook}", unit="window", disable=not progress)
     for lo in range(0, len(windows), batch_size):
         batch = windows[lo : lo + batch_size]
-        frames = [frames_for_duration(len(w) / SAMPLE_RATE) for _, w in batch]
-        acts = run_encoder(lw, lw.log_mel([w for _, w in batch]), [point.name], rows=max(max(frames), 1))[point.name]
-        for row, ((i, _), n) in enumerate(zip(batch, frames)):
-            parts.append(acts[row, :n].cpu().numpy().astype(np.float32))
-            owner.append(np.full(n, i, dtype=np.int32))
+        for (i, _), a in zip(batch, encode_clips(lw, [w for _, w in batch], point.name)):
+            parts.append(a.cpu().numpy().astype(np.float32))
+            owner.append(np.full(len(a), i, dtype=np.int32))
         bar.update(len(batch))
     bar.close()
     raw = np.concatenate(parts) if parts else np.zeros((0, lw.d_model), np.float32)

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from . import clips as media
+from .dashboard_probe import SIGNIFICANT_Q
 
 
 def js_literal(obj) -> str:
@@ -129,15 +130,12 @@ def _attribute_section(ctx: PageContext, feature: int) -> str:
     rows = []
     for name, r in sel.of(feature).items():
         block = sel.attributes[name]
-        if "class" in r:
-            prefers = f'{"lower" if r.get("auroc") is not None and r["auroc"] < 0.5 else "higher"} in {r["class"]}'
-        else:
-            prefers = None if r.get("rho") is None else ("higher" if r["rho"] > 0 else "lower")
-        strong = ' class="significant"' if r.get("q") is not None and r["q"] < 0.05 else ""
+        direction = sel.direction(r)
+        strong = ' class="significant"' if r.get("q") is not None and r["q"] < SIGNIFICANT_Q else ""
         rows.append(
             f'<tr data-attribute="{escape(name)}"{strong}><td>{escape(name)}</td>'
             f'<td class="num">{_num(r.get("score"), ".3f")}</td><td class="num">{r["rank"]} of {len(block["rank"])}</td>'
-            f'<td>{escape(prefers) if prefers is not None else "—"}</td><td class="num">{_num(r.get("auroc"), ".3f")}</td>'
+            f'<td>{escape(direction) if direction is not None else "—"}</td><td class="num">{_num(r.get("auroc"), ".3f")}</td>'
             f'<td class="num">{_num(r.get("cohens_d"), ".2f")}</td><td class="num">{_num(r.get("rho"), ".3f")}</td>'
             f'<td class="num">{_q(r.get("q"))}</td></tr>')
     sources = sorted({(b["source"], b["n_utterances"], b["n_speakers"]) for b in sel.attributes.values()})
@@ -145,7 +143,7 @@ def _attribute_section(ctx: PageContext, feature: int) -> str:
     return ('<h2>Speaker attributes</h2><table class="attrs"><thead><tr><th>attribute</th><th>selectivity</th>'
             "<th>rank</th><th>direction</th><th>AUROC</th><th>Cohen's d</th><th>Spearman rho</th><th>q (BH)</th></tr></thead>"
             f'<tbody>{"".join(rows)}</tbody></table>'
-            '<p class="muted">Utterance-mean codes. Selectivity: |2·AUROC − 1| of the preferred class against the rest '
+            '<p class="muted">Utterance-mean codes. Selectivity: |2·AUROC − 1| of the class the feature separates best from the rest '
             f"(|rho| for numbers); q: Mann–Whitney (or Spearman) p, Benjamini–Hochberg corrected. From {note}.</p>")
 
 
@@ -204,10 +202,10 @@ def index_page(result, pages: set[int], attributes=None) -> str:
             f"{escape(a)} ({b['n_utterances']} utterances, {b['n_speakers']} speakers)" for a, b in attributes.attributes.items()))
         attr_heads = "".join(f'<th data-key="sel:{escape(a)}">{escape(a)} selectivity</th>' for a in attributes.attributes)
         attr_controls = ('<span class="attr-filter"><label>selective for <select id="attr" aria-label="attribute">'
-                         '<option value="">—</option></select></label> <select id="attr-class" aria-label="preferred class">'
+                         '<option value="">—</option></select></label> <select id="attr-class" aria-label="class">'
                          '<option value="">any class</option></select> <label>score ≥ <input id="min-sel" type="number" '
                          'min="0" max="1" step="0.05" value="0"></label> <label><input id="significant" type="checkbox" checked>'
-                         ' q &lt; 0.05</label></span>')
+                         f' q &lt; {SIGNIFICANT_Q:g}</label></span>')
     return (_head("whisper-sae features", "style.css")
             + "<h1>Features</h1>" + "".join(f'<p class="muted">{f}</p>' for f in facts)
             + '<div class="controls"><input id="search" type="search" placeholder="search label or feature number"'
@@ -219,5 +217,5 @@ def index_page(result, pages: set[int], attributes=None) -> str:
               '<th data-key="word">word</th><th data-key="word_f1">word F1</th>' + attr_heads + "</tr></thead>"
               "<tbody></tbody></table>"
             + f"<script>const FEATURES = {js_literal(index_rows(result, pages, attributes))};"
-              f"const ATTRIBUTES = {js_literal(spec)};</script>"
+              f"const ATTRIBUTES = {js_literal(spec)};const SIGNIFICANT_Q = {SIGNIFICANT_Q!r};</script>"
             + '<script src="index.js"></script></body></html>')

@@ -233,6 +233,14 @@ def run_encoder(lw, features: torch.Tensor, hooks, *, stop_after_deepest: bool =
         return {name: acts[:, :rows].float() for name, acts in blocks}
 
 
+def encode_clips(lw, audios, hook: str) -> list[torch.Tensor]:
+    """Activations [T_i, d] at encoder ``hook`` of each 16-kHz clip (at most 30 s, on Whisper's padded
+    window), real-audio frames only. The deepest block computes just those rows (see ``run_encoder``)."""
+    frames = [frames_for_duration(len(a) / 16000) for a in audios]
+    acts = run_encoder(lw, lw.log_mel(list(audios)), [hook], rows=max(max(frames), 1))[hook]
+    return [acts[i, :n] for i, n in enumerate(frames)]
+
+
 def run_decoder_teacher_forced(lw, encoder_hidden: torch.Tensor, token_ids: list[list[int]], hooks, *,
                                pad_id: int | None = None, return_logits: bool = False) -> dict[str, torch.Tensor]:
     """Decoder activations {name: [B, T_max, d]} with the given tokens as input (teacher forcing).

@@ -1,6 +1,6 @@
 // The feature index: rows come from the FEATURES literal in index.html (no fetch, so file:// works).
 // Cells are filled with textContent, never innerHTML, so no data string can become markup.
-// ATTRIBUTES lists the speaker attributes of a probe.json (may be empty); each has a "sel:NAME" column
+// ATTRIBUTES lists the speaker attributes of the probe.json files (may be empty); each has a "sel:NAME" column
 // (selectivity score), "cls:NAME" (the class it separates; "low:NAME" when it is lower there, shown as ↓)
 // and "q:NAME" (BH-corrected p) in every row.
 (function () {
@@ -14,7 +14,7 @@
   const classSelect = document.getElementById("attr-class");
   const minSel = document.getElementById("min-sel");
   const significant = document.getElementById("significant");
-  const attributes = typeof ATTRIBUTES === "undefined" ? [] : ATTRIBUTES;
+  const attributes = ATTRIBUTES, significantQ = SIGNIFICANT_Q;  // both written by index.html
   const columns = Array.from(table.querySelectorAll("th")).map((th) => th.dataset.key);
   const state = { key: "phone_f1", desc: true, query: "", attr: "", cls: "", min: 0, significant: true };
   if (!FEATURES.length || !("phone_f1" in FEATURES[0])) state.key = "word_f1" in (FEATURES[0] || {}) ? "word_f1" : "freq";
@@ -42,7 +42,7 @@
     if (!state.attr) return true;
     const score = row["sel:" + state.attr], q = row["q:" + state.attr];
     if (score === null || score === undefined || score < state.min) return false;
-    if (state.significant && !(q !== null && q !== undefined && q < 0.05)) return false;
+    if (state.significant && !(q !== null && q !== undefined && q < significantQ)) return false;
     return !state.cls || row["cls:" + state.attr] === state.cls;
   }
 
