@@ -50,3 +50,22 @@ def test_window_audio_places_segments():
 def test_unknown_mode_is_an_error():
     with pytest.raises(ValueError, match="padded, packed"):
         plan_windows([100], "cut")
+
+
+def test_one_windowing_function_cuts_every_window():
+    """plan_windows' pieces are audio.windows' cuts, and split_windows' chunks rebuild the audio exactly."""
+    import numpy as np
+
+    from whisper_sae.audio import first_window, split_windows, window_spans
+
+    n = 2 * WINDOW_SAMPLES + 123
+    audio = np.arange(n, dtype=np.float32)
+    chunks = split_windows(audio)
+    assert [(s, len(c)) for s, c in chunks] == window_spans(n) == [(0, WINDOW_SAMPLES),
+                                                                   (WINDOW_SAMPLES, WINDOW_SAMPLES),
+                                                                   (2 * WINDOW_SAMPLES, 123)]
+    assert np.array_equal(np.concatenate([c for _, c in chunks]), audio)
+    assert np.array_equal(first_window(audio), chunks[0][1])
+    segs = [w.segments[0] for w in plan_windows([n], "padded")]
+    assert [(g.src_start, g.n_samples) for g in segs] == window_spans(n)
+    assert split_windows(audio[:0]) == []

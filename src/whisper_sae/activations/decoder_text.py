@@ -13,10 +13,9 @@ from __future__ import annotations
 import numpy as np
 
 from whisper_sae.audio import Utterance
+from whisper_sae.audio.constants import WINDOW_SAMPLES, WINDOW_SECONDS
 
-from .windows import SAMPLE_RATE, Window
-
-WINDOW_SECONDS = 30.0
+from .windows import Window
 
 
 def _prompt(lw, u: Utterance) -> list[int]:
@@ -71,7 +70,7 @@ def window_texts(utts: list[Utterance], windows: list[Window], decoder_text: str
         if kind == "reference":
             texts.append(u.text)
         elif kind == "alignment":
-            texts.append(_aligned_text(u, seg.src_start // (int(WINDOW_SECONDS) * SAMPLE_RATE)))
+            texts.append(_aligned_text(u, seg.src_start // WINDOW_SAMPLES))
         else:
             texts.append(None)
     return texts, source

@@ -19,7 +19,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from whisper_sae.audio import SAMPLE_RATE, Utterance, load_corpus
+from whisper_sae.audio import Utterance, load_corpus
+from whisper_sae.audio.constants import FRAME_SECONDS, FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_SAMPLES
 from whisper_sae.whisper import HookPoint, frames_for_duration, load_whisper, run_encoder
 from whisper_sae.whisper import run_decoder_teacher_forced
 from whisper_sae.runtime import cpu_has_fast_bf16, init_distributed, resolve_device
@@ -28,7 +29,7 @@ from whisper_sae.runtime.disk import check_free_space
 from .decoder_text import window_token_ids
 from .ranks import check_layout, extract_rank
 from .store import ActivationStore
-from .windows import FRAME_SAMPLES, WINDOW_SAMPLES, Window, plan_windows
+from .windows import Window, plan_windows
 from .writer import DEFAULT_SHARD_ROWS, StoreWriter
 
 log = logging.getLogger(__name__)
@@ -128,7 +129,7 @@ def _encode_group(lw, utts: list[Utterance], points: list[HookPoint], opts: Opti
                 pos = torch.arange(seg.n_frames, dtype=torch.int32) + seg.pos_offset
                 for h in enc:
                     a = acts[h][j, seg.first_frame:seg.first_frame + seg.n_frames]
-                    rows[seg.utt][h].append((a, pos, pos.float() * (FRAME_SAMPLES / SAMPLE_RATE), None))
+                    rows[seg.utt][h].append((a, pos, pos.float() * FRAME_SECONDS, None))
         if dec:
             ids = [tokens[b + j] for j in range(len(batch))]
             autocast = (torch.autocast(lw.device.type, dtype=opts.autocast) if opts.autocast is not None
@@ -202,7 +203,7 @@ def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded",
                    max_bytes=None if max_store_gb is None else int(max_store_gb * 1e9), pad_rows=pad_rows)
     corpus, spec = _open_corpus(corpus)
     settings = {"mode": mode, "autocast": None if opts.autocast is None else str(opts.autocast).replace("torch.", ""),
-                "frames_per_second": SAMPLE_RATE // FRAME_SAMPLES}
+                "frames_per_second": FRAMES_PER_SECOND}
     if any(p.side == "decoder" for p in points):
         settings.update(decoder_text=decoder_text, prompt_ids=list(lw.prompt_ids), eot_id=lw.eot_id,
                         reference_case="all-capitals transcripts are sentence-cased, as Whisper writes")

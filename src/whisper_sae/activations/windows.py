@@ -22,16 +22,20 @@ from typing import Callable
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
-WINDOW_SAMPLES = 30 * SAMPLE_RATE
-FRAME_SAMPLES = 320  # one encoder frame: 2 mel hops of 10 ms
-WINDOW_FRAMES = WINDOW_SAMPLES // FRAME_SAMPLES
+from whisper_sae.audio.constants import FRAMES_PER_WINDOW, SAMPLE_RATE, SAMPLES_PER_FRAME, WINDOW_SAMPLES
+from whisper_sae.audio.windows import window_spans
+
+# The figures come from ``audio.constants``; these names are kept for the tests and callers that use them.
+FRAME_SAMPLES = SAMPLES_PER_FRAME  # one encoder frame: 2 mel hops of 10 ms
+WINDOW_FRAMES = FRAMES_PER_WINDOW
+__all__ = ["FRAME_SAMPLES", "MODES", "SAMPLE_RATE", "Segment", "WINDOW_FRAMES", "WINDOW_SAMPLES", "Window",
+           "frames_of_samples", "pieces", "plan_windows"]
 MODES = ("padded", "packed")
 
 
 def frames_of_samples(n_samples: int) -> int:
     """Encoder frames that hold real audio for a clip of ``n_samples`` (a partial last frame counts)."""
-    return -(-n_samples // FRAME_SAMPLES)
+    return -(-n_samples // SAMPLES_PER_FRAME)
 
 
 @dataclass(frozen=True)
@@ -47,12 +51,12 @@ class Segment:
     @property
     def first_frame(self) -> int:
         """The piece's first encoder frame within the window."""
-        return self.dst_start // FRAME_SAMPLES
+        return self.dst_start // SAMPLES_PER_FRAME
 
     @property
     def pos_offset(self) -> int:
         """Frame position, within the utterance, of the piece's first frame."""
-        return self.src_start // FRAME_SAMPLES
+        return self.src_start // SAMPLES_PER_FRAME
 
 
 @dataclass
@@ -77,8 +81,9 @@ class Window:
 
 
 def pieces(n_samples: int) -> list[tuple[int, int]]:
-    """Consecutive (start, length) pieces of at most 30 s covering an utterance of ``n_samples``."""
-    return [(start, min(WINDOW_SAMPLES, n_samples - start)) for start in range(0, n_samples, WINDOW_SAMPLES)]
+    """Consecutive (start, length) pieces of at most 30 s covering an utterance of ``n_samples``
+    (``audio.windows.window_spans``: the one place windows are cut)."""
+    return window_spans(n_samples)
 
 
 def plan_windows(lengths: list[int], mode: str = "padded",
@@ -102,5 +107,5 @@ def plan_windows(lengths: list[int], mode: str = "padded",
             n_frames = min(frames_for(length), frames_of_samples(length))
             seg = Segment(utt=utt, src_start=start, n_samples=length, dst_start=cursor, n_frames=n_frames)
             windows[-1].segments.append(seg)
-            cursor += frames_of_samples(length) * FRAME_SAMPLES  # the next piece starts on the grid
+            cursor += frames_of_samples(length) * SAMPLES_PER_FRAME  # the next piece starts on the grid
     return windows

@@ -9,7 +9,8 @@ from whisper_sae._lazy import lazy_exports
 _EXPORTS = {
     "AUDIO_EXTENSIONS": "io", "check_audio": "io", "decode_audio": "io", "load_audio": "io", "resample": "io",
     "Corpus": "corpus", "load_corpus": "corpus", "read_table": "metadata",
-    "SAMPLE_RATE": "utterance", "AudioError": "utterance", "Utterance": "utterance",
+    "SAMPLE_RATE": "constants", "AudioError": "utterance", "Utterance": "utterance",
+    "split_windows": "windows", "window_spans": "windows", "first_window": "windows",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
+from whisper_sae.audio.constants import SAMPLE_RATE
 
 
 class AudioError(ValueError):

@@ -21,6 +21,7 @@ from tqdm.auto import tqdm
 
 from whisper_sae.activations.decoder_text import as_whisper_writes
 from whisper_sae.audio import load_corpus
+from whisper_sae.audio.constants import WINDOW_SECONDS
 from whisper_sae.evaluate.metrics import ReconstructionAccumulator, word_errors
 from whisper_sae.evaluate.result import EvalResult, summarise
 from whisper_sae.evaluate.splice import CONDITIONS, condition_transform, frame_mask, splice_fn
@@ -28,8 +29,6 @@ from whisper_sae.sae import SparseAutoencoder
 from whisper_sae.whisper import HookPoint, LoadedWhisper, capture, frames_for_duration, load_whisper, patch
 
 log = logging.getLogger(__name__)
-
-WINDOW_SECONDS = 30.0
 
 
 @dataclass

@@ -1,5 +1,6 @@
 """Where and how computation runs: device and precision choice, batch prefetching, and the
-``torch.distributed`` world (ranks under ``torchrun``). Imports nothing else from the package, so
+``torch.distributed`` world (ranks under ``torchrun``). Imports nothing else from the package except
+``whisper_sae.audio.constants`` (Whisper's audio geometry: plain numbers, itself importing nothing), so
 every stage may use it."""
 
 from .device import Prefetcher, autocast, cpu_has_fast_bf16, grad_scaler, prefetch, resolve_autocast, resolve_device

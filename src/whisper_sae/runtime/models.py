@@ -3,6 +3,8 @@ are fetched: a ``WhisperConfig`` per name, and the README's table of widths, dep
 
 from __future__ import annotations
 
+from whisper_sae.audio.constants import FRAMES_PER_SECOND, FRAMES_PER_WINDOW
+
 from .disk import gb_per_million_rows
 
 # name: (d_model, encoder layers, decoder layers, attention heads, mel bins); the FFN is 4 x d_model.
@@ -12,7 +14,6 @@ SIZES = {
     "large-v3-turbo": (1280, 32, 4, 20, 128),
 }
 ENGLISH_ONLY = ("tiny", "base", "small", "medium")  # the sizes with a ``.en`` variant
-FRAMES_PER_SECOND = 50  # encoder rows per second of audio (20-ms frames)
 
 
 def model_names() -> list[str]:
@@ -34,7 +35,7 @@ def whisper_config(name: str):
     return WhisperConfig(
         vocab_size=vocab, num_mel_bins=mels, d_model=d, encoder_layers=enc, decoder_layers=dec,
         encoder_attention_heads=heads, decoder_attention_heads=heads, encoder_ffn_dim=4 * d, decoder_ffn_dim=4 * d,
-        max_source_positions=1500, max_target_positions=448, decoder_start_token_id=eot + 1,
+        max_source_positions=FRAMES_PER_WINDOW, max_target_positions=448, decoder_start_token_id=eot + 1,
         pad_token_id=eot, bos_token_id=eot, eos_token_id=eot,
     )
 

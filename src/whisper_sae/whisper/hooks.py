@@ -16,7 +16,7 @@ from typing import Callable, Iterable, Iterator, Literal
 import torch
 from torch import nn
 
-FRAMES_PER_SECOND = 50  # encoder positions: 10-ms mel hop, halved by conv2's stride 2
+from whisper_sae.audio.constants import FRAMES_PER_SECOND, FRAMES_PER_WINDOW, SAMPLE_RATE
 _NAME = re.compile(r"^(encoder|decoder)\.(?:blocks\.(\d+)|(out))$")
 
 
@@ -89,7 +89,7 @@ class HookPoint:
         return stack.layer_norm if self.layer is None else stack.layers[self.layer]
 
 
-def frames_for_duration(seconds: float, max_frames: int = 1500) -> int:
+def frames_for_duration(seconds: float, max_frames: int = FRAMES_PER_WINDOW) -> int:
     """Encoder positions covering ``seconds`` of real audio (the rest of the 30-s window is padding)."""
     # round() first so that e.g. 2.0 s gives 100 frames despite floating-point error in seconds * 50.
     return min(max_frames, math.ceil(round(seconds * FRAMES_PER_SECOND, 6)))
@@ -236,7 +236,7 @@ def run_encoder(lw, features: torch.Tensor, hooks, *, stop_after_deepest: bool =
 def encode_clips(lw, audios, hook: str) -> list[torch.Tensor]:
     """Activations [T_i, d] at encoder ``hook`` of each 16-kHz clip (at most 30 s, on Whisper's padded
     window), real-audio frames only. The deepest block computes just those rows (see ``run_encoder``)."""
-    frames = [frames_for_duration(len(a) / 16000) for a in audios]
+    frames = [frames_for_duration(len(a) / SAMPLE_RATE) for a in audios]
     acts = run_encoder(lw, lw.log_mel(list(audios)), [hook], rows=max(max(frames), 1))[hook]
     return [acts[i, :n] for i, n in enumerate(frames)]
 

@@ -9,8 +9,8 @@ import torch
 from tqdm.auto import tqdm
 from transformers.models.whisper.modeling_whisper import WhisperDecoder
 
-SAMPLE_RATE = 16000
-WINDOW_SECONDS = 30
+from whisper_sae.audio.constants import SAMPLE_RATE, WINDOW_SAMPLES, WINDOW_SECONDS
+
 # transformers 5 renamed the decoder's ``past_key_values`` argument to ``cache``; accept either version.
 CACHE_KWARG = "cache" if "cache" in inspect.signature(WhisperDecoder.forward).parameters else "past_key_values"
 
@@ -20,11 +20,10 @@ class LoadedWhisperMethods:
 
     def log_mel(self, audios: list[np.ndarray]) -> torch.Tensor:
         """Log-mel features [B, n_mels, 3000] of 16-kHz mono clips, each padded to Whisper's 30-s window."""
-        limit = WINDOW_SECONDS * SAMPLE_RATE
         for i, audio in enumerate(audios):
-            if len(audio) > limit:
+            if len(audio) > WINDOW_SAMPLES:
                 raise ValueError(f"Clip {i} is {len(audio) / SAMPLE_RATE:.1f} s long; Whisper's window holds at most "
-                                 f"{WINDOW_SECONDS} s. Split longer audio into 30-s windows first.")
+                                 f"{WINDOW_SECONDS} s. Split longer audio with whisper_sae.audio.split_windows first.")
         # On CUDA the STFT runs on the GPU (torch path of the feature extractor) instead of numpy on the CPU.
         features = self.feature_extractor([np.asarray(a, dtype=np.float32) for a in audios],
                                           sampling_rate=SAMPLE_RATE, return_tensors="pt",
