@@ -147,3 +147,47 @@ def test_wrong_specs_are_clear(tmp_path):
     (tmp_path / "empty_dir").mkdir()
     with pytest.raises(ValueError, match="holds no audio files"):
         load_corpus(tmp_path / "empty_dir")
+
+
+# -- transcript and table encodings (issue 16.5): each case used to lose or garble text silently
+
+TRANSCRIPT = "19-198-0000 NORTHANGER ABBEY\n19-198-0001 THIS LITTLE WORK\n19-198-0002 WAS FINISHED IN THE YEAR\n"
+
+
+@pytest.mark.parametrize("encode", [
+    lambda t: b"\xef\xbb\xbf" + t.encode("utf-8"),  # UTF-8 with a BOM: the first id used to carry it
+    lambda t: t.encode("utf-16"),  # UTF-16 with a BOM: every line used to be lost
+    lambda t: t.encode("utf-16-le"),  # BOM-less UTF-16
+], ids=["utf8-bom", "utf16", "utf16le-nobom"])
+def test_transcripts_in_other_unicode_encodings_keep_every_text(libri, encode):
+    (libri / "19" / "198" / "19-198.trans.txt").write_bytes(encode(TRANSCRIPT))
+    texts = {u.id: u.text for u in load_corpus(libri)}
+    assert texts["19-198-0000"] == "NORTHANGER ABBEY"
+    assert texts["19-198-0002"] == "WAS FINISHED IN THE YEAR"
+
+
+def test_latin1_transcript_is_an_error_naming_the_file(libri):
+    from whisper_sae.audio.textfile import TextEncodingError
+
+    trans = libri / "19" / "198" / "19-198.trans.txt"
+    trans.write_bytes("19-198-0000 CAFÉ NOËL\n".encode("latin-1"))
+    with pytest.raises(TextEncodingError, match="19-198.trans.txt"):
+        list(load_corpus(libri))
+
+
+def test_tsv_value_starting_with_a_quote_keeps_the_following_rows(tmp_path):
+    path = tmp_path / "metadata.tsv"
+    path.write_text('id\ttitle\tgender\na\t"Quoted" title\tfemale\nb\tplain\tmale\nc\t12" record\tfemale\n')
+    table = read_table(path)
+    assert set(table.rows) == {"a", "b", "c"}
+    assert table.rows["a"]["title"] == '"Quoted" title' and table.rows["b"]["gender"] == "male"
+    assert table.rows["c"]["title"] == '12" record'
+
+
+def test_tables_with_a_bom_or_utf16_keep_their_first_column(tmp_path):
+    text = "id\tgender\na\tfemale\n"
+    for name, data in (("bom.tsv", b"\xef\xbb\xbf" + text.encode()), ("u16.tsv", text.encode("utf-16")),
+                       ("SPEAKERS.TXT", ";ID |SEX| NAME\n7 | M | Simon\n".encode("utf-16"))):
+        (tmp_path / name).write_bytes(data)
+        table = read_table(tmp_path / name)
+        assert table.key_column == "id" and table.rows, name

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from whisper_sae.audio.io import AUDIO_EXTENSIONS, load_audio
+from whisper_sae.audio.textfile import read_lines, read_text
 from whisper_sae.audio.metadata import MetadataTable, find_tables, merge_attributes, read_table, warn_unmatched
 from whisper_sae.audio.utterance import SAMPLE_RATE, AudioError, Utterance
 
@@ -106,7 +107,7 @@ def _read_alignment(entry: Entry) -> dict | None:
     if entry.alignment is None or isinstance(entry.alignment, dict):
         return entry.alignment
     try:
-        data = json.loads(Path(entry.alignment).read_text(encoding="utf-8"))
+        data = json.loads(read_text(entry.alignment))
         if not isinstance(data.get("words"), list) or not isinstance(data.get("phones", []), list):
             raise ValueError("expected 'words' and 'phones' lists")
     except (OSError, ValueError, AttributeError) as err:
@@ -120,10 +121,12 @@ def _read_alignment(entry: Entry) -> dict | None:
 
 
 def _read_transcripts(folder: Path, cache: dict[Path, dict[str, str]]) -> dict[str, str]:
+    """Every ``*.trans.txt`` of a folder: utterance id → text. Read with ``textfile.read_lines``, so a BOM,
+    UTF-16 or a non-UTF-8 file is decoded right or refused with the file named, never garbled silently."""
     if folder not in cache:
         texts: dict[str, str] = {}
         for trans in sorted(folder.glob("*.trans.txt")):
-            for line in trans.read_text(encoding="utf-8", errors="replace").splitlines():
+            for line in read_lines(trans):
                 utt, _, text = line.strip().partition(" ")
                 if utt:
                     texts[utt] = text.strip()

@@ -3,6 +3,11 @@
 Reads CSV, TSV and LibriSpeech's ``SPEAKERS.TXT`` (``ID | SEX | SUBSET | MINUTES | NAME`` with ``;``
 comment lines). A row is looked up first by utterance id, then by speaker id, so one loader serves
 per-utterance tables (the synthetic corpus's ``metadata.tsv``) and per-speaker ones alike.
+
+Every table is decoded by ``textfile.read_text`` (BOM / UTF-16 detected, otherwise strict UTF-8 or an
+error naming the file). A TSV is split on tabs only, with no CSV quoting: a value that starts with
+``"`` (a quoted title, an inch mark) once opened a "quoted field" that swallowed the rows after it.
+CSV keeps standard quoting, which is what CSV writers produce.
 """
 
 from __future__ import annotations
@@ -11,6 +16,8 @@ import csv
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from whisper_sae.audio.textfile import read_lines, read_text
 
 log = logging.getLogger(__name__)
 
@@ -74,7 +81,7 @@ def _typed_columns(rows: list[dict], key_column: str) -> None:
 def _read_speakers_txt(path: Path) -> tuple[list[str], list[list[str]]]:
     header: list[str] = []
     records = []
-    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+    for line in read_lines(path):
         if line.startswith(";"):
             if "|" in line:  # the last commented line with bars is the header
                 header = [h.strip().lower() for h in line[1:].split("|")]
@@ -90,12 +97,14 @@ def _read_speakers_txt(path: Path) -> tuple[list[str], list[list[str]]]:
 def read_table(path: str | Path) -> MetadataTable:
     """Read a CSV/TSV/``SPEAKERS.TXT`` table; raise ``ValueError`` naming the file if it has no key column."""
     path = Path(path)
-    text = path.read_text(encoding="utf-8-sig", errors="replace")
+    text = read_text(path)
     if path.name.upper() == "SPEAKERS.TXT" or text.lstrip().startswith(";"):
         header, records = _read_speakers_txt(path)
     else:
-        delimiter = "\t" if path.suffix.lower() in (".tsv", ".tab") or "\t" in text.split("\n", 1)[0] else ","
-        reader = csv.reader(text.splitlines(), delimiter=delimiter)
+        if path.suffix.lower() in (".tsv", ".tab") or "\t" in text.split("\n", 1)[0]:
+            reader = (line.split("\t") for line in text.splitlines())  # tabs only: no quoting in a TSV
+        else:
+            reader = csv.reader(text.splitlines(), delimiter=",")
         lines = [r for r in reader if r and any(c.strip() for c in r)]
         if not lines:
             raise ValueError(f"metadata table {path} is empty; expected a header row and one row per id.")
