@@ -36,10 +36,11 @@ def test_extract_cli_then_store_info(tiny_random_whisper, make_utts, tmp_path, c
 
 def test_max_store_gb_stops_and_a_rerun_finishes(tiny_random_whisper, make_utts, tmp_path):
     utts = make_utts([1.0, 1.0, 1.0])
-    first = extract(tiny_random_whisper, utts, ["encoder.out"], tmp_path / "s", max_store_gb=1e-9, progress=False)
+    first = extract(tiny_random_whisper, utts, ["encoder.out"], tmp_path / "s", max_store_gb=2e-6, shard_rows=20,
+                    progress=False)
     assert first.manifest["utterances"]["n_done"] == 1 and first.manifest["complete"] is False
-    assert json.loads((tmp_path / "s" / "manifest.json").read_text())["info"]["stopped_at_max_store_gb"] == 1e-9
-    done = extract(tiny_random_whisper, utts, ["encoder.out"], tmp_path / "s", progress=False)
+    assert json.loads((tmp_path / "s" / "manifest.json").read_text())["info"]["stopped_at_max_store_gb"] == 2e-6
+    done = extract(tiny_random_whisper, utts, ["encoder.out"], tmp_path / "s", shard_rows=20, progress=False)
     assert "stopped_at_max_store_gb" not in done.manifest["info"]
     assert done.manifest["complete"] and done.n_rows("encoder.out") == 3 * frames_for_duration(1.0)
     assert [u["id"] for u in done.utterances] == [u.id for u in utts]

@@ -25,12 +25,13 @@ from whisper_sae.whisper import HookPoint, frames_for_duration, load_whisper, ru
 from whisper_sae.whisper import run_decoder_teacher_forced
 from whisper_sae.runtime import cpu_has_fast_bf16, init_distributed, resolve_device
 from whisper_sae.runtime.disk import check_free_space
+from whisper_sae.runtime.locks import exclusive
 
 from .decoder_text import window_token_ids
 from .ranks import check_layout, extract_rank
 from .store import ActivationStore
 from .windows import Window, plan_windows
-from .writer import DEFAULT_SHARD_ROWS, StoreWriter
+from .writer import DEFAULT_SHARD_ROWS, StoreWriter, parse_dtype
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +41,10 @@ AUTOCAST = {None: None, "none": None, "fp32": None, "bf16": torch.bfloat16, "bfl
 # keeps mean cosine 0.9999 to fp32, but 0.06 % of frames fall below 0.999 and the worst to 0.58
 # (H200; 0.95 on CPU). Not "within 0.999" for every frame, so the faithful default is fp32.
 DEFAULT_AUTOCAST = None
+
+
+class ExtractionFailedError(RuntimeError):
+    """A run that extracted nothing: every utterance was skipped (the reasons stay in the manifest)."""
 
 
 @dataclass
@@ -211,15 +216,48 @@ def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded",
                   "n_decoder_layers": lw.n_decoder_layers, "vocab_size": lw.config.vocab_size}
     writer_kw = dict(hooks={p.name: {"d_model": lw.d_model, "kind": p.kind} for p in points},
                      model=model_info, corpus=spec, settings=settings, dtype=dtype, shard_rows=shard_rows)
+    if opts.max_bytes is not None:
+        opts.max_bytes //= world.size  # each rank stops at its share of the limit
+        _check_limit_holds_a_shard(max_store_gb, opts.max_bytes, world.size, len(points), lw.d_model, dtype, shard_rows)
     if max_store_gb is not None and world.is_main:
         check_free_space(out, max_store_gb)  # refuse before the run rather than fail half-way
     if world.distributed:  # each rank extracts its share into its own sub-store; see ranks.py
-        opts.max_bytes = None if opts.max_bytes is None else opts.max_bytes // world.size
-        return extract_rank(out, world, writer_kw, lambda writer, share: _run(
+        store = extract_rank(out, world, writer_kw, lambda writer, share: _run(
             lw, share, points, opts, writer, None, progress and world.is_main, on_utterance), corpus, max_utterances)
-    check_layout(out, world)
-    _run(lw, corpus, points, opts, StoreWriter(out, **writer_kw), max_utterances, progress, on_utterance)
-    return ActivationStore(out)
+    else:
+        with exclusive(out, "store"):  # a second run into this store fails here, naming this one
+            check_layout(out, world)
+            _run(lw, corpus, points, opts, StoreWriter(out, **writer_kw), max_utterances, progress, on_utterance)
+        store = ActivationStore(out)
+    _check_extracted(store, spec)
+    return store
+
+
+def _check_limit_holds_a_shard(limit_gb, limit_bytes, n_processes, n_hooks, d_model, dtype, shard_rows) -> None:
+    """Refuse a size limit below one shard per hook: the run would stop after its first rows and still
+    write a (short) shard, so the limit would not hold."""
+    item = torch.finfo(parse_dtype(dtype)).bits // 8
+    one = shard_rows * d_model * item * n_hooks
+    if limit_bytes < one:
+        per = f" per process ({n_processes} processes)" if n_processes > 1 else ""
+        raise ValueError(f"--max-store-gb {limit_gb:g} is below one shard per hook{per}: {one / 1e9:.3g} GB "
+                         f"({shard_rows} rows x d_model {d_model} x {item} bytes x {n_hooks} hooks); raise the "
+                         "limit or lower --shard-rows")
+
+
+def _check_extracted(store: ActivationStore, spec: str) -> None:
+    """Fail a run that left no utterance in the store, naming how many were skipped and why."""
+    u = store.manifest["utterances"]
+    if u["n_done"] > 0:
+        return
+    skipped = u.get("skipped", [])
+    if not skipped:
+        raise ExtractionFailedError(f"corpus {spec} gave no utterances, so {store.path} holds nothing; check the "
+                                    "corpus spec (and --max-utterances)")
+    first = "; ".join(f"{s['id']}: {s['reason']}" for s in skipped[:3])
+    raise ExtractionFailedError(f"no utterance of {spec} could be extracted: all {len(skipped)} were skipped "
+                                f"(first: {first}); the full list is in {store.path / 'manifest.json'} "
+                                "(`whisper-sae store info`)")
 
 
 def _todo(corpus, writer: StoreWriter, max_utterances: int | None, bar) -> Iterator[Utterance]:
@@ -248,7 +286,7 @@ def _run(lw, corpus, points, opts: Options, writer: StoreWriter, max_utterances,
         total = None
     if max_utterances is not None:
         total = max_utterances if total is None else min(total, max_utterances)
-    start, seconds, n_new, n_windows, stopped = time.perf_counter(), 0.0, 0, 0, False
+    start, seconds, n_new, n_windows, stopped, n_nonfinite = time.perf_counter(), 0.0, 0, 0, False, 0
     writer.manifest["info"].pop("stopped_at_max_store_gb", None)  # this run decides afresh
     # On an error the writer is left unclosed on purpose: its buffered rows are dropped, the manifest
     # already describes a consistent store, and a rerun redoes exactly the utterances not done.
@@ -257,6 +295,13 @@ def _run(lw, corpus, points, opts: Options, writer: StoreWriter, max_utterances,
             result = _encode_group(lw, group, points, opts)
             n_windows += result.windows_run
             for u, per_hook, nw, src in zip(group, result.rows, result.n_windows, result.sources):
+                reason = _nonfinite_reason(writer, per_hook)
+                if reason:  # not stored: one such row makes every SAE loss it meets NaN
+                    log.warning("skipping utterance %s: %s", u.id, reason)
+                    writer.skip(u.id, reason, u.path)
+                    n_nonfinite += 1
+                    bar.update(1)
+                    continue
                 idx = writer.begin_utterance(_record(u, nw, src))
                 for hook, chunks in per_hook.items():
                     for acts, pos, t, tok in chunks:
@@ -280,5 +325,20 @@ def _run(lw, corpus, points, opts: Options, writer: StoreWriter, max_utterances,
         wall = time.perf_counter() - start
         writer.set_info(last_run={"utterances": n_new, "audio_seconds": round(seconds, 2),
                                   "wall_seconds": round(wall, 2), "batch_size": opts.batch_size, "windows": n_windows,
-                                  "audio_seconds_per_second": round(seconds / max(wall, 1e-9), 2)})
-        writer.close(complete=not stopped)
+                                  "audio_seconds_per_second": round(seconds / max(wall, 1e-9), 2),
+                                  "nonfinite_utterances": n_nonfinite})
+        # A run where every utterance was skipped is not complete (extract then fails, keeping the list).
+        all_skipped = writer.n_done == 0 and writer.manifest["utterances"]["n_skipped"] > 0
+        writer.close(complete=not stopped and not all_skipped)
+
+
+def _nonfinite_reason(writer: StoreWriter, per_hook: dict[str, list]) -> str | None:
+    """Why an utterance's rows cannot be stored (NaN/inf, or beyond the storage dtype's range), or None."""
+    for hook, chunks in per_hook.items():
+        bad = sum(writer.count_nonfinite(acts) for acts, *_ in chunks)
+        if bad:
+            total = sum(len(acts) for acts, *_ in chunks)
+            dtype = str(writer.dtype).replace("torch.", "")
+            return (f"{bad} of {total} rows of hook {hook} are NaN or infinite once stored as {dtype} "
+                    "(float16 holds at most 65504 in magnitude); not stored")
+    return None

@@ -16,7 +16,9 @@ import json
 from pathlib import Path
 from typing import Callable, Iterable, Iterator
 
+from whisper_sae.artifacts import record_path, resolve_path
 from whisper_sae.runtime import World, barrier
+from whisper_sae.runtime.locks import exclusive
 
 from .store import ActivationStore
 from .writer import FORMAT, StoreWriter, write_json_atomic
@@ -82,17 +84,22 @@ def _recorded_world_size(out: Path) -> int | None:
 
 def extract_rank(out, world: World, writer_kw: dict, run: Callable[[StoreWriter, Iterable], None],
                  corpus: Iterable, max_utterances: int | None) -> ActivationStore:
-    """Extract this rank's share into ``ranks/RRRRR``, wait for every rank, merge on rank 0."""
-    check_layout(out, world)
-    barrier()  # every rank has checked the layout before any writes into it
-    settings = dict(writer_kw.get("settings") or {}, rank=world.rank, world_size=world.size)
-    writer = StoreWriter(rank_dir(out, world.rank), **{**writer_kw, "settings": settings},
-                         index_offset=world.rank, index_stride=world.size)
-    run(writer, RankShard(corpus, world.rank, world.size, max_utterances))
-    barrier()  # every rank's sub-store is closed
-    if world.is_main:
-        merge_ranks(out, world.size)
-    barrier()  # the merged manifest exists before any rank opens the store
+    """Extract this rank's share into ``ranks/RRRRR``, wait for every rank, merge on rank 0.
+
+    Each rank holds its own lock on the store (``suffix=.rankR``): ranks of one run never block each
+    other, but the same rank of a second, independent run fails at once, naming the holder.
+    """
+    with exclusive(out, "store", suffix=f".rank{world.rank}"):
+        check_layout(out, world)
+        barrier()  # every rank has checked the layout before any writes into it
+        settings = dict(writer_kw.get("settings") or {}, rank=world.rank, world_size=world.size)
+        writer = StoreWriter(rank_dir(out, world.rank), **{**writer_kw, "settings": settings},
+                             index_offset=world.rank, index_stride=world.size)
+        run(writer, RankShard(corpus, world.rank, world.size, max_utterances))
+        barrier()  # every rank's sub-store is closed
+        if world.is_main:
+            merge_ranks(out, world.size)
+        barrier()  # the merged manifest exists before any rank opens the store
     return ActivationStore(out)
 
 
@@ -123,8 +130,10 @@ def merge_ranks(out, size: int) -> Path:
         for s in sub["utterances"]["skipped"]:
             skipped.setdefault(s["id"], s)
     settings = {k: v for k, v in first["settings"].items() if k != "rank"}
+    # Each rank recorded the corpus relative to its own sub-store; the merged manifest, relative to ``out``.
+    corpus = record_path(resolve_path(first["corpus"], rank_dir(out, 0)), out) if first.get("corpus") else ""
     manifest = {
-        "format": FORMAT, "model": first["model"], "corpus": first["corpus"], "settings": settings,
+        "format": FORMAT, "model": first["model"], "corpus": corpus, "settings": settings,
         "hooks": hooks,
         "utterances": {"n_done": sum(s["utterances"]["n_done"] for s in subs), "n_skipped": len(skipped),
                        "skipped": list(skipped.values()), "open": []},

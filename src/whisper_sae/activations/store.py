@@ -4,6 +4,11 @@ A store is ``STORE/manifest.json``, ``STORE/utterances.jsonl`` and ``STORE/HOOK/
 (see ``writer.py``). Rows of one utterance sit next to each other in the shards, so shuffling mixes
 several randomly chosen shards at a time in a buffer of ``buffer_rows`` rows: memory stays bounded
 and a batch draws from many utterances.
+
+A shard that is missing, truncated or unreadable is reported by name with the fix (``whisper-sae store
+info --verify STORE`` to list every bad shard, then re-extract), never as a raw safetensors error deep
+inside training: its size is checked against the manifest before it is opened, and a failing load is
+turned into :class:`StoreDamagedError`.
 """
 
 from __future__ import annotations
@@ -14,11 +19,23 @@ from typing import Iterator
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 from safetensors.torch import load_file
 
-from .writer import DTYPES, FORMAT
+from whisper_sae.artifacts import resolve_path
+
+from .writer import DTYPES, FORMAT, file_digest
 
 INDEX_COLUMNS = ("utt", "pos", "time", "token")
+
+
+class StoreDamagedError(RuntimeError):
+    """A shard of a store is missing, truncated or unreadable; the message names it and the fix."""
+
+
+def _damaged(store: Path, shard: Path, what: str) -> StoreDamagedError:
+    return StoreDamagedError(f"shard {shard} of store {store} {what}; run `whisper-sae store info --verify {store}` "
+                             "to list every bad shard, then re-extract into a new --out (or delete the store and rerun)")
 
 
 class ActivationStore:
@@ -46,6 +63,11 @@ class ActivationStore:
     @property
     def settings(self) -> dict:
         return self.manifest["settings"]
+
+    @property
+    def corpus(self) -> str | None:
+        """The corpus the store was extracted from, as a path usable from here (recorded relative to the store)."""
+        return resolve_path(self.manifest.get("corpus") or None, self.path)
 
     def _hook(self, hook: str) -> dict:
         if hook not in self.manifest["hooks"]:
@@ -92,7 +114,11 @@ class ActivationStore:
         return np.sort(perm[n_val:]), np.sort(perm[:n_val])
 
     # -- reading ----------------------------------------------------------------------------------
-    def _shards(self, hook: str, utterances) -> list[tuple[Path, torch.Tensor | None]]:
+    def _shard_path(self, hook: str, s: dict) -> Path:
+        # A store merged from several ranks (see ranks.py) names each shard by its path.
+        return self.path / s["path"] if "path" in s else self.path / hook / s["file"]
+
+    def _shards(self, hook: str, utterances) -> list[tuple[Path, torch.Tensor | None, dict]]:
         """Shard paths of ``hook`` that may hold rows of ``utterances`` (all shards when None)."""
         spec = self._hook(hook)
         wanted = None
@@ -104,13 +130,35 @@ class ActivationStore:
                 lo, hi = torch.searchsorted(wanted, torch.tensor([s["utt_min"], s["utt_max"] + 1]))
                 if lo == hi:
                     continue
-            # A store merged from several ranks (see ranks.py) names each shard by its path.
-            out.append((self.path / s["path"] if "path" in s else self.path / hook / s["file"], wanted))
+            out.append((self._shard_path(hook, s), wanted, s))
         return out
 
-    @staticmethod
-    def _load(path: Path, wanted: torch.Tensor | None) -> dict[str, torch.Tensor]:
-        cols = load_file(str(path))
+    def _size_problem(self, path: Path, entry: dict) -> str | None:
+        """Why a shard cannot be what the manifest says, from its size alone (no read), or None."""
+        if not path.is_file():
+            return "is missing"
+        size = path.stat().st_size
+        if "bytes" in entry and size != entry["bytes"]:
+            return f"has {size} bytes but was written with {entry['bytes']} (truncated or altered)"
+        return None
+
+    def _open(self, path: Path, entry: dict) -> tuple[dict[str, torch.Tensor] | None, str | None]:
+        """(columns, None) for a sound shard, (None, problem) otherwise."""
+        problem = self._size_problem(path, entry)
+        if problem:
+            return None, problem
+        try:
+            cols = load_file(str(path))
+        except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+            return None, f"cannot be read ({err})"
+        if "acts" not in cols or len(cols["acts"]) != entry.get("rows", len(cols["acts"])):
+            return None, f"does not hold the {entry.get('rows')} rows the manifest lists"
+        return cols, None
+
+    def _load(self, path: Path, wanted: torch.Tensor | None, entry: dict) -> dict[str, torch.Tensor]:
+        cols, problem = self._open(path, entry)
+        if problem:
+            raise _damaged(self.path, path, problem)
         if wanted is not None:
             keep = torch.isin(cols["utt"].long(), wanted)
             cols = {k: v[keep] for k, v in cols.items()}
@@ -123,7 +171,7 @@ class ActivationStore:
         ``index`` holds the columns ``utt``, ``pos``, ``time``, ``token`` aligned with the rows.
         Meant for subsets that fit in memory (evaluation, analysis); train with ``batches``.
         """
-        parts = [self._load(p, w) for p, w in self._shards(hook, utterances)]
+        parts = [self._load(*shard) for shard in self._shards(hook, utterances)]
         d = self.d_model(hook)
         if not parts:
             empty = {"utt": torch.zeros(0, dtype=torch.int32), "pos": torch.zeros(0, dtype=torch.int32),
@@ -168,15 +216,54 @@ class ActivationStore:
                     yield carry.to(dtype)
                 return
 
+    def verify(self, *, checksums: bool = True) -> list[tuple[Path, str]]:
+        """Every shard that is not as written: ``(path, problem)``; empty when all are sound.
+
+        Sizes are checked for every shard; with ``checksums`` each shard is read and its BLAKE2b
+        compared with the manifest's (shards of stores written before checksums are loaded instead,
+        and listed with "no checksum recorded" only if they fail to load).
+        """
+        bad = []
+        for hook, spec in self.manifest["hooks"].items():
+            for entry in spec["shards"]:
+                path = self._shard_path(hook, entry)
+                problem = self._size_problem(path, entry)
+                if problem is None and checksums:
+                    if "blake2b" in entry:
+                        if file_digest(path) != entry["blake2b"]:
+                            problem = "does not match its recorded checksum (altered or damaged)"
+                    else:
+                        _, problem = self._open(path, entry)
+                        problem = problem and f"no checksum recorded; it {problem}"
+                if problem:
+                    bad.append((path, problem))
+        return bad
+
+    def verify_report(self) -> tuple[bool, str]:
+        """(all sound, lines for ``store info --verify``)."""
+        shards = [(h, e) for h, spec in self.manifest["hooks"].items() for e in spec["shards"]]
+        bad = self.verify()
+        unrecorded = sum("blake2b" not in e for _, e in shards)
+        lines = [f"verify    {len(shards) - len(bad)} of {len(shards)} shards sound"
+                 + (f" ({unrecorded} with no checksum recorded: checked by loading them)" if unrecorded else "")]
+        lines += [f"  BAD {path}: {problem}" for path, problem in bad]
+        if bad:
+            lines.append(f"  re-extract into a new --out (or delete {self.path} and rerun extract)")
+        return not bad, "\n".join(lines)
+
     def summary(self) -> str:
         """A few lines describing the store, for ``whisper-sae store info``."""
         m = self.manifest
         u = m["utterances"]
         dur = sum(r.get("duration") or 0.0 for r in self.utterances)
+        n_bad = len(self.verify(checksums=False))
+        state = ('complete' if m.get('complete') else 'incomplete: rerun extract to resume')
+        if n_bad:
+            state = f"damaged: {n_bad} shard(s) missing or truncated; run store info --verify"
         lines = [
-            f"store     {self.path}  ({'complete' if m.get('complete') else 'incomplete: rerun extract to resume'})",
+            f"store     {self.path}  ({state})",
             f"model     {m['model'].get('name')}  ({m['model'].get('spec')})",
-            f"corpus    {m['corpus']}",
+            f"corpus    {self.corpus}",
             "settings  " + ", ".join(f"{k}={v}" for k, v in m["settings"].items()),
             f"utterances {u['n_done']} done ({dur / 60:.1f} min of audio), {u.get('n_skipped', 0)} skipped",
         ]

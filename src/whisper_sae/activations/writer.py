@@ -12,21 +12,71 @@ sits in a committed shard; only done utterances are listed in ``utterances.jsonl
 resume. An utterance whose first rows were committed when the run stopped is *open*: the manifest
 keeps how many of its rows each hook already holds, and when the resumed run re-does it those
 rows are dropped instead of written twice.
+
+Integrity: each shard's entry in the manifest records its size (``bytes``) and a BLAKE2b digest
+(``blake2b``, of the file's bytes), so a truncated or altered shard is named by ``store info --verify``
+and by every reader (see ``store.py``) instead of surfacing as a raw safetensors error in training.
+Stores written before these keys still read; verify says "no checksum recorded" for them.
+
+Non-finite rows are refused: ``add`` raises on NaN or infinite values, or on values beyond the storage
+dtype's range (float16 stops at 65504, beyond it a value becomes inf), since one such row turns every
+SAE loss it touches into NaN. ``extract`` checks each utterance before writing it and *skips* an
+utterance with such rows: it logs a warning naming the utterance and lists it in the manifest's
+``skipped`` with the reason, like an unreadable file.
+
+Files are written with the permissions the umask gives (0644 under the usual 022), so a store written
+by one user can be read by the group that trains on it. The corpus is recorded relative to the store
+(``artifacts.record_path``), so a store moved together with its corpus, or read from another working
+directory, still finds it.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import save_file
+from safetensors.torch import save
+
+from whisper_sae.artifacts import record_path, resolve_path
+from whisper_sae.runtime.locks import is_lock_file
 
 FORMAT = "whisper-sae-store/1"
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 HOOK_KINDS = ("frame", "token")
 DEFAULT_SHARD_ROWS = 32_768
+
+
+def file_mode() -> int:
+    """The permissions a new file gets under this process' umask (0o644 for the usual 022)."""
+    umask = os.umask(0)
+    os.umask(umask)
+    return 0o666 & ~umask
+
+
+def digest(data: bytes) -> str:
+    """The checksum recorded for a shard's bytes (BLAKE2b, 32-byte digest, hex)."""
+    return hashlib.blake2b(data, digest_size=32).hexdigest()
+
+
+def file_digest(path: Path) -> str:
+    h = hashlib.blake2b(digest_size=32)
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def same_corpus(recorded: str | None, given: str | None, store: Path) -> bool:
+    """Whether ``given`` names the corpus a store recorded (paths compared resolved, specs as text)."""
+    if not recorded or not given:
+        return True  # stores written without a corpus name, or a writer given none
+    old = resolve_path(recorded, store)
+    if Path(old).exists() and Path(given).exists():
+        return Path(old).resolve() == Path(given).resolve()
+    return old == given or recorded == given
 
 
 def write_json_atomic(path: Path, obj) -> None:
@@ -36,6 +86,7 @@ def write_json_atomic(path: Path, obj) -> None:
         json.dump(obj, f, indent=1, ensure_ascii=False)
         f.flush()
         os.fsync(f.fileno())
+    os.chmod(tmp, file_mode())
     os.replace(tmp, path)
 
 
@@ -77,7 +128,8 @@ class StoreWriter:
                 raise ValueError(f"hook {name!r} needs d_model > 0 and kind in {HOOK_KINDS}, got {spec}")
         settings = dict(settings or {}, dtype=dtype, shard_rows=shard_rows)
         fresh = {
-            "format": FORMAT, "model": dict(model or {}), "corpus": str(corpus), "settings": settings,
+            "format": FORMAT, "model": dict(model or {}), "corpus": record_path(str(corpus), self.path) if corpus else "",
+            "settings": settings,
             "hooks": {h: {"d_model": int(s["d_model"]), "kind": s["kind"], "n_rows": 0, "n_shards": 0,
                           "shards": []} for h, s in hooks.items()},
             "utterances": {"n_done": 0, "n_skipped": 0, "skipped": [], "open": []},
@@ -88,7 +140,7 @@ class StoreWriter:
             if not resume:
                 raise FileExistsError(f"{self.path} already holds a store; choose a new --out or resume it")
             self.manifest = json.loads(manifest_path.read_text(encoding="utf-8"))
-            self._check_compatible(fresh)
+            self._check_compatible(fresh, str(corpus))
             self._repair()
         else:
             self.path.mkdir(parents=True, exist_ok=True)
@@ -108,10 +160,13 @@ class StoreWriter:
         self._next_idx = index_offset if max(used) < 0 else max(used) + index_stride
 
     # -- resume -----------------------------------------------------------------------------------
-    def _check_compatible(self, fresh: dict) -> None:
+    def _check_compatible(self, fresh: dict, corpus: str) -> None:
         old = self.manifest
         if old.get("format") != FORMAT:
             raise ValueError(f"{self.path} has format {old.get('format')!r}, expected {FORMAT!r}")
+        if not same_corpus(old.get("corpus"), corpus, self.path):
+            raise ValueError(f"{self.path} was extracted from corpus {resolve_path(old['corpus'], self.path)!r}, "
+                             f"not {corpus!r}; resume with the same --corpus or use a new --out")
         for key in ("name", "spec"):
             if fresh["model"].get(key) and old["model"].get(key) != fresh["model"].get(key):
                 raise ValueError(f"{self.path} was extracted with model {key} {old['model'].get(key)!r}, "
@@ -131,7 +186,7 @@ class StoreWriter:
         for hook, spec in self.manifest["hooks"].items():
             keep = {s["file"] for s in spec["shards"]}
             for f in (self.path / hook).iterdir():
-                if f.name not in keep:
+                if f.name not in keep and not is_lock_file(f.name):
                     f.unlink()
         for f in self.path.glob("*.tmp"):
             f.unlink()
@@ -206,6 +261,11 @@ class StoreWriter:
         if not (len(pos) == len(time.reshape(-1)) == len(token.reshape(-1)) == n):
             raise ValueError(f"hook {hook!r}: {n} rows but index columns of lengths "
                              f"{len(pos)}, {time.numel()}, {token.numel()}")
+        bad = self.count_nonfinite(acts)
+        if bad:
+            raise ValueError(f"utterance {p['record']['id']!r}, hook {hook!r}: {bad} of {n} rows hold NaN or infinite "
+                             f"values (or values beyond {str(self.dtype).replace('torch.', '')}'s range); "
+                             "they would poison training, so the store refuses them: skip the utterance")
         skip = min(p["drop"][hook], n)  # rows a killed run already committed for this utterance
         p["drop"][hook] -= skip
         if skip == n:
@@ -218,6 +278,12 @@ class StoreWriter:
         p["appended"][hook] = p["appended"].get(hook, 0) + n - skip
         while self._buffered[hook] >= self.manifest["settings"]["shard_rows"]:
             self._commit_shard(hook, self.manifest["settings"]["shard_rows"])
+
+    def count_nonfinite(self, acts: torch.Tensor) -> int:
+        """Rows of ``acts`` that are not finite once cast to the storage dtype (fp16 overflows past 65504)."""
+        if acts.numel() == 0:
+            return 0
+        return int((~torch.isfinite(acts.detach().to(self.dtype))).reshape(len(acts), -1).any(1).sum())
 
     def end_utterance(self, idx: int) -> None:
         p = self._pending.get(idx)
@@ -249,13 +315,16 @@ class StoreWriter:
         spec = self.hooks[hook]
         name = shard_name(spec["n_shards"])
         final = self.path / hook / name
+        data = save(shard, metadata={"format": FORMAT, "hook": hook})
         tmp = self.path / (hook + "." + name + ".tmp")
-        save_file(shard, str(tmp), metadata={"format": FORMAT, "hook": hook})
-        with open(tmp, "rb") as f:
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, file_mode())
         os.replace(tmp, final)
         spec["shards"].append({"file": name, "rows": rows, "utt_min": int(shard["utt"].min()),
-                               "utt_max": int(shard["utt"].max())})
+                               "utt_max": int(shard["utt"].max()), "bytes": len(data), "blake2b": digest(data)})
         spec["n_shards"] += 1
         spec["n_rows"] += rows
         ids, counts = torch.unique(shard["utt"], return_counts=True)

@@ -54,6 +54,9 @@ def register(subparsers) -> None:
     info = store_sub.add_parser("info", help="print a store's manifest summary")
     info.add_argument("store", metavar="STORE", help="store folder")
     info.add_argument("--json", action="store_true", help="print the whole manifest as JSON")
+    info.add_argument("--verify", action="store_true",
+                      help="read every shard and check its size and checksum against the manifest; names each bad "
+                           "shard and exits 1 if any")
     info.set_defaults(func=run_store_info)
 
 
@@ -84,4 +87,8 @@ def run_store_info(args: argparse.Namespace) -> int:
 
     store = ActivationStore(args.store)
     print(json.dumps(store.manifest, indent=1) if args.json else store.summary())
+    if args.verify:
+        sound, report = store.verify_report()
+        print(report)
+        return 0 if sound else 1
     return 0
