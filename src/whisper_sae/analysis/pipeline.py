@@ -94,7 +94,7 @@ def _source(sae, corpus, store, model, hook, batch_size, max_utterances):
             raise ValueError(f"store {store.path} has no hook {hook!r}; it has {', '.join(store.hooks)}")
         idx = sorted(r["idx"] for r in store.utterances)[:max_utterances]
         side = "encoder" if hook.startswith("encoder") else "decoder"
-        spec = str(corpus) if isinstance(corpus, (str, Path)) else str(store.manifest.get("corpus"))
+        spec = str(corpus) if isinstance(corpus, (str, Path)) else str(store.corpus)
         model_meta = store.manifest.get("model", {})
         stream = store_codes(store, sae, hook, utterances=idx)
         return stream, side, spec, (model_meta.get("name"), model_meta.get("spec")), lw_loader, str(store.path)
