@@ -149,7 +149,10 @@ def read_fields(cls) -> list[FieldInfo]:
     """The fields of a dataclass (a class, or ``"module:Class"`` read without importing the module)."""
     if isinstance(cls, str):
         module, _, name = cls.partition(":")
-        where, node = _lookup(module, name)
+        try:
+            where, node = _lookup(module, name)
+        except _Unresolved:  # e.g. a package that exports its names lazily: import it after all
+            return read_fields(getattr(importlib.import_module(module), name))
         if not isinstance(node, ast.ClassDef):
             raise TypeError(f"{cls} is not a class")
         raw = _class_fields(where, node)
