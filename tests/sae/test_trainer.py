@@ -191,3 +191,37 @@ def test_train_cli_passes_the_jumprelu_knobs(tmp_path, sae_store):
     assert (options["threshold_lr"], options["bandwidth"], options["init_threshold"]) == (10.0, 0.02, 0.3)
     record = json.loads((tmp_path / "jr" / "cfg.json").read_text())["whisper_sae"]["training"]
     assert record["options"] == options
+
+
+def test_a_diverged_run_keeps_the_last_state_that_gave_a_finite_loss(tmp_path, synth):
+    """lr 1e30 blows the weights up to ~1e30 in one step (still finite); that state must not be kept as 'good'."""
+    spec = _specs()[:1]
+    fit(spec, synth.stream(), _config(checkpoint_every=5), tmp_path, stop_after=10)
+    with pytest.raises(TrainingError, match=r"as large as .* at step 11 .*diverged.*last good state \(step 10\)"):
+        fit(spec, synth.stream(), _config(lr=1e30, lr_warmup_steps=1, checkpoint_every=1), tmp_path, resume=True)
+    meta, tensors = read_checkpoint(tmp_path / "checkpoint" / "state.json")
+    assert meta["step"] == 10
+    weights = [t for key, t in tensors.items() if "/model/" in key]
+    assert weights and all(bool(torch.isfinite(t).all()) and float(t.abs().max()) < 1e3 for t in weights)
+
+
+def test_a_run_that_diverges_at_once_keeps_nothing(tmp_path, synth):
+    with pytest.raises(TrainingError, match="no good state had been checkpointed yet, so none is kept"):
+        fit(_specs()[:1], synth.stream(), _config(lr=1e30, lr_warmup_steps=1, checkpoint_every=1), tmp_path)
+    assert not (tmp_path / "checkpoint" / "state.json").exists()
+
+
+def test_the_store_is_recorded_relative_to_the_sae(tmp_path, sae_store):
+    from whisper_sae.artifacts import resolve_path
+
+    out = train(sae_store, "encoder.out", out=tmp_path / "sae", arch="topk", width=48, k=4, steps=5, batch_size=64,
+                device="cpu", autocast="none")
+    recorded = json.loads((out / "cfg.json").read_text())["whisper_sae"]["training"]["data"]["store"]
+    assert recorded == "../store" and resolve_path(recorded, out) == str(sae_store.path)
+
+
+def test_resume_refuses_another_hook(tmp_path, sae_store):
+    common = dict(arch="relu", width=48, steps=20, batch_size=64, device="cpu", autocast="none", checkpoint_every=10)
+    train(sae_store, "encoder.out", out=tmp_path / "run", stop_after=10, **common)
+    with pytest.raises(ValueError, match=r"cannot resume .*hook_name 'encoder.out' \(now 'encoder.blocks.0'\)"):
+        train(sae_store, "encoder.blocks.0", out=tmp_path / "run", resume=True, **common)

@@ -145,8 +145,9 @@ def _class_fields(module: str, node: ast.ClassDef) -> list[tuple[str, str, ast.A
     return found
 
 
-def read_fields(cls) -> list[FieldInfo]:
-    """The fields of a dataclass (a class, or ``"module:Class"`` read without importing the module)."""
+def read_fields(cls, only: Iterable[str] | None = None) -> list[FieldInfo]:
+    """The fields of a dataclass (a class, or ``"module:Class"`` read without importing the module);
+    ``only``: the fields whose defaults are needed (the others' defaults are left as MISSING)."""
     if isinstance(cls, str):
         module, _, name = cls.partition(":")
         try:
@@ -156,8 +157,10 @@ def read_fields(cls) -> list[FieldInfo]:
         if not isinstance(node, ast.ClassDef):
             raise TypeError(f"{cls} is not a class")
         raw = _class_fields(where, node)
+        wanted = set(only) if only is not None else {n for n, _, _, _ in raw}
         try:
-            return [FieldInfo(n, a, MISSING if v is None else _evaluate(v, where), d) for n, a, v, d in raw]
+            return [FieldInfo(n, a, MISSING if v is None or n not in wanted else _evaluate(v, where), d)
+                    for n, a, v, d in raw]
         except _Unresolved:
             real = getattr(importlib.import_module(where), name)  # a default only the running code knows
             defaults = _real_defaults(real)
@@ -265,7 +268,7 @@ def add_flags(parser, cls, *, only: Iterable[str] | None = None, skip: Iterable[
     ``flag_names`` (field -> list of option strings) to keep an established spelling or alias.
     Returns {field name: argparse dest} for :func:`picked`.
     """
-    infos = read_fields(cls)
+    infos = read_fields(cls, only)
     known = {info.name for info in infos}
     wanted = list(only) if only is not None else [info.name for info in infos]
     unknown = sorted((set(wanted) | set(skip) | set(choices or {}) | set(help or {}) | set(flag_names or {})) - known)

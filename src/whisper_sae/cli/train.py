@@ -39,7 +39,7 @@ def register(subparsers) -> None:
     p.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is in --out")
     p.add_argument("--distribute", choices=["data", "saes"], default="data",
                    help="under torchrun: data = split each --batch-size batch over the ranks, gradients averaged "
-                        "(matches one process); saes = each rank trains its own SAEs (e.g. one hook each)")
+                        "(matches one process); saes = each rank trains its own SAEs (e.g. one hook each) (default: data)")
     p.add_argument("--original-layout", action="store_true",
                    help="do not subtract b_dec from the input (the original whisper-sae convention)")
     architectures = {}
