@@ -136,7 +136,7 @@ def bench_train(store: ActivationStore, d: int, device: torch.device, workdir: P
                 batch_size: int, steps: int, warm: int) -> dict:
     cfg = SAEConfig(d_in=d, d_sae=16 * d, architecture=arch, k=32 if arch == "topk" else None, hook_name=HOOK)
     config = TrainConfig(steps=steps + warm + 20, device=str(device), autocast="auto", log_every=10**6,
-                         eval_every=10**6, checkpoint_every=10**6, resample_every=0)
+                         eval_every=10**6, checkpoint_every=10**6, architectures={"relu": {"resample_every": 0}})
     head = config.init_batches  # drawn for the init, then trained on first (no clock tick for those steps)
     clock = Clock(prefetch(store.batches(HOOK, batch_size, loop=True), device), device)
     reset_peak(device)

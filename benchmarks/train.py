@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from whisper_sae.sae import SAEConfig, SAESpec, TrainConfig
-from whisper_sae.sae.trainer import Trainer
+from whisper_sae.sae.loop import Trainer
 
 
 def _autocast(bf16: bool):

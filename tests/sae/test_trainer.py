@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from whisper_sae.sae import SAEConfig, SAESpec, SparseAutoencoder, TrainConfig, TrainingError, fit, train
+from whisper_sae.sae.checkpoint import read as read_checkpoint
 
 D = 24
 
@@ -65,7 +66,7 @@ def test_resume_reaches_the_same_weights(tmp_path, synth):
 def test_resume_restores_the_loss_scale(tmp_path, synth, monkeypatch):
     """fp16 training's loss scale is part of the checkpoint: a resumed run continues from the saved scale
     (here it doubles every 5 clean steps) instead of starting over at 65536."""
-    import whisper_sae.sae.trainer as trainer_module
+    import whisper_sae.sae.loop as trainer_module
 
     made = []
 
@@ -84,10 +85,10 @@ def test_resume_restores_the_loss_scale(tmp_path, synth, monkeypatch):
 
 def test_jumprelu_thresholds_can_learn_faster(tmp_path, synth):
     """jumprelu_threshold_lr scales the thresholds' learning rate only, through warm-up and decay."""
-    from whisper_sae.sae.trainer import Trainer
+    from whisper_sae.sae.loop import Trainer
 
     spec = SAESpec(SAEConfig(D, 64, "jumprelu"), coef=0.05, name="")
-    trainer = Trainer([spec], _config(steps=20, jumprelu_threshold_lr=10.0), tmp_path)
+    trainer = Trainer([spec], _config(steps=20, architectures={"jumprelu": {"threshold_lr": 10.0}}), tmp_path)
     member = trainer.members[0]
     member.init_from_data(synth.rows(256), "mean", True)
     before = member.sae.log_threshold.detach().clone()
@@ -113,11 +114,11 @@ def test_nan_batch_stops_with_the_last_good_checkpoint(tmp_path, synth):
                 batch[3, 5] = float("nan")
             yield batch
 
-    with pytest.raises(TrainingError, match="batch 25 .* NaN or Inf.*last good state \\(step 25\\)"):
+    with pytest.raises(TrainingError, match="batch 25 .* NaN or Inf.*last good state \\(step 20\\)"):
         fit(_specs()[1:2], stream(), _config(), tmp_path)
-    state = torch.load(tmp_path / "checkpoint" / "state.pt", weights_only=False)
-    assert state["step"] == 25
-    assert all(torch.isfinite(t).all() for t in state["members"][0]["model"].values())
+    meta, tensors = read_checkpoint(tmp_path / "checkpoint" / "state.json")
+    assert meta["step"] == 20
+    assert all(torch.isfinite(t).all() for t in tensors.values() if t.is_floating_point())
 
 
 def test_exploding_loss_is_caught(tmp_path, synth):
@@ -185,6 +186,42 @@ def test_train_cli_passes_the_jumprelu_knobs(tmp_path, sae_store):
             "--checkpoint-every", "10", "--jumprelu-threshold-lr", "10", "--jumprelu-bandwidth", "0.02",
             "--jumprelu-init-threshold", "0.3"]
     assert main(args) == 0
-    state = torch.load(tmp_path / "jr" / "checkpoint" / "state.pt", weights_only=False)
-    config = state["config"]
-    assert (config["jumprelu_threshold_lr"], config["jumprelu_bandwidth"], config["jumprelu_init_threshold"]) == (10.0, 0.02, 0.3)
+    meta, _ = read_checkpoint(tmp_path / "jr" / "checkpoint" / "state.json")
+    options = meta["config"]["architectures"]["jumprelu"]
+    assert (options["threshold_lr"], options["bandwidth"], options["init_threshold"]) == (10.0, 0.02, 0.3)
+    record = json.loads((tmp_path / "jr" / "cfg.json").read_text())["whisper_sae"]["training"]
+    assert record["options"] == options
+
+
+def test_a_diverged_run_keeps_the_last_state_that_gave_a_finite_loss(tmp_path, synth):
+    """lr 1e30 blows the weights up to ~1e30 in one step (still finite); that state must not be kept as 'good'."""
+    spec = _specs()[:1]
+    fit(spec, synth.stream(), _config(checkpoint_every=5), tmp_path, stop_after=10)
+    with pytest.raises(TrainingError, match=r"as large as .* at step 11 .*diverged.*last good state \(step 10\)"):
+        fit(spec, synth.stream(), _config(lr=1e30, lr_warmup_steps=1, checkpoint_every=1), tmp_path, resume=True)
+    meta, tensors = read_checkpoint(tmp_path / "checkpoint" / "state.json")
+    assert meta["step"] == 10
+    weights = [t for key, t in tensors.items() if "/model/" in key]
+    assert weights and all(bool(torch.isfinite(t).all()) and float(t.abs().max()) < 1e3 for t in weights)
+
+
+def test_a_run_that_diverges_at_once_keeps_nothing(tmp_path, synth):
+    with pytest.raises(TrainingError, match="no good state had been checkpointed yet, so none is kept"):
+        fit(_specs()[:1], synth.stream(), _config(lr=1e30, lr_warmup_steps=1, checkpoint_every=1), tmp_path)
+    assert not (tmp_path / "checkpoint" / "state.json").exists()
+
+
+def test_the_store_is_recorded_relative_to_the_sae(tmp_path, sae_store):
+    from whisper_sae.artifacts import resolve_path
+
+    out = train(sae_store, "encoder.out", out=tmp_path / "sae", arch="topk", width=48, k=4, steps=5, batch_size=64,
+                device="cpu", autocast="none")
+    recorded = json.loads((out / "cfg.json").read_text())["whisper_sae"]["training"]["data"]["store"]
+    assert recorded == "../store" and resolve_path(recorded, out) == str(sae_store.path)
+
+
+def test_resume_refuses_another_hook(tmp_path, sae_store):
+    common = dict(arch="relu", width=48, steps=20, batch_size=64, device="cpu", autocast="none", checkpoint_every=10)
+    train(sae_store, "encoder.out", out=tmp_path / "run", stop_after=10, **common)
+    with pytest.raises(ValueError, match=r"cannot resume .*hook_name 'encoder.out' \(now 'encoder.blocks.0'\)"):
+        train(sae_store, "encoder.blocks.0", out=tmp_path / "run", resume=True, **common)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 
 def register(sub) -> None:
+    from whisper_sae.sae.architectures import ARCHITECTURES  # the registry, without torch
+
     p = sub.add_parser(
         "demo",
         help="run the offline pipeline end to end: synthesize, extract, train, evaluate, analyse, probe, dashboard",
@@ -19,7 +21,7 @@ def register(sub) -> None:
     p.add_argument("--hook", default="encoder.out", help="hook point (default: encoder.out)")
     p.add_argument("--minutes", type=float, default=10.0, help="minutes of training speech to synthesize (default 10)")
     p.add_argument("--speakers", type=int, default=24, help="eSpeak voices in the training corpus (default 24: 3 per accent)")
-    p.add_argument("--arch", default="topk", choices=["relu", "topk", "batchtopk", "jumprelu"])
+    p.add_argument("--arch", default="topk", choices=ARCHITECTURES, help="SAE architecture (default: topk)")
     p.add_argument("--width", type=int, default=1536, help="SAE features (default 1536 = 4 x 384)")
     p.add_argument("--k", type=int, default=32, help="active features per frame for topk/batchtopk (default 32)")
     p.add_argument("--epochs", type=float, default=25.0, help="passes over the training activations (default 25)")

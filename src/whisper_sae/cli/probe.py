@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 
+from whisper_sae.cli.dataclass_flags import add_flags, picked
+
+PROBE_OPTIONS = "whisper_sae.analysis.probe:ProbeOptions"
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -33,19 +37,15 @@ def register(subparsers) -> None:
                         help="analysis of this SAE whose phone/word labels annotate the top features (default SAE_DIR/analysis if present)")
     parser.add_argument("--model", default=None, help="Whisper model spec (default: the SAE's model_name)")
     parser.add_argument("--max-utterances", type=int, default=None, metavar="N", help="use at most N utterances")
-    parser.add_argument("--min-speakers", type=int, default=3, metavar="N",
-                        help="drop classes with fewer distinct speakers than this (default 3)")
-    parser.add_argument("--frames-per-utterance", type=int, default=24, metavar="N",
-                        help="frames per utterance used for frame-level numbers (default 24; utterance means use all)")
-    parser.add_argument("--ablate-k", type=int, default=10, metavar="K",
-                        help="features removed in the ablation check (0 skips it; default 10)")
-    parser.add_argument("--wer-utterances", type=int, default=24, metavar="N",
-                        help="utterances transcribed per ablation condition (0 skips WER; default 24)")
-    parser.add_argument("--models", default="logreg,forest", metavar="LIST",
-                        help="probe models, comma-separated: logreg (logistic / ridge; always needed), forest "
-                             "(random forest). Default both; logreg alone is quicker")
-    parser.add_argument("--no-tsne", action="store_true", help="skip the t-SNE picture")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    # ProbeOptions' knobs: defaults and help from the dataclass (read without importing the probe's stack).
+    options = add_flags(parser, PROBE_OPTIONS, only=("min_speakers", "frames_per_utterance", "ablate_k", "wer_utterances",
+                                                     "models", "tsne", "progress"), help={
+        "ablate_k": "features removed in the ablation check (0 skips it)",
+        "models": "probe models, comma-separated: logreg (logistic / ridge; always needed), forest (random forest); "
+                  "logreg alone is quicker",
+        "tsne": "draw the t-SNE picture (--no-tsne skips it)",
+        "progress": "show progress bars (--no-progress hides them)"})
+    parser.set_defaults(_probe_options=options)
     parser.set_defaults(func=run)
 
 
@@ -58,11 +58,11 @@ def run(args: argparse.Namespace) -> int:
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be at least 1, got {value}")
-    models = tuple(m.strip() for m in args.models.split(",") if m.strip())
+    models = args.models
     if "logreg" not in models or any(m not in ("logreg", "forest") for m in models):
-        raise ValueError(f"--models {args.models!r}: give logreg (the report and the ablation use it), optionally with forest")
-    options = ProbeOptions(models=models, min_speakers=args.min_speakers, frames_per_utterance=args.frames_per_utterance, ablate_k=max(args.ablate_k, 0),
-                           wer_utterances=max(args.wer_utterances, 0), tsne=not args.no_tsne, progress=not args.no_progress)
+        raise ValueError(f"--models {','.join(models)!r}: give logreg (the report and the ablation use it), optionally with forest")
+    given = picked(args, args._probe_options)
+    options = ProbeOptions(**{**given, "ablate_k": max(args.ablate_k, 0), "wer_utterances": max(args.wer_utterances, 0)})
     result = probe(args.sae_dir, args.corpus, args.attribute, metadata=args.metadata, out=args.out, analysis=args.analysis, store=args.store,
                    max_utterances=args.max_utterances, model=args.model, options=options)
     s = result.summary

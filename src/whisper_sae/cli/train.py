@@ -1,72 +1,83 @@
-"""``whisper-sae train`` (fit SAEs on a store's hook) and ``whisper-sae convert`` (original .pth -> SAE folder)."""
+"""``whisper-sae train`` (fit SAEs on a store's hook) and ``whisper-sae convert`` (original .pth -> SAE folder).
+
+The training flags are built from ``StoreConfig``, ``TrainConfig`` and each architecture's ``Options``
+(``cli/dataclass_flags.py``): their defaults and help live in those dataclasses only, and the
+architecture choices come from the registry (``sae/architectures/``). None of this imports torch.
+"""
 
 from __future__ import annotations
 
 import argparse
 from pathlib import Path
 
+# TrainConfig fields that are not flags: steps has its own flag beside --epochs, the rest are filled in by `train`.
+NOT_FLAGS = ("steps", "steps_per_epoch", "architectures", "extra")
+
 
 def register(subparsers) -> None:
+    from whisper_sae.cli.dataclass_flags import add_flags
+    from whisper_sae.sae.architectures import ARCHITECTURES, options_path
+    from whisper_sae.sae.train_config import StoreConfig, TrainConfig
+
     p = subparsers.add_parser(
         "train", help="train sparse autoencoders on a hook of an activation store",
         description="Train one SAE, a sweep (--sweep k=16,32,64) or one per hook (--hook a,b) in one pass over "
                     "a store. Writes cfg.json + sae_weights.safetensors (SAELens layout), metrics.jsonl, loss.png, "
-                    "metrics.png and checkpoint/ (for --resume) into --out.")
+                    "metrics.png and checkpoint/ (for --resume) into --out, which is locked while training.")
     p.add_argument("--store", required=True, type=Path, help="activation store folder (from whisper-sae extract)")
-    p.add_argument("--hook", default="encoder.out", help="hook name, or several separated by commas")
+    p.add_argument("--hook", default="encoder.out", help="hook name, or several separated by commas (default: encoder.out)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
-    p.add_argument("--arch", default="topk", choices=["relu", "topk", "batchtopk", "jumprelu"])
-    p.add_argument("--width", type=int, default=1152, help="number of features (d_sae)")
-    p.add_argument("--k", type=int, default=32, help="active features per frame (topk, batchtopk)")
-    p.add_argument("--l1", "--coef", dest="coef", type=float, default=None,
-                   help="sparsity coefficient: L1 for relu (default 5), L0 for jumprelu (default 0.5)")
-    p.add_argument("--sweep", default=None, help="train several SAEs at once, e.g. k=16,32,64 or l1=1,3,10;width=1152,4608")
+    store = add_flags(p, StoreConfig, only=("arch", "width", "k", "coef"), choices={"arch": ARCHITECTURES},
+                      flag_names={"coef": ["--coef", "--l1"]})
+    p.add_argument("--sweep", default=None,
+                   help="train several SAEs at once, e.g. k=16,32,64 or l1=1,3,10;width=1152,4608")
     budget = p.add_mutually_exclusive_group()
-    budget.add_argument("--steps", type=int, default=None)
-    budget.add_argument("--epochs", type=float, default=None, help="passes over the training utterances (default 10)")
-    p.add_argument("--batch-size", type=int, default=4096)
-    p.add_argument("--lr", type=float, default=5e-4)
-    p.add_argument("--holdout", type=float, default=0.1, help="fraction of utterances held out for validation")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N")
-    p.add_argument("--autocast", default="auto", choices=["auto", "bf16", "fp16", "none"])
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--log-every", type=int, default=50)
-    p.add_argument("--eval-every", type=int, default=500)
-    p.add_argument("--checkpoint-every", type=int, default=500)
+    budget.add_argument("--steps", type=int, default=None, help="optimizer steps in the whole run (instead of --epochs)")
+    store.update(add_flags(budget, StoreConfig, only=("epochs",)))
+    store.update(add_flags(p, StoreConfig, only=("batch_size", "holdout", "split_seed")))
+    loop = add_flags(p.add_argument_group("training loop"), TrainConfig, skip=NOT_FLAGS)
     p.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is in --out")
     p.add_argument("--distribute", choices=["data", "saes"], default="data",
                    help="under torchrun: data = split each --batch-size batch over the ranks, gradients averaged "
-                        "(matches one process); saes = each rank trains its own SAEs (e.g. one hook each)")
-    jr = p.add_argument_group("jumprelu")
-    jr.add_argument("--jumprelu-bandwidth", type=float, default=0.05, help="width of the threshold's pseudo-derivative (0.05)")
-    jr.add_argument("--jumprelu-init-threshold", type=float, default=0.5,
-                    help="starting threshold in normalised units (0.5); with a slow threshold lr it largely sets L0")
-    jr.add_argument("--jumprelu-threshold-lr", type=float, default=1.0,
-                    help="thresholds' learning rate as a multiple of --lr (1; 10 lets L0 follow --coef within short runs)")
+                        "(matches one process); saes = each rank trains its own SAEs (e.g. one hook each) (default: data)")
     p.add_argument("--original-layout", action="store_true",
                    help="do not subtract b_dec from the input (the original whisper-sae convention)")
-    p.set_defaults(func=_train)
+    architectures = {}
+    for arch in ARCHITECTURES:
+        group = p.add_argument_group(f"{arch} options")
+        architectures[arch] = add_flags(group, options_path(arch), prefix=f"{arch}-", dest_prefix=f"{arch}_")
+    p.set_defaults(func=_train, _flags={"store": store, "loop": loop, "architectures": architectures})
 
     c = subparsers.add_parser(
         "convert", help="convert an original whisper-sae .pth state dict into an SAE folder (SAELens layout)")
     c.add_argument("pth", type=Path, help="e.g. encoder_sae_tiny_100k_1152_space.pth")
-    c.add_argument("--out", required=True, type=Path)
-    c.add_argument("--hook", default="encoder.out", help="hook the SAE was trained on (decoder.out for the decoder SAE)")
-    c.add_argument("--model", default="openai/whisper-tiny", help="model it was trained on")
+    c.add_argument("--out", required=True, type=Path, help="output SAE folder")
+    c.add_argument("--hook", default=None,
+                   help="hook the SAE was trained on, checked against --model (default: encoder.out; decoder.out "
+                        "for the decoder SAE)")
+    c.add_argument("--model", default=None,
+                   help="Whisper model it was trained on: a name (tiny, tiny.en, openai/whisper-tiny...) or a "
+                        "model folder (default: openai/whisper-tiny, the original checkpoints' model)")
     c.set_defaults(func=_convert)
+
+
+def options_from_args(args: argparse.Namespace) -> dict:
+    """The keyword options of ``whisper_sae.sae.train`` that the parsed flags give."""
+    from whisper_sae.cli.dataclass_flags import picked
+
+    flags = args._flags
+    options = {**picked(args, flags["store"]), **picked(args, flags["loop"])}
+    if args.steps is not None:
+        options.pop("epochs")
+    options["architectures"] = {arch: picked(args, dests) for arch, dests in flags["architectures"].items()}
+    return options
 
 
 def _train(args: argparse.Namespace) -> int:
     from whisper_sae.sae import train
 
-    epochs = args.epochs if args.steps is None and args.epochs is not None else (None if args.steps else 10.0)
-    out = train(args.store, args.hook, out=args.out, arch=args.arch, width=args.width, k=args.k, coef=args.coef,
-                sweep=args.sweep, steps=args.steps, epochs=epochs, batch_size=args.batch_size, holdout=args.holdout,
-                resume=args.resume, apply_b_dec_to_input=not args.original_layout, lr=args.lr, device=args.device,
-                autocast=args.autocast, seed=args.seed, log_every=args.log_every, eval_every=args.eval_every,
-                checkpoint_every=args.checkpoint_every, distribute=args.distribute,
-                jumprelu_bandwidth=args.jumprelu_bandwidth, jumprelu_init_threshold=args.jumprelu_init_threshold,
-                jumprelu_threshold_lr=args.jumprelu_threshold_lr)
+    out = train(args.store, args.hook, out=args.out, sweep=args.sweep, steps=args.steps, resume=args.resume,
+                apply_b_dec_to_input=not args.original_layout, distribute=args.distribute, **options_from_args(args))
     print(f"SAE(s) written to {out}")
     return 0
 
@@ -74,6 +85,7 @@ def _train(args: argparse.Namespace) -> int:
 def _convert(args: argparse.Namespace) -> int:
     from whisper_sae.sae import convert_original
 
-    out = convert_original(args.pth, args.out, hook_name=args.hook, model_name=args.model)
+    given = {key: value for key, value in (("hook_name", args.hook), ("model_name", args.model)) if value is not None}
+    out = convert_original(args.pth, args.out, **given)
     print(f"converted {args.pth} -> {out}")
     return 0

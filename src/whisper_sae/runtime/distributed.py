@@ -200,7 +200,7 @@ class TrainingPlan:
 
 
 def plan_training(specs: list, world: World | None = None, distribute: str = "data",
-                  checkpoint: Path = Path("checkpoint") / "state.pt") -> TrainingPlan:
+                  checkpoint: Path = Path("checkpoint") / "state.json") -> TrainingPlan:
     """Split training over ranks.
 
     ``data``: every rank trains every SAE on its slice of each batch and the gradients are averaged

@@ -1,10 +1,13 @@
-"""The configuration of one sparse autoencoder: its shape, its architecture and what it was trained on."""
+"""The configuration of one sparse autoencoder: its shape, its architecture and what it was trained on.
+
+What an architecture needs (k or not, extra parameters) is asked of its module in ``sae/architectures/``.
+"""
 
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass
 
-ARCHITECTURES = ("relu", "topk", "batchtopk", "jumprelu")
+from .architectures import check_name, get_architecture
 
 
 @dataclass
@@ -16,7 +19,7 @@ class SAEConfig:
     d_sae: int
     """Number of features (latents)."""
     architecture: str = "relu"
-    """One of ``relu`` (ReLU + L1), ``topk``, ``batchtopk`` (a threshold at inference), ``jumprelu``."""
+    """A registered architecture (``sae/architectures/``): ``relu`` (ReLU + L1), ``topk``, ``batchtopk``, ``jumprelu``."""
     k: int | None = None
     """Active features per row for ``topk``; mean active features per row while training ``batchtopk``."""
     apply_b_dec_to_input: bool = True
@@ -33,21 +36,12 @@ class SAEConfig:
     """How the store cut audio into 30-s windows (``padded`` or ``packed``)."""
 
     def __post_init__(self) -> None:
-        if self.architecture not in ARCHITECTURES:
-            raise ValueError(
-                f"architecture {self.architecture!r} is not known; valid architectures are {', '.join(ARCHITECTURES)}"
-            )
+        check_name(self.architecture)
         for name in ("d_in", "d_sae"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
                 raise ValueError(f"{name} must be a positive integer, got {value!r}")
-        if self.architecture in ("topk", "batchtopk"):
-            if not isinstance(self.k, int) or not 0 < self.k <= self.d_sae:
-                raise ValueError(
-                    f"architecture {self.architecture!r} needs k, an integer in 1..d_sae={self.d_sae}; got k={self.k!r}"
-                )
-        elif self.k is not None:
-            raise ValueError(f"k={self.k} is only meaningful for topk or batchtopk, not {self.architecture!r}")
+        get_architecture(self.architecture).check_config(self)
         if not self.activation_scale > 0:
             raise ValueError(f"activation_scale must be positive, got {self.activation_scale!r}")
 

@@ -15,6 +15,7 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from .architectures import from_saelens, get_architecture, saelens_names
 from .config import SAEConfig
 from .model import SparseAutoencoder
 
@@ -22,9 +23,6 @@ CFG_FILE = "cfg.json"
 WEIGHTS_FILE = "sae_weights.safetensors"
 FORMAT = "whisper-sae-sae/1"
 
-# Our architecture -> SAELens' name for the same forward pass (BatchTopK infers as a JumpReLU).
-TO_SAELENS = {"relu": "standard", "topk": "topk", "batchtopk": "jumprelu", "jumprelu": "jumprelu"}
-FROM_SAELENS = {"standard": "relu", "topk": "topk", "jumprelu": "jumprelu"}
 REQUIRED_KEYS = {"architecture", "d_in", "d_sae"}
 KNOWN_KEYS = REQUIRED_KEYS | {
     "dtype", "device", "apply_b_dec_to_input", "normalize_activations", "reshape_activations", "metadata",
@@ -44,11 +42,11 @@ def save_pretrained(sae: SparseAutoencoder, path, **training) -> Path:
     path.mkdir(parents=True, exist_ok=True)
     cfg = sae.cfg
     tensors = {name: getattr(sae, name).detach().float().cpu().contiguous() for name in ("W_enc", "b_enc", "W_dec", "b_dec")}
-    if cfg.architecture in ("jumprelu", "batchtopk"):
+    if sae.arch.has_threshold:
         tensors["threshold"] = sae.get_threshold().detach().float().cpu().contiguous()
     meta = {"hook_name": cfg.hook_name, "model_name": cfg.model_name}
     doc = {
-        "architecture": TO_SAELENS[cfg.architecture],
+        "architecture": sae.arch.saelens_name,
         "d_in": cfg.d_in,
         "d_sae": cfg.d_sae,
         "dtype": "float32",
@@ -69,9 +67,7 @@ def save_pretrained(sae: SparseAutoencoder, path, **training) -> Path:
             **training,
         },
     }
-    if cfg.architecture == "topk":
-        doc["k"] = cfg.k
-        doc["rescale_acts_by_decoder_norm"] = False
+    doc.update(sae.arch.saelens_fields(cfg))
     _atomic_write_bytes(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
     _atomic_write_bytes(path / CFG_FILE, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
     return path
@@ -96,11 +92,11 @@ def read_config(path) -> tuple[SAEConfig, dict]:
     if unknown:
         raise ValueError(f"{cfg_path} has unknown key(s) {unknown}; known keys are {sorted(KNOWN_KEYS)}")
     ours = doc.get("whisper_sae") or {}
-    arch = ours.get("architecture") or FROM_SAELENS.get(doc["architecture"])
+    arch = ours.get("architecture") or from_saelens(doc["architecture"])
     if arch is None:
         raise ValueError(
             f"{cfg_path}: architecture {doc['architecture']!r} is not supported; supported SAELens architectures "
-            f"are {sorted(FROM_SAELENS)}"
+            f"are {saelens_names()}"
         )
     if doc.get("normalize_activations", "none") != "none":
         raise ValueError(f"{cfg_path}: normalize_activations={doc['normalize_activations']!r} is not supported; "
@@ -112,7 +108,7 @@ def read_config(path) -> tuple[SAEConfig, dict]:
         d_in=doc["d_in"],
         d_sae=doc["d_sae"],
         architecture=arch,
-        k=doc.get("k", ours.get("k")) if arch in ("topk", "batchtopk") else None,
+        k=doc.get("k", ours.get("k")) if get_architecture(arch).needs_k else None,
         apply_b_dec_to_input=bool(doc.get("apply_b_dec_to_input", True)),
         hook_name=doc.get("hook_name", meta.get("hook_name")),
         model_name=doc.get("model_name", meta.get("model_name")),
@@ -133,7 +129,8 @@ def load_pretrained(path, *, device="cpu") -> SparseAutoencoder:
     with safe_open(str(weights), framework="pt") as handle:
         tensors = {name: handle.get_tensor(name) for name in handle.keys()}
     want = {"W_enc": (cfg.d_in, cfg.d_sae), "b_enc": (cfg.d_sae,), "W_dec": (cfg.d_sae, cfg.d_in), "b_dec": (cfg.d_in,)}
-    if cfg.architecture in ("jumprelu", "batchtopk"):
+    arch = get_architecture(cfg.architecture)
+    if arch.has_threshold:
         want["threshold"] = (cfg.d_sae,)
     for name, shape in want.items():
         if name not in tensors:
@@ -145,24 +142,65 @@ def load_pretrained(path, *, device="cpu") -> SparseAutoencoder:
             )
     sae = SparseAutoencoder(cfg)
     state = {name: tensors[name].float() for name in ("W_enc", "b_enc", "W_dec", "b_dec")}
-    if cfg.architecture == "jumprelu":
-        state["log_threshold"] = tensors["threshold"].float().clamp_min(1e-30).log()
-    elif cfg.architecture == "batchtopk":
-        state["threshold"] = tensors["threshold"].float()
+    if arch.has_threshold:
+        state.update(arch.threshold_state(tensors["threshold"]))
     sae.load_state_dict(state)
     return sae.to(device).eval()
 
 
-def convert_original(pth, out, *, hook_name: str | None = "encoder.out", model_name: str | None = "openai/whisper-tiny") -> Path:
-    """Write an original whisper-sae ``.pth`` state dict (ReLU, nn.Linear keys) as an SAE folder ``out``."""
+ORIGINAL_HOOK = "encoder.out"
+ORIGINAL_MODEL = "openai/whisper-tiny"
+
+
+def model_config(model: str):
+    """The ``WhisperConfig`` of a model name (``tiny.en``, ``openai/whisper-small``...) or a model folder
+    holding ``config.json``, without loading weights; a ValueError lists the known names."""
+    from whisper_sae.runtime.models import model_names, whisper_config
+
+    text = str(model)
+    folder = Path(text)
+    if (folder / "config.json").is_file():
+        from transformers import WhisperConfig
+
+        return WhisperConfig.from_pretrained(str(folder))
+    name = text.rstrip("/").split("/")[-1].removeprefix("whisper-")
+    if name in model_names():
+        return whisper_config(name)
+    raise ValueError(f"Whisper model {text!r} is not known; give one of {', '.join(model_names())} (optionally as "
+                     "openai/whisper-NAME) or a model folder holding config.json")
+
+
+def check_hook(hook_name: str, model_name: str, d_in: int, *, what: str = "this SAE") -> str:
+    """``hook_name`` in canonical form if the model has it and its width is ``d_in``; else a ValueError
+    that lists the model's hooks or names the widths."""
+    from whisper_sae.whisper.hooks import HookPoint
+
+    config = model_config(model_name)
+    point = HookPoint.parse(hook_name, config)  # UnknownHookError (a ValueError) lists the valid names
+    if int(config.d_model) != int(d_in):
+        raise ValueError(f"{what} reads activations of width d_in={d_in}, but {model_name} has d_model="
+                         f"{config.d_model}; name the model it was trained on with --model (the original "
+                         "checkpoints, d_in 384, are of tiny / tiny.en)")
+    return point.name
+
+
+def convert_original(pth, out, *, hook_name: str = ORIGINAL_HOOK, model_name: str = ORIGINAL_MODEL) -> Path:
+    """Write an original whisper-sae ``.pth`` state dict (ReLU, nn.Linear keys) as an SAE folder ``out``.
+
+    ``hook_name`` is checked against ``model_name`` (a hook the model has, of the checkpoint's width), so the
+    folder never names a hook that later stages cannot find."""
     pth = Path(pth)
     if not pth.is_file():
         raise FileNotFoundError(f"no checkpoint at {pth}")
-    state = torch.load(pth, map_location="cpu", weights_only=True)
+    try:
+        state = torch.load(pth, map_location="cpu", weights_only=True)
+    except Exception as err:  # a pickle with code in it, or not a torch file at all
+        raise ValueError(f"{pth} is not a plain state dict of tensors ({type(err).__name__}); it was not loaded") from None
     if not isinstance(state, dict) or "encoder.weight" not in state:
         keys = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
         raise ValueError(f"{pth} is not an original whisper-sae state dict (encoder.weight, ...); it holds {keys}")
     hidden_dim, input_dim = state["encoder.weight"].shape
+    hook_name = check_hook(hook_name, model_name, int(input_dim), what=f"{pth}")
     sae = SparseAutoencoder(input_dim=int(input_dim), hidden_dim=int(hidden_dim))
     sae.cfg.hook_name, sae.cfg.model_name = hook_name, model_name
     sae.load_state_dict(state)

@@ -1,12 +1,12 @@
-"""The sparse autoencoder module: one class for the four architectures, SAELens' parameter names.
+"""The sparse autoencoder module: one class for every architecture, SAELens' parameter names.
 
 ``codes = act((x - b_dec) @ W_enc + b_enc)`` (``- b_dec`` only with ``apply_b_dec_to_input``) and
-``x_hat = codes @ W_dec + b_dec``; ``act`` is the architecture's sparsifying non-linearity.
+``x_hat = codes @ W_dec + b_dec``; ``act`` is the architecture's sparsifying non-linearity, and any
+parameter beyond these four (a threshold) is added by the architecture (``sae/architectures/``).
 """
 
 from __future__ import annotations
 
-import math
 import warnings
 from pathlib import Path
 from typing import NamedTuple
@@ -14,6 +14,7 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
+from .architectures import get_architecture
 from .config import SAEConfig
 
 # State-dict keys of the original whisper-sae module (nn.Linear encoder and decoder).
@@ -42,6 +43,7 @@ class SparseAutoencoder(nn.Module):
         elif input_dim is not None or hidden_dim is not None:
             raise ValueError("give either an SAEConfig or input_dim/hidden_dim, not both")
         self.cfg = cfg
+        self.arch = get_architecture(cfg.architecture)
         d_in, d_sae = cfg.d_in, cfg.d_sae
         # Unit-norm random decoder rows and a tied encoder: the init SAELens, sparsify and OpenAI use.
         w_dec = torch.randn(d_sae, d_in)
@@ -50,12 +52,7 @@ class SparseAutoencoder(nn.Module):
         self.W_enc = nn.Parameter(w_dec.T.clone())
         self.b_enc = nn.Parameter(torch.zeros(d_sae))
         self.b_dec = nn.Parameter(torch.zeros(d_in))
-        if cfg.architecture == "jumprelu":
-            # Learned in log space so it stays positive; saved as ``threshold``.
-            self.log_threshold = nn.Parameter(torch.full((d_sae,), math.log(0.01)))
-        elif cfg.architecture == "batchtopk":
-            # Estimated while training (not learned): the inference-time cut that keeps about k per row.
-            self.register_buffer("threshold", torch.zeros(d_sae))
+        self.arch.init_parameters(self)
 
     # -- the forward pass -------------------------------------------------------------------------
     def pre_acts(self, x: Tensor) -> Tensor:
@@ -78,23 +75,12 @@ class SparseAutoencoder(nn.Module):
         return torch.addmm(self.b_enc - self.b_dec @ self.W_enc, x, self.W_enc)
 
     def get_threshold(self) -> Tensor:
-        """Per-feature threshold [d_sae] for jumprelu and batchtopk."""
-        if self.cfg.architecture == "jumprelu":
-            return self.log_threshold.exp()
-        if self.cfg.architecture == "batchtopk":
-            return self.threshold
-        raise AttributeError(f"architecture {self.cfg.architecture!r} has no threshold")
+        """Per-feature inference threshold [d_sae] of a threshold architecture (jumprelu, batchtopk)."""
+        return self.arch.threshold(self)
 
     def activate(self, pre: Tensor) -> Tensor:
         """The architecture's non-linearity at inference (batchtopk uses its estimated threshold)."""
-        arch = self.cfg.architecture
-        if arch == "relu":
-            return torch.relu(pre)
-        if arch == "topk":
-            values, indices = pre.topk(self.cfg.k, dim=-1, sorted=False)
-            return torch.zeros_like(pre).scatter_(-1, indices, torch.relu(values))
-        # jumprelu and batchtopk: pass a pre-activation through when it is above its (positive) threshold.
-        return pre * (pre > self.get_threshold()).to(pre.dtype)
+        return self.arch.activate(self, pre)
 
     def encode(self, x: Tensor) -> Tensor:
         """Feature activations [..., d_sae] of raw activations x [..., d_in]."""
@@ -149,7 +135,7 @@ class SparseAutoencoder(nn.Module):
                     f"{key} has shape {list(state[key].shape)} but this SAE (input_dim={self.cfg.d_in}, "
                     f"hidden_dim={self.cfg.d_sae}) needs {list(shape)}; build it with the checkpoint's sizes"
                 )
-        if self.cfg.architecture != "relu":
+        if self.cfg.architecture != "relu":  # the original whisper-sae trained only ReLU SAEs
             raise ValueError(f"the original checkpoints are ReLU SAEs; this SAE is {self.cfg.architecture!r}")
         w_enc = state["encoder.weight"].T.float()
         b_enc = state["encoder.bias"].float()

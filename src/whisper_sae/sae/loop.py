@@ -2,118 +2,44 @@
 
 ``fit`` takes any iterable of batches (Tensor [B, d_in], or dict hook -> Tensor when the SAEs read
 different hooks) plus held-out rows, so it runs on synthetic tensors as well as on a store
-(``whisper_sae.sae.train`` is the layer that reads a store).
+(``sae/store_training.py`` is the layer that reads a store). Each SAE's per-step work is its
+architecture's (``sae/architectures/``); this module owns the schedule, the records, the checkpoints
+(``sae/checkpoint.py``: safetensors + JSON, nothing unpickled) and the output folder's lock.
+
+A checkpoint is only written for a state that is good: every weight finite and not absurdly large, and
+a finite loss when evaluated on the last batch. Training that meets NaN or Inf stops and keeps the last
+such checkpoint rather than writing the broken state over it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import itertools
-import os
+import json
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
-from whisper_sae.runtime import DataParallel, grad_scaler, resolve_autocast, resolve_device
+from whisper_sae.runtime import DataParallel, current_world, grad_scaler, resolve_autocast, resolve_device
+from whisper_sae.runtime.locks import exclusive
 
+from . import checkpoint as ckpt_io
+from .checkpoint import CHECKPOINT, CheckpointError
 from .io import save_pretrained
-from .member import Member, SAESpec
 from .report import METRICS_FILE, MetricsLog, plot_training
+from .train_config import TrainConfig
+from .trained_sae import SAESpec, TrainedSAE
 
-CHECKPOINT = Path("checkpoint") / "state.pt"
+WEIGHT_LIMIT = 1e6
+"""A weight beyond this (in normalised units, where inputs have norm sqrt(d_in)) marks a state as broken."""
 
 
 class TrainingError(RuntimeError):
     """Training stopped on bad numbers; the message names the step and the checkpoint kept."""
-
-
-@dataclass
-class TrainConfig:
-    """Settings shared by every SAE of a pass; each has a default here and nowhere else."""
-
-    steps: int
-    """Optimizer steps in the whole run."""
-    lr: float = 5e-4
-    lr_warmup_steps: int | None = None
-    """Linear lr warm-up; None: 2 % of the steps."""
-    lr_decay_start: float = 0.8
-    """Fraction of the run after which the lr decays linearly to ``lr * lr_end_factor``."""
-    lr_end_factor: float = 0.0
-    betas: tuple = (0.9, 0.999)
-    sparsity_warmup_steps: int | None = None
-    """Linear warm-up of the L1 / L0 coefficient; None: 5 % of the steps."""
-    b_dec_init: str = "geometric_median"
-    """``geometric_median``, ``mean`` or ``zeros``."""
-    normalize: bool = True
-    """Scale inputs so their mean norm is sqrt(d_in) while training (folded into the saved weights)."""
-    init_batches: int = 4
-    """Batches read at the start to choose the scale and b_dec (they are then trained on as usual)."""
-    dead_after_tokens: int = 500_000
-    """A feature that fired on none of the last this-many tokens is dead."""
-    dense_frequency: float = 0.1
-    """A feature firing on more than this fraction of tokens counts as dense."""
-    auxk_alpha: float = 1 / 32
-    jumprelu_bandwidth: float = 0.05
-    jumprelu_init_threshold: float = 0.5
-    """Initial JumpReLU threshold in normalised units (pre-activations have std ~1 at init)."""
-    jumprelu_threshold_lr: float = 1.0
-    """The JumpReLU thresholds' learning rate as a multiple of ``lr``."""
-    resample_every: int | None = None
-    """ReLU only: resample dead features every this many steps (until 80 % of the run); None: steps // 6; 0: off."""
-    device: str = "auto"
-    autocast: str = "auto"
-    """``auto`` (bf16 on CPU, and on CUDA where supported), ``bf16``, ``fp16`` (CUDA) or ``none``."""
-    seed: int = 0
-    log_every: int = 50
-    eval_every: int = 500
-    checkpoint_every: int = 500
-    eval_rows: int = 65536
-    steps_per_epoch: float | None = None
-    """Only for the epoch axis of the plots."""
-    extra: dict = field(default_factory=dict)
-    """Facts about the data (store, model, hook) recorded in checkpoints and cfg.json, checked on resume."""
-
-    def __post_init__(self) -> None:
-        if not isinstance(self.steps, int) or self.steps <= 0:
-            raise ValueError(f"steps must be a positive integer, got {self.steps!r}")
-        if not self.lr > 0:
-            raise ValueError(f"lr must be positive, got {self.lr!r}")
-        if self.b_dec_init not in ("geometric_median", "mean", "zeros"):
-            raise ValueError(f"b_dec_init {self.b_dec_init!r} is not one of geometric_median, mean, zeros")
-        if self.autocast not in ("auto", "bf16", "fp16", "none"):
-            raise ValueError(f"autocast {self.autocast!r} is not one of auto, bf16, fp16, none")
-        if not 0 <= self.lr_decay_start <= 1:
-            raise ValueError(f"lr_decay_start is a fraction of the run in [0, 1], got {self.lr_decay_start!r}")
-        for name in ("log_every", "eval_every", "checkpoint_every", "init_batches"):
-            if getattr(self, name) <= 0:
-                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        self.betas = tuple(self.betas)
-
-    def warmup(self) -> int:
-        return self.lr_warmup_steps if self.lr_warmup_steps is not None else max(1, self.steps // 50)
-
-    def lr_at(self, step: int) -> float:
-        """Learning rate for the step numbered ``step`` (0-based)."""
-        factor = min(1.0, (step + 1) / self.warmup())
-        decay_from = int(self.lr_decay_start * self.steps)
-        if step >= decay_from and self.steps > decay_from:
-            progress = (step - decay_from) / (self.steps - decay_from)
-            factor *= 1.0 - (1.0 - self.lr_end_factor) * progress
-        return self.lr * factor
-
-    def sparsity_at(self, step: int) -> float:
-        warm = self.sparsity_warmup_steps if self.sparsity_warmup_steps is not None else max(1, self.steps // 20)
-        return min(1.0, (step + 1) / max(1, warm))
-
-
-def _atomic_save(obj, path: Path) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
 
 
 class _NoLog:
@@ -123,7 +49,7 @@ class _NoLog:
         pass
 
 
-def _select(batch, member: Member) -> Tensor:
+def _select(batch, member: TrainedSAE) -> Tensor:
     if isinstance(batch, dict):
         if member.hook not in batch:
             raise ValueError(f"SAE {member.name!r} reads hook {member.hook!r}, which the batches lack ({sorted(batch)})")
@@ -154,29 +80,30 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         torch.manual_seed(config.seed)
         self.members = [
-            Member(spec, device=self.device, compute_dtype=self.amp or torch.float32, lr=config.lr,
-                   betas=config.betas, auxk_alpha=config.auxk_alpha, bandwidth=config.jumprelu_bandwidth,
-                   init_threshold=config.jumprelu_init_threshold, threshold_lr_scale=config.jumprelu_threshold_lr)
+            TrainedSAE(spec, device=self.device, compute_dtype=self.amp or torch.float32, lr=config.lr,
+                       betas=config.betas, options=config.options_for(spec.config.architecture))
             for spec in specs
         ]
         self.step = 0
         self.logs: dict[str, MetricsLog] = {}
+        self.last_good: int | None = None  # step of the last checkpoint written (or resumed from)
+        self._last_batch = None  # the latest training batch, on which a state is checked before it is kept
 
     # -- start -------------------------------------------------------------------------------------
-    def _folder(self, member: Member) -> Path:
+    def _folder(self, member: TrainedSAE) -> Path:
         return self.out / member.name if member.name else self.out
 
     def _start(self, batches, resume: bool):
         it = iter(batches)
         ckpt = self.out / self.checkpoint
-        if resume and ckpt.is_file():
+        if resume and ckpt_io.exists(ckpt):
             self._load_checkpoint(ckpt)
             # Same seed, same stream: skipping the batches already trained on puts the data where it was.
             for _ in tqdm(range(self.step), desc="skipping to the checkpoint's data position", leave=False,
                           disable=self.step < 50):
                 next(it)
         else:
-            if ckpt.is_file():
+            if ckpt_io.exists(ckpt):
                 raise FileExistsError(f"{self.out} already holds a training checkpoint; pass resume=True "
                                       "(--resume) to continue it, or choose another output folder")
             head = list(itertools.islice(it, self.config.init_batches))
@@ -219,15 +146,19 @@ class Trainer:
             self.parallel.average_buffers(member.sae)
             out = out._replace(fired=self.parallel.sum(out.fired))  # dead-feature clocks agree across ranks
             member.record(out, x, time.perf_counter() - start, rows=self.parallel.global_rows(x.shape[0]))
-            every = cfg.resample_every if cfg.resample_every is not None else max(1, cfg.steps // 6)
-            if (member.spec.config.architecture == "relu" and every and (self.step + 1) % every == 0
-                    and self.step + 1 < 0.8 * cfg.steps):
-                member.resample_dead(self.parallel.gather_rows(x), cfg.dead_after_tokens, self.generator)
+            # Dead features (e.g. ReLU resampling); every rank gathers the global batch at the same steps.
+            member.handle_dead(lambda: self.parallel.gather_rows(x), step=self.step, steps=cfg.steps,
+                               dead_after_tokens=cfg.dead_after_tokens, generator=self.generator)
+        self._last_batch = batch
 
     def _fail(self, what: str):
-        # The weights are still those before this step: keep them as the last good checkpoint.
-        path = self._save_checkpoint()
-        raise TrainingError(f"{what}; training stopped, the last good state (step {self.step}) is kept in {path}")
+        # The state now is broken (or unchecked): keep the last checkpoint that was good, do not overwrite it.
+        path = self.out / self.checkpoint
+        if self.last_good is None:
+            kept = "no good state had been checkpointed yet, so none is kept"
+        else:
+            kept = f"the last good state (step {self.last_good}) is kept in {path}"
+        raise TrainingError(f"{what}; training stopped, {kept}; lower --lr or check the activations")
 
     # -- records -----------------------------------------------------------------------------------
     def _log_train(self) -> None:
@@ -250,7 +181,7 @@ class Trainer:
             member.reset_window()
 
     @torch.no_grad()
-    def evaluate(self, member: Member, val: Tensor) -> dict:
+    def evaluate(self, member: TrainedSAE, val: Tensor) -> dict:
         """Held-out metrics in the SAE's inference mode: EV, MSE (normalised units), L0, never-fired fraction."""
         rows = val[: self.config.eval_rows]
         sse = sq = l0 = 0.0
@@ -285,46 +216,108 @@ class Trainer:
         return results
 
     # -- checkpoints -------------------------------------------------------------------------------
+    @torch.no_grad()
+    def _broken(self) -> str | None:
+        """Why the current state must not be kept (non-finite or huge weights, or a non-finite loss on the
+        last batch), or None when it is good. Every rank agrees on the verdict."""
+        reason = None
+        for member in self.members:
+            label = member.name or member.hook
+            for name, tensor in itertools.chain(member.sae.named_parameters(), member.sae.named_buffers()):
+                if not tensor.is_floating_point():
+                    continue
+                if not bool(torch.isfinite(tensor).all()):
+                    reason = f"SAE {label!r} has NaN or Inf in {name} at step {self.step}"
+                elif float(tensor.abs().max()) > WEIGHT_LIMIT:
+                    reason = (f"SAE {label!r} has {name} as large as {float(tensor.abs().max()):.3g} at step "
+                              f"{self.step} (beyond {WEIGHT_LIMIT:g}): the optimizer diverged")
+                if reason:
+                    break
+            if reason is None and self._last_batch is not None:
+                x = _select(self._last_batch, member).to(self.device).float() * member.scale
+                coef = member.spec.coef * self.config.sparsity_at(self.step)
+                with torch.autocast(self.device.type, dtype=self.amp or torch.bfloat16, enabled=self.amp is not None):
+                    loss = member.objective.step(x, coef, member.dead_mask(self.config.dead_after_tokens)).loss
+                if not bool(torch.isfinite(loss)):
+                    reason = f"the loss of SAE {label!r} became {float(loss)} at step {self.step}"
+            if reason:
+                break
+        votes = self.parallel.sum(torch.tensor([1.0 if reason else 0.0], device=self.device))
+        if reason is None and float(votes.sum()) > 0:
+            reason = f"another rank found a broken state at step {self.step}"
+        return reason
+
     def _save_checkpoint(self) -> Path:
-        state = {"format": 1, "step": self.step, "config": asdict(self.config),
-                 "rng": torch.get_rng_state(), "generator": self.generator.get_state(),
-                 "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
-                 "scaler": self.scaler.state_dict(),  # fp16 loss scale and its growth tracker ({} when disabled)
-                 "members": [member.state_dict() for member in self.members]}
         path = self.out / self.checkpoint
-        if not self.parallel.is_main:  # the ranks hold identical state; rank 0 keeps it
-            return path
-        _atomic_save(state, path)
+        reason = self._broken()
+        if reason:
+            self._fail(reason)
+        if self.parallel.is_main:  # the ranks hold identical state; rank 0 keeps it
+            meta = {"step": self.step, "config": asdict(self.config),
+                    "scaler": self.scaler.state_dict(),  # fp16 loss scale and its growth tracker ({} when disabled)
+                    "saes": []}
+            tensors = ckpt_io.rng_tensors(self.generator)
+            for index, member in enumerate(self.members):
+                member_meta, member_tensors = member.checkpoint_state()
+                meta["saes"].append(member_meta)
+                tensors.update({f"sae/{index}/{key}": value for key, value in member_tensors.items()})
+            ckpt_io.write(path, meta, tensors)
+        self.last_good = self.step
         return path
 
     def _load_checkpoint(self, path: Path) -> None:
-        state = torch.load(path, map_location="cpu", weights_only=False)
-        saved = state["config"]
-        for key in ("model", "d_model"):
-            before, now = saved.get("extra", {}).get(key), self.config.extra.get(key)
-            if before != now:
-                raise ValueError(f"cannot resume {path}: it was trained on activations with {key} {before!r}, but "
-                                 f"these have {key} {now!r}; resume with the same store or use a new --out")
+        meta, tensors = ckpt_io.read(path)
+        try:
+            self._restore(path, meta, tensors)
+        except (KeyError, TypeError, RuntimeError) as err:
+            raise CheckpointError(f"training checkpoint {path} is incomplete or damaged ({type(err).__name__}: "
+                                  f"{err}); delete {path.parent} to train from the start, or write to a new --out") from None
+
+    def _restore(self, path: Path, meta: dict, tensors: dict) -> None:
+        saved = meta["config"]
+        now = json.loads(json.dumps(asdict(self.config)))  # as it would read back from JSON
+        before, current = saved.get("extra", {}).get("model"), now["extra"].get("model")
+        if before != current:
+            raise ValueError(f"cannot resume {path}: it was trained on activations with model {before!r}, but "
+                             f"these have model {current!r}; resume with the same store or use a new --out")
+        if len(meta["saes"]) != len(self.members):
+            names = [m.get("name") for m in meta["saes"]]
+            raise ValueError(f"cannot resume {path}: it trains {len(meta['saes'])} SAE(s) {names}, this run "
+                             f"{len(self.members)} {[m.name for m in self.members]}; use the same settings or a new --out")
+        for member, member_meta in zip(self.members, meta["saes"]):
+            member.check_checkpoint(member_meta, path)
         for key in ("steps", "seed", "extra"):
-            if saved.get(key) != asdict(self.config).get(key):
+            if saved.get(key) != now.get(key):
                 raise ValueError(f"cannot resume {path}: it was started with {key}={saved.get(key)!r} but this run "
-                                 f"asks for {key}={asdict(self.config).get(key)!r}; use the same settings or a new --out")
-        if len(state["members"]) != len(self.members):
-            raise ValueError(f"cannot resume {path}: it trains {len(state['members'])} SAEs, this run {len(self.members)}")
-        for member, member_state in zip(self.members, state["members"]):
-            member.load_state_dict(member_state)
-        self.step = state["step"]
-        torch.set_rng_state(state["rng"])
-        self.generator.set_state(state["generator"])
-        if state["cuda_rng"] and torch.cuda.is_available():
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        if state.get("scaler") and self.scaler.is_enabled():  # older checkpoints have none
-            self.scaler.load_state_dict(state["scaler"])
+                                 f"asks for {key}={now.get(key)!r}; use the same settings or a new --out")
+        for index, (member, member_meta) in enumerate(zip(self.members, meta["saes"])):
+            prefix = f"sae/{index}/"
+            member.load_checkpoint_state(member_meta, {k[len(prefix):]: v for k, v in tensors.items()
+                                                       if k.startswith(prefix)}, path)
+        self.step = int(meta["step"])
+        ckpt_io.restore_rng(tensors, self.generator)
+        if meta.get("scaler") and self.scaler.is_enabled():
+            self.scaler.load_state_dict(meta["scaler"])
+        self.last_good = self.step
+
+    def _lock(self):
+        """The output folder's write lock. Rank 0 holds it for the run; with one process per group of
+        SAEs (``distribute="saes"``) every other rank writes too and holds its own per-rank lock."""
+        rank = current_world().rank
+        if rank == 0:
+            return exclusive(self.out, "SAE folder")
+        if self.parallel.size == 1:
+            return exclusive(self.out, "SAE folder", suffix=f".rank{rank:05d}")
+        return contextlib.nullcontext(self.out)
 
     # -- the loop ----------------------------------------------------------------------------------
     def run(self, batches, *, resume: bool = False, stop_after: int | None = None) -> list[Path]:
         """Train to ``config.steps`` (or stop after ``stop_after`` more steps with a checkpoint written) and
         return the SAE folders (written only once the run is complete)."""
+        with self._lock():
+            return self._run(batches, resume, stop_after)
+
+    def _run(self, batches, resume: bool, stop_after: int | None) -> list[Path]:
         cfg = self.config
         it = self._start(batches, resume)
         stop_at = cfg.steps if stop_after is None else min(cfg.steps, self.step + stop_after)
@@ -356,8 +349,8 @@ class Trainer:
         for member in self.members:
             folder = self._folder(member)
             training = {"steps": self.config.steps, "lr": self.config.lr, "coef": member.spec.coef,
-                        "objective": type(member.objective).__name__, "seed": self.config.seed,
-                        "data": self.config.extra, "held_out": final.get(member.name)}
+                        "objective": type(member.objective).__name__, "options": asdict(member.options),
+                        "seed": self.config.seed, "data": self.config.extra, "held_out": final.get(member.name)}
             if self.parallel.is_main:
                 save_pretrained(member.folded(), folder, training=training)
                 plot_training(folder, title=f"SAE {member.name or member.hook or ''} training loss")
@@ -369,6 +362,9 @@ def fit(specs: list[SAESpec], batches, config: TrainConfig, out, *, val=None, re
         stop_after: int | None = None, parallel: DataParallel | None = None,
         checkpoint: Path = CHECKPOINT) -> list[Path]:
     """Train ``specs`` on ``batches`` (Tensor [B, d_in] or dict hook -> Tensor) with held-out ``val``
-    (Tensor [N, d_in] or dict hook -> Tensor); returns the SAE folders (empty if stopped early)."""
+    (Tensor [N, d_in] or dict hook -> Tensor); returns the SAE folders (empty if stopped early).
+
+    ``out`` is locked while training: a second run into it fails at once with a FolderBusyError naming
+    the holder."""
     return Trainer(list(specs), config, out, val=val, parallel=parallel, checkpoint=checkpoint).run(
         batches, resume=resume, stop_after=stop_after)

@@ -1,5 +1,10 @@
-"""One SAE being trained: the model, its objective and optimizer, its dead-feature bookkeeping, and
-the state a checkpoint needs to continue it exactly."""
+"""One SAE being trained inside a pass (``TrainedSAE``), and what to train (``SAESpec``).
+
+A ``TrainedSAE`` holds the model, its architecture's objective and the optimizer, the dead-feature
+clock and the logging window, and gives the loop (``sae/loop.py``) the state a checkpoint needs to
+continue it exactly (``checkpoint_state`` / ``load_checkpoint_state``). What differs between
+architectures is asked of ``sae/architectures/``.
+"""
 
 from __future__ import annotations
 
@@ -9,9 +14,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from .architectures import get_architecture
 from .config import SAEConfig
 from .model import SparseAutoencoder
-from .objectives import OBJECTIVES
 
 
 @dataclass
@@ -21,14 +26,14 @@ class SAESpec:
     config: SAEConfig
     """Shape, architecture and source of the SAE."""
     coef: float | None = None
-    """L1 coefficient (relu) or L0 coefficient (jumprelu); None takes the objective's default."""
+    """L1 coefficient (relu) or L0 coefficient (jumprelu); None takes the architecture's default."""
     name: str = ""
     """Sub-folder of the output folder; "" writes the SAE into the output folder itself."""
 
     def __post_init__(self) -> None:
         if self.coef is None:
-            self.coef = OBJECTIVES[self.config.architecture].default_coef
-        if not self.coef >= 0:
+            self.coef = get_architecture(self.config.architecture).default_coef
+        if not (isinstance(self.coef, (int, float)) and math.isfinite(self.coef) and self.coef >= 0):
             raise ValueError(f"sparsity coefficient must be >= 0, got {self.coef!r}")
         if "/" in self.name or self.name in (".", ".."):
             raise ValueError(f"SAE name {self.name!r} must be a plain folder name")
@@ -46,23 +51,18 @@ def geometric_median(x: Tensor, iters: int = 50, eps: float = 1e-6) -> Tensor:
     return point
 
 
-class Member:
+class TrainedSAE:
     """Training state of one SAE inside a pass."""
 
-    def __init__(self, spec: SAESpec, *, device, compute_dtype, lr: float, betas, auxk_alpha: float,
-                 bandwidth: float, init_threshold: float = 0.5, scale: float = 1.0, threshold_lr_scale: float = 1.0):
+    def __init__(self, spec: SAESpec, *, device, compute_dtype, lr: float, betas, options=None, scale: float = 1.0):
         self.spec, self.name, self.scale = spec, spec.name, float(scale)
+        self.arch = get_architecture(spec.config.architecture)
+        self.options = self.arch.options(options)
         self.sae = SparseAutoencoder(spec.config).to(device)
-        self.objective = OBJECTIVES[spec.config.architecture](
-            self.sae, compute_dtype=compute_dtype, auxk_alpha=auxk_alpha, bandwidth=bandwidth,
-            init_threshold=init_threshold,
-        )
+        self.objective = self.arch.objective(self.sae, self.options, compute_dtype=compute_dtype)
         # Fused Adam on CUDA; on CPU the default (foreach) step was faster in benchmarks/train.py (ReLU 1152).
         fused = device.type == "cuda"
-        params = [p for n, p in self.sae.named_parameters() if n != "log_threshold"]
-        groups = [{"params": params, "lr_scale": 1.0}]
-        if hasattr(self.sae, "log_threshold"):  # JumpReLU: its thresholds may learn faster than the weights
-            groups.append({"params": [self.sae.log_threshold], "lr_scale": float(threshold_lr_scale)})
+        groups = self.arch.param_groups(self.sae, self.options)
         self.optimizer = torch.optim.Adam(groups, lr=lr, betas=tuple(betas), fused=fused or None)
         self.tokens_since_fired = torch.zeros(spec.config.d_sae, dtype=torch.long, device=device)
         self.reset_window()
@@ -113,49 +113,54 @@ class Member:
         for key, value in out.parts.items():
             w["parts"][key] = w["parts"].get(key, 0.0) + float(value)
 
-    @torch.no_grad()
-    def resample_dead(self, x: Tensor, dead_after_tokens: int, generator: torch.Generator) -> int:
-        """Give dead ReLU features new directions toward rows the SAE reconstructs worst (Anthropic, 2023)."""
-        dead = self.tokens_since_fired > dead_after_tokens
-        n_dead = int(dead.sum())
-        if n_dead == 0:
-            return 0
-        sae = self.sae
-        errors = (sae(x).x_hat.float() - x).pow(2).sum(-1)
-        picks = torch.multinomial(errors.pow(2).cpu() + 1e-12, n_dead, replacement=True, generator=generator)
-        centred = x[picks.to(x.device)] - (sae.b_dec if sae.cfg.apply_b_dec_to_input else 0)
-        directions = centred / centred.norm(dim=1, keepdim=True).clamp_min(1e-8)
-        alive = ~dead
-        enc_norm = float(sae.W_enc[:, alive].norm(dim=0).mean()) if bool(alive.any()) else 1.0
-        sae.W_dec[dead] = directions
-        sae.W_enc[:, dead] = directions.T * (0.2 * enc_norm)
-        sae.b_enc[dead] = 0.0
-        for param, rows in ((sae.W_dec, dead), (sae.b_enc, dead)):
-            for key in ("exp_avg", "exp_avg_sq"):
-                if key in self.optimizer.state.get(param, {}):
-                    self.optimizer.state[param][key][rows] = 0.0
-        for key in ("exp_avg", "exp_avg_sq"):
-            if key in self.optimizer.state.get(sae.W_enc, {}):
-                self.optimizer.state[sae.W_enc][key][:, dead] = 0.0
-        self.tokens_since_fired[dead] = 0
-        self.window["resampled"] += n_dead
-        return n_dead
+    def handle_dead(self, rows, *, step: int, steps: int, dead_after_tokens: int, generator) -> None:
+        """The architecture's dead-feature handling after the optimizer step ``step`` (e.g. ReLU resampling)."""
+        self.window["resampled"] += self.arch.handle_dead(self, rows, step=step, steps=steps,
+                                                          dead_after_tokens=dead_after_tokens,
+                                                          options=self.options, generator=generator)
 
-    def state_dict(self) -> dict:
-        return {"name": self.name, "config": self.spec.config.to_dict(), "coef": self.spec.coef,
-                "scale": self.scale, "model": self.sae.state_dict(), "optimizer": self.optimizer.state_dict(),
-                "tokens_since_fired": self.tokens_since_fired.cpu()}
+    # -- checkpoints: tensors (safetensors) and plain values (JSON) kept apart, nothing pickled ---------
+    def checkpoint_state(self) -> tuple[dict, dict]:
+        """(JSON-able description, flat dict of tensors) of everything needed to continue exactly."""
+        tensors = {f"model/{key}": value for key, value in self.sae.state_dict().items()}
+        optim = self.optimizer.state_dict()
+        for index, slots in optim["state"].items():
+            for slot, value in slots.items():
+                if not isinstance(value, torch.Tensor):
+                    raise TypeError(f"optimizer state {slot!r} is a {type(value).__name__}, not a tensor")
+                tensors[f"optim/{index}/{slot}"] = value
+        tensors["tokens_since_fired"] = self.tokens_since_fired
+        meta = {"name": self.name, "config": self.spec.config.to_dict(), "coef": self.spec.coef,
+                "scale": self.scale, "param_groups": optim["param_groups"]}
+        return meta, tensors
 
-    def load_state_dict(self, state: dict) -> None:
-        if state["config"] != self.spec.config.to_dict() or state["name"] != self.name:
+    def check_checkpoint(self, meta: dict, where) -> None:
+        """Raise a ValueError naming what differs when a checkpoint's SAE is not this one."""
+        mine = self.spec.config.to_dict()
+        theirs = meta.get("config") or {}
+        diff = [f"{key} {theirs.get(key)!r} (now {mine[key]!r})" for key in mine if theirs.get(key) != mine[key]]
+        if meta.get("name") != self.name:
+            diff.insert(0, f"name {meta.get('name')!r} (now {self.name!r})")
+        if diff:
             raise ValueError(
-                f"the checkpoint's SAE {state['name']!r} ({state['config']}) differs from the requested "
-                f"{self.name!r} ({self.spec.config.to_dict()}); resume with the same settings or use a new --out"
+                f"cannot resume {where}: its SAE {meta.get('name')!r} was trained with {', '.join(diff)}; "
+                "resume with the same settings (width, k, architecture, hook) or write to a new --out"
             )
-        self.scale = state["scale"]
-        self.sae.load_state_dict(state["model"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.tokens_since_fired.copy_(state["tokens_since_fired"])
+
+    def load_checkpoint_state(self, meta: dict, tensors: dict, where) -> None:
+        self.check_checkpoint(meta, where)
+        self.scale = float(meta["scale"])
+        model = {key[len("model/"):]: value for key, value in tensors.items() if key.startswith("model/")}
+        self.sae.load_state_dict(model)
+        state: dict = {}
+        for key, value in tensors.items():
+            if key.startswith("optim/"):
+                _, index, slot = key.split("/", 2)
+                state.setdefault(int(index), {})[slot] = value
+        groups = [{**group, "betas": tuple(group["betas"])} if "betas" in group else group
+                  for group in meta["param_groups"]]
+        self.optimizer.load_state_dict({"state": state, "param_groups": groups})
+        self.tokens_since_fired.copy_(tensors["tokens_since_fired"])
 
     def folded(self) -> SparseAutoencoder:
         """A copy of the SAE that takes raw activations: the normalisation scale folded into the weights."""

@@ -1,19 +1,26 @@
 """Training SAEs from an activation store: the split by utterance, the batch streams, the held-out rows.
 
-The loop itself is ``trainer.fit``; this layer only turns a store and a few knobs into its inputs.
+The loop itself is ``loop.fit``; this layer only turns a store and a few knobs into its inputs. The
+knobs and their defaults are the fields of ``StoreConfig`` and ``TrainConfig`` (``train_config.py``)
+plus the architectures' options, passed as ``<architecture>_<option>`` (e.g. ``jumprelu_bandwidth``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 from pathlib import Path
 
 from ..activations import ActivationStore
+from ..artifacts import record_path
 from ..runtime import init_distributed, plan_training, prefetch, rank_slice, resolve_device
+from .architectures import ARCHITECTURES, get_architecture
+from .checkpoint import CHECKPOINT
 from .config import SAEConfig
-from .member import SAESpec
-from .trainer import TrainConfig, fit
+from .loop import fit
+from .train_config import StoreConfig, TrainConfig
+from .trained_sae import SAESpec
 
 SWEEPABLE = ("k", "width", "coef", "arch")
 
@@ -47,7 +54,7 @@ def build_specs(hooks: list[str], store: ActivationStore, *, arch: str, width: i
             point = {"arch": arch, "width": width, "k": k, "coef": coef, **dict(zip(names, values))}
             cfg = SAEConfig(
                 d_in=store.d_model(hook), d_sae=point["width"], architecture=point["arch"],
-                k=point["k"] if point["arch"] in ("topk", "batchtopk") else None,
+                k=point["k"] if get_architecture(point["arch"]).needs_k else None,
                 apply_b_dec_to_input=apply_b_dec_to_input, hook_name=hook, model_name=model.get("name"),
                 model_spec=model.get("spec"), window_mode=store.settings.get("mode"),
             )
@@ -64,64 +71,94 @@ def _zip_hooks(store: ActivationStore, hooks: list[str], **kw):
         yield dict(zip(hooks, batch))
 
 
-def train(store, hook, *, out, arch: str = "topk", width: int = 1152, k: int | None = 32,
-          coef: float | None = None, sweep: str | dict | None = None, steps: int | None = None,
-          epochs: float | None = None, batch_size: int = 4096, holdout: float = 0.1, split_seed: int = 0,
-          resume: bool = False, stop_after: int | None = None, apply_b_dec_to_input: bool = True,
-          distribute: str = "data", **options) -> Path:
+def split_options(options: dict) -> tuple[dict, dict, dict]:
+    """Keyword options -> (StoreConfig fields, TrainConfig fields, per-architecture options): a key
+    ``<architecture>_<option>`` (e.g. ``jumprelu_bandwidth``) is that architecture's option."""
+    store_fields = {f.name for f in dataclasses.fields(StoreConfig)}
+    train_fields = {f.name for f in dataclasses.fields(TrainConfig)} - {"steps", "steps_per_epoch", "extra"}
+    store_kw, train_kw = {}, {}
+    architectures: dict = {name: dict(values) for name, values in (options.pop("architectures", None) or {}).items()}
+    for key, value in options.items():
+        if key in store_fields:
+            store_kw[key] = value
+        elif key in train_fields:
+            train_kw[key] = value
+        else:
+            arch = next((a for a in ARCHITECTURES if key.startswith(a + "_")), None)
+            if arch is None:
+                raise ValueError(f"unknown training option {key!r}; options are {sorted(store_fields | train_fields)} "
+                                 f"and <architecture>_<option> for the architectures {', '.join(ARCHITECTURES)}")
+            architectures.setdefault(arch, {})[key[len(arch) + 1:]] = value
+    return store_kw, train_kw, architectures
+
+
+def train(store, hook, *, out, sweep: str | dict | None = None, steps: int | None = None, resume: bool = False,
+          stop_after: int | None = None, apply_b_dec_to_input: bool = True, distribute: str = "data",
+          **options) -> Path:
     """Train one SAE (or a sweep / several hooks in one pass) on ``hook`` of ``store``; returns ``out``.
 
-    ``hook`` may be a list or "a,b"; ``sweep`` like ``"k=16,32,64"``; ``options`` go to ``TrainConfig``
-    (lr, device, autocast, seed, log_every, ...). A single SAE is written into ``out``, several into
-    ``out/<name>/``; each folder holds cfg.json, sae_weights.safetensors, metrics.jsonl, loss.png.
+    ``hook`` may be a list or "a,b"; ``sweep`` like ``"k=16,32,64"``. ``options``: the SAE and the data
+    (``StoreConfig``: arch, width, k, coef, batch_size, holdout, split_seed, epochs), the loop
+    (``TrainConfig``: lr, device, autocast, seed, log_every, ...) and architecture options such as
+    ``jumprelu_bandwidth``; each default is the dataclass field's. ``steps`` replaces ``epochs``.
+    A single SAE is written into ``out``, several into ``out/<name>/``; each folder holds cfg.json,
+    sae_weights.safetensors, metrics.jsonl, loss.png.
     Under ``torchrun``, ``distribute="data"`` splits each batch of ``batch_size`` rows over the ranks
     (same result as one process), ``"saes"`` gives each rank its own SAEs (see runtime.plan_training).
     """
-    init_distributed(options.get("device", "auto"))
+    store_kw, train_kw, architectures = split_options(dict(options))
+    plan = StoreConfig(**store_kw)
+    init_distributed(train_kw.get("device", "auto"))
     store = store if isinstance(store, ActivationStore) else ActivationStore(store)
     hooks = [h.strip() for h in hook.split(",")] if isinstance(hook, str) else list(hook)
     sweep = parse_sweep(sweep) if isinstance(sweep, str) or sweep is None else dict(sweep)
-    specs = build_specs(hooks, store, arch=arch, width=width, k=k, coef=coef, sweep=sweep,
+    specs = build_specs(hooks, store, arch=plan.arch, width=plan.width, k=plan.k, coef=plan.coef, sweep=sweep,
                         apply_b_dec_to_input=apply_b_dec_to_input)
-    train_specs(store, specs, out=out, steps=steps, epochs=epochs, batch_size=batch_size, holdout=holdout,
-                split_seed=split_seed, resume=resume, stop_after=stop_after, distribute=distribute, **options)
+    data_kw = {key: value for key, value in store_kw.items() if key not in ("arch", "width", "k", "coef")}
+    train_specs(store, specs, out=out, steps=steps, resume=resume, stop_after=stop_after, distribute=distribute,
+                architectures=architectures, **data_kw, **train_kw)
     return Path(out)
 
 
-def train_specs(store, specs: list[SAESpec], *, out, steps: int | None = None, epochs: float | None = None,
-                batch_size: int = 4096, holdout: float = 0.1, split_seed: int = 0, resume: bool = False,
+def train_specs(store, specs: list[SAESpec], *, out, steps: int | None = None, resume: bool = False,
                 stop_after: int | None = None, distribute: str = "data", **options) -> list[Path]:
     """Train any list of SAEs (mixed architectures, hooks of ``store``) in one pass; returns their folders.
 
+    ``options`` as for ``train`` except the SAE's own (arch, width, k, coef: the specs say them).
     Under ``torchrun`` see ``train`` for ``distribute``; a rank with no SAE to train returns [].
     """
-    world = init_distributed(options.get("device", "auto"))
+    store_kw, train_kw, architectures = split_options(dict(options))
+    own = sorted(set(store_kw) & {"arch", "width", "k", "coef"})
+    if own:
+        raise ValueError(f"train_specs takes the SAEs from its specs; {own} belong in the SAEConfig / SAESpec")
+    if steps is not None and "epochs" in store_kw:
+        raise ValueError("give steps or epochs, not both")
+    data = StoreConfig(**store_kw)
+    world = init_distributed(train_kw.get("device", "auto"))
     store = store if isinstance(store, ActivationStore) else ActivationStore(store)
     hooks = list(dict.fromkeys(spec.config.hook_name for spec in specs))
     for spec in specs:
         if spec.config.d_in != store.d_model(spec.config.hook_name):
             raise ValueError(f"SAE {spec.name!r} has d_in={spec.config.d_in} but hook {spec.config.hook_name!r} "
                              f"of {store.path} is {store.d_model(spec.config.hook_name)} wide")
-    train_idx, val_idx = store.split_utterances(holdout, split_seed)
+    train_idx, val_idx = store.split_utterances(data.holdout, data.split_seed)
     n_utts = max(1, len(store.utterances))
     # Rows per utterance vary little at this scale; the epoch count only sets the step budget.
     train_rows = min(store.n_rows(h) for h in hooks) * len(train_idx) / n_utts
-    steps_per_epoch = train_rows / batch_size
+    steps_per_epoch = train_rows / data.batch_size
     if steps is None:
-        if epochs is None:
-            raise ValueError("give steps or epochs")
-        steps = max(1, math.ceil(epochs * steps_per_epoch))
-    seed = options.get("seed", 0)
-    extra = {"store": str(store.path.resolve()), "model": store.manifest.get("model", {}).get("name"),
-             "d_model": {h: store.d_model(h) for h in hooks}, "holdout": holdout, "split_seed": split_seed,
-             "batch_size": batch_size, "train_utterances": len(train_idx), "val_utterances": len(val_idx)}
-    config = TrainConfig(steps=steps, steps_per_epoch=steps_per_epoch, extra=extra, **options)
-    plan = plan_training(specs, world, distribute)
+        steps = max(1, math.ceil(data.epochs * steps_per_epoch))
+    extra = {"store": record_path(store.path, out), "model": store.manifest.get("model", {}).get("name"),
+             "d_model": {h: store.d_model(h) for h in hooks}, "holdout": data.holdout, "split_seed": data.split_seed,
+             "batch_size": data.batch_size, "train_utterances": len(train_idx), "val_utterances": len(val_idx)}
+    config = TrainConfig(steps=steps, steps_per_epoch=steps_per_epoch, extra=extra, architectures=architectures,
+                         **train_kw)
+    plan = plan_training(specs, world, distribute, checkpoint=CHECKPOINT)
     specs = plan.specs
     if not specs:  # more ranks than SAEs with distribute="saes"
         return []
     hooks = list(dict.fromkeys(s.config.hook_name for s in specs))  # only the hooks this rank trains
-    stream_kw = dict(batch_size=batch_size, seed=seed, utterances=train_idx, loop=True)
+    stream_kw = dict(batch_size=data.batch_size, seed=config.seed, utterances=train_idx, loop=True)
     batches = store.batches(hooks[0], **stream_kw) if len(hooks) == 1 else _zip_hooks(store, hooks, **stream_kw)
     val = None
     if len(val_idx):
