@@ -10,6 +10,7 @@ _EXPORTS = {
     "AUDIO_EXTENSIONS": "io", "check_audio": "io", "decode_audio": "io", "load_audio": "io", "resample": "io",
     "Corpus": "corpus", "load_corpus": "corpus", "read_table": "metadata",
     "SAMPLE_RATE": "utterance", "AudioError": "utterance", "Utterance": "utterance",
+    "concat_corpora": "concat", "speaker_split": "splits", "load_split": "splits",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
