@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 import pytest
 import soundfile as sf
@@ -51,8 +53,9 @@ def cv(tmp_path):
     return root
 
 
-def test_common_voice_validated_tsv(cv):
-    corpus = load_corpus(cv)  # detected: clips/ + validated.tsv
+def test_common_voice_validated_tsv(cv, caplog):
+    with caplog.at_level(logging.WARNING):
+        corpus = load_corpus(cv)  # detected: clips/ + validated.tsv
     utts = {u.id: u for u in corpus}
     assert sorted(utts) == ["common_voice_en_1", "common_voice_en_2"]
     u1 = utts["common_voice_en_1"]
@@ -64,7 +67,17 @@ def test_common_voice_validated_tsv(cv):
     assert a["corpus"] == "cv-corpus/en" and "up_votes" not in a
     assert utts["common_voice_en_2"].attributes["gender"] == "female"
     assert abs(u1.duration - 0.8) < 0.1
-    assert [s["id"] for s in corpus.skipped] == ["common_voice_en_3"]  # listed but absent: skipped, counted
+    # Listed but absent (a subset of a release): left out, one warning with the count, not a skip per row.
+    assert len(corpus) == 2 and corpus.skipped == []
+    assert any("1 of its 3 rows name an audio file that is absent" in r.message and "common_voice_en_3.mp3" in r.message
+               for r in caplog.records)
+
+
+def test_common_voice_clip_that_does_not_decode_is_skipped_and_counted(cv):
+    (cv / "clips" / "common_voice_en_2.mp3").write_bytes(b"ID3 not really an mp3")
+    corpus = load_corpus(cv)
+    assert [u.id for u in corpus] == ["common_voice_en_1"]
+    assert [s["id"] for s in corpus.skipped] == ["common_voice_en_2"] and "common_voice_en_2.mp3" in corpus.skipped[0]["reason"]
 
 
 def test_common_voice_split_is_chosen_by_the_spec(cv):

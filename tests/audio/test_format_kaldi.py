@@ -93,3 +93,17 @@ def test_utt2_and_spk2_files_become_attributes(tmp_path):
     (d / "utt2dur").write_text("x 0.5\n")  # not an attribute
     (u,) = list(load_corpus(d))
     assert u.attributes["accent"] == "mandarin" and "dur" not in u.attributes and u.text is None
+
+
+def test_tab_separated_files_as_speechocean762_writes_them(tmp_path):
+    """speechocean762's wav.scp and text separate the id by a tab ("000010011\tWAVE/SPEAKER0001/000010011.WAV")."""
+    write(tmp_path / "WAVE" / "SPEAKER0001" / "000010011.WAV")
+    d = tmp_path / "train"
+    d.mkdir()
+    (d / "wav.scp").write_text("000010011\tWAVE/SPEAKER0001/000010011.WAV\n")
+    (d / "text").write_text("000010011\tMARK IS GOING TO SEE ELEPHANT\n")
+    (d / "utt2spk").write_text("000010011\t0001\n")
+    (d / "spk2gender").write_text("0001\tm\n")
+    (u,) = list(load_corpus(d))
+    assert u.id == "000010011" and u.text == "MARK IS GOING TO SEE ELEPHANT" and u.speaker == "0001"
+    assert u.attributes["gender"] == "male"

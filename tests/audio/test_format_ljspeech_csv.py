@@ -33,8 +33,12 @@ def ljs(tmp_path):
     return root
 
 
-def test_ljspeech(ljs):
-    corpus = load_corpus(ljs)  # detected: metadata.csv with bars + wavs/
+def test_ljspeech(ljs, caplog):
+    with (ljs / "metadata.csv").open("a") as f:
+        f.writelines(f"LJ050-{i:04d}|not in this part|not in this part\n" for i in range(500))  # LJSpeech "part 1"
+    with caplog.at_level(logging.WARNING):
+        corpus = load_corpus(ljs)  # detected: metadata.csv with bars + wavs/
+    assert len(corpus) == 3 and sum("500 of its 503 rows" in r.message for r in caplog.records) == 1
     utts = {u.id: u for u in corpus}
     assert sorted(utts) == ["LJ001-0001", "LJ001-0002", "LJ001-0003"]
     assert utts["LJ001-0001"].text == 'Printing, in 1869, "the only art'  # as written; quotes are text

@@ -15,6 +15,9 @@ Spec grammar (also in ``load_corpus`` and ``whisper-sae corpus info --help``)::
 A spec that names an existing file or folder as a whole is always a path (so paths with ``:`` or
 ``=`` still work). Without a FORMAT the layout decides (see ``detect_format``); an ambiguous layout
 is an error that asks for a prefix.
+
+MP3 (Common Voice's clips, the Speech Accent Archive) is decoded like every other file, by soundfile
+(``audio/io.py``): libsndfile reads MPEG layer III from 1.1 on, which soundfile ≥ 0.12 wheels ship.
 """
 
 from __future__ import annotations
@@ -52,7 +55,8 @@ corpus spec grammar:  [NAME=][FORMAT:]PATH[:ARG][?KEY=VALUE&...]   or   [NAME=]h
     folder:DIR            any folder of audio (LibriSpeech layout: SPK-CHAPTER.trans.txt, SPEAKERS.TXT)
     dataset:DIR           a `datasets` folder written by save_to_disk
   NAME= names the corpus (its utterances' attributes["corpus"]); the default is the folder's name
-  (with its parent's for generic names such as train/ or en/). Examples:
+  (with its parent's for generic names such as train/ or en/). Several corpora in one store:
+  extract --corpus A --corpus B (an id that clashes with an earlier corpus's becomes NAME/ID). Examples:
     kaldi:speechocean762/train   commonvoice:cv/en:test   csv:saa:speakers_all.csv?text_file=para.txt
     ljs=LJSpeech-1.1             hf:openslr/librispeech_asr:clean:test
 """

@@ -144,6 +144,20 @@ def load_segment(path: Path, start: float, end: float | None, name: str) -> np.n
     return check_audio(audio, sr, name)
 
 
+def keep_present(rows: list, path_of, where: str) -> list:
+    """The rows whose audio file exists; one warning counts and names the others.
+
+    LJSpeech and Common Voice are often copied in part (LJSpeech "part 1": 385 of 13,100 wavs beside the
+    full metadata.csv), so an absent file is a row left out, not a bad file: listing each as skipped
+    would bury the real failures under thousands of lines. Files that exist but do not decode are
+    still skipped, named and counted one by one.
+    """
+    kept = [r for r in rows if path_of(r).is_file()]
+    warn_missing(f"of its {len(rows)} rows name an audio file that is absent; they are left out",
+                 [str(path_of(r).name) for r in rows if not path_of(r).is_file()], where)
+    return kept
+
+
 def warn_missing(what: str, ids: list[str], where: str) -> None:
     """One warning for ids that a side file lists but the corpus lacks (or the reverse)."""
     if ids:

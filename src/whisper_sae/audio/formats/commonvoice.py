@@ -10,6 +10,7 @@ The TSVs are read with no CSV quoting: sentences hold unbalanced ``"`` marks, wh
 takes for the start of a field running over the next lines (silently merging clips). Which TSV is
 read: ``commonvoice:DIR:SPLIT`` (``test`` → ``test.tsv``), else ``validated.tsv``, else ``train.tsv``.
 
+Rows whose clip is absent (subsets of a release) are left out with one warning (``common.keep_present``).
 The clips are MP3, decoded by soundfile (libsndfile ≥ 1.1 reads MPEG layer III; ``audio/io.py``).
 """
 
@@ -20,7 +21,7 @@ from pathlib import Path
 
 from whisper_sae.audio.corpus import Corpus, Entry
 from whisper_sae.audio.formats import CV_SPLITS
-from whisper_sae.audio.formats.common import normalise_attributes, read_delimited, whisper_language
+from whisper_sae.audio.formats.common import keep_present, normalise_attributes, read_delimited, whisper_language
 from whisper_sae.audio.io import load_audio
 from whisper_sae.audio.metadata import MetadataTable
 
@@ -51,18 +52,18 @@ def commonvoice_corpus(root: Path, split: str | None, tables: list[MetadataTable
     if "path" not in header:
         raise ValueError(f"Common Voice table {tsv} has columns {header} but no 'path' column; "
                          "expected client_id, path, sentence, age, gender, accent(s), locale.")
-    rows = []
-    for record in records:
-        row = dict(zip(header, (v.strip() for v in record)))
-        if row.get("path"):
-            rows.append(row)
     clips = root / "clips"
+
+    def clip_of(row: dict) -> Path:
+        clip = clips / row["path"]
+        return clip if clip.suffix else clip.with_suffix(".mp3")
+
+    rows = [row for row in (dict(zip(header, (v.strip() for v in record))) for record in records) if row.get("path")]
+    rows = keep_present(rows, clip_of, str(tsv))
 
     def entries() -> Iterator[Entry]:
         for row in rows:
-            clip = clips / row["path"]
-            if not clip.suffix:
-                clip = clip.with_suffix(".mp3")
+            clip = clip_of(row)
             attributes = normalise_attributes({k: v for k, v in row.items() if k not in NOT_ATTRIBUTES})
             language = whisper_language(row.get("locale")) if row.get("locale") else None
             if language:

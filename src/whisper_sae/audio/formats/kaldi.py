@@ -50,12 +50,13 @@ def read_kaldi_map(path: Path, *, min_fields: int = 2) -> dict[str, list[str]]:
 
 
 def _text_map(path: Path) -> dict[str, str]:
-    """``text``: the id, then the transcript (which may hold any spacing); an id alone is an empty transcript."""
+    """``text``: the id, then the transcript; an id alone is an empty transcript. Like every Kaldi file the
+    separator is any whitespace (speechocean762 uses tabs)."""
     out = {}
     for line in read_lines(path):
-        utt, _, text = line.strip().partition(" ")
-        if utt:
-            out[utt] = text.strip()
+        fields = line.strip().split(None, 1)
+        if fields:
+            out[fields[0]] = fields[1].strip() if len(fields) > 1 else ""
     return out
 
 
@@ -66,8 +67,8 @@ def read_wav_scp(path: Path) -> dict[str, str]:
         stripped = line.strip()
         if not stripped:
             continue
-        rec, _, where = stripped.partition(" ")
-        where = where.strip()
+        rec, *rest = stripped.split(None, 1)  # id, whitespace (space or tab), then the path or command
+        where = rest[0].strip() if rest else ""
         if where.endswith("|"):
             raise KaldiFormatError(
                 f"{path} line {n} ({stripped[:80]!r}) is a piped command; piped wav.scp entries are not supported: "

@@ -6,6 +6,7 @@ and ``?gender=female`` gives every utterance that gender. A folder whose name st
 female unless the spec says otherwise. The transcript is the second field, as written (digits,
 abbreviations), which is what Whisper writes; the normalized third field is used only where the
 second is empty. The file is read with no CSV quoting: its transcripts hold unbalanced quotes.
+Rows whose wav is absent (partial copies) are left out with one warning; see ``common.keep_present``.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from whisper_sae.audio.corpus import Corpus, Entry
-from whisper_sae.audio.formats.common import normalise_attributes, read_delimited
+from whisper_sae.audio.formats.common import keep_present, normalise_attributes, read_delimited
 from whisper_sae.audio.io import load_audio
 from whisper_sae.audio.metadata import MetadataTable
 
@@ -32,6 +33,7 @@ def ljspeech_corpus(root: Path, tables: list[MetadataTable], max_utterances: int
                              "each line is `ID|transcript|normalized transcript`.")
         text = record[1].strip() or (record[2].strip() if len(record) > 2 else "")
         rows.append((record[0].strip(), text or None))
+    rows = keep_present(rows, lambda r: root / "wavs" / f"{r[0]}.wav", str(meta))
     attributes = normalise_attributes({"gender": gender} if gender else {})
 
     def entries() -> Iterator[Entry]:
