@@ -153,10 +153,11 @@ def open_corpus(corpus: Any, max_utterances: int | None = None) -> tuple[Iterabl
     is used as it is (cut to ``max_utterances``)."""
     if corpus is None:
         raise ValueError("no corpus given; pass a corpus spec (folder, audio file, hf:NAME:SPLIT) or utterances")
-    if isinstance(corpus, (str, Path)):
+    several = isinstance(corpus, (list, tuple)) and corpus and all(isinstance(c, (str, Path)) for c in corpus)
+    if isinstance(corpus, (str, Path)) or several:
         from whisper_sae.audio import load_corpus
 
-        loaded = load_corpus(str(corpus), max_utterances=max_utterances)
+        loaded = load_corpus([str(c) for c in corpus] if several else str(corpus), max_utterances=max_utterances)
         return loaded, str(getattr(loaded, "spec", corpus))
     spec = str(getattr(corpus, "spec", "<in-memory utterances>"))
     if max_utterances is None:

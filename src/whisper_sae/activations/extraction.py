@@ -158,6 +158,8 @@ def _open_model(model, device):
 
 
 def _open_corpus(corpus):
+    if isinstance(corpus, (list, tuple)) and corpus and all(isinstance(c, (str, Path)) for c in corpus):
+        corpus = load_corpus([str(c) for c in corpus])  # several specs: one corpus, names kept per utterance
     if isinstance(corpus, (str, Path)):
         c = load_corpus(str(corpus))
         return c, c.spec
@@ -172,7 +174,7 @@ def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded",
     """Extract activations at ``hooks`` for every utterance of ``corpus`` into the store ``out``; resumes.
 
     ``model``: a ``LoadedWhisper`` or a ``load_whisper`` spec. ``corpus``: a ``load_corpus`` spec, a
-    ``Corpus`` or any iterable of ``Utterance``. ``mode``: ``"padded"`` or ``"packed"`` (see
+    list of them, a ``Corpus`` or any iterable of ``Utterance``. ``mode``: ``"padded"`` or ``"packed"`` (see
     ``windows.py``; decoder hooks need ``"padded"``). ``autocast``: None (fp32) or ``"bf16"``/``"fp16"``.
     ``decoder_text``: teacher-force the ``"reference"`` transcript (the model's own greedy transcript
     where there is none) or always the ``"model"``'s own. ``max_utterances`` counts utterances done

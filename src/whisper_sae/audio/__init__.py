@@ -11,6 +11,7 @@ _EXPORTS = {
     "Corpus": "corpus", "load_corpus": "corpus", "read_table": "metadata",
     "SAMPLE_RATE": "constants", "AudioError": "utterance", "Utterance": "utterance",
     "split_windows": "windows", "window_spans": "windows", "first_window": "windows",
+    "concat_corpora": "concat", "speaker_split": "splits", "load_split": "splits",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

@@ -2,8 +2,10 @@
 
 Spec forms: a LibriSpeech-layout folder (``SUBSET/SPK/CHAPTER/*.flac`` + ``*.trans.txt``), any folder
 of audio files, a ``datasets`` dataset saved with ``save_to_disk``, ``hf:NAME[:CONFIG]:SPLIT``
-(streamed from the Hugging Face hub), or a single audio file. Bad files are skipped with a warning
-and listed in ``Corpus.skipped``; they never stop a run.
+(streamed from the Hugging Face hub), a single audio file, and the formats of ``audio/formats/``
+(Kaldi data dirs, lhotse manifests, Common Voice, LJSpeech, audio + a table keyed by file name),
+told apart by a prefix or the folder's layout (grammar: ``load_corpus``). Bad files are skipped
+with a warning and listed in ``Corpus.skipped``; they never stop a run.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from whisper_sae.audio.formats import READERS, SPEC_GRAMMAR, Spec, default_name, detect_format, parse_spec
 from whisper_sae.audio.io import AUDIO_EXTENSIONS, load_audio
 from whisper_sae.audio.textfile import read_lines, read_text
 from whisper_sae.audio.metadata import MetadataTable, find_tables, merge_attributes, read_table, warn_unmatched
@@ -28,7 +31,8 @@ LIBRISPEECH_NAME = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 SPEC_FORMS = (
     "a LibriSpeech-layout folder, a folder of audio files (wav/flac/ogg/mp3), a `datasets` folder "
     "written by save_to_disk, 'hf:NAME[:CONFIG]:SPLIT' (e.g. hf:openslr/librispeech_asr:clean:test), "
-    "or one audio file"
+    "one audio file, or FORMAT:PATH with FORMAT one of kaldi, lhotse, commonvoice, ljspeech, csv "
+    "(see `whisper-sae corpus info --help`)"
 )
 
 
@@ -199,26 +203,64 @@ def _is_saved_dataset(path: Path) -> bool:
 
 
 def load_corpus(spec, *, max_utterances: int | None = None, metadata=None, split: str | None = None,
-                text_column: str | None = None, audio_column: str | None = None) -> Corpus:
-    """Open a corpus from ``spec`` (see the module docstring) as a lazy, re-iterable ``Corpus``.
+                text_column: str | None = None, audio_column: str | None = None, text: str | None = None) -> Corpus:
+    """Open a corpus from ``spec`` as a lazy, re-iterable ``Corpus``; a list of specs is one corpus of all.
+
+    Spec grammar (``whisper-sae corpus info --help`` prints the same)::
+
+        [NAME=][FORMAT:]PATH[:ARG][?KEY=VALUE&...]    or    [NAME=]hf:DATASET[:CONFIG]:SPLIT
+
+    FORMAT, where the folder's layout does not decide it: ``kaldi:DIR`` (wav.scp with plain paths,
+    text, utt2spk, spk2gender, spk2age, segments), ``lhotse:DIR[:PART]`` or ``lhotse:MANIFEST``
+    (needs ``pip install whisper-sae[lhotse]``), ``commonvoice:DIR[:SPLIT]`` (SPLIT.tsv + clips/;
+    default validated.tsv, else train.tsv), ``ljspeech:DIR`` (metadata.csv + wavs/; options speaker,
+    gender), ``csv:DIR[:TABLE]`` (audio + a table keyed by file name; options key, speaker,
+    text_column, text, text_file), ``folder:DIR`` (LibriSpeech layout or any audio), ``dataset:DIR``
+    (save_to_disk). A spec naming an existing path as a whole is always that path. ``NAME=`` names the
+    corpus; every utterance carries its corpus name in ``attributes["corpus"]`` (default: the
+    folder's name, with its parent's for generic names such as train/). With a list of specs, ids
+    that clash with an earlier corpus's are prefixed ``NAME/`` (see ``audio/concat.py``).
 
     ``metadata``: extra table path(s) (CSV/TSV/``SPEAKERS.TXT``) merged into attributes, after any
-    ``metadata.tsv``/``metadata.csv``/``SPEAKERS.TXT`` found in the corpus folder or its parent.
-    ``split``, ``text_column``, ``audio_column`` apply to ``datasets`` corpora.
+    ``metadata.tsv``/``metadata.csv``/``SPEAKERS.TXT`` found in an audio folder or its parent.
+    ``split``, ``text_column``, ``audio_column`` apply to ``datasets`` corpora. ``text``: a transcript
+    for every utterance that has none (corpora where everyone reads the same paragraph).
     """
     if isinstance(spec, Corpus):
         return spec
+    if isinstance(spec, (list, tuple)):
+        from whisper_sae.audio.concat import concat_corpora
+
+        return concat_corpora([load_corpus(s, metadata=metadata, split=split, text_column=text_column,
+                                           audio_column=audio_column, text=text) for s in spec],
+                              max_utterances=max_utterances)
     extra = [metadata] if isinstance(metadata, (str, Path)) else list(metadata or [])
     extra_tables = [read_table(p) for p in extra]
-    spec_str = str(spec)
-    if spec_str.startswith("hf:"):
+    parsed = parse_spec(str(spec))
+    if parsed.format == "hf":
         from whisper_sae.audio.hf import hub_corpus  # datasets is slow to import; only when asked
 
-        return hub_corpus(spec_str, extra_tables, max_utterances, text_column=text_column,
-                          audio_column=audio_column)
-    path = Path(spec_str).expanduser()
+        corpus = hub_corpus(parsed.path, extra_tables, max_utterances, text_column=text_column,
+                            audio_column=audio_column)
+        return _named(corpus, parsed.name or parsed.path[3:], text)
+    path = Path(parsed.path).expanduser()
     if not path.exists():
-        raise FileNotFoundError(f"corpus {spec_str!r}: no such file or folder; a corpus spec is {SPEC_FORMS}.")
+        raise FileNotFoundError(f"corpus {parsed.text!r}: no such file or folder; a corpus spec is {SPEC_FORMS}.")
+    fmt = parsed.format or detect_format(path)
+    if fmt in READERS:
+        from importlib import import_module
+
+        reader = import_module(f"whisper_sae.audio.formats.{READERS[fmt]}")
+        corpus = reader.open_corpus(Spec(parsed.text, str(path), fmt, parsed.arg, parsed.name, parsed.options),
+                                    extra_tables, max_utterances)
+    else:
+        corpus = _path_corpus(path, fmt, parsed.text, extra_tables, max_utterances, split, text_column, audio_column)
+    return _named(corpus, parsed.name or default_name(path, parsed.arg), text)
+
+
+def _path_corpus(path: Path, fmt: str | None, spec_str: str, extra_tables, max_utterances, split, text_column,
+                 audio_column) -> Corpus:
+    """The layouts that predate ``audio/formats``: one audio file, a saved dataset, an audio folder."""
     found = find_tables(path if path.is_dir() else path.parent)
     tables = [read_table(p) for p in found] + extra_tables
     if path.is_file():
@@ -226,9 +268,26 @@ def load_corpus(spec, *, max_utterances: int | None = None, metadata=None, split
             raise ValueError(f"corpus {spec_str!r} is a file but not audio ({', '.join(AUDIO_EXTENSIONS)}); "
                              f"a corpus spec is {SPEC_FORMS}.")
         return single_file_corpus(path, tables, max_utterances)
-    if _is_saved_dataset(path):
+    if fmt == "dataset" or (fmt is None and _is_saved_dataset(path)):
         from whisper_sae.audio.hf import disk_corpus
 
         return disk_corpus(path, tables, max_utterances, split=split, text_column=text_column,
                            audio_column=audio_column)
     return folder_corpus(path, tables, max_utterances)
+
+
+def _named(corpus: Corpus, name: str, text: str | None) -> Corpus:
+    """Give every utterance of ``corpus`` its corpus name (``attributes["corpus"]``) and, where it has no
+    transcript, the shared ``text``."""
+    entries = corpus._entries
+    corpus.name = name
+
+    def named() -> Iterator[Entry]:
+        for entry in entries():
+            entry.attributes = {**entry.attributes, "corpus": name}
+            if entry.text is None and text:
+                entry.text = text
+            yield entry
+
+    corpus._entries = named
+    return corpus

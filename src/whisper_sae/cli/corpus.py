@@ -6,6 +6,8 @@ import argparse
 import json
 from collections import Counter
 
+from whisper_sae.audio.formats import SPEC_GRAMMAR
+
 SYNTH_EPILOG = """\
 The corpus is written in LibriSpeech layout (OUT/synth/SPK/CHAPTER/SPK-CHAPTER-UTT.flac with
 SPK-CHAPTER.trans.txt), one word/phone alignment JSON beside each file (times from eSpeak's own
@@ -39,7 +41,8 @@ def _synth(args: argparse.Namespace) -> int:
 def _info(args: argparse.Namespace) -> int:
     from whisper_sae.audio import load_corpus
 
-    corpus = load_corpus(args.spec, max_utterances=args.max_utterances, metadata=args.metadata or None)
+    corpus = load_corpus(args.spec, max_utterances=args.max_utterances, metadata=args.metadata or None,
+                         text=_shared_text(args.text))
     n, seconds, with_text, with_alignment = 0, 0.0, 0, 0
     speakers: set = set()
     columns: dict[str, Counter] = {}
@@ -59,6 +62,27 @@ def _info(args: argparse.Namespace) -> int:
         print(f"  {key}: {shown}{more}")
     for skip in corpus.skipped:
         print(f"  skipped {skip['id']}: {skip['reason']}")
+    return 0
+
+
+def _shared_text(value: str | None) -> str | None:
+    """``--text``: the transcript itself, or ``@FILE`` holding it."""
+    if not value or not value.startswith("@"):
+        return value
+    from whisper_sae.audio.textfile import read_text
+
+    return read_text(value[1:]).strip()
+
+
+def _split(args: argparse.Namespace) -> int:
+    from whisper_sae.audio import load_corpus, speaker_split
+
+    corpus = load_corpus(args.spec if len(args.spec) > 1 else args.spec[0], metadata=args.metadata or None)
+    split = speaker_split(corpus, held_out=args.held_out, seed=args.seed, stratify=args.stratify)
+    split.info["corpus"] = corpus.spec
+    split.save(args.out)
+    print(f"{len(split.train_speakers)} speakers ({len(split.train)} utterances) to train, "
+          f"{len(split.held_out_speakers)} speakers ({len(split.held_out)} utterances) held out; wrote {args.out}")
     return 0
 
 
@@ -95,9 +119,27 @@ def register(subparsers) -> None:
     synth.set_defaults(func=_synth)
 
     info = sub.add_parser("info", help="count utterances, speakers, transcripts and attributes of a corpus",
-                          description="Read a corpus spec (folder, saved dataset, hf:NAME:CONFIG:SPLIT, file) "
-                                      "and summarise it, listing any files that would be skipped.")
-    info.add_argument("spec", help="corpus spec")
+                          description="Read a corpus spec (folder, Kaldi dir, lhotse manifests, Common Voice, "
+                                      "LJSpeech, audio + CSV, saved dataset, hf:NAME:CONFIG:SPLIT, file) "
+                                      "and summarise it, listing any files that would be skipped.",
+                          epilog=SPEC_GRAMMAR, formatter_class=argparse.RawDescriptionHelpFormatter)
+    info.add_argument("spec", help="corpus spec (grammar below)")
     info.add_argument("--metadata", action="append", help="extra metadata table (CSV/TSV/SPEAKERS.TXT); repeatable")
+    info.add_argument("--text", default=None, help="transcript for every utterance without one (corpora where all "
+                                                   "read one paragraph); @FILE reads it from FILE")
     info.add_argument("--max-utterances", type=int, default=None, help="read at most this many")
     info.set_defaults(func=_info)
+
+    split = sub.add_parser("split", help="hold out a fraction of the speakers (never utterances of a training speaker)",
+                           description="Split a corpus (or several) into train and held-out utterance ids BY SPEAKER: "
+                                       "no speaker is on both sides. Deterministic for a seed. Writes JSON with "
+                                       "train/held_out ids and train_speakers/held_out_speakers.",
+                           epilog=SPEC_GRAMMAR, formatter_class=argparse.RawDescriptionHelpFormatter)
+    split.add_argument("spec", nargs="+", help="corpus spec(s); several are split as one corpus")
+    split.add_argument("--held-out", type=float, default=0.1, help="fraction of speakers held out (default 0.1)")
+    split.add_argument("--seed", type=int, default=0, help="the same seed gives the same split (default 0)")
+    split.add_argument("--stratify", default=None, metavar="ATTRIBUTE",
+                       help="keep this attribute's mix on both sides, e.g. gender")
+    split.add_argument("--metadata", action="append", help="extra metadata table (CSV/TSV/SPEAKERS.TXT); repeatable")
+    split.add_argument("--out", required=True, help="JSON file to write")
+    split.set_defaults(func=_split)

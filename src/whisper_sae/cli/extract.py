@@ -19,9 +19,11 @@ def register(subparsers) -> None:
     parser.add_argument("--model", default=None,
                         help="Whisper spec: tiny.en, base, an HF id or folder, a CTranslate2 folder, a .pt "
                              "(default: openai/whisper-tiny if cached, else tiny.en)")
-    parser.add_argument("--corpus", required=True,
-                        help="a LibriSpeech-layout or audio folder, a saved dataset, an audio file, or "
-                             "hf:NAME[:CONFIG]:SPLIT")
+    parser.add_argument("--corpus", required=True, action="append",
+                        help="a LibriSpeech-layout or audio folder, a saved dataset, an audio file, "
+                             "hf:NAME[:CONFIG]:SPLIT, or FORMAT:PATH (kaldi, lhotse, commonvoice, ljspeech, csv; "
+                             "grammar: whisper-sae corpus info --help); repeat for several corpora in one store, "
+                             "each utterance keeping its corpus name")
     parser.add_argument("--hooks", required=True,
                         help="comma-separated hook names, e.g. encoder.blocks.3,encoder.out,decoder.out")
     parser.add_argument("--out", required=True, metavar="STORE", help="store folder (created, or resumed)")
@@ -70,7 +72,7 @@ def run_extract(args: argparse.Namespace) -> int:
             raise ValueError(f"{flag} must be at least 1, got {value}")
     hooks = [h.strip() for h in args.hooks.split(",") if h.strip()]
     store = extract(
-        args.model, args.corpus, hooks, args.out, mode=args.mode, batch_size=args.batch_size, dtype=args.dtype,
+        args.model, args.corpus[0] if len(args.corpus) == 1 else args.corpus, hooks, args.out, mode=args.mode, batch_size=args.batch_size, dtype=args.dtype,
         autocast=None if args.autocast == "none" else args.autocast,
         shard_rows=args.shard_rows or DEFAULT_SHARD_ROWS, max_utterances=args.max_utterances,
         decoder_text=args.decoder_text, device=args.device, max_store_gb=args.max_store_gb,
