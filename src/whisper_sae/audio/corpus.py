@@ -3,7 +3,8 @@
 Spec forms: a LibriSpeech-layout folder (``SUBSET/SPK/CHAPTER/*.flac`` + ``*.trans.txt``), any folder
 of audio files, a ``datasets`` dataset saved with ``save_to_disk``, ``hf:NAME[:CONFIG]:SPLIT``
 (streamed from the Hugging Face hub), a single audio file, and the formats of ``audio/formats/``
-(Kaldi data dirs, lhotse manifests, Common Voice, LJSpeech, audio + a table keyed by file name),
+(Kaldi data dirs, lhotse manifests, Common Voice, LJSpeech, audio + a table keyed by file name,
+emotional speech labelled by file names: RAVDESS, TESS, SAVEE, EmoDB),
 told apart by a prefix or the folder's layout (grammar: ``load_corpus``). Bad files are skipped
 with a warning and listed in ``Corpus.skipped``; they never stop a run.
 """
@@ -31,7 +32,8 @@ LIBRISPEECH_NAME = re.compile(r"^(\d+)-(\d+)-(\d+)$")
 SPEC_FORMS = (
     "a LibriSpeech-layout folder, a folder of audio files (wav/flac/ogg/mp3), a `datasets` folder "
     "written by save_to_disk, 'hf:NAME[:CONFIG]:SPLIT' (e.g. hf:openslr/librispeech_asr:clean:test), "
-    "one audio file, or FORMAT:PATH with FORMAT one of kaldi, lhotse, commonvoice, ljspeech, csv "
+    "one audio file, or FORMAT:PATH with FORMAT one of kaldi, lhotse, commonvoice, ljspeech, csv, "
+    "ravdess, tess, savee, emodb "
     "(see `whisper-sae corpus info --help`)"
 )
 
@@ -216,7 +218,14 @@ def load_corpus(spec, *, max_utterances: int | None = None, metadata=None, split
     default validated.tsv, else train.tsv), ``ljspeech:DIR`` (metadata.csv + wavs/; options speaker,
     gender), ``csv:DIR[:TABLE]`` (audio + a table keyed by file name; options key, speaker,
     text_column, text, text_file), ``folder:DIR`` (LibriSpeech layout or any audio), ``dataset:DIR``
-    (save_to_disk). A spec naming an existing path as a whole is always that path. ``NAME=`` names the
+    (save_to_disk). Emotional speech whose labels are file names: ``ravdess:DIR``
+    (``03-01-05-01-02-01-12.wav``), ``tess:DIR`` (``OAF_angry/OAF_back_angry.wav``), ``savee:DIR``
+    (``DC/a01.wav``), ``emodb:DIR`` (``03a01Fa.wav``; option labels=audio_labels.csv for files named
+    otherwise); detected without a prefix when most names follow one scheme and no metadata table
+    sits with them. Their utterances carry ``emotion`` (neutral, calm, happy, sad, angry, fearful,
+    disgust, surprised; EmoDB's boredom), ``emotion_raw`` (the corpus's word), gender and the scheme's
+    other fields; files with malformed names are skipped like bad audio (``formats/emotion.py``;
+    ``whisper-sae corpus labels`` writes the labels as an editable table). A spec naming an existing path as a whole is always that path. ``NAME=`` names the
     corpus; every utterance carries its corpus name in ``attributes["corpus"]`` (default: the
     folder's name, with its parent's for generic names such as train/). With a list of specs, ids
     that clash with an earlier corpus's are prefixed ``NAME/`` (see ``audio/concat.py``).

@@ -74,6 +74,35 @@ def _shared_text(value: str | None) -> str | None:
     return read_text(value[1:]).strip()
 
 
+def _labels(args: argparse.Namespace) -> int:
+    from whisper_sae.audio.formats.emotion import write_labels
+
+    n, bad = write_labels(args.dir, args.scheme, args.out, labels=args.labels)
+    print(f"wrote {n} rows to {args.out}" + (f"; left out {len(bad)} files whose names break the scheme:" if bad else ""))
+    for err in bad:
+        print(f"  {err}")
+    print(f"read it back with: csv:{args.dir}:{args.out}")
+    return 0
+
+
+LABELS_EPILOG = """schemes (the folder's names decide when --scheme is not given):
+  ravdess   03-01-05-01-02-01-12.wav  modality-channel-EMOTION-intensity-statement-repetition-actor
+            (01 neutral 02 calm 03 happy 04 sad 05 angry 06 fearful 07 disgust 08 surprised; odd actor male)
+  tess      OAF_angry/OAF_back_angry.wav   speaker OAF (64) / YAF (26), women; "Say the word back."
+  savee     DC/a01.wav    speaker folder DC/JE/JK/KL, men; a d f h n sa su = anger disgust fear happiness
+            neutral sadness surprise
+  emodb     03a01Fa.wav   speaker, text code, emotion letter (W anger L boredom E disgust A fear F happiness
+            T sadness N neutral), version; German; --labels audio_labels.csv for files named otherwise
+Columns: utterance_id, path (relative to DIR), speaker, text, emotion (shared vocabulary), emotion_raw,
+then the scheme's other fields. Edit it, then read the folder with it: csv:DIR:TABLE (a TABLE inside DIR
+named metadata.tsv is also merged when DIR is read without a prefix, which then no longer reads names).
+
+example:
+  whisper-sae corpus labels data/ravdess --out data/ravdess/metadata.tsv
+  whisper-sae corpus info csv:data/ravdess:metadata.tsv
+"""
+
+
 def _split(args: argparse.Namespace) -> int:
     from whisper_sae.audio import load_corpus, speaker_split
 
@@ -120,7 +149,8 @@ def register(subparsers) -> None:
 
     info = sub.add_parser("info", help="count utterances, speakers, transcripts and attributes of a corpus",
                           description="Read a corpus spec (folder, Kaldi dir, lhotse manifests, Common Voice, "
-                                      "LJSpeech, audio + CSV, saved dataset, hf:NAME:CONFIG:SPLIT, file) "
+                                      "LJSpeech, audio + CSV, emotional speech labelled by file names (RAVDESS, "
+                                      "TESS, SAVEE, EmoDB), saved dataset, hf:NAME:CONFIG:SPLIT, file) "
                                       "and summarise it, listing any files that would be skipped.",
                           epilog=SPEC_GRAMMAR, formatter_class=argparse.RawDescriptionHelpFormatter)
     info.add_argument("spec", help="corpus spec (grammar below)")
@@ -129,6 +159,20 @@ def register(subparsers) -> None:
                                                    "read one paragraph); @FILE reads it from FILE")
     info.add_argument("--max-utterances", type=int, default=None, help="read at most this many")
     info.set_defaults(func=_info)
+
+    labels = sub.add_parser("labels", help="write the labels spelled into an emotional-speech corpus's file names as a table",
+                            description="Parse the file and folder names of an emotional-speech corpus (RAVDESS, TESS, "
+                                        "SAVEE, EmoDB) and write one row per file (emotion, speaker, gender, transcript...) "
+                                        "to a TSV you can inspect and edit. Files whose names break the scheme are "
+                                        "listed and left out.",
+                            epilog=LABELS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    labels.add_argument("dir", help="the corpus folder")
+    labels.add_argument("--scheme", default=None, choices=("ravdess", "tess", "savee", "emodb"),
+                        help="naming scheme (default: the one most file names follow)")
+    labels.add_argument("--labels", default=None, metavar="CSV",
+                        help="EmoDB: table of labels for files named otherwise (default: audio_labels.csv in DIR or its parent)")
+    labels.add_argument("--out", required=True, help="TSV file to write, e.g. DIR/metadata.tsv")
+    labels.set_defaults(func=_labels)
 
     split = sub.add_parser("split", help="hold out a fraction of the speakers (never utterances of a training speaker)",
                            description="Split a corpus (or several) into train and held-out utterance ids BY SPEAKER: "

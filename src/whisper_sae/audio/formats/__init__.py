@@ -2,8 +2,9 @@
 
 Real corpora come in a handful of conventions: Kaldi data directories (speechocean762), lhotse
 manifests (the recipes of mini LibriSpeech, LJSpeech, Common Voice...), Common Voice's TSV + clips
-folders, LJSpeech's ``metadata.csv`` and a folder of audio with a table keyed by file name (the
-Speech Accent Archive). Each has its own reader module here; this module only parses the spec
+folders, LJSpeech's ``metadata.csv``, a folder of audio with a table keyed by file name (the
+Speech Accent Archive), and emotional-speech corpora whose labels are spelled into file and folder
+names (RAVDESS, TESS, SAVEE, EmoDB: ``emotion.py``). Each has its own reader module here; this module only parses the spec
 string and recognises the layouts, so ``corpus.py`` can dispatch without importing every reader
 (lhotse is an optional extra and slow to import).
 
@@ -13,8 +14,9 @@ Spec grammar (also in ``load_corpus`` and ``whisper-sae corpus info --help``)::
              | [NAME "="] "hf:" DATASET [":" CONFIG] ":" SPLIT
 
 A spec that names an existing file or folder as a whole is always a path (so paths with ``:`` or
-``=`` still work). Without a FORMAT the layout decides (see ``detect_format``); an ambiguous layout
-is an error that asks for a prefix.
+``=`` still work). Without a FORMAT the layout decides (see ``detect_format``; a naming scheme
+decides when most audio file names follow it and no metadata table sits with them); an ambiguous
+layout is an error that asks for a prefix.
 
 MP3 (Common Voice's clips, the Speech Accent Archive) is decoded like every other file, by soundfile
 (``audio/io.py``): libsndfile reads MPEG layer III from 1.1 on, which soundfile ≥ 0.12 wheels ship.
@@ -36,10 +38,15 @@ FORMATS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "folder": (None, ()),
     "librispeech": (None, ()),
     "dataset": (None, ()),
+    "ravdess": (None, ()),
+    "tess": (None, ()),
+    "savee": (None, ()),
+    "emodb": (None, ("labels",)),
 }
 # Readers of the new formats, imported only when a spec needs one.
 READERS = {"kaldi": "kaldi", "lhotse": "lhotse_manifest", "commonvoice": "commonvoice", "ljspeech": "ljspeech",
-           "csv": "csv_folder"}
+           "csv": "csv_folder", "ravdess": "emotion", "tess": "emotion", "savee": "emotion", "emodb": "emotion"}
+NAME_SCHEMES = ("ravdess", "tess", "savee", "emodb")
 
 SPEC_GRAMMAR = """\
 corpus spec grammar:  [NAME=][FORMAT:]PATH[:ARG][?KEY=VALUE&...]   or   [NAME=]hf:DATASET[:CONFIG]:SPLIT
@@ -52,13 +59,19 @@ corpus spec grammar:  [NAME=][FORMAT:]PATH[:ARG][?KEY=VALUE&...]   or   [NAME=]h
                           options: ?speaker=NAME&gender=female
     csv:DIR[:TABLE]       audio files + a CSV/TSV keyed by file name (Speech Accent Archive: speakers_all.csv)
                           options: ?key=COLUMN&speaker=COLUMN&text_column=COLUMN&text=SHARED TEXT&text_file=PATH
+    ravdess:DIR           emotional speech labelled by file names: RAVDESS 03-01-05-01-02-01-12.wav (emotion,
+    tess:DIR              intensity, statement, actor), TESS OAF_angry/OAF_back_angry.wav, SAVEE DC/a01.wav,
+    savee:DIR             EmoDB 03a01Fa.wav (German; ?labels=audio_labels.csv for files named otherwise).
+    emodb:DIR             emotion is one of neutral calm happy sad angry fearful disgust surprised (EmoDB
+                          adds boredom), the corpus's own word in emotion_raw. Edit the labels as a table:
+                          whisper-sae corpus labels DIR --scheme S --out DIR/metadata.tsv, then csv:DIR:metadata.tsv
     folder:DIR            any folder of audio (LibriSpeech layout: SPK-CHAPTER.trans.txt, SPEAKERS.TXT)
     dataset:DIR           a `datasets` folder written by save_to_disk
   NAME= names the corpus (its utterances' attributes["corpus"]); the default is the folder's name
   (with its parent's for generic names such as train/ or en/). Several corpora in one store:
   extract --corpus A --corpus B (an id that clashes with an earlier corpus's becomes NAME/ID). Examples:
     kaldi:speechocean762/train   commonvoice:cv/en:test   csv:saa:speakers_all.csv?text_file=para.txt
-    ljs=LJSpeech-1.1             hf:openslr/librispeech_asr:clean:test
+    ljs=LJSpeech-1.1             hf:openslr/librispeech_asr:clean:test    ravdess:data/ravdess
 """
 
 GENERIC_NAMES = {"train", "test", "dev", "valid", "validation", "eval", "data", "audio", "wav", "wavs", "clips",
@@ -176,6 +189,14 @@ def detect_format(path: Path) -> str | None:
 
         if any(p.suffix.lower() in AUDIO_EXTENSIONS for p in path.iterdir()):
             found.append("csv")
+    if found in ([], ["csv"]):
+        from whisper_sae.audio.formats.emotion import detect_scheme
+        from whisper_sae.audio.metadata import find_tables
+
+        # A metadata table beside the files (e.g. written by `corpus labels`) wins over the names.
+        scheme = None if find_tables(path) else detect_scheme(path)
+        if scheme:
+            found.append(scheme)
     if len(found) > 1:
         raise SpecError(f"corpus folder {path} looks like {' and like '.join(found)}; say which with a prefix, "
                         f"e.g. {found[0]}:{path}.\n{SPEC_GRAMMAR}")
