@@ -326,7 +326,7 @@ def parse_folder(root: Path, scheme: str, labels: str | None = None) -> tuple[li
             result = SCHEMES[scheme].parse(f)
             row = table.get(f.stem)
             if row is not None and row.attributes["emotion"] != result.attributes["emotion"]:
-                disagree.append(f"{f.name}: {row.attributes['emotion_raw']}, name {result.attributes['emotion_raw']}")
+                disagree.append(f"{f.name}: table {row.attributes['emotion_raw']}, name {result.attributes['emotion_raw']}")
         except BadName as err:
             result = table.get(f.stem, err)
         parsed.append(result)
