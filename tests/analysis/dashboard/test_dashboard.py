@@ -9,11 +9,11 @@ import pytest
 import soundfile as sf
 
 from whisper_sae.analysis import analyze, build_dashboard
-from whisper_sae.analysis.dashboard import page_features
-from whisper_sae.analysis.probe import ProbeOptions, probe
-from whisper_sae.analysis.render import js_literal
+from whisper_sae.analysis.dashboard.build import page_features
+from whisper_sae.analysis.probing import ProbeOptions, probe
+from whisper_sae.analysis.dashboard.render import js_literal
 
-from .conftest import aligned_utterances, make_sae, voices
+from ..conftest import aligned_utterances, make_sae, voices
 
 EVIL = '<script>alert("x")</script>&'
 CHROMIUM = "/usr/bin/chromium"

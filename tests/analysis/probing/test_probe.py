@@ -10,11 +10,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from whisper_sae.analysis.probe import ProbeOptions, probe
-from whisper_sae.analysis.probe_ablate import ablation_transform
-from whisper_sae.analysis.probe_models import ProbeSettings
+from whisper_sae.analysis.probing import ProbeOptions, probe
+from whisper_sae.analysis.probing.ablate import ablation_transform
+from whisper_sae.analysis.probing.models import ProbeSettings
 
-from .conftest import aligned_utterances, make_sae, voices
+from ..conftest import aligned_utterances, make_sae, voices
 
 FAST = ProbeOptions(ks=(1, 4), ablate_k=3, wer_utterances=2, frames_per_utterance=8, progress=False,
                     settings=ProbeSettings(n_trees=8, max_depth=4))
