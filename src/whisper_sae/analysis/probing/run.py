@@ -171,7 +171,7 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
                 "architecture": sae.cfg.architecture, "model_name": sae.cfg.model_name},
         "model": getattr(lw, "name", None), "corpus": _record_spec(spec, out), "store": None if store is None else rec(store.path),
         "metadata": rec(metadata),
-        "analysis": None if analysis is None else {"path": rec(analysis.path), "corpus": analysis.meta.get("corpus")},
+        "analysis": None if analysis is None else {"path": rec(analysis.path), "corpus": _record_spec(analysis.meta.get("corpus"), out)},
         "n_utterances": int(len(used)), "n_frames": int(len(frames.raw)), "n_frames_sampled": int(len(sample)),
         "n_speakers": len({r["speaker"] or r["id"] for r in sub_records}),
         "notes": notes, "options": asdict(options), "attributes": blocks, "ablation": ablation,
@@ -183,8 +183,10 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
     return ProbeResult(out=out, report=report, summary=report.to_json(), plots=pictures)
 
 
-def _record_spec(spec: str, out: Path) -> str:
+def _record_spec(spec: str | None, out: Path) -> str | None:
     """The corpus entry of probe.json: a path relative to the probe folder; ``store PATH`` likewise."""
+    if spec is None:
+        return None
     if spec.startswith("store "):
         return "store " + record_path(spec[len("store "):], out)
     return spec if spec.startswith("<") else record_path(spec, out)

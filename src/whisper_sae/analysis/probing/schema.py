@@ -320,8 +320,9 @@ class ProbeReport:
         report.sae.path = resolve_path(report.sae.path, base)
         report.corpus = _resolve_spec(report.corpus, base)
         report.store, report.metadata = resolve_path(report.store, base), resolve_path(report.metadata, base)
-        if report.analysis and report.analysis.get("path"):
-            report.analysis = {**report.analysis, "path": resolve_path(report.analysis["path"], base)}
+        if report.analysis:
+            report.analysis = {**report.analysis, "path": resolve_path(report.analysis.get("path"), base),
+                               "corpus": _resolve_spec(report.analysis.get("corpus"), base)}
         return report
 
 
