@@ -14,9 +14,9 @@ from pathlib import Path
 import numpy as np
 
 from whisper_sae.analysis import AnalysisResult
+from whisper_sae.analysis.features.labels import AlignmentIndex
 from whisper_sae.analysis.interventions import _frame_mask, edit_fn
-from whisper_sae.analysis.labels import AlignmentIndex
-from whisper_sae.analysis.pipeline import load_model_for, load_sae
+from whisper_sae.artifacts import open_model, open_sae
 from whisper_sae.audio import SAMPLE_RATE, load_audio
 from whisper_sae.whisper import frames_for_duration, patch
 
@@ -56,9 +56,9 @@ def main(argv=None) -> int:
     ap.add_argument("--span", choices=["phone", "word"], default="phone",
                     help="swap on the phone's frames or on the whole word that starts with it")
     args = ap.parse_args(argv)
-    sae, _ = load_sae(args.sae_dir)
+    sae, _ = open_sae(args.sae_dir)
     result = AnalysisResult.load(Path(args.sae_dir) / "analysis")
-    lw = load_model_for(sae, result.meta.get("model_spec"))
+    lw = open_model(result.meta.get("model_spec"), sae=sae)
     index = AlignmentIndex(args.alignments_dir)
     clips = sorted((u for u in result.utterances if u["duration"] <= args.max_seconds and u.get("path")),
                    key=lambda u: u["duration"])

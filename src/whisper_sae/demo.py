@@ -45,6 +45,7 @@ def run_demo(out="demo-out", *, model: str = "tiny.en", hook: str = "encoder.out
     """
     from whisper_sae.activations import ActivationStore, extract
     from whisper_sae.analysis import analyze, build_dashboard
+    from whisper_sae.artifacts import SAEFolder
     from whisper_sae.audio import load_corpus
     from whisper_sae.audio.synth import synthesize_corpus
     from whisper_sae.evaluate import evaluate
@@ -56,6 +57,7 @@ def run_demo(out="demo-out", *, model: str = "tiny.en", hook: str = "encoder.out
     t0 = time.perf_counter()
     corpus_dir, eval_dir = out / "corpus", out / "corpus-eval"
     store_dir, sae_dir, dash_dir = out / "store", out / "sae", out / "dashboard"
+    sae_folder = SAEFolder(sae_dir)
 
     if _stage("1/7 synthesize the training and evaluation corpora", (corpus_dir / "metadata.tsv").exists()):
         synthesize_corpus(corpus_dir, minutes=minutes, seed=seed, n_speakers=speakers, overwrite=True, progress=progress)
@@ -67,17 +69,17 @@ def run_demo(out="demo-out", *, model: str = "tiny.en", hook: str = "encoder.out
     _stage(f"2/7 extract {hook} (resumes if interrupted)", False)
     store = extract(lw, load_corpus(corpus_dir), [hook], store_dir, progress=progress)
 
-    if _stage(f"3/7 train a {arch} SAE, width {width}", (sae_dir / "sae_weights.safetensors").exists()):
+    if _stage(f"3/7 train a {arch} SAE, width {width}", sae_folder.weights.exists()):
         train(store, hook, out=sae_dir, arch=arch, width=width, k=k, epochs=epochs, batch_size=batch_size,
-              seed=seed, resume=(sae_dir / "checkpoint").exists())
+              seed=seed, resume=sae_folder.checkpoint.exists())
 
-    if _stage("4/7 evaluate: reconstruction and spliced WER on held-out speech", (sae_dir / "eval.json").exists()):
+    if _stage("4/7 evaluate: reconstruction and spliced WER on held-out speech", sae_folder.eval_json.exists()):
         evaluate(sae_dir, load_corpus(eval_dir), model=lw, progress=progress)
 
-    if _stage("5/7 analyse features (phone and word labels)", (sae_dir / "analysis").exists()):
+    if _stage("5/7 analyse features (phone and word labels)", sae_folder.analysis.exists()):
         analyze(sae_dir, store=ActivationStore(store_dir), progress=progress)
 
-    if _stage("6/7 probe speaker attributes (gender, accent) in the features", (sae_dir / "probe" / "probe.json").exists()):
+    if _stage("6/7 probe speaker attributes (gender, accent) in the features", sae_folder.probe_json.exists()):
         _probe_stage(sae_dir, store_dir, lw, progress)
 
     if _stage("7/7 build the dashboard", (dash_dir / "index.html").exists()):
@@ -94,7 +96,7 @@ def _probe_stage(sae_dir: Path, store_dir: Path, lw, progress: bool) -> None:
     """Probe gender and accent (accent dropped, then the stage skipped, when the corpus has too few
     voices per class: the probe says why); writes SAE_DIR/probe, which the dashboard then shows. The
     frames and the voices' attributes come from the activation store, so Whisper does not run again."""
-    from whisper_sae.analysis.probe import ProbeOptions, probe
+    from whisper_sae.analysis import ProbeOptions, probe
 
     options = ProbeOptions(models=("logreg",), wer_utterances=8, tsne=False, progress=progress)  # the quick subset
     for attributes in (["gender", "accent"], ["gender"]):
@@ -107,7 +109,10 @@ def _probe_stage(sae_dir: Path, store_dir: Path, lw, progress: bool) -> None:
 
 
 def _summary(sae_dir: Path, seconds: float) -> dict:
-    ev = json.loads((sae_dir / "eval.json").read_text())
+    from whisper_sae.artifacts import SAEFolder
+
+    folder = SAEFolder(sae_dir)
+    ev = json.loads(folder.eval_json.read_text())
     rec = ev["reconstruction"]
     return {
         "seconds": round(seconds, 1),
@@ -118,21 +123,22 @@ def _summary(sae_dir: Path, seconds: float) -> dict:
         "wer": {name: cond["wer"] for name, cond in ev["conditions"].items()},
         "ce_recovered": ev["ce_recovered"],
         "error_term_check_passed": ev["error_term_check"]["passed"],
-        "probe": _probe_summary(sae_dir / "probe" / "probe.json"),
+        "probe": _probe_summary(folder.probe_json),
     }
 
 
 def _probe_summary(path: Path) -> dict | None:
     """Utterance-level balanced accuracy on held-out voices, per attribute: SAE codes vs raw activations."""
+    from whisper_sae.analysis import ProbeReport
+
     if not path.is_file():
         return None
-    doc = json.loads(path.read_text())
+    report = ProbeReport.load(path)
     out = {}
-    for name, block in doc["attributes"].items():
-        scores = block["probes"]["utterance"]["logreg"]
-        if block["kind"] == "categorical":
-            out[name] = {"sae": scores["sae"]["balanced_accuracy"], "raw": scores["raw"]["balanced_accuracy"],
-                         "chance": round(1 / len(block["classes"]), 3)}
+    for name, block in report.attributes.items():
+        if block.categorical:
+            scores = block.scores("utterance", "logreg")
+            out[name] = {"sae": scores["sae"], "raw": scores["raw"], "chance": round(1 / len(block.classes), 3)}
     return out
 
 

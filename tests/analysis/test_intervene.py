@@ -56,10 +56,14 @@ def test_frame_mask_covers_real_frames_in_the_window():
 
 def test_intervene_outside_the_clip_changes_nothing(analysis_whisper, aligned_utts):
     lw, sae = analysis_whisper, make_sae()
-    audios = [u.audio for u in aligned_utts[:2]]
-    # Frames past the end of both clips: nothing is edited, so the transcripts must match exactly.
-    results = intervene(sae, lw, audios, 3, "clamp", 50.0, frames="20:30", max_new_tokens=8)
-    assert all(r.before == r.after for r in results) and len(results) == 2
+    audios = [u.audio for u in aligned_utts[:2]]  # 1.0 s and 2.3 s
+    # Frames past the end of the first clip (inside the second): nothing of the first clip is edited,
+    # so its transcripts must match exactly.
+    results = intervene(sae, lw, audios, 3, "clamp", 50.0, frames="1.5:2.0", max_new_tokens=8)
+    assert results[0].before == results[0].after and len(results) == 2
+    # Frames past the end of every clip would edit nothing at all: refused rather than silently a no-op.
+    with pytest.raises(ValueError, match=r"frames 20:30 s lie outside every clip \(the longest is 2.30 s\)"):
+        intervene(sae, lw, audios, 3, "clamp", 50.0, frames="20:30", max_new_tokens=8)
     clamped = intervene(sae, lw, audios, 3, "clamp", 1e4, max_new_tokens=8)
     assert [r.before for r in clamped] == [r.before for r in results]
 

@@ -56,7 +56,7 @@ def test_every_train_flag_has_help_and_shows_its_default():
 
 
 def test_probe_flag_defaults_are_probe_options():
-    from whisper_sae.analysis.probe import ProbeOptions
+    from whisper_sae.analysis import ProbeOptions
 
     args = build_parser().parse_args(["probe", "sae", "--corpus", "c", "--attribute", "gender"])
     defaults = ProbeOptions()

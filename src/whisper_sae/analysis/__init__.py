@@ -1,7 +1,8 @@
-"""What each feature hears: per-feature statistics and top clips, phone/word labels from alignments,
-interventions on transcripts, and a static HTML dashboard.
+"""What each feature hears, and who speaks: per-feature statistics and top clips, phone/word labels
+from alignments (``features``), speaker-attribute probes (``probing``), interventions on transcripts
+(``interventions``), and a static HTML dashboard (``dashboard``).
 
-Imports are lazy so that ``whisper_sae.analysis.stats`` (plain numpy) loads without Whisper.
+Imports are lazy so that ``whisper_sae.analysis.features.stats`` (plain numpy) loads without Whisper.
 """
 
 from __future__ import annotations
@@ -9,12 +10,14 @@ from __future__ import annotations
 from whisper_sae._lazy import lazy_exports
 
 _EXPORTS = {
-    "analyze": "pipeline", "load_sae": "pipeline",
-    "AnalysisResult": "result", "load_analysis": "result",
-    "FeatureStats": "stats", "AlignmentLabeler": "labels", "f1_summary": "labels",
+    "analyze": "features.pipeline", "load_sae": "features.pipeline",
+    "AnalysisResult": "features.result", "load_analysis": "features.result",
+    "FeatureStats": "features.stats", "AlignmentLabeler": "features.labels", "f1_summary": "features.labels",
     "intervene": "interventions", "Intervention": "interventions", "parse_frames": "interventions",
-    "word_timestamps": "word_times",
-    "build_dashboard": "dashboard",
+    "word_timestamps": "features.word_times",
+    "build_dashboard": "dashboard.build",
+    "probe": "probing.run", "ProbeOptions": "probing.run", "ProbeResult": "probing.run",
+    "ProbeReport": "probing.schema",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -6,15 +6,16 @@ so only the chosen feature's contribution changes, and only on the chosen frames
 
 from __future__ import annotations
 
+import math
 from typing import NamedTuple
 
 import numpy as np
 import torch
 
-from whisper_sae.audio import SAMPLE_RATE
+from whisper_sae.audio.constants import FRAME_SECONDS, SAMPLE_RATE, WINDOW_SECONDS
 from whisper_sae.whisper import HookPoint, frames_for_duration, patch
 
-from .codes import FRAME_SECONDS
+from .checks import check_sae_model
 
 MODES = ("ablate", "clamp")
 
@@ -29,14 +30,36 @@ class Intervention(NamedTuple):
 
 
 def parse_frames(spec: str | None) -> tuple[float, float] | None:
-    """``"t0:t1"`` in seconds (either side may be empty) to (t0, t1); None stays None."""
+    """``"t0:t1"`` in seconds (either side may be empty) to (t0, t1); None stays None. An empty or
+    reversed range (``3:1``, ``1:1``) is an error: it would edit nothing and look like "no effect"."""
     if spec is None or spec == "":
         return None
     try:
         lo, hi = spec.split(":")
-        return (float(lo) if lo else 0.0, float(hi) if hi else float("inf"))
+        frames = (float(lo) if lo else 0.0, float(hi) if hi else float("inf"))
     except ValueError:
         raise ValueError(f"frames {spec!r} must be 't0:t1' in seconds, e.g. '0.5:1.2' or '1.0:'") from None
+    return check_frames(frames, spec)
+
+
+def check_frames(frames: tuple[float, float], spec=None) -> tuple[float, float]:
+    """``frames`` when it is a non-empty range of non-negative seconds, else a ValueError naming it."""
+    lo, hi = float(frames[0]), float(frames[1])
+    shown = spec if spec is not None else f"{frames[0]}:{frames[1]}"
+    if math.isnan(lo) or math.isnan(hi) or lo < 0:
+        raise ValueError(f"frames {shown!r} must be seconds from 0 up, e.g. '0.5:1.2'")
+    if hi <= lo:
+        example = f"{hi:g}:{lo:g}" if hi < lo else f"{lo:g}:{lo + 0.5:g}"
+        raise ValueError(f"frames {shown!r} is an empty range: t1 must be after t0 (seconds), e.g. '{example}'")
+    return lo, hi
+
+
+def _features(sae, feature) -> list[int]:
+    features = [int(feature)] if isinstance(feature, (int, np.integer)) else [int(f) for f in feature]
+    bad = [f for f in features if not 0 <= f < sae.cfg.d_sae]
+    if bad or not features:
+        raise ValueError(f"feature {bad or features} is out of range; this SAE has features 0..{sae.cfg.d_sae - 1}")
+    return features
 
 
 def edit_fn(sae, feature: int | list[int], mode: str, value: float | None, frame_mask: torch.Tensor | None):
@@ -46,10 +69,7 @@ def edit_fn(sae, feature: int | list[int], mode: str, value: float | None, frame
         raise ValueError(f"mode {mode!r} is not known; valid modes are {', '.join(MODES)}")
     if mode == "clamp" and value is None:
         raise ValueError("mode 'clamp' needs a value to set the feature to (e.g. value=10.0)")
-    features = [int(feature)] if isinstance(feature, (int, np.integer)) else [int(f) for f in feature]
-    bad = [f for f in features if not 0 <= f < sae.cfg.d_sae]
-    if bad or not features:
-        raise ValueError(f"feature {bad or features} is out of range; this SAE has features 0..{sae.cfg.d_sae - 1}")
+    features = _features(sae, feature)
 
     @torch.no_grad()
     def fn(acts: torch.Tensor) -> torch.Tensor:
@@ -89,14 +109,22 @@ def intervene(sae, lw, audios: list[np.ndarray], feature: int | list[int], mode:
     list of ids edited together, e.g. every feature labelled /s/).
 
     ``frames`` (encoder hooks only) limits the edit to frames whose centre lies in [t0, t1) seconds;
-    by default every frame of real audio is edited (padding frames never are). For decoder hooks the
-    edit applies at every generated position.
+    by default every frame of real audio is edited (padding frames never are). A range that is empty or
+    lies after the end of every clip is an error (it would edit nothing). For decoder hooks the edit
+    applies at every generated position.
     """
     hook = hook or sae.cfg.hook_name
     point = HookPoint.parse(hook, lw.config)
-    frames = parse_frames(frames) if isinstance(frames, str) else frames
+    check_sae_model(sae, None, lw, hook)
+    frames = parse_frames(frames) if isinstance(frames, str) else (None if frames is None else check_frames(frames))
     if point.side == "decoder" and frames is not None:
         raise ValueError("frames selects encoder frames; for a decoder hook leave frames=None")
+    edit_fn(sae, feature, mode, value, None)  # bad feature, mode or value: said before any transcript is made
+    if frames is not None:
+        longest = min(max((len(a) / SAMPLE_RATE for a in audios), default=0.0), float(WINDOW_SECONDS))
+        if not (_frame_mask([frames_for_duration(longest)], frames, lw.config.max_source_positions).any()):
+            raise ValueError(f"frames {frames[0]:g}:{frames[1]:g} s lie outside every clip (the longest is {longest:.2f} s); "
+                             f"choose a range inside the audio, e.g. 0:{longest:.2f}")
     before = lw.transcribe(list(audios), batch_size=batch_size, max_new_tokens=max_new_tokens)
     after: list[str] = []
     for start in range(0, len(audios), batch_size):

@@ -107,16 +107,22 @@ def run_analyze(args: argparse.Namespace) -> int:
 
 
 def run_intervene(args: argparse.Namespace) -> int:
-    from whisper_sae.analysis import intervene
-    from whisper_sae.analysis.pipeline import load_model_for, load_sae
+    from whisper_sae.analysis import intervene, parse_frames
+    from whisper_sae.analysis.checks import check_sae_model
+    from whisper_sae.artifacts import open_model, open_sae
     from whisper_sae.audio import load_audio
 
-    sae, _ = load_sae(args.sae_dir)
-    lw = load_model_for(sae, args.model)
+    try:
+        features = [int(f) for f in str(args.feature).split(",")]
+    except ValueError:
+        raise ValueError(f"--feature {args.feature!r} must be a feature id or comma-separated ids, e.g. 12 or 12,40") from None
+    frames = parse_frames(args.frames)  # a bad range is refused before any model loads
+    sae, sae_dir = open_sae(args.sae_dir)
+    lw = open_model(args.model, sae=sae)
+    check_sae_model(sae, sae_dir, lw, sae.cfg.hook_name)
     audios = [load_audio(path) for path in args.audio]
-    features = [int(f) for f in str(args.feature).split(",")]
     results = intervene(sae, lw, audios, features if len(features) > 1 else features[0], args.mode, args.value,
-                        args.frames)
+                        frames)
     for path, res in zip(args.audio, results):
         if args.json:
             print(json.dumps({"audio": path, "feature": args.feature, "mode": args.mode, "value": args.value,
@@ -131,22 +137,32 @@ def run_dashboard(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from whisper_sae.analysis import analyze, build_dashboard
-    from whisper_sae.analysis.dashboard import serve
+    from whisper_sae.analysis.dashboard.build import bind_server, owned_files, serve
+    from whisper_sae.artifacts import SAEFolder, open_sae
 
-    analysis = args.analysis or Path(args.sae_dir) / "analysis"
-    if not (Path(analysis) / "analysis.json").is_file():
-        if args.corpus is None:
-            raise FileNotFoundError(f"no analysis at {analysis}; run `whisper-sae analyze {args.sae_dir} --corpus ...`"
-                                    " or pass --corpus to run it now")
-        analyze(args.sae_dir, args.corpus, model=args.model, alignments_dir=args.alignments_dir, out=analysis,
-                progress=not args.no_progress)
-    features = [int(f) for f in args.features.split(",")] if args.features else None
-    index = build_dashboard(args.sae_dir, args.out, analysis=analysis, corpus=args.corpus, model=args.model,
-                            features=features, max_features=args.max_features or None,
-                            clips_per_feature=args.clips, excerpt_seconds=args.excerpt,
-                            alignments_dir=args.alignments_dir, probe=args.probe,
-                            attribute_pages=max(args.attribute_pages, 0), progress=not args.no_progress)
+    if not SAEFolder(args.sae_dir).exists():
+        open_sae(args.sae_dir)  # says what is missing, before anything else
+    owned_files(args.out)  # a foreign --out folder is refused before anything runs
+    server = bind_server(args.out, args.port) if args.serve else None  # a busy port, too
+    try:
+        analysis = args.analysis or SAEFolder(args.sae_dir).analysis
+        if not (Path(analysis) / "analysis.json").is_file():
+            if args.corpus is None:
+                raise FileNotFoundError(f"no analysis at {analysis}; run `whisper-sae analyze {args.sae_dir} --corpus ...`"
+                                        " or pass --corpus to run it now")
+            analyze(args.sae_dir, args.corpus, model=args.model, alignments_dir=args.alignments_dir, out=analysis,
+                    progress=not args.no_progress)
+        features = [int(f) for f in args.features.split(",")] if args.features else None
+        index = build_dashboard(args.sae_dir, args.out, analysis=analysis, corpus=args.corpus, model=args.model,
+                                features=features, max_features=args.max_features or None,
+                                clips_per_feature=args.clips, excerpt_seconds=args.excerpt,
+                                alignments_dir=args.alignments_dir, probe=args.probe,
+                                attribute_pages=max(args.attribute_pages, 0), progress=not args.no_progress)
+    except BaseException:
+        if server is not None:
+            server.server_close()
+        raise
     print(f"dashboard: {index.resolve().as_uri()}")
-    if args.serve:
-        serve(args.out, args.port)
+    if server is not None:
+        serve(args.out, server=server)
     return 0

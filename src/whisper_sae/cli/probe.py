@@ -50,7 +50,7 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from whisper_sae.analysis.probe import ProbeOptions, probe
+    from whisper_sae.analysis.probing import ProbeOptions, probe
 
     if args.corpus is None and args.store is None:
         raise ValueError("give --corpus (audio with speaker attributes) or --store (an activation store of this SAE's hook)")
@@ -65,23 +65,26 @@ def run(args: argparse.Namespace) -> int:
     options = ProbeOptions(**{**given, "ablate_k": max(args.ablate_k, 0), "wer_utterances": max(args.wer_utterances, 0)})
     result = probe(args.sae_dir, args.corpus, args.attribute, metadata=args.metadata, out=args.out, analysis=args.analysis, store=args.store,
                    max_utterances=args.max_utterances, model=args.model, options=options)
-    s = result.summary
-    print(f"{s['sae']['hook']} SAE, {s['n_utterances']} utterances, {s['n_speakers']} speakers")
-    for name, block in result.attributes.items():
-        key = "balanced_accuracy" if block["kind"] == "categorical" else "r2"
+    report = result.report
+    print(f"{report.sae.hook} SAE, {report.n_utterances} utterances, {report.n_speakers} speakers")
+    for name, block in report.attributes.items():
         for level in ("frame", "utterance"):
-            scores = block["probes"][level]["logreg"]
-            print(f"{name:>10} {level:>9}: " + "  ".join(f"{fs} {m[key]:.3f}" for fs, m in scores.items()))
-        print(f"{'':>10} most selective: " + "; ".join(_describe(t) for t in block["top_features"][:5]))
-        for note in block["notes"]:
+            scores = block.scores(level, "logreg")
+            print(f"{name:>10} {level:>9}: " + "  ".join(f"{fs} {_num(v)}" for fs, v in scores.items()))
+        print(f"{'':>10} most selective: " + "; ".join(_describe(t) for t in block.top_features[:5]))
+        for note in block.notes:
             print(f"  note: {note}")
     print(f"written: {result.out / 'probe.md'}, {result.out / 'probe.json'}")
     return 0
 
 
-def _describe(row: dict) -> str:
-    """'3689 female (AUROC 0.975, phone S F1 0.03)' for a top-feature row of probe.json."""
-    what = (f"{row['class']} (AUROC {row['auroc_utterance']:.3f}" if "class" in row
-            else f"(rho {row['rho_utterance']:+.3f}")
-    label = next((f", {kind} {row[kind]} F1 {row[f'{kind}_f1']:.2f}" for kind in ("phone", "word") if row.get(kind)), "")
-    return f"{row['feature']} {what}{label})"
+def _num(x) -> str:
+    return "–" if x is None else f"{x:.3f}"
+
+
+def _describe(row) -> str:
+    """'3689 female (AUROC 0.975, phone S F1 0.03)' for a top feature (``TopFeature``) of probe.json."""
+    what = (f"{row.class_} (AUROC {row.auroc_utterance:.3f}" if row.class_ is not None
+            else f"(rho {row.rho_utterance:+.3f}")
+    label = next((f", {kind} {name} F1 {f1:.2f}" for kind, (name, f1) in row.labels.items() if name), "")
+    return f"{row.feature} {what}{label})"

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import soundfile as sf
 
-from whisper_sae.audio import SAMPLE_RATE
+from whisper_sae.audio.constants import HOP_LENGTH, SAMPLE_RATE
 
 SVG_W, SVG_H = 1000, 100
 
@@ -22,7 +22,7 @@ def excerpt_bounds(peak: float, duration: float, seconds: float) -> tuple[float,
 
 
 def excerpt(audio: np.ndarray, start: float, end: float) -> np.ndarray:
-    """audio[start:end] (seconds), exactly round((end - start) * 16000) samples where the audio has them
+    """audio[start:end] (seconds), exactly round((end - start) * SAMPLE_RATE) samples where the audio has them
     (flooring both ends separately could give one sample more than the excerpt's length)."""
     first = int(round(start * SAMPLE_RATE))
     return np.asarray(audio[first:first + int(round((end - start) * SAMPLE_RATE))], dtype=np.float32)
@@ -37,7 +37,7 @@ def write_wav(path: Path, audio: np.ndarray, start: float, end: float) -> None:
     sf.write(path, clip, SAMPLE_RATE, subtype="PCM_16")
 
 
-def log_spectrogram(audio: np.ndarray, *, hop: int = 160, window: int = 400) -> np.ndarray:
+def log_spectrogram(audio: np.ndarray, *, hop: int = HOP_LENGTH, window: int = 400) -> np.ndarray:
     """Log power [freq bins, frames] (dB, 0-8 kHz, 10-ms hop), the top row the highest frequency."""
     audio = np.asarray(audio, dtype=np.float32)
     if len(audio) < window:

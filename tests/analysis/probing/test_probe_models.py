@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from whisper_sae.analysis.probe_models import ProbeSettings, _class_metrics, cross_validate, run_probes, speaker_folds
+from whisper_sae.analysis.probing.models import ProbeSettings, _class_metrics, cross_validate, run_probes, speaker_folds
 
 FAST = ProbeSettings(n_trees=10, max_depth=4)
 

@@ -11,8 +11,10 @@ from pathlib import Path
 
 import numpy as np
 
-from . import clips as media
-from .dashboard_probe import SIGNIFICANT_Q
+from whisper_sae.audio.constants import FRAME_SECONDS, WINDOW_SECONDS
+
+from . import media
+from .selectivity import SIGNIFICANT_Q
 
 
 def js_literal(obj) -> str:
@@ -62,7 +64,7 @@ def _highlighted_words(words: list[dict], times, acts, scale: float, start: floa
     """The transcript's words, each shaded by the feature's peak activation inside it."""
     spans = []
     for w in words:
-        inside = (times >= float(w["start"])) & (times < max(float(w["end"]), float(w["start"]) + 0.02))
+        inside = (times >= float(w["start"])) & (times < max(float(w["end"]), float(w["start"]) + FRAME_SECONDS))
         peak = float(acts[inside].max()) if inside.any() else 0.0
         alpha = min(peak / max(scale, 1e-12), 1.0)
         near = float(w["end"]) >= start and float(w["start"]) <= end
@@ -95,7 +97,7 @@ def _clip_card(ctx: PageContext, feature: int, j: int, clip: dict, scale: float)
     times, acts, tokens = ctx.series[key]
     stem = f"f{feature}_{j}"
     if ctx.side == "decoder":
-        start, end = 0.0, min(utt.duration, 30.0)
+        start, end = 0.0, min(utt.duration, float(WINDOW_SECONDS))
         media.write_wav(ctx.out / "clips" / f"{stem}.wav", utt.audio, start, end)
         body = f'<div class="context">{_token_context(ctx, acts, tokens, clip["pos"], scale)}</div>'
     else:
@@ -134,11 +136,11 @@ def _attribute_section(ctx: PageContext, feature: int) -> str:
         strong = ' class="significant"' if r.get("q") is not None and r["q"] < SIGNIFICANT_Q else ""
         rows.append(
             f'<tr data-attribute="{escape(name)}"{strong}><td>{escape(name)}</td>'
-            f'<td class="num">{_num(r.get("score"), ".3f")}</td><td class="num">{r["rank"]} of {len(block["rank"])}</td>'
+            f'<td class="num">{_num(r.get("score"), ".3f")}</td><td class="num">{r["rank"]} of {len(block.rank)}</td>'
             f'<td>{escape(direction) if direction is not None else "—"}</td><td class="num">{_num(r.get("auroc"), ".3f")}</td>'
             f'<td class="num">{_num(r.get("cohens_d"), ".2f")}</td><td class="num">{_num(r.get("rho"), ".3f")}</td>'
             f'<td class="num">{_q(r.get("q"))}</td></tr>')
-    sources = sorted({(b["source"], b["n_utterances"], b["n_speakers"]) for b in sel.attributes.values()})
+    sources = sorted({(b.source, b.n_utterances, b.n_speakers) for b in sel.attributes.values()})
     note = "; ".join(f"{escape(src)}: {n} utterances, {s} speakers" for src, n, s in sources)
     return ('<h2>Speaker attributes</h2><table class="attrs"><thead><tr><th>attribute</th><th>selectivity</th>'
             "<th>rank</th><th>direction</th><th>AUROC</th><th>Cohen's d</th><th>Spearman rho</th><th>q (BH)</th></tr></thead>"
@@ -199,7 +201,7 @@ def index_page(result, pages: set[int], attributes=None) -> str:
     if attributes:
         spec = attributes.filter_spec()
         facts.append("speaker attributes: " + ", ".join(
-            f"{escape(a)} ({b['n_utterances']} utterances, {b['n_speakers']} speakers)" for a, b in attributes.attributes.items()))
+            f"{escape(a)} ({b.n_utterances} utterances, {b.n_speakers} speakers)" for a, b in attributes.attributes.items()))
         attr_heads = "".join(f'<th data-key="sel:{escape(a)}">{escape(a)} selectivity</th>' for a in attributes.attributes)
         attr_controls = ('<span class="attr-filter"><label>selective for <select id="attr" aria-label="attribute">'
                          '<option value="">—</option></select></label> <select id="attr-class" aria-label="class">'

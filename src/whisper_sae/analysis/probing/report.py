@@ -1,5 +1,6 @@
 """probe.json blocks and probe.md: per-feature selectivity in a form the dashboard can read, the top
-features per attribute, and the tables a person reads first.
+features per attribute, and the tables a person reads first. The blocks are built here as plain
+dicts; ``schema.ProbeReport`` is what writes and reads the file (and what probe.md is made from).
 
 probe.json, per attribute, holds ``selectivity`` (utterance level, one entry per feature):
 ``score`` (max over classes of |2·AUROC − 1|, or |Spearman rho| for numbers), ``class`` (the class
@@ -14,7 +15,8 @@ from pathlib import Path
 
 import numpy as np
 
-from whisper_sae.analysis.probe_stats import Correlation, Selectivity
+from .schema import AttributeBlock, ProbeReport, TopFeature
+from .selectivity import Correlation, Selectivity
 
 
 def selectivity_block(stats: Selectivity | Correlation) -> dict:
@@ -27,20 +29,6 @@ def selectivity_block(stats: Selectivity | Correlation) -> dict:
                "q": pick(stats.q_mannwhitney), "q_welch": pick(stats.q_welch)}
     per_class = {"auroc": stats.auroc, "cohens_d": stats.cohens_d, "q_mannwhitney": stats.q_mannwhitney, "q_welch": stats.q_welch}
     return {"summary": summary, "per_class": per_class}
-
-
-def feature_selectivity(probe_json: str | Path | dict) -> dict[int, dict[str, dict]]:
-    """``{feature: {attribute: {"score", "class"?, "auroc"?, "cohens_d"?, "rho"?, "q"}}}`` from a
-    probe.json (path or parsed), for pages that show a feature's speaker selectivity."""
-    import json
-
-    data = probe_json if isinstance(probe_json, dict) else json.loads(Path(probe_json).read_text(encoding="utf-8"))
-    out: dict[int, dict[str, dict]] = {}
-    for attr, block in data["attributes"].items():
-        sel = block["selectivity"]
-        for f in range(len(sel["score"])):
-            out.setdefault(f, {})[attr] = {k: v[f] for k, v in sel.items() if isinstance(v, list)}
-    return out
 
 
 def top_features(block: dict, n: int) -> list[dict]:
@@ -71,8 +59,8 @@ def attach_labels(rows: list[dict], analysis) -> list[dict]:
     return rows
 
 
-def _labels_md(row: dict) -> str:
-    parts = [f"{kind} {row[kind]} ({row[f'{kind}_f1']:.2f})" for kind in ("phone", "word") if row.get(kind)]
+def _labels_md(row: TopFeature) -> str:
+    parts = [f"{kind} {label} ({f1:.2f})" for kind, (label, f1) in row.labels.items() if label]
     return ", ".join(parts) or "–"
 
 
@@ -84,72 +72,69 @@ def _frame_q(block, cls, i) -> float:
     return float(block["features"]["frame"]["per_class"]["q_mannwhitney"][cls][i])
 
 
-def write_markdown(summary: dict, path: Path, pictures: list[str]) -> Path:
-    lines = [f"# Speaker-attribute probe: {summary['sae']['hook']} SAE ({summary['sae']['d_sae']} features)", "",
-             f"Corpus `{summary['corpus']}`: {summary['n_utterances']} utterances, {summary['n_speakers']} speakers, "
-             f"{summary['n_frames']} frames ({summary['n_frames_sampled']} sampled for frame-level numbers). "
-             f"Model `{summary['model']}`. All probe scores are on held-out speakers (out-of-fold).", ""]
-    lines += [f"- {n}" for n in summary["notes"]]
-    for name, block in summary["attributes"].items():
+def write_markdown(report: ProbeReport, path: Path, pictures: list[str]) -> Path:
+    lines = [f"# Speaker-attribute probe: {report.sae.hook} SAE ({report.sae.d_sae} features)", "",
+             f"Corpus `{report.corpus}`: {report.n_utterances} utterances, {report.n_speakers} speakers, "
+             f"{report.n_frames} frames ({report.n_frames_sampled} sampled for frame-level numbers). "
+             f"Model `{report.model}`. All probe scores are on held-out speakers (out-of-fold).", ""]
+    lines += [f"- {n}" for n in report.notes]
+    for name, block in report.attributes.items():
         lines += _attribute_md(name, block)
-    if summary.get("ablation"):
-        lines += _ablation_md(summary["ablation"], summary["attributes"])
+    if report.ablation is not None:
+        lines += _ablation_md(report.ablation)
     if pictures:
         lines += ["", "## Pictures", ""] + [f"![{p}]({p})" for p in pictures]
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
     return path
 
 
-def _attribute_md(name: str, block: dict) -> list[str]:
-    categorical = block["kind"] == "categorical"
-    lines = ["", f"## {name} (column `{block['column']}`, {block['kind']})", ""]
+def _attribute_md(name: str, block: AttributeBlock) -> list[str]:
+    categorical = block.categorical
+    lines = ["", f"## {name} (column `{block.column}`, {block.kind})", ""]
     if categorical:
-        lines.append("Classes: " + ", ".join(f"{c} ({n['utterances']} utt., {n['speakers']} spk.)" for c, n in block["counts"].items()))
+        lines.append("Classes: " + ", ".join(f"{c} ({n['utterances']} utt., {n['speakers']} spk.)" for c, n in block.counts.items()))
     else:
-        c = block["counts"]
+        c = block.counts
         lines.append(f"{c['utterances']} utterances, {c['speakers']} speakers, values {c['min']:g} … {c['max']:g}")
-    lines += [""] + [f"- {n}" for n in block["notes"]]
+    lines += [""] + [f"- {n}" for n in block.notes]
     metric = "balanced accuracy" if categorical else "R²"
-    chance = f" (chance {1 / len(block['classes']):.2f})" if categorical else " (0 = predicting the mean)"
-    models = list(block["probes"]["frame"])
-    models = [m for m in models if isinstance(block["probes"]["frame"][m], dict)]
+    chance = f" (chance {1 / len(block.classes):.2f})" if categorical else " (0 = predicting the mean)"
+    models = [m for m, v in block.probes["frame"].items() if isinstance(v, dict)]
     cols = [(m, lvl) for m in models for lvl in ("frame", "utterance")]
     shown = {"logreg": "logreg" if categorical else "ridge", "forest": "forest"}  # "logreg" fits a ridge for numbers
     lines += ["", f"Probe {metric}{chance}:", "", "| features | " + " | ".join(f"{shown.get(m, m)} {lvl}" for m, lvl in cols) + " |",
               "|---" * (len(cols) + 1) + "|"]
-    key = "balanced_accuracy" if categorical else "r2"
-    for fs in block["probes"]["utterance"][models[0]]:
-        cells = [block["probes"][lvl][m].get(fs, {}).get(key) for m, lvl in cols]
+    for fs in block.probes["utterance"][models[0]]:
+        cells = [block.probes[lvl][m].get(fs, {}).get(block.metric) for m, lvl in cols]
         lines.append(f"| {fs} | " + " | ".join("–" if v is None else f"{v:.3f}" for v in cells) + " |")
     if categorical:
-        rec = block["probes"]["utterance"]["logreg"]["sae"]["recall"]
+        rec = block.probes["utterance"]["logreg"]["sae"]["recall"]
         lines += ["", "Per-class recall (logreg, SAE codes, utterance level): " + ", ".join(f"{c} {r:.2f}" for c, r in rec.items())]
         lines += ["", "| feature | class | AUROC utt. | d utt. | q utt. | AUROC frame | q frame | labels (F1) |",
                   "|---|---|---|---|---|---|---|---|"]
-        for t in block["top_features"]:
-            lines.append(f"| {t['feature']} | {t['class']} | {t['auroc_utterance']:.3f} | {t['cohens_d_utterance']:.2f} | "
-                         f"{t['q_utterance']:.2g} | {t['auroc_frame']:.3f} | {t['q_frame']:.2g} | {_labels_md(t)} |")
+        for t in block.top_features:
+            lines.append(f"| {t.feature} | {t.class_} | {t.auroc_utterance:.3f} | {t.cohens_d_utterance:.2f} | "
+                         f"{t.q_utterance:.2g} | {t.auroc_frame:.3f} | {t.q_frame:.2g} | {_labels_md(t)} |")
     else:
         lines += ["", "| feature | rho utt. | q utt. | rho frame | q frame | labels (F1) |", "|---|---|---|---|---|---|"]
-        for t in block["top_features"]:
-            lines.append(f"| {t['feature']} | {t['rho_utterance']:.3f} | {t['q_utterance']:.2g} | {t['rho_frame']:.3f} | "
-                         f"{t['q_frame']:.2g} | {_labels_md(t)} |")
+        for t in block.top_features:
+            lines.append(f"| {t.feature} | {t.rho_utterance:.3f} | {t.q_utterance:.2g} | {t.rho_frame:.3f} | "
+                         f"{t.q_frame:.2g} | {_labels_md(t)} |")
     return lines
 
 
-def _ablation_md(ablation: dict, attributes: dict) -> list[str]:
-    conds = ablation["conditions"]
-    names = list(next(iter(conds.values()))["probes"])
+def _ablation_md(ablation) -> list[str]:
+    conds = ablation.conditions
+    names = list(next(iter(conds.values())).probes)
     head = [f"{a} {lvl} {fs}" for a in names for lvl in ("frame", "utterance") for fs in ("sae", "raw")]
-    lines = ["", f"## Ablation of the top {ablation['k']} selective features (x − their decoder contribution; SAE error kept)", "",
+    lines = ["", f"## Ablation of the top {ablation.k} selective features (x − their decoder contribution; SAE error kept)", "",
              "Linear probes re-trained on the edited activations (held-out speakers; balanced accuracy or R²); "
-             f"WER over {ablation['n_wer_utterances']} utterances.", "",
+             f"WER over {ablation.n_wer_utterances} utterances.", "",
              "| ablated | " + " | ".join(head) + " | WER | WER vs clean |", "|---" * (len(head) + 3) + "|"]
     for cond, e in conds.items():
-        cells = [e["probes"][a][lvl][fs] for a in names for lvl in ("frame", "utterance") for fs in ("sae", "raw")]
-        wer = e.get("wer")
-        wc = e.get("wer_vs_clean_transcript")
-        lines.append(f"| {cond} | " + " | ".join(f"{v:.3f}" for v in cells) + f" | {_pct(wer)} | {_pct(wc)} |")
+        cells = [e.probes[a][lvl][fs] for a in names for lvl in ("frame", "utterance") for fs in ("sae", "raw")]
+        lines.append(f"| {cond} | " + " | ".join(f"{v:.3f}" for v in cells)
+                     + f" | {_pct(e.wer.get('wer'))} | {_pct(e.wer.get('wer_vs_clean_transcript'))} |")
     return lines
 
 

@@ -14,17 +14,20 @@ from typing import Iterable
 
 import numpy as np
 
-from whisper_sae.analysis import probe_plots as plots
-from whisper_sae.analysis.probe_ablate import ablation_transform, random_alive_features, transcribe_ablated, wer_rows
-from whisper_sae.analysis.probe_data import (codes_and_means, encoder_frames, records_of, sample_frames, store_frames,
-                                             stored_utterances)
-from whisper_sae.analysis.probe_labels import SPEAKER, AttributeLabels, apply_metadata, resolve
-from whisper_sae.analysis.probe_models import MODELS, ProbeSettings, run_probes
-from whisper_sae.analysis.probe_report import attach_labels, selectivity_block, top_features, write_markdown
-from whisper_sae.analysis.probe_stats import categorical_selectivity, continuous_selectivity
+from whisper_sae.artifacts import SAEFolder, open_corpus, open_model, open_sae, open_store, record_path
+from whisper_sae.audio.constants import WINDOW_SAMPLES
+
+from ..checks import check_sae_analysis, check_sae_model, check_sae_store
+from . import plots
+from .ablate import ablation_transform, random_alive_features, transcribe_ablated, wer_rows
+from .attributes import SPEAKER, AttributeLabels, apply_metadata, resolve
+from .data import FrameActivations, codes_and_means, encoder_frames, records_of, sample_frames, store_frames, stored_utterances
+from .models import MODELS, ProbeSettings, run_probes
+from .report import attach_labels, selectivity_block, top_features, write_markdown
+from .schema import FORMAT, ProbeReport
+from .selectivity import categorical_selectivity, continuous_selectivity
 
 log = logging.getLogger(__name__)
-FORMAT = "whisper-sae-probe/1"
 
 
 @dataclass(frozen=True)
@@ -55,9 +58,11 @@ class ProbeOptions:
 
 @dataclass
 class ProbeResult:
-    """What ``probe`` wrote: the folder, the parsed ``probe.json`` and the PNG paths."""
+    """What ``probe`` wrote: the folder, probe.json typed (``report``) and as a plain dict (``summary``,
+    its paths resolved to the working directory), and the PNG paths."""
 
     out: Path
+    report: ProbeReport
     summary: dict
     plots: list[Path]
 
@@ -66,10 +71,31 @@ class ProbeResult:
         return self.summary["attributes"]
 
     def balanced_accuracy(self, attribute: str, level: str = "utterance", model: str = "logreg") -> dict[str, float]:
-        """``{feature set: balanced accuracy}`` of one attribute, e.g. ``{"sae": .93, "raw": .95, "top1": .71}``."""
-        block = self.attributes[attribute]["probes"][level][model]
-        key = "balanced_accuracy" if self.attributes[attribute]["kind"] == "categorical" else "r2"
-        return {name: m[key] for name, m in block.items()}
+        """``{feature set: balanced accuracy}`` of one attribute, e.g. ``{"sae": .93, "raw": .95, "top1": .71}``
+        (R² for a number)."""
+        return self.report.attributes[attribute].scores(level, model)
+
+
+@dataclass
+class _ProbeRun:
+    """One probe's data, as the ablation check needs it: the models, the frames and their sample, the
+    resolved labels and which utterances carry one (``used``), and the codes (``arrays``)."""
+
+    sae: object
+    lw: object
+    hook: str
+    frames: FrameActivations
+    sample: np.ndarray
+    frame_utt: np.ndarray
+    labels: dict[str, AttributeLabels]
+    used: np.ndarray
+    records: list[dict]
+    """The records of the used utterances."""
+    utts: list
+    """All utterances (indexed by ``used``)."""
+    arrays: dict[str, np.ndarray]
+    blocks: dict[str, dict]
+    options: ProbeOptions
 
 
 def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=None, out=None,
@@ -86,21 +112,19 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
     running Whisper again, and with ``corpus=None`` its utterance records (speaker, attributes, audio
     path) stand for the corpus.
     ``sae``/``lw`` pass already-loaded objects. Label problems are found before any model runs; see
-    ``probe_labels`` for what is an error.
+    ``probing.attributes`` for what is an error.
     """
-    from whisper_sae.sae import SparseAutoencoder
-    from whisper_sae.whisper import load_whisper
-
     attributes = list(dict.fromkeys(attributes))
     if not attributes:
         raise ValueError("probe needs at least one attribute, e.g. gender or accent")
-    sae = sae if sae is not None else SparseAutoencoder.from_pretrained(sae_dir)
-    sae.eval()
+    sae, _ = open_sae(sae if sae is not None else sae_dir)
     hook = sae.cfg.hook_name
     if not hook:
         raise ValueError(f"the SAE at {sae_dir} does not record its hook (cfg.hook_name); probe needs it to know where to read")
-    analysis = _analysis_for(analysis, sae_dir, sae.cfg.d_sae, hook)
-    store = _open_store(store)
+    analysis = _analysis_for(analysis, sae, sae_dir, hook)
+    store = open_store(store)
+    if store is not None:
+        check_sae_store(sae, sae_dir, store, hook)
     if corpus is None and store is None:
         raise ValueError("probe needs a corpus, or an activation store whose utterance records carry the attributes")
     spec, utts, records = (_read_corpus(corpus, max_utterances) if corpus is not None
@@ -112,8 +136,8 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
             log.warning("%s", n)
     used = np.flatnonzero(np.any([lab.mask for lab in labels.values()], axis=0))
 
-    lw = lw if lw is not None else load_whisper(model or sae.cfg.model_name)
-    sae.check_compatible(lw.d_model, hook, getattr(lw, "name", None))
+    lw = open_model(lw if lw is not None else model, sae=sae)
+    check_sae_model(sae, sae_dir, lw, hook)
     if store is not None:
         frames = store_frames(store, hook, [utts[i].id for i in used])
     else:
@@ -123,7 +147,7 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
     frame_utt = frames.utt[sample]
     sub_records = [records[i] for i in used]
 
-    out = Path(out) if out is not None else (Path(sae_dir) / "probe" if sae_dir is not None else Path("probe"))
+    out = Path(out) if out is not None else (SAEFolder(sae_dir).probe if sae_dir is not None else Path("probe"))
     out.mkdir(parents=True, exist_ok=True)
     blocks, pictures = {}, []
     for name, lab in labels.items():
@@ -135,62 +159,57 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
         if analysis is not None:
             attach_labels(blocks[name]["top_features"], analysis)
         pictures += _attribute_plots(lab, values, arrays, blocks[name], out, options)
-    ablation = _ablation(sae, lw, hook, frames, sample, frame_utt, labels, used, sub_records, utts, blocks, arrays, options)
+    ablation = _ablation(_ProbeRun(sae=sae, lw=lw, hook=hook, frames=frames, sample=sample, frame_utt=frame_utt, labels=labels,
+                                   used=used, records=sub_records, utts=utts, arrays=arrays, blocks=blocks, options=options))
+
+    def rec(path):  # paths inside probe.json are relative to its folder
+        return record_path(None if path is None else str(path), out)
 
     summary = {
         "format": FORMAT,
-        "sae": {"path": None if sae_dir is None else str(sae_dir), "hook": hook, "d_sae": sae.cfg.d_sae,
+        "sae": {"path": rec(sae_dir), "hook": hook, "d_sae": sae.cfg.d_sae,
                 "architecture": sae.cfg.architecture, "model_name": sae.cfg.model_name},
-        "model": getattr(lw, "name", None), "corpus": str(spec), "store": None if store is None else str(store.path), "metadata": None if metadata is None else str(metadata),
-        "analysis": None if analysis is None else {"path": None if analysis.path is None else str(analysis.path),
-                                                   "corpus": analysis.meta.get("corpus")},
+        "model": getattr(lw, "name", None), "corpus": _record_spec(spec, out), "store": None if store is None else rec(store.path),
+        "metadata": rec(metadata),
+        "analysis": None if analysis is None else {"path": rec(analysis.path), "corpus": _record_spec(analysis.meta.get("corpus"), out)},
         "n_utterances": int(len(used)), "n_frames": int(len(frames.raw)), "n_frames_sampled": int(len(sample)),
         "n_speakers": len({r["speaker"] or r["id"] for r in sub_records}),
         "notes": notes, "options": asdict(options), "attributes": blocks, "ablation": ablation,
     }
-    text = json.dumps(_jsonable(summary))
-    (out / "probe.json").write_text(text + "\n", encoding="utf-8")
-    summary = json.loads(text)
-    write_markdown(summary, out / "probe.md", [p.name for p in pictures])
-    return ProbeResult(out=out, summary=summary, plots=pictures)
+    report = ProbeReport.from_json(json.loads(json.dumps(_jsonable(summary))))
+    report.write(out / "probe.json")
+    report = ProbeReport.load(out / "probe.json")  # paths resolved from here, as every reader sees them
+    write_markdown(report, out / "probe.md", [p.name for p in pictures])
+    return ProbeResult(out=out, report=report, summary=report.to_json(), plots=pictures)
 
 
-def _analysis_for(analysis, sae_dir, d_sae: int, hook: str):
+def _record_spec(spec: str | None, out: Path) -> str | None:
+    """The corpus entry of probe.json: a path relative to the probe folder; ``store PATH`` likewise."""
+    if spec is None:
+        return None
+    if spec.startswith("store "):
+        return "store " + record_path(spec[len("store "):], out)
+    return spec if spec.startswith("<") else record_path(spec, out)
+
+
+def _analysis_for(analysis, sae, sae_dir, hook: str):
     """The AnalysisResult whose labels annotate the top features, checked against the SAE; None if
     none was given and ``SAE_DIR/analysis`` does not exist."""
-    from whisper_sae.analysis.result import AnalysisResult
+    from whisper_sae.analysis.features.result import AnalysisResult
 
     if analysis is None:
-        default = Path(sae_dir) / "analysis" if sae_dir is not None else None
-        if default is None or not (default / "analysis.json").is_file():
+        default = SAEFolder(sae_dir) if sae_dir is not None else None
+        if default is None or not default.analysis_json.is_file():
             return None
-        analysis = default
+        analysis = default.analysis
     result = analysis if isinstance(analysis, AnalysisResult) else AnalysisResult.load(analysis)
-    where = result.path or "the analysis given"
-    if result.d_sae != d_sae:
-        raise ValueError(f"analysis {where} has {result.d_sae} features but the SAE has {d_sae}; pass the analysis of this SAE")
-    if result.meta.get("hook") not in (None, hook):
-        raise ValueError(f"analysis {where} is of hook {result.meta.get('hook')!r} but the SAE reads {hook!r}")
+    check_sae_analysis(sae, sae_dir, result, hook)
     return result
 
 
-def _open_store(store):
-    if store is None or not isinstance(store, (str, Path)):
-        return store
-    from whisper_sae.activations import ActivationStore
-
-    return ActivationStore(store)
-
-
 def _read_corpus(corpus, max_utterances: int | None) -> tuple[str, list, list[dict]]:
-    from whisper_sae.audio import load_corpus
-
-    spec = corpus if isinstance(corpus, (str, Path)) else getattr(corpus, "spec", "<in-memory utterances>")
-    if isinstance(corpus, (str, Path)):
-        corpus = load_corpus(str(corpus), max_utterances=max_utterances)
-    elif max_utterances is not None:
-        corpus = (u for _, u in zip(range(max_utterances), corpus))
-    utts, records = records_of(corpus)
+    utterances, spec = open_corpus(corpus, max_utterances)
+    utts, records = records_of(utterances)
     if not utts:
         raise ValueError(f"corpus {spec} yielded no utterances; check the path or spec")
     return str(spec), utts, records
@@ -254,9 +273,10 @@ def _attribute_plots(lab: AttributeLabels, values: list, arrays: dict, block: di
     return [p for p in made if p is not None]
 
 
-def _ablation(sae, lw, hook, frames, sample, frame_utt, labels, used, sub_records, utts, blocks, arrays, options) -> dict:
+def _ablation(run: _ProbeRun) -> dict:
     """Remove the top-k selective features of each ablated attribute (and, as a control, k random live
     features); re-train the linear probes on the edited activations and re-transcribe a few utterances."""
+    options, blocks, used = run.options, run.blocks, run.used
     targets = [a for a in options.ablate if a in blocks and blocks[a]["kind"] == "categorical"]
     if not targets or options.ablate_k <= 0:
         return {}
@@ -264,27 +284,29 @@ def _ablation(sae, lw, hook, frames, sample, frame_utt, labels, used, sub_record
     for a in targets:
         conditions[f"top{options.ablate_k} {a}"] = [t["feature"] for t in top_features(blocks[a], options.ablate_k)]
     chosen = {f for fs in conditions.values() for f in fs}
-    conditions[f"random{options.ablate_k}"] = random_alive_features(arrays["codes_pooled"], options.ablate_k, chosen, options.seed)
+    conditions[f"random{options.ablate_k}"] = random_alive_features(run.arrays["codes_pooled"], options.ablate_k, chosen, options.seed)
     # Transcribe utterances spread over the corpus (every n-th), so several speakers are in the sample.
     step = max(1, len(used) // max(options.wer_utterances, 1))
     wer_idx = [int(used[i]) for i in range(0, len(used), step)][: options.wer_utterances]
-    audios = [np.asarray(utts[i].audio, np.float32)[: 30 * 16000] for i in wer_idx]
-    refs = [utts[i].text for i in wer_idx]
+    audios = [np.asarray(run.utts[i].audio, np.float32)[:WINDOW_SAMPLES] for i in wer_idx]
+    refs = [run.utts[i].text for i in wer_idx]
     result, clean = {}, None
     for cond, feats in conditions.items():
-        transform = ablation_transform(sae, feats) if feats else None
-        edited = arrays if transform is None else codes_and_means(sae, frames.raw, frames.utt, len(used), sample, transform=transform)
+        transform = ablation_transform(run.sae, feats) if feats else None
+        edited = (run.arrays if transform is None else
+                  codes_and_means(run.sae, run.frames.raw, run.frames.utt, len(used), run.sample, transform=transform))
         entry = {"features": feats, "probes": {}}
         for name in targets:
-            lab = labels[name]
+            lab = run.labels[name]
             values = [lab.values[i] for i in used]
-            groups, _ = _groups(name, sub_records)
-            entry["probes"][name] = _probe_only(lab, values, groups, edited, frame_utt, options)
+            groups, _ = _groups(name, run.records)
+            entry["probes"][name] = _probe_only(lab, values, groups, edited, run.frame_utt, options)
         if options.wer_utterances > 0:
-            hyps = transcribe_ablated(lw, hook, audios, transform, batch_size=options.batch_size)
+            hyps = transcribe_ablated(run.lw, run.hook, audios, transform, batch_size=options.batch_size)
             clean = hyps if clean is None else clean
             entry.update(wer_rows(refs, clean, hyps))
-            entry["examples"] = [{"id": utts[i].id, "reference": r, "hypothesis": h} for i, r, h in list(zip(wer_idx, refs, hyps))[:3]]
+            entry["examples"] = [{"id": run.utts[i].id, "reference": r, "hypothesis": h}
+                                 for i, r, h in list(zip(wer_idx, refs, hyps))[:3]]
         result[cond] = entry
     return {"k": options.ablate_k, "n_wer_utterances": len(wer_idx) if options.wer_utterances > 0 else 0, "conditions": result}
 

@@ -6,17 +6,17 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from whisper_sae.activations import ActivationStore
-from whisper_sae.audio import Utterance, load_corpus
-from whisper_sae.sae import SparseAutoencoder
-from whisper_sae.whisper import HookPoint, load_whisper
+from whisper_sae.artifacts import SAEFolder, open_corpus, open_model, open_sae, open_store, resolve_path
+from whisper_sae.audio import Utterance
+from whisper_sae.audio.constants import FRAME_SECONDS, WINDOW_SAMPLES
+from whisper_sae.whisper import HookPoint
 
-from .codes import FRAME_SECONDS, store_codes, utterance_codes
+from ..checks import check_sae_model, check_sae_store
+from .codes import store_codes, utterance_codes
 from .labels import AlignmentIndex, AlignmentLabeler, f1_summary
 from .result import AnalysisResult
 from .stats import FeatureStats
@@ -24,36 +24,9 @@ from .stats import FeatureStats
 logger = logging.getLogger(__name__)
 
 
-def load_sae(sae) -> tuple[SparseAutoencoder, Path | None]:
-    """An SAE object as given, or loaded from its folder (with the folder)."""
-    if isinstance(sae, SparseAutoencoder):
-        return sae.eval(), None
-    path = Path(sae)
-    if not path.exists():
-        raise FileNotFoundError(f"SAE folder {path} does not exist; give a folder with cfg.json and "
-                                "sae_weights.safetensors (as written by `whisper-sae train`)")
-    return SparseAutoencoder.from_pretrained(path).eval(), path
-
-
-def load_model_for(sae: SparseAutoencoder, model=None):
-    """The Whisper to run: ``model`` (a LoadedWhisper or spec) or the one named in the SAE's config."""
-    if model is not None and not isinstance(model, (str, Path)):
-        return model
-    return load_whisper(str(model) if model is not None else sae.cfg.model_name)
-
-
-def _utterances(corpus, max_utterances: int | None):
-    if isinstance(corpus, (str, Path)):
-        return load_corpus(str(corpus), max_utterances=max_utterances), str(corpus)
-    items = corpus if max_utterances is None else _take(corpus, max_utterances)
-    return items, str(getattr(corpus, "spec", "<in-memory utterances>"))
-
-
-def _take(items: Iterable, n: int):
-    for i, item in enumerate(items):
-        if i >= n:
-            return
-        yield item
+def load_sae(sae):
+    """(SAE in eval mode, its folder or None) from a folder or an SAE object (``artifacts.open_sae``)."""
+    return open_sae(sae)
 
 
 class _Aligner:
@@ -75,35 +48,34 @@ class _Aligner:
 
             # The reference transcript is forced when there is one; otherwise Whisper's own is used.
             texts = [utt.text] if utt.text else None
-            return {"words": word_timestamps(self.lw_loader(), [utt.audio[:30 * 16000]], texts)[0]}, "whisper"
+            return {"words": word_timestamps(self.lw_loader(), [utt.audio[:WINDOW_SAMPLES]], texts)[0]}, "whisper"
         return None, None
 
 
-def _source(sae, corpus, store, model, hook, batch_size, max_utterances):
-    """(stream of (record or None, UtteranceCodes), side, corpus spec, model name/spec, lazy Whisper)."""
+def _source(sae, sae_dir, corpus, store, model, hook, batch_size, max_utterances):
+    """(stream of (record or None, UtteranceCodes), side, corpus spec, model name/spec, lazy Whisper, store path)."""
     cache: dict = {}
 
     def lw_loader():
         if "lw" not in cache:
-            cache["lw"] = load_model_for(sae, model)
+            cache["lw"] = open_model(model, sae=sae)
         return cache["lw"]
 
     if store is not None:
-        store = store if isinstance(store, ActivationStore) else ActivationStore(store)
-        if hook not in store.hooks:
-            raise ValueError(f"store {store.path} has no hook {hook!r}; it has {', '.join(store.hooks)}")
+        store = open_store(store)
+        check_sae_store(sae, sae_dir, store, hook)
         idx = sorted(r["idx"] for r in store.utterances)[:max_utterances]
         side = "encoder" if hook.startswith("encoder") else "decoder"
         spec = str(corpus) if isinstance(corpus, (str, Path)) else str(store.corpus)
         model_meta = store.manifest.get("model", {})
         stream = store_codes(store, sae, hook, utterances=idx)
-        return stream, side, spec, (model_meta.get("name"), model_meta.get("spec")), lw_loader, str(store.path)
+        return stream, side, str(spec), (model_meta.get("name"), model_meta.get("spec")), lw_loader, str(store.path)
     if corpus is None:
         raise ValueError("give a corpus (spec or utterances) or store= (an activation store of this hook)")
     lw = lw_loader()
     side = HookPoint.parse(hook, lw.config).side
-    sae.check_compatible(lw.d_model, hook, None)
-    utterances, spec = _utterances(corpus, max_utterances)
+    check_sae_model(sae, sae_dir, lw, hook)
+    utterances, spec = open_corpus(corpus, max_utterances)
     stream = ((None, item) for item in utterance_codes(lw, sae, hook, utterances, batch_size=batch_size))
     return stream, side, spec, (lw.name, lw.spec), lw_loader, None
 
@@ -120,12 +92,12 @@ def analyze(sae, corpus=None, *, store=None, top_n: int = 20, model=None, hook: 
     below it; for a store, the store's corpus folder by default), else (``whisper_words``) word times
     from Whisper's cross-attention. Saved to ``out`` (default ``SAE_DIR/analysis``) when there is a place.
     """
-    sae, sae_dir = load_sae(sae)
+    sae, sae_dir = open_sae(sae)
     hook = hook or sae.cfg.hook_name
     if hook is None:
         raise ValueError("the SAE's cfg.json names no hook_name; pass hook= (e.g. 'encoder.out')")
     stream, side, spec, (model_name, model_spec), lw_loader, store_path = _source(
-        sae, corpus, store, model, hook, batch_size, max_utterances)
+        sae, sae_dir, corpus, store, model, hook, batch_size, max_utterances)
     if alignments_dir is None and store_path is not None and Path(spec).is_dir():
         alignments_dir = spec  # the synthetic corpus keeps <id>.json beside the audio
     aligner = _Aligner(alignments_dir, whisper_words, lw_loader)
@@ -157,7 +129,7 @@ def analyze(sae, corpus=None, *, store=None, top_n: int = 20, model=None, hook: 
             "architecture": sae.cfg.architecture, "frame_seconds": FRAME_SECONDS,
             "alignments_dir": str(alignments_dir) if alignments_dir is not None else None}
     result = _assemble(stats, labeler, rows, side, meta)
-    target = out if out is not None else (sae_dir / "analysis" if sae_dir is not None else None)
+    target = out if out is not None else (SAEFolder(sae_dir).analysis if sae_dir is not None else None)
     if target is not None:
         result.save(target)
     return result

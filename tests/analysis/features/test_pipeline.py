@@ -6,10 +6,10 @@ import numpy as np
 import torch
 
 from whisper_sae.analysis import AnalysisResult, analyze, load_analysis
-from whisper_sae.analysis.codes import utterance_codes
+from whisper_sae.analysis.features.codes import utterance_codes
 from whisper_sae.whisper import frames_for_duration, run_encoder
 
-from .conftest import aligned_utterances, make_sae
+from ..conftest import aligned_utterances, make_sae
 
 
 def _direct_codes(lw, sae, utt):

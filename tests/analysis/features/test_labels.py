@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from whisper_sae.analysis.labels import AlignmentLabeler, f1_summary, frame_labels, normalize_word
+from whisper_sae.analysis.features.labels import AlignmentLabeler, f1_summary, frame_labels, normalize_word
 
 
 def _alignment():

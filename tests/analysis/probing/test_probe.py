@@ -10,11 +10,11 @@ import pytest
 import soundfile as sf
 import torch
 
-from whisper_sae.analysis.probe import ProbeOptions, probe
-from whisper_sae.analysis.probe_ablate import ablation_transform
-from whisper_sae.analysis.probe_models import ProbeSettings
+from whisper_sae.analysis.probing import ProbeOptions, probe
+from whisper_sae.analysis.probing.ablate import ablation_transform
+from whisper_sae.analysis.probing.models import ProbeSettings
 
-from .conftest import aligned_utterances, make_sae, voices
+from ..conftest import aligned_utterances, make_sae, voices
 
 FAST = ProbeOptions(ks=(1, 4), ablate_k=3, wer_utterances=2, frames_per_utterance=8, progress=False,
                     settings=ProbeSettings(n_trees=8, max_depth=4))
@@ -195,3 +195,27 @@ def test_probe_from_a_store_matches_the_probe_from_the_corpus(analysis_whisper, 
     with pytest.raises(ValueError, match=r"has no 'encoder.blocks.0' activations; it holds encoder.out"):
         probe(None, None, ["gender"], out=tmp_path / "c", sae=make_sae(hook="encoder.blocks.0", d_in=analysis_whisper.d_model),
               lw=analysis_whisper, store=store.path, options=options)
+
+
+def test_probe_json_has_one_typed_schema(probed):
+    """probe.json is written and read by ProbeReport: reading and writing it again gives the same text,
+    the typed fields are the file's numbers, and the layout keeps the keys readers have always used."""
+    from whisper_sae.analysis import ProbeReport
+
+    result, sae = probed
+    text = (result.out / "probe.json").read_text()
+    report = ProbeReport.load(result.out)
+    assert report.dumps() == text and ProbeReport.from_json(json.loads(text)).to_json() == json.loads(text)
+    doc = json.loads(text)
+    assert list(doc) == ["format", "sae", "model", "corpus", "store", "metadata", "analysis", "n_utterances", "n_frames",
+                         "n_frames_sampled", "n_speakers", "notes", "options", "attributes", "ablation"]
+    assert list(doc["attributes"]["gender"]) == ["kind", "column", "classes", "counts", "dropped", "notes", "features",
+                                                 "probes", "n_rows_frame", "n_rows_utterance", "selectivity", "top_features"]
+    g, rate = report.attributes["gender"], report.attributes["rate"]
+    assert report.sae.d_sae == sae.cfg.d_sae and g.selectivity.score == doc["attributes"]["gender"]["selectivity"]["score"]
+    assert g.selectivity.class_ == doc["attributes"]["gender"]["selectivity"]["class"] and rate.selectivity.class_ is None
+    assert g.top_features[0].to_json() == doc["attributes"]["gender"]["top_features"][0]
+    assert rate.top_features[0].rho_utterance == doc["attributes"]["rate"]["top_features"][0]["rho_utterance"]
+    assert g.scores() == result.balanced_accuracy("gender")
+    assert set(report.ablation.conditions) == set(doc["ablation"]["conditions"])
+    assert report.ablation.conditions["none"].wer["wer_vs_clean_transcript"] == 0.0

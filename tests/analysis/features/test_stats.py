@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from whisper_sae.analysis.stats import HIST_EDGES, FeatureStats, TopN
+from whisper_sae.analysis.features.stats import HIST_EDGES, FeatureStats, TopN
 
 
 def _utterances(seed=0, n_utt=30, d=12):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "analyze_features.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[3] / "examples" / "analyze_features.ipynb"
 
 
 @pytest.mark.slow

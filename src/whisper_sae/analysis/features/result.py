@@ -1,5 +1,10 @@
 """The result of ``analyze``: per-feature arrays plus the utterances they point into, saved as
 ``analysis.json`` (metadata, utterance list, label vocabularies, summary) and one ``.npy`` per array.
+
+Paths inside (the SAE folder, corpus, store, alignments folder, each utterance's audio) are written
+relative to the analysis folder and read back relative to it (``artifacts.record_path`` /
+``resolve_path``), so the dashboard finds them from any working directory and after the folders move
+together. In memory, ``meta`` and ``utterances`` always hold paths usable from the current directory.
 """
 
 from __future__ import annotations
@@ -10,7 +15,20 @@ from pathlib import Path
 
 import numpy as np
 
+from whisper_sae.artifacts import SAEFolder, record_path, resolve_path
+
 FORMAT = "whisper-sae-analysis/1"
+PATH_KEYS = ("sae_dir", "corpus", "store", "alignments_dir")
+"""The entries of ``meta`` that are paths (or, for ``corpus``, specs that may be paths)."""
+
+
+def _map_paths(meta: dict, utterances: list[dict], fn) -> tuple[dict, list[dict]]:
+    """``meta`` and ``utterances`` with ``fn`` applied to every path entry (``PATH_KEYS``, rows' ``path``);
+    placeholders such as ``<in-memory utterances>`` are no paths and stay as they are."""
+    meta = {k: (fn(v) if k in PATH_KEYS and isinstance(v, str) and not v.startswith("<") else v)
+            for k, v in meta.items()}
+    rows = [{**r, "path": fn(r["path"])} if isinstance(r.get("path"), str) else r for r in utterances]
+    return meta, rows
 
 
 @dataclass
@@ -88,9 +106,10 @@ class AnalysisResult:
             tmp = out / f"{name}.tmp.npy"
             np.save(tmp, np.asarray(arr), allow_pickle=False)
             tmp.replace(out / f"{name}.npy")
-        doc = {"format": FORMAT, "meta": self.meta, "summary": self.summary,
+        meta, rows = _map_paths(self.meta, self.utterances, lambda p: record_path(p, out))
+        doc = {"format": FORMAT, "meta": meta, "summary": self.summary,
                "arrays": sorted(self.arrays), "phone_vocab": self.phone_vocab,
-               "word_vocab": self.word_vocab, "utterances": self.utterances}
+               "word_vocab": self.word_vocab, "utterances": rows}
         tmp = out / "analysis.json.tmp"
         tmp.write_text(json.dumps(doc, indent=1))
         tmp.replace(out / "analysis.json")
@@ -100,16 +119,19 @@ class AnalysisResult:
     @classmethod
     def load(cls, path: str | Path) -> "AnalysisResult":
         path = Path(path)
-        if path.is_dir() and not (path / "analysis.json").is_file() and (path / "analysis").is_dir():
-            path = path / "analysis"  # an SAE folder whose analysis sits in its default place
+        if path.is_dir() and not (path / "analysis.json").is_file() and SAEFolder(path).analysis.is_dir():
+            path = SAEFolder(path).analysis  # an SAE folder whose analysis sits in its default place
         doc_path = path / "analysis.json"
         if not doc_path.is_file():
-            raise FileNotFoundError(f"no analysis.json in {path}; run `whisper-sae analyze` to make one")
+            what = "does not exist" if not path.exists() else "holds no analysis.json"
+            raise FileNotFoundError(f"analysis folder {path} {what}; run `whisper-sae analyze SAE_DIR --corpus ...` "
+                                    "(or --store ...) to make one, or pass the folder it wrote")
         doc = json.loads(doc_path.read_text())
         if doc.get("format") != FORMAT:
             raise ValueError(f"{doc_path} has format {doc.get('format')!r}; expected {FORMAT!r}")
         arrays = {name: np.load(path / f"{name}.npy", allow_pickle=False) for name in doc["arrays"]}
-        return cls(meta=doc["meta"], utterances=doc["utterances"], arrays=arrays,
+        meta, rows = _map_paths(doc["meta"], doc["utterances"], lambda p: resolve_path(p, path))
+        return cls(meta=meta, utterances=rows, arrays=arrays,
                    phone_vocab=doc["phone_vocab"], word_vocab=doc["word_vocab"],
                    summary=doc["summary"], path=path)
 

@@ -9,11 +9,11 @@ import pytest
 import soundfile as sf
 
 from whisper_sae.analysis import analyze, build_dashboard
-from whisper_sae.analysis.dashboard import page_features
-from whisper_sae.analysis.probe import ProbeOptions, probe
-from whisper_sae.analysis.render import js_literal
+from whisper_sae.analysis.dashboard.build import page_features
+from whisper_sae.analysis.probing import ProbeOptions, probe
+from whisper_sae.analysis.dashboard.render import js_literal
 
-from .conftest import aligned_utterances, make_sae, voices
+from ..conftest import aligned_utterances, make_sae, voices
 
 EVIL = '<script>alert("x")</script>&'
 CHROMIUM = "/usr/bin/chromium"
@@ -213,3 +213,58 @@ def page_first(index: Path) -> int:
     import json
 
     return json.loads((index.parent / "dashboard.json").read_text())["features"][0]
+
+
+def test_rebuild_removes_only_what_the_dashboard_wrote(analysis_whisper, tmp_path):
+    """A second build replaces the first one's pages and clips (listed in the folder's manifest) and
+    leaves every other file in the folder alone."""
+    import json
+
+    lw, sae = analysis_whisper, make_sae()
+    utts = aligned_utterances(durations=(1.0, 1.6))
+    result = analyze(sae, utts, model=lw, top_n=2, progress=False)
+    out = tmp_path / "site"
+    build_dashboard(sae, out, analysis=result, corpus=utts, model=lw, max_features=4, clips_per_feature=2, progress=False)
+    first = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
+    manifest = json.loads((out / ".whisper-sae-dashboard.json").read_text())
+    assert {f for f in first if not f.startswith(".whisper-sae")} <= set(manifest["files"])
+    (out / "notes.txt").write_text("mine")
+    (out / "features" / "mine.html").write_text("mine")
+    build_dashboard(sae, out, analysis=result, corpus=utts, model=lw, features=[page_first(out / "index.html")],
+                    clips_per_feature=1, progress=False)
+    pages = sorted(p.name for p in (out / "features").glob("*.html"))
+    assert pages == sorted([f"f{page_first(out / 'index.html')}.html", "mine.html"])
+    assert (out / "notes.txt").read_text() == "mine" and len(list((out / "clips").glob("*.wav"))) == 1
+
+
+def test_dashboard_from_another_working_directory(analysis_whisper, tiny_random_whisper_dir, tmp_path, monkeypatch):
+    """analyze in folder A with relative paths; `whisper-sae dashboard` from folder B still finds the
+    corpus audio, because analysis.json records paths relative to itself; the pages link their clips
+    relative to the dashboard folder, and dashboard.json records paths relative to it."""
+    import json
+
+    from whisper_sae.cli import main
+
+    a, b = tmp_path / "A", tmp_path / "B"
+    (a / "corpus").mkdir(parents=True)
+    b.mkdir()
+    for u in aligned_utterances(durations=(1.0, 1.6)):
+        sf.write(a / "corpus" / f"{u.id}.wav", u.audio, 16000)
+        (a / "corpus" / f"{u.id}.json").write_text(json.dumps(u.alignment))
+    make_sae(model_name=str(tiny_random_whisper_dir)).save_pretrained(a / "sae")
+    monkeypatch.chdir(a)
+    analyze("sae", "corpus", model=analysis_whisper, alignments_dir="corpus", top_n=2, progress=False)
+    recorded = json.loads((a / "sae" / "analysis" / "analysis.json").read_text())
+    assert recorded["meta"]["corpus"] == "../../corpus" and recorded["meta"]["sae_dir"] == ".."
+    assert all(r["path"].startswith("../../corpus/") for r in recorded["utterances"])
+    monkeypatch.chdir(b)
+    assert main(["dashboard", "../A/sae", "--out", "site", "--max-features", "2", "--clips", "1", "--no-progress"]) == 0
+    site = b / "site"
+    pages = list(site.glob("features/*.html"))
+    assert pages and len(list(site.glob("clips/*.wav"))) == len(pages)
+    for page in pages:
+        html = page.read_text()
+        assert 'src="../clips/' in html and str(tmp_path) not in html
+    doc = json.loads((site / "dashboard.json").read_text())
+    assert (site / doc["meta"]["corpus"]).resolve() == (a / "corpus").resolve()
+    assert not Path(doc["meta"]["corpus"]).is_absolute()

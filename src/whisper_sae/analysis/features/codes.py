@@ -13,11 +13,9 @@ from typing import Iterable, Iterator
 import numpy as np
 import torch
 
-from whisper_sae.audio import SAMPLE_RATE, Utterance
+from whisper_sae.audio import Utterance
+from whisper_sae.audio.constants import FRAME_SECONDS, SAMPLES_PER_FRAME, WINDOW_SAMPLES
 from whisper_sae.whisper import HookPoint, encode_clips, run_decoder_teacher_forced
-
-FRAME_SECONDS = 0.02
-WINDOW_SAMPLES = 30 * SAMPLE_RATE
 
 
 @dataclass
@@ -33,8 +31,7 @@ class UtteranceCodes:
 
 def _windows(audio: np.ndarray) -> list[tuple[int, np.ndarray]]:
     """(first frame, samples) of consecutive 30-s windows covering the audio."""
-    samples_per_frame = int(SAMPLE_RATE * FRAME_SECONDS)
-    return [(start // samples_per_frame, audio[start:start + WINDOW_SAMPLES])
+    return [(start // SAMPLES_PER_FRAME, audio[start:start + WINDOW_SAMPLES])
             for start in range(0, max(len(audio), 1), WINDOW_SAMPLES)]
 
 
@@ -112,12 +109,15 @@ def utterance_codes(lw, sae, hook: str, utterances: Iterable[Utterance], *,
     return decoder_codes(lw, sae, hook, utterances)
 
 
-def store_codes(store, sae, hook: str, *, utterances: list[int] | None = None, chunk: int = 32,
-                tokenizer=None) -> Iterator[tuple[dict, UtteranceCodes]]:
+def store_codes(store, sae, hook: str, *, utterances: list[int] | None = None,
+                chunk: int = 32) -> Iterator[tuple[dict, UtteranceCodes]]:
     """(utterance record, codes) from an activation store's rows, no Whisper needed.
 
-    Rows are regrouped by utterance and ordered by position; records come from ``store.utterances``.
+    Rows are regrouped by utterance and ordered by position; records come from ``store.utterances``
+    (an audio path in a record is read relative to the store, see ``artifacts.resolve_path``).
     """
+    from whisper_sae.artifacts import resolve_path
+
     records = {r["idx"]: r for r in store.utterances}
     order = sorted(records) if utterances is None else list(utterances)
     for start in range(0, len(order), chunk):
@@ -135,5 +135,5 @@ def store_codes(store, sae, hook: str, *, utterances: list[int] | None = None, c
             else:
                 tokens, times = None, (pos_col[rows] + 0.5) * FRAME_SECONDS
             utt = Utterance(id=rec["id"], audio=np.zeros(0, np.float32), text=rec.get("text"),
-                            speaker=rec.get("speaker"), path=rec.get("path"))
+                            speaker=rec.get("speaker"), path=resolve_path(rec.get("path"), store.path))
             yield rec, UtteranceCodes(utt, codes, times, tokens)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-NOTEBOOK = Path(__file__).resolve().parents[2] / "examples" / "speaker_attributes.ipynb"
+NOTEBOOK = Path(__file__).resolve().parents[3] / "examples" / "speaker_attributes.ipynb"
 
 
 @pytest.mark.slow

@@ -13,11 +13,9 @@ import numpy as np
 import torch
 from scipy.ndimage import median_filter
 
-from whisper_sae.audio import SAMPLE_RATE
+from whisper_sae.audio.constants import FRAME_SECONDS, SAMPLE_RATE
 from whisper_sae.whisper import frames_for_duration
 from whisper_sae.whisper.hooks import _core
-
-FRAME_SECONDS = 0.02
 
 
 def alignment_heads(lw) -> list[tuple[int, int]]:
@@ -32,7 +30,7 @@ def alignment_heads(lw) -> list[tuple[int, int]]:
 
 @torch.no_grad()
 def cross_attention(lw, audio: np.ndarray, tokens: list[int]) -> torch.Tensor:
-    """Cross-attention weights [layers, heads, len(tokens), 1500] with ``tokens`` teacher-forced."""
+    """Cross-attention weights [layers, heads, len(tokens), FRAMES_PER_WINDOW] with ``tokens`` teacher-forced."""
     decoder = _core(lw).decoder
     queries: dict[int, torch.Tensor] = {}
     keys: dict[int, torch.Tensor] = {}
@@ -53,7 +51,7 @@ def cross_attention(lw, audio: np.ndarray, tokens: list[int]) -> torch.Tensor:
     out = []
     for i, layer in enumerate(decoder.layers):
         q = queries[i][0].float().unflatten(-1, (n_heads, -1)).transpose(0, 1)  # [H, L, hd]
-        k = keys[i][0].float().unflatten(-1, (n_heads, -1)).transpose(0, 1)  # [H, 1500, hd]
+        k = keys[i][0].float().unflatten(-1, (n_heads, -1)).transpose(0, 1)  # [H, FRAMES_PER_WINDOW, hd]
         out.append(torch.softmax(q @ k.transpose(1, 2) * layer.encoder_attn.scaling, dim=-1))
     return torch.stack(out)
 

@@ -35,14 +35,6 @@ def frame_labels(intervals: list[dict], key: str, times: np.ndarray) -> list[str
     return out
 
 
-def read_alignment(alignments_dir: str | Path, utt_id: str) -> dict | None:
-    """``alignments_dir/<utt_id>.json`` ({"words": [...], "phones": [...]}) or None if absent."""
-    path = Path(alignments_dir) / f"{utt_id}.json"
-    if not path.is_file():
-        return None
-    return json.loads(path.read_text())
-
-
 class AlignmentIndex:
     """``<utterance id>.json`` alignment files anywhere under a folder (a flat alignments folder, or a
     corpus that keeps them beside the audio, as the synthetic corpus does)."""

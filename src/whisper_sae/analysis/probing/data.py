@@ -12,24 +12,21 @@ import numpy as np
 import torch
 from tqdm import tqdm
 
-from whisper_sae.audio import SAMPLE_RATE, Utterance
+from whisper_sae.audio import Utterance
+from whisper_sae.audio.constants import WINDOW_SAMPLES
 from whisper_sae.whisper import HookPoint, encode_clips
-
-WINDOW_SAMPLES = 30 * SAMPLE_RATE
 
 
 @dataclass
 class FrameActivations:
     """All real-audio frames of the probed utterances at one hook.
 
-    ``raw`` [N, d] float32; ``utt`` [N] index of each frame's utterance; ``sample`` indices of the
-    frames used at frame level (at most ``per_utterance`` from each utterance, evenly spread).
+    ``raw`` [N, d] float32; ``utt`` [N] index of each frame's utterance (sorted).
     """
 
     raw: np.ndarray
     utt: np.ndarray
     n_utterances: int
-    sample: np.ndarray
 
 
 def records_of(utterances: Iterable[Utterance]) -> tuple[list[Utterance], list[dict]]:
@@ -64,7 +61,7 @@ def encoder_frames(lw, hook: str, utterances: list[Utterance], *, batch_size: in
     bar.close()
     raw = np.concatenate(parts) if parts else np.zeros((0, lw.d_model), np.float32)
     utt = np.concatenate(owner) if owner else np.zeros(0, np.int32)
-    return FrameActivations(raw=raw, utt=utt, n_utterances=len(utterances), sample=np.zeros(0, np.int64))
+    return FrameActivations(raw=raw, utt=utt, n_utterances=len(utterances))
 
 
 def _windows(audio: np.ndarray) -> list[np.ndarray]:
@@ -75,8 +72,12 @@ class StoredUtterance:
     """An utterance known from an activation store's record (id, speaker, text, attributes, audio path);
     its audio is read from the path only when asked for (the ablation's transcripts)."""
 
-    def __init__(self, record: dict):
-        self.id, self.text, self.path = record["id"], record.get("text"), record.get("path")
+    def __init__(self, record: dict, store_path=None):
+        from whisper_sae.artifacts import resolve_path
+
+        self.id, self.text = record["id"], record.get("text")
+        # A store records audio paths relative to itself (older stores: to the working directory).
+        self.path = resolve_path(record.get("path"), store_path) if store_path is not None else record.get("path")
         self.attributes = dict(record.get("attributes") or {})
         self.speaker = record.get("speaker")
         self.duration = float(record.get("duration") or 0.0)
@@ -95,7 +96,7 @@ class StoredUtterance:
 
 def stored_utterances(store, max_utterances: int | None = None) -> list[StoredUtterance]:
     recs = store.utterances
-    return [StoredUtterance(r) for r in (recs if max_utterances is None else recs[:max_utterances])]
+    return [StoredUtterance(r, store.path) for r in (recs if max_utterances is None else recs[:max_utterances])]
 
 
 def store_frames(store, hook: str, ids: list[str]) -> FrameActivations:
@@ -117,7 +118,7 @@ def store_frames(store, hook: str, ids: list[str]) -> FrameActivations:
     utt = ours[index["utt"].numpy().astype(np.int64)]
     order = np.lexsort((index["pos"].numpy(), utt))
     return FrameActivations(raw=acts.numpy()[order].astype(np.float32), utt=utt[order].astype(np.int32),
-                            n_utterances=len(ids), sample=np.zeros(0, np.int64))
+                            n_utterances=len(ids))
 
 
 def sample_frames(utt: np.ndarray, n_utterances: int, *, per_utterance: int, max_frames: int) -> np.ndarray:

@@ -21,7 +21,7 @@ from sklearn.model_selection import GroupKFold, StratifiedGroupKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from whisper_sae.analysis.probe_stats import rank_features
+from .selectivity import rank_features
 
 MODELS = ("logreg", "forest")
 

@@ -8,12 +8,15 @@ filter on it, and gives the most selective features a page even when their phone
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
+from whisper_sae.artifacts import SAEFolder
+
+from ..probing.schema import AttributeBlock, ProbeReport
 
 logger = logging.getLogger(__name__)
 SIGNIFICANT_Q = 0.05
@@ -21,11 +24,36 @@ SIGNIFICANT_Q = 0.05
 
 
 @dataclass
+class ProbedAttribute:
+    """One attribute of a probe.json, with where it came from and each feature's rank (1 = most selective)."""
+
+    block: AttributeBlock
+    report: ProbeReport
+    source: str
+    rank: np.ndarray
+
+    @property
+    def kind(self) -> str:
+        return self.block.kind
+
+    @property
+    def classes(self) -> list[str]:
+        return self.block.classes or []
+
+    @property
+    def n_utterances(self) -> int:
+        return self.report.n_utterances
+
+    @property
+    def n_speakers(self) -> int:
+        return self.report.n_speakers
+
+
+@dataclass
 class AttributeSelectivity:
     """Per-feature selectivity of several attributes, merged from probe.json files."""
 
-    attributes: dict[str, dict] = field(default_factory=dict)
-    """``{attribute: {"kind", "classes", "source", "n_utterances", "n_speakers", "selectivity": {...}}}``"""
+    attributes: dict[str, ProbedAttribute] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return bool(self.attributes)
@@ -35,10 +63,9 @@ class AttributeSelectivity:
         feature; ``low``: the feature is lower in ``class`` than in the rest (AUROC < 0.5), or falls as the
         number rises (rho < 0); None when there is no direction (AUROC 0.5 or rho 0, e.g. a silent feature)."""
         out = {}
-        for name, block in self.attributes.items():
-            sel = block["selectivity"]
-            row = {k: v[feature] for k, v in sel.items() if isinstance(v, list)}
-            row["rank"] = int(block["rank"][feature])
+        for name, attr in self.attributes.items():
+            row = attr.block.selectivity.row(feature)
+            row["rank"] = int(attr.rank[feature])
             side, neutral = (row.get("auroc"), 0.5) if "class" in row else (row.get("rho"), 0.0)
             row["low"] = None if side is None or side == neutral else side < neutral
             out[name] = row
@@ -55,8 +82,8 @@ class AttributeSelectivity:
     def top(self, n: int) -> list[int]:
         """The ``n`` most selective features of every attribute (attribute order, best first, no repeats)."""
         chosen: list[int] = []
-        for block in self.attributes.values():
-            order = np.argsort(block["rank"], kind="stable")[:n]
+        for attr in self.attributes.values():
+            order = np.argsort(attr.rank, kind="stable")[:n]
             chosen += [int(f) for f in order if int(f) not in chosen]
         return chosen
 
@@ -74,15 +101,8 @@ class AttributeSelectivity:
 
     def filter_spec(self) -> list[dict]:
         """What the index's attribute filter offers: each attribute with its classes."""
-        return [{"name": name, "kind": b["kind"],
-                 "classes": b["classes"] if b["kind"] == "categorical" else ["higher", "lower"]}
-                for name, b in self.attributes.items()]
-
-
-def probe_json_path(path: str | Path) -> Path:
-    """``path`` itself when it is a file, else ``path/probe.json``."""
-    p = Path(path)
-    return p / "probe.json" if p.is_dir() else p
+        return [{"name": name, "kind": a.kind, "classes": a.classes if a.kind == "categorical" else ["higher", "lower"]}
+                for name, a in self.attributes.items()]
 
 
 def load_selectivity(paths, *, d_sae: int, hook: str | None) -> AttributeSelectivity:
@@ -90,29 +110,24 @@ def load_selectivity(paths, *, d_sae: int, hook: str | None) -> AttributeSelecti
     each was made on an SAE of ``d_sae`` features at ``hook``. An attribute found twice is an error."""
     merged = AttributeSelectivity()
     for raw in paths:
-        path = probe_json_path(raw)
-        if not path.is_file():
-            raise FileNotFoundError(f"no probe.json at {raw}; run `whisper-sae probe SAE_DIR --corpus ... --attribute ...` first")
-        doc = json.loads(path.read_text(encoding="utf-8"))
-        if not str(doc.get("format", "")).startswith("whisper-sae-probe/"):
-            raise ValueError(f"{path} is not a whisper-sae probe.json (format {doc.get('format')!r})")
-        sae = doc.get("sae", {})
-        if int(sae.get("d_sae", -1)) != d_sae:
-            raise ValueError(f"{path} was made on an SAE of {sae.get('d_sae')} features; this dashboard's SAE has {d_sae}. "
+        report = ProbeReport.load(raw)
+        path = report.path
+        if report.sae.d_sae != d_sae:
+            raise ValueError(f"{path} was made on an SAE of {report.sae.d_sae} features; this dashboard's SAE has {d_sae}. "
                              "Pass the probe.json of this SAE")
-        if hook and sae.get("hook") and sae["hook"] != hook:
-            raise ValueError(f"{path} probed hook {sae['hook']!r}; this dashboard's SAE reads {hook!r}")
-        for name, block in doc["attributes"].items():
+        if hook and report.sae.hook and report.sae.hook != hook:
+            raise ValueError(f"{path} probed hook {report.sae.hook!r}; this dashboard's SAE reads {hook!r}")
+        for name, block in report.attributes.items():
             if name in merged.attributes:
-                raise ValueError(f"attribute {name!r} is in both {merged.attributes[name]['source']} and {path}; pass one of them")
-            sel = block["selectivity"]
-            score = np.nan_to_num(np.asarray(sel["score"], dtype=float), nan=0.0)
+                raise ValueError(f"attribute {name!r} is in both {merged.attributes[name].source} and {path}; pass one of them")
+            if len(block.selectivity) != d_sae:
+                raise ValueError(f"{path} holds {len(block.selectivity)} selectivity scores for {name!r} but says its SAE has "
+                                 f"{d_sae} features; run `whisper-sae probe` again to rewrite it")
+            score = np.nan_to_num(np.asarray(block.selectivity.score, dtype=float), nan=0.0)
             rank = np.empty(len(score), dtype=np.int64)
             rank[np.argsort(-score, kind="stable")] = np.arange(1, len(score) + 1)
-            merged.attributes[name] = {"kind": block["kind"], "classes": block.get("classes") or [], "source": str(path),
-                                       "n_utterances": doc.get("n_utterances"), "n_speakers": doc.get("n_speakers"),
-                                       "corpus": doc.get("corpus"), "selectivity": sel, "rank": rank}
-        logger.info("speaker attributes from %s: %s", path, ", ".join(doc["attributes"]))
+            merged.attributes[name] = ProbedAttribute(block=block, report=report, source=str(path), rank=rank)
+        logger.info("speaker attributes from %s: %s", path, ", ".join(report.attributes))
     return merged
 
 
@@ -120,5 +135,5 @@ def default_probe_paths(sae_dir: Path | None) -> list[Path]:
     """``SAE_DIR/probe/probe.json`` when ``whisper-sae probe`` wrote one there (its default place)."""
     if sae_dir is None:
         return []
-    path = Path(sae_dir) / "probe" / "probe.json"
+    path = SAEFolder(sae_dir).probe_json
     return [path] if path.is_file() else []

@@ -6,28 +6,33 @@ top clips (WAV excerpt, spectrogram with the activation drawn over time, transcr
 words highlighted). Per-frame activations are recomputed here for the top clips only. Where a
 speaker-attribute probe was run (probe.json), pages show each feature's selectivity and the index
 can sort and filter by it.
+
+The output folder is the dashboard's own: ``.whisper-sae-dashboard.json`` lists every file a build
+wrote, and a rebuild removes only those. A non-empty folder without that manifest is refused rather
+than cleaned (``--out ~/Documents`` must never delete anything), and the folder is locked while written.
 """
 
 from __future__ import annotations
 
 import json
 import logging
-import shutil
 from importlib import resources
 from pathlib import Path
 
 import numpy as np
 from tqdm.auto import tqdm
 
-from whisper_sae.activations import ActivationStore
+from whisper_sae.artifacts import SAEFolder, open_model, open_sae, open_store, record_path
 from whisper_sae.audio import AudioError, Utterance, load_audio, load_corpus
+from whisper_sae.audio.constants import WINDOW_SAMPLES
+from whisper_sae.runtime.locks import exclusive, is_lock_file
 
+from ..checks import check_sae_analysis, check_sae_model, check_sae_store
+from ..features.codes import store_codes, utterance_codes
+from ..features.labels import AlignmentIndex
+from ..features.result import AnalysisResult, _map_paths
 from . import render
-from .codes import store_codes, utterance_codes
-from .dashboard_probe import default_probe_paths, load_selectivity
-from .labels import AlignmentIndex
-from .pipeline import load_model_for, load_sae
-from .result import AnalysisResult
+from .selectivity import default_probe_paths, load_selectivity
 
 logger = logging.getLogger(__name__)
 
@@ -108,7 +113,7 @@ def _clip_plan(result, pages, n_clips) -> dict[int, list[dict]]:
     return {f: result.top_frames(f)[:n_clips] for f in pages}
 
 
-def _recompute(lw, sae, result: AnalysisResult, utts: dict, plan: dict, batch_size: int, progress: bool) -> dict:
+def _recompute(lw, sae, sae_dir, result: AnalysisResult, utts: dict, plan: dict, batch_size: int, progress: bool) -> dict:
     """{(utterance index, feature): (times, acts [T], tokens)} for every shown clip, read from the
     analysis' activation store when it has one, else computed with Whisper."""
     wanted: dict[int, set[int]] = {}
@@ -118,10 +123,13 @@ def _recompute(lw, sae, result: AnalysisResult, utts: dict, plan: dict, batch_si
     order = [i for i in sorted(utts) if i in wanted]
     hook, store_path = result.meta["hook"], result.meta.get("store")
     if store_path and Path(store_path).is_dir() and all("store_idx" in result.utterances[i] for i in order):
-        store = ActivationStore(store_path)
+        store = open_store(store_path)
+        check_sae_store(sae, sae_dir, store, hook)
         ids = [result.utterances[i]["store_idx"] for i in order]
         stream = (item for _, item in store_codes(store, sae, hook, utterances=ids))
     else:
+        if order:
+            check_sae_model(sae, sae_dir, lw(), hook)
         stream = utterance_codes(lw(), sae, hook, [utts[i] for i in order], batch_size=batch_size)
     series = {}
     for i, item in zip(order, tqdm(stream, total=len(order), desc="dashboard clips", disable=not progress)):
@@ -139,19 +147,89 @@ def _word_times(lw, utts: dict, whisper_words: bool) -> dict[int, list[dict]]:  
         else:
             missing.append(i)
     if missing and whisper_words:
-        from .word_times import word_timestamps
+        from ..features.word_times import word_timestamps
 
-        audios = [utts[i].audio[: 30 * 16000] for i in missing]
+        audios = [utts[i].audio[:WINDOW_SAMPLES] for i in missing]
         texts = [utts[i].text for i in missing]
         found = word_timestamps(lw(), audios, texts if all(texts) else None)
         out.update(dict(zip(missing, found)))
     return out
 
 
+MANIFEST = ".whisper-sae-dashboard.json"
+"""The file in a dashboard folder that marks it as ours and lists what the last build wrote."""
+MANIFEST_FORMAT = "whisper-sae-dashboard/1"
+ASSETS = ("style.css", "index.js")
+
+
+class DashboardFolderError(RuntimeError):
+    """The output folder holds files this project did not write."""
+
+
+def _assets_dir():
+    return resources.files("whisper_sae.analysis.dashboard") / "assets"
+
+
 def _copy_assets(out: Path) -> None:
-    assets = resources.files("whisper_sae.analysis") / "dashboard_assets"
-    for name in ("style.css", "index.js"):
-        (out / name).write_text((assets / name).read_text())
+    assets = _assets_dir()
+    for name in ASSETS:
+        (out / name).write_text((assets / name).read_text(encoding="utf-8"), encoding="utf-8")
+
+
+def owned_files(out_dir) -> list[str]:
+    """The files (relative paths) an earlier build wrote into ``out_dir``, from its manifest; [] for a
+    missing or empty folder. Raises :class:`DashboardFolderError` for a non-empty folder without one."""
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise DashboardFolderError(f"dashboard output {out} is a file, not a folder; give a new or empty folder for --out")
+    manifest = out / MANIFEST
+    if manifest.is_file():
+        try:
+            doc = json.loads(manifest.read_text(encoding="utf-8"))
+            files = doc["files"] if doc.get("format") == MANIFEST_FORMAT else None
+        except (ValueError, KeyError, TypeError, AttributeError):
+            files = None
+        if not isinstance(files, list):
+            raise DashboardFolderError(f"{manifest} is not a whisper-sae dashboard manifest; remove the folder {out} "
+                                       "yourself or give another --out")
+        return [str(f) for f in files]
+    others = sorted(p.name for p in out.iterdir() if not is_lock_file(p.name)) if out.is_dir() else []
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise DashboardFolderError(
+            f"dashboard folder {out} is not empty ({shown}) and was not written by `whisper-sae dashboard` "
+            f"(no {MANIFEST}); nothing was changed. Give a new or empty folder for --out, or remove its contents yourself")
+    return []
+
+
+def _remove_owned(out: Path, files: list[str]) -> None:
+    """Delete the files a previous build listed (only those, and only inside ``out``), then its emptied
+    ``features/`` and ``clips/`` folders."""
+    root = out.resolve()
+    for name in files:
+        path = (out / name).resolve()
+        if root in path.parents and path.is_file():
+            path.unlink()
+    for sub in ("features", "clips"):
+        folder = out / sub
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
+def _write_manifest(out: Path, files: list[str]) -> None:
+    doc = {"format": MANIFEST_FORMAT, "files": sorted(set(files))}
+    tmp = out / (MANIFEST + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=1) + "\n", encoding="utf-8")
+    tmp.replace(out / MANIFEST)
+
+
+def _planned_files(pages: list[int], plan: dict) -> list[str]:
+    """Every file this build may write (clips without audio are listed but not written)."""
+    files = ["index.html", "dashboard.json", *ASSETS] + [f"features/f{f}.html" for f in pages]
+    for f in pages:
+        for j in range(len(plan[f])):
+            files += [f"clips/f{f}_{j}.wav", f"clips/f{f}_{j}.png"]
+    return files
 
 
 def build_dashboard(sae, out_dir, analysis=None, *, corpus=None, model=None, features=None,
@@ -164,19 +242,23 @@ def build_dashboard(sae, out_dir, analysis=None, *, corpus=None, model=None, fea
     is read again from ``corpus`` (default: the corpus the analysis ran on). ``probe``: probe.json
     files or folders (one or a list; default ``SAE_DIR/probe`` when it exists) whose speaker-attribute
     selectivity the pages and index show; the ``attribute_pages`` most selective features of each
-    attribute get a page too.
+    attribute get a page too. ``out_dir`` must be new, empty, or a dashboard folder written before
+    (whose files alone are replaced); it is locked while written.
     """
-    sae_obj, sae_dir = load_sae(sae)
+    sae_obj, sae_dir = open_sae(sae)
     if analysis is None:
         if sae_dir is None:
             raise ValueError("pass analysis= (an AnalysisResult or its folder) when the SAE is given as an object")
-        analysis = sae_dir / "analysis"
+        analysis = SAEFolder(sae_dir).analysis
     result = analysis if isinstance(analysis, AnalysisResult) else AnalysisResult.load(analysis)
+    check_sae_analysis(sae_obj, sae_dir, result, result.meta.get("hook"))
+    out = Path(out_dir)
+    owned_files(out)  # refuse a foreign folder before any work
     cache: dict = {}
 
     def lw():  # Whisper is loaded only if something needs it (no store, or no word times)
         if "lw" not in cache:
-            cache["lw"] = load_model_for(sae_obj, model or result.meta.get("model_spec"))
+            cache["lw"] = open_model(model or result.meta.get("model_spec"), sae=sae_obj)
         return cache["lw"]
 
     side = result.meta.get("side", "encoder")
@@ -188,42 +270,57 @@ def build_dashboard(sae, out_dir, analysis=None, *, corpus=None, model=None, fea
     extra = attributes.top(attribute_pages) if attributes and features is None else ()
     pages = page_features(result, features, max_features, extra)
     plan = _clip_plan(result, pages, clips_per_feature)
-    needed = {clip["utt"] for clips in plan.values() for clip in clips}
-    utts = _load_utterances(result, needed, corpus, alignments_dir) if needed else {}
-    series = _recompute(lw, sae_obj, result, utts, plan, batch_size, progress)
-    words = _word_times(lw, utts, whisper_words) if side == "encoder" else {}
-    out = Path(out_dir)
-    clean(out)  # pages and clips of an earlier build would otherwise linger beside the new ones
-    (out / "features").mkdir(parents=True, exist_ok=True)
-    (out / "clips").mkdir(exist_ok=True)
-    _copy_assets(out)
-    tokenizer = lw().tokenizer if side == "decoder" else None
-    ctx = render.PageContext(result=result, tokenizer=tokenizer, utts=utts, series=series, words=words,
-                             excerpt_seconds=excerpt_seconds, side=side, out=out, attributes=attributes)
-    for n, f in enumerate(tqdm(pages, desc="dashboard pages", disable=not progress)):
-        neighbours = (pages[n - 1] if n > 0 else None, pages[n + 1] if n + 1 < len(pages) else None)
-        page = render.feature_page(ctx, f, plan[f], neighbours)
-        (out / "features" / f"f{f}.html").write_text(page, encoding="utf-8")
-    index = out / "index.html"
-    index.write_text(render.index_page(result, set(pages), attributes), encoding="utf-8")
-    doc = {"features": pages, "meta": result.meta, "probe": [str(p) for p in probe_paths]}
-    (out / "dashboard.json").write_text(json.dumps(doc, indent=1))
+    with exclusive(out, "dashboard folder"):
+        previous = owned_files(out)
+        needed = {clip["utt"] for clips in plan.values() for clip in clips}
+        utts = _load_utterances(result, needed, corpus, alignments_dir) if needed else {}
+        series = _recompute(lw, sae_obj, sae_dir, result, utts, plan, batch_size, progress)
+        words = _word_times(lw, utts, whisper_words) if side == "encoder" else {}
+        tokenizer = lw().tokenizer if side == "decoder" else None
+        # Pages and clips of an earlier build would otherwise linger beside the new ones.
+        _remove_owned(out, previous)
+        _write_manifest(out, _planned_files(pages, plan))
+        (out / "features").mkdir(parents=True, exist_ok=True)
+        (out / "clips").mkdir(exist_ok=True)
+        _copy_assets(out)
+        ctx = render.PageContext(result=result, tokenizer=tokenizer, utts=utts, series=series, words=words,
+                                 excerpt_seconds=excerpt_seconds, side=side, out=out, attributes=attributes)
+        for n, f in enumerate(tqdm(pages, desc="dashboard pages", disable=not progress)):
+            neighbours = (pages[n - 1] if n > 0 else None, pages[n + 1] if n + 1 < len(pages) else None)
+            page = render.feature_page(ctx, f, plan[f], neighbours)
+            (out / "features" / f"f{f}.html").write_text(page, encoding="utf-8")
+        index = out / "index.html"
+        index.write_text(render.index_page(result, set(pages), attributes), encoding="utf-8")
+        # Paths recorded relative to the dashboard folder, as analysis.json and probe.json do.
+        meta, _ = _map_paths(result.meta, [], lambda p: record_path(p, out))
+        doc = {"features": pages, "meta": meta, "probe": [record_path(str(p), out) for p in probe_paths]}
+        (out / "dashboard.json").write_text(json.dumps(doc, indent=1), encoding="utf-8")
     return index
 
 
-def serve(out_dir, port: int = 8000) -> None:
-    """Serve the dashboard folder on http://127.0.0.1:PORT until interrupted."""
+class PortBusyError(RuntimeError):
+    """The dashboard's port cannot be bound."""
+
+
+def bind_server(out_dir, port: int = 8000, host: str = "127.0.0.1"):
+    """An HTTP server for ``out_dir`` bound to ``host:port`` (not yet serving), so a busy port is found
+    before a long build rather than after it."""
     import functools
     import http.server
 
     handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(out_dir))
-    with http.server.ThreadingHTTPServer(("127.0.0.1", port), handler) as server:
-        print(f"serving {out_dir} at http://127.0.0.1:{port}/index.html (Ctrl-C stops)")
+    try:
+        return http.server.ThreadingHTTPServer((host, port), handler)
+    except OSError as err:
+        raise PortBusyError(f"cannot serve the dashboard on {host}:{port}: {err.strerror or err}; pass --port with a "
+                            "free port, or stop what is using it") from None
+
+
+def serve(out_dir, port: int = 8000, *, server=None) -> None:
+    """Serve the dashboard folder on http://127.0.0.1:PORT until interrupted (``server``: one from
+    :func:`bind_server`, bound before the build)."""
+    server = server if server is not None else bind_server(out_dir, port)
+    host, port = server.server_address[:2]
+    with server:
+        print(f"serving {out_dir} at http://{host}:{port}/index.html (Ctrl-C stops)")
         server.serve_forever()
-
-
-def clean(out_dir) -> None:
-    """Remove a previous dashboard's generated pages and clips (keeps anything else in the folder)."""
-    out = Path(out_dir)
-    for sub in ("features", "clips"):
-        shutil.rmtree(out / sub, ignore_errors=True)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from whisper_sae.analysis.word_times import alignment_heads, dtw_path, token_starts, word_timestamps
+from whisper_sae.analysis.features.word_times import alignment_heads, dtw_path, token_starts, word_timestamps
 
 
 def test_dtw_finds_the_diagonal_blocks():

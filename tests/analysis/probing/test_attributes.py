@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from whisper_sae.analysis.probe_labels import apply_metadata, resolve
+from whisper_sae.analysis.probing.attributes import apply_metadata, resolve
 
 
 def records(genders, speakers=None, **extra):
