@@ -75,7 +75,7 @@ def test_fields_are_read_from_source_without_import():
     fields = {f.name: f for f in read_fields("whisper_sae.sae.architectures.topk:Options")}
     assert fields["auxk_alpha"].default == 1 / 32 and "AuxK" in fields["auxk_alpha"].doc
     # a default that is a name imported from another module is followed there
-    models = {f.name: f for f in read_fields("whisper_sae.analysis.probe:ProbeOptions")}["models"]
+    models = {f.name: f for f in read_fields("whisper_sae.analysis.probing.run:ProbeOptions")}["models"]
     assert models.default == ("logreg", "forest")
 
 

@@ -6,7 +6,7 @@ import argparse
 
 from whisper_sae.cli.dataclass_flags import add_flags, picked
 
-PROBE_OPTIONS = "whisper_sae.analysis.probe:ProbeOptions"
+PROBE_OPTIONS = "whisper_sae.analysis.probing.run:ProbeOptions"
 
 
 def register(subparsers) -> None:
