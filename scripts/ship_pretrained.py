@@ -21,7 +21,7 @@ from pathlib import Path
 
 
 def _headline(pairs: list[str]) -> dict:
-    from whisper_sae.pretrained.card import HEADLINE
+    from whisper_sae.pretrained.cards import HEADLINE
 
     out = {}
     for pair in pairs:

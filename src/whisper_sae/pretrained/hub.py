@@ -103,7 +103,7 @@ def model_card_for(folder: Path, load_as: str) -> str:
     for name in (CARD_FILE, HUB_CARD):
         if (folder / name).is_file():
             return (folder / name).read_text(encoding="utf-8")
-    from whisper_sae.pretrained.card import entry_from, read_json, render_card
+    from whisper_sae.pretrained.cards import entry_from, read_json, render_card
 
     eval_doc = read_json(folder, "eval.json") if (folder / "eval.json").is_file() else None
     cfg_doc = read_json(folder, CFG_FILE)

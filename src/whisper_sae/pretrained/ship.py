@@ -17,7 +17,7 @@ from pathlib import Path
 
 from whisper_sae.pretrained import (BUDGET_BYTES, CARD_FILE, INDEX_FILE, INDEX_FORMAT, LICENSE_FILE, PACKAGE_DIR,
                                     load_index, shipped_size)
-from whisper_sae.pretrained.card import entry_from, read_json, render_card
+from whisper_sae.pretrained.cards import entry_from, read_json, render_card
 
 # MODEL/HOOK[-VARIANT]: the model as whisper-sae names it, the hook as HookPoint spells it.
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9.-]*/[a-z][a-z0-9._-]*$")
@@ -44,7 +44,7 @@ def add(sae_dir: str | Path, name: str, *, eval_json: str | Path | None = None, 
     """Ship the SAE folder ``sae_dir`` as ``name`` into ``root`` (default: this package); returns its folder.
 
     ``eval_json`` (an ``eval.json`` or its folder) gives the card's numbers, ``headline`` overrides or
-    supplies them (keys of ``card.HEADLINE`` plus ``measured_on``); ``training_data`` is
+    supplies them (keys of ``cards.HEADLINE`` plus ``measured_on``); ``training_data`` is
     ``{"corpus", "hours", "speakers", "licence"}``; ``notes`` (markdown) ends the card; ``licence_file``
     travels with the weights when their licence asks for it (MIT does)."""
     import torch
