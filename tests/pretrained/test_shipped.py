@@ -143,6 +143,24 @@ def test_cli_list_info_export(tmp_path, capsys):
     assert code == 0 and (tmp_path / "exported" / "sae_weights.safetensors").is_file()
 
 
+def test_analyze_a_shipped_sae_by_name_writes_outside_the_package(tmp_path, monkeypatch, capsys):
+    from whisper_sae.activations import StoreWriter
+
+    monkeypatch.chdir(tmp_path)
+    g = torch.Generator().manual_seed(0)
+    with StoreWriter("store", hooks={"encoder.out": {"d_model": 384, "kind": "frame"}},
+                     model={"name": "tiny.en", "spec": "tiny.en", "d_model": 384}, settings={"mode": "padded"}) as writer:
+        for u in range(3):
+            idx = writer.begin_utterance({"id": f"utt{u}", "duration": 1.2})
+            writer.add("encoder.out", idx, torch.randn(60, 384, generator=g), torch.arange(60))
+            writer.end_utterance(idx)
+    before = sorted(p.name for p in pretrained.folder(ORIGINAL).iterdir())
+    code, out, err = run_cli(["analyze", ORIGINAL, "--store", "store", "--top-n", "3", "--no-progress"], capsys)
+    assert code == 0, err
+    assert (tmp_path / "whisper-sae-out" / ORIGINAL / "analysis" / "analysis.json").is_file()
+    assert sorted(p.name for p in pretrained.folder(ORIGINAL).iterdir()) == before
+
+
 @pytest.mark.slow
 def test_evaluate_a_shipped_sae_by_name_writes_outside_the_package(tmp_path, monkeypatch, capsys):
     """The real CLI on real tiny.en (the SAE's width) and one short tone clip with a transcript."""
