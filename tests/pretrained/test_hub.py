@@ -42,7 +42,7 @@ def test_load_from_the_hub_cache_offline(sae_folder, offline_hub):
     ours = SparseAutoencoder.from_pretrained(sae_folder)
     for spec in ("hf://org/whisper-saes/tiny.en/topk", "hf://org/whisper-saes", f"hf://org/whisper-saes@{SHA}/tiny.en/topk"):
         outputs_equal(SparseAutoencoder.from_pretrained(spec), ours, 16, atol=0, rtol=0)
-    sae, folder = open_sae("hf://org/whisper-saes/tiny.en/topk")
+    _, folder = open_sae("hf://org/whisper-saes/tiny.en/topk")
     assert folder == offline_hub / "models--org--whisper-saes" / "snapshots" / SHA / "tiny.en" / "topk"
     # outputs never go into the cache: to ./whisper-sae-out/hf/ORG/REPO/SUBDIR, for the spec and for the folder
     expected = Path("whisper-sae-out/hf/org/whisper-saes/tiny.en/topk/analysis")

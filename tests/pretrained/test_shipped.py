@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import tomllib
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tomllib
 import torch
 from safetensors import safe_open
 
@@ -155,7 +155,7 @@ def test_analyze_a_shipped_sae_by_name_writes_outside_the_package(tmp_path, monk
             writer.add("encoder.out", idx, torch.randn(60, 384, generator=g), torch.arange(60))
             writer.end_utterance(idx)
     before = sorted(p.name for p in pretrained.folder(ORIGINAL).iterdir())
-    code, out, err = run_cli(["analyze", ORIGINAL, "--store", "store", "--top-n", "3", "--no-progress"], capsys)
+    code, _, err = run_cli(["analyze", ORIGINAL, "--store", "store", "--top-n", "3", "--no-progress"], capsys)
     assert code == 0, err
     assert (tmp_path / "whisper-sae-out" / ORIGINAL / "analysis" / "analysis.json").is_file()
     assert sorted(p.name for p in pretrained.folder(ORIGINAL).iterdir()) == before
@@ -173,7 +173,7 @@ def test_evaluate_a_shipped_sae_by_name_writes_outside_the_package(tmp_path, mon
     (corpus / "1-2.trans.txt").write_text("1-2-0000 HELLO THERE\n")
     before = {p: p.stat().st_mtime_ns for p in pretrained.PACKAGE_DIR.rglob("*") if p.is_file()}
     monkeypatch.chdir(tmp_path)
-    code, out, err = run_cli(["evaluate", ORIGINAL, "--corpus", tmp_path / "corpus", "--model", "tiny.en",
+    code, _, err = run_cli(["evaluate", ORIGINAL, "--corpus", tmp_path / "corpus", "--model", "tiny.en",
                               "--max-new-tokens", "6", "--device", "cpu", "--no-progress"], capsys)
     assert code == 0, err
     written = tmp_path / "whisper-sae-out" / ORIGINAL / "eval.json"

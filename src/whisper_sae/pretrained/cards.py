@@ -91,10 +91,10 @@ def render_card(name: str, entry: dict, *, notes: str | None = None, load_as: st
         front.append(f"base_model: {entry['model']}")
     front.append("---")
     k = f", k={entry['k']}" if entry.get("k") else ""
-    lines = [*front, "", f"# {name}", "",
-             f"A {entry.get('architecture')} sparse autoencoder{k} of width {entry.get('width')} on the `{entry.get('hook')}` "
-             f"activations (d_in {entry.get('d_in')}) of `{model}`, in the SAELens layout "
-             "(`cfg.json` + `sae_weights.safetensors`).", ""]
+    what = (f"A {entry.get('architecture')} sparse autoencoder{k} of width {entry.get('width')} on the "
+            f"`{entry.get('hook')}` activations (d_in {entry.get('d_in')}) of `{model}`, in the SAELens layout "
+            "(`cfg.json` + `sae_weights.safetensors`).")
+    lines = [*front, "", f"# {name}", "", what, ""]
     if not entry.get("recommended", True):
         lines += ["**Shipped for reference and reproduction, not as a recommended SAE** (see the notes below).", ""]
     rows = [("model", f"`{model}`"), ("hook", f"`{entry.get('hook')}`"), ("architecture", entry.get("architecture")),

@@ -15,8 +15,16 @@ import re
 import shutil
 from pathlib import Path
 
-from whisper_sae.pretrained import (BUDGET_BYTES, CARD_FILE, INDEX_FILE, INDEX_FORMAT, LICENSE_FILE, PACKAGE_DIR,
-                                    load_index, shipped_size)
+from whisper_sae.pretrained import (
+    BUDGET_BYTES,
+    CARD_FILE,
+    INDEX_FILE,
+    INDEX_FORMAT,
+    LICENSE_FILE,
+    PACKAGE_DIR,
+    load_index,
+    shipped_size,
+)
 from whisper_sae.pretrained.cards import entry_from, read_json, render_card
 
 # MODEL/HOOK[-VARIANT]: the model as whisper-sae names it, the hook as HookPoint spells it.
