@@ -7,6 +7,9 @@ One place for what lives where and how a stage gets hold of another stage's outp
   them takes the name from here.
 - ``open_sae``, ``open_model``, ``open_corpus``, ``open_store``: a path, a spec string or an object
   already loaded, turned into the object a stage works on, with the same error for the same mistake.
+  An SAE may also be a shipped name or ``hf://ORG/REPO[/SUBDIR]`` (``whisper_sae/pretrained/``).
+- ``output_dir_for``: where a stage's default output for an SAE goes; inside the user's SAE folder, but
+  never inside a shipped or downloaded one (those go to ``./whisper-sae-out/NAME/``).
 - ``record_path`` / ``resolve_path``: paths stored inside an artifact (a store's corpus, an analysis'
   store, an SAE's store) are written relative to the artifact, so a folder can be moved or used from
   any working directory.
@@ -118,19 +121,49 @@ def resolve_path(recorded: str | None, base: str | Path) -> str | None:
 # ------------------------------------------------------------------------------------------ opening
 
 def open_sae(sae: Any, device=None) -> tuple["SparseAutoencoder", Path | None]:
-    """(the SAE in eval mode, its folder or None): from a folder path or a ``SparseAutoencoder``."""
+    """(the SAE in eval mode, its folder or None): from a folder path, a shipped name
+    (``tiny/encoder.out-original``, ``whisper-sae pretrained list``), ``hf://ORG/REPO[/SUBDIR]`` or a
+    ``SparseAutoencoder``. The folder returned is where the SAE was read from, which for a shipped or Hub
+    SAE is not the user's: write outputs where ``output_dir_for`` says, not into it."""
+    from whisper_sae.pretrained import locate
     from whisper_sae.sae import SparseAutoencoder
 
     if isinstance(sae, (str, Path)):
-        path = Path(sae)
+        path = locate(sae)  # an UnknownSAEError (FileNotFoundError) lists the shipped names
         if not SAEFolder(path).cfg.is_file():
-            what = "does not exist" if not path.exists() else "has no cfg.json"
-            raise FileNotFoundError(f"SAE folder {path} {what}; give a folder holding cfg.json and "
+            raise FileNotFoundError(f"SAE folder {path} has no cfg.json; give a folder holding cfg.json and "
                                     "sae_weights.safetensors (as `whisper-sae train` writes)")
         return SparseAutoencoder.from_pretrained(path, device=device).eval(), path
     if not hasattr(sae, "encode") or not hasattr(sae, "cfg"):
-        raise TypeError(f"sae must be an SAE folder or a SparseAutoencoder, got {type(sae).__name__}")
+        raise TypeError(f"sae must be an SAE folder, a shipped SAE name or a SparseAutoencoder, got {type(sae).__name__}")
     return (sae.to(device) if device is not None else sae).eval(), None
+
+
+def locate_sae(sae: str | Path) -> Path:
+    """The folder an SAE argument means (a path, a shipped name, ``hf://...``), for code that passes folders on."""
+    from whisper_sae.pretrained import locate
+
+    return locate(sae)
+
+
+def output_dir_for(sae: Any, subdir: str | None = None) -> Path | None:
+    """Where a command writes its default output for the SAE ``sae`` (what the user passed), e.g.
+    ``output_dir_for(spec, "analysis")``. The one rule:
+
+    - the user's own SAE folder: inside it, ``SAE_DIR/subdir`` (as ``evaluate``, ``analyze``, ``probe``
+      always did);
+    - a shipped SAE (its name, or a path inside the installed package) or a Hub SAE (``hf://...`` or a
+      path in the Hugging Face cache): never its folder, but ``./whisper-sae-out/NAME/subdir``
+      (``$WHISPER_SAE_OUT`` replaces ``./whisper-sae-out``);
+    - an SAE object: None (nothing is written unless an output folder is given).
+    """
+    if not isinstance(sae, (str, Path)):
+        return None
+    from whisper_sae.pretrained import out_root, user_output_name
+
+    name = user_output_name(sae)
+    base = Path(sae) if name is None else out_root() / name
+    return base / subdir if subdir else base
 
 
 def open_model(model: Any = None, *, sae: Any = None, device=None) -> "LoadedWhisper":

@@ -17,13 +17,13 @@ def register(subparsers) -> None:
             "analysis.json + .npy files (default SAE_DIR/analysis); load with whisper_sae.analysis.load_analysis."
         ),
     )
-    analyze.add_argument("sae_dir", metavar="SAE_DIR", help="SAE folder (cfg.json + sae_weights.safetensors)")
+    analyze.add_argument("sae_dir", metavar="SAE_DIR", help="SAE folder (cfg.json + sae_weights.safetensors), shipped SAE name (whisper-sae pretrained list) or hf://ORG/REPO[/SUBDIR]")
     analyze.add_argument("--corpus", default=None, help="corpus spec (folder, dataset, audio file, hf:...)")
     analyze.add_argument("--store", default=None,
                          help="read the activations from this store (made by `whisper-sae extract` with the SAE's "
                               "hook) instead of running Whisper; much faster")
     analyze.add_argument("--model", default=None, help="Whisper spec (default: the model named in the SAE's cfg)")
-    analyze.add_argument("--out", default=None, help="output folder (default SAE_DIR/analysis)")
+    analyze.add_argument("--out", default=None, help="output folder (default SAE_DIR/analysis; ./whisper-sae-out/NAME/analysis for a shipped SAE)")
     analyze.add_argument("--top-n", type=int, default=20, help="top activating frames kept per feature (20)")
     analyze.add_argument("--max-utterances", type=int, default=None, metavar="N")
     analyze.add_argument("--batch-size", type=int, default=8, help="30-s windows per forward pass (8)")
@@ -87,12 +87,14 @@ def register(subparsers) -> None:
 
 def run_analyze(args: argparse.Namespace) -> int:
     from whisper_sae.analysis import analyze
+    from whisper_sae.artifacts import locate_sae, output_dir_for
 
     if args.corpus is None and args.store is None:
         raise ValueError("give --corpus (audio to run Whisper on) or --store (an activation store of the SAE's hook)")
-    result = analyze(args.sae_dir, args.corpus, store=args.store, top_n=args.top_n, model=args.model, batch_size=args.batch_size,
+    result = analyze(locate_sae(args.sae_dir), args.corpus, store=args.store, top_n=args.top_n, model=args.model, batch_size=args.batch_size,
                      max_utterances=args.max_utterances, alignments_dir=args.alignments_dir,
-                     whisper_words=args.whisper_words, distinct_clips=not args.all_frames, out=args.out,
+                     whisper_words=args.whisper_words, distinct_clips=not args.all_frames,
+                     out=args.out or output_dir_for(args.sae_dir, "analysis"),
                      progress=not args.no_progress)
     print(f"analysis written to {result.path}")
     print(json.dumps(result.summary, indent=1))
@@ -109,7 +111,7 @@ def run_analyze(args: argparse.Namespace) -> int:
 def run_intervene(args: argparse.Namespace) -> int:
     from whisper_sae.analysis import intervene, parse_frames
     from whisper_sae.analysis.checks import check_sae_model
-    from whisper_sae.artifacts import open_model, open_sae
+    from whisper_sae.artifacts import locate_sae, open_model, open_sae
     from whisper_sae.audio import load_audio
 
     try:
@@ -117,7 +119,7 @@ def run_intervene(args: argparse.Namespace) -> int:
     except ValueError:
         raise ValueError(f"--feature {args.feature!r} must be a feature id or comma-separated ids, e.g. 12 or 12,40") from None
     frames = parse_frames(args.frames)  # a bad range is refused before any model loads
-    sae, sae_dir = open_sae(args.sae_dir)
+    sae, sae_dir = open_sae(locate_sae(args.sae_dir))
     lw = open_model(args.model, sae=sae)
     check_sae_model(sae, sae_dir, lw, sae.cfg.hook_name)
     audios = [load_audio(path) for path in args.audio]
@@ -138,25 +140,28 @@ def run_dashboard(args: argparse.Namespace) -> int:
 
     from whisper_sae.analysis import analyze, build_dashboard
     from whisper_sae.analysis.dashboard.build import bind_server, owned_files, serve
-    from whisper_sae.artifacts import SAEFolder, open_sae
+    from whisper_sae.artifacts import locate_sae, open_sae, output_dir_for
 
-    if not SAEFolder(args.sae_dir).exists():
-        open_sae(args.sae_dir)  # says what is missing, before anything else
+    sae_dir = locate_sae(args.sae_dir)  # a folder, a shipped name or hf://; says what is missing, before anything else
+    open_sae(sae_dir)
     owned_files(args.out)  # a foreign --out folder is refused before anything runs
     server = bind_server(args.out, args.port) if args.serve else None  # a busy port, too
     try:
-        analysis = args.analysis or SAEFolder(args.sae_dir).analysis
+        # Shipped and Hub SAEs keep their analysis and probe under ./whisper-sae-out/NAME/ (output_dir_for).
+        analysis = args.analysis or output_dir_for(args.sae_dir, "analysis")
+        probe_json = output_dir_for(args.sae_dir, "probe") / "probe.json"
+        probe = args.probe or ([probe_json] if probe_json.is_file() else None)
         if not (Path(analysis) / "analysis.json").is_file():
             if args.corpus is None:
                 raise FileNotFoundError(f"no analysis at {analysis}; run `whisper-sae analyze {args.sae_dir} --corpus ...`"
                                         " or pass --corpus to run it now")
-            analyze(args.sae_dir, args.corpus, model=args.model, alignments_dir=args.alignments_dir, out=analysis,
+            analyze(sae_dir, args.corpus, model=args.model, alignments_dir=args.alignments_dir, out=analysis,
                     progress=not args.no_progress)
         features = [int(f) for f in args.features.split(",")] if args.features else None
-        index = build_dashboard(args.sae_dir, args.out, analysis=analysis, corpus=args.corpus, model=args.model,
+        index = build_dashboard(sae_dir, args.out, analysis=analysis, corpus=args.corpus, model=args.model,
                                 features=features, max_features=args.max_features or None,
                                 clips_per_feature=args.clips, excerpt_seconds=args.excerpt,
-                                alignments_dir=args.alignments_dir, probe=args.probe,
+                                alignments_dir=args.alignments_dir, probe=probe,
                                 attribute_pages=max(args.attribute_pages, 0), progress=not args.no_progress)
     except BaseException:
         if server is not None:

@@ -16,7 +16,7 @@ def register(subparsers) -> None:
             "eval_utterances.jsonl and feature_density.png into the SAE folder (or --out)."
         ),
     )
-    parser.add_argument("sae_dir", metavar="SAE_DIR", help="SAE folder (cfg.json + sae_weights.safetensors)")
+    parser.add_argument("sae_dir", metavar="SAE_DIR", help="SAE folder (cfg.json + sae_weights.safetensors), shipped SAE name (whisper-sae pretrained list) or hf://ORG/REPO[/SUBDIR]")
     parser.add_argument("--corpus", required=True,
                         help="held-out speech with transcripts: a LibriSpeech-layout folder, a saved dataset, "
                              "or hf:NAME[:CONFIG]:SPLIT")
@@ -29,7 +29,7 @@ def register(subparsers) -> None:
                         help="stop each transcript after N tokens (default: twice the longest reference in the batch)")
     parser.add_argument("--device", default="auto",
                         help="auto (this rank's GPU when CUDA is present, else cpu), cpu, cuda or cuda:N")
-    parser.add_argument("--out", default=None, help="folder for the results (default: SAE_DIR)")
+    parser.add_argument("--out", default=None, help="folder for the results (default: SAE_DIR; ./whisper-sae-out/NAME for a shipped or hf:// SAE)")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
     parser.set_defaults(func=run)
 

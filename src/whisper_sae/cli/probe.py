@@ -32,7 +32,7 @@ def register(subparsers) -> None:
                         help="attribute to probe; repeat for several (e.g. --attribute gender --attribute accent)")
     parser.add_argument("--metadata", default=None, metavar="FILE",
                         help="CSV/TSV or SPEAKERS.TXT keyed by utterance or speaker id; its columns become attributes")
-    parser.add_argument("--out", default=None, help="output folder (default SAE_DIR/probe, where the dashboard looks)")
+    parser.add_argument("--out", default=None, help="output folder (default SAE_DIR/probe, where the dashboard looks; ./whisper-sae-out/NAME/probe for a shipped SAE)")
     parser.add_argument("--analysis", default=None, metavar="DIR",
                         help="analysis of this SAE whose phone/word labels annotate the top features (default SAE_DIR/analysis if present)")
     parser.add_argument("--model", default=None, help="Whisper model spec (default: the SAE's model_name)")
@@ -51,6 +51,7 @@ def register(subparsers) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from whisper_sae.analysis.probing import ProbeOptions, probe
+    from whisper_sae.artifacts import locate_sae, output_dir_for
 
     if args.corpus is None and args.store is None:
         raise ValueError("give --corpus (audio with speaker attributes) or --store (an activation store of this SAE's hook)")
@@ -63,7 +64,10 @@ def run(args: argparse.Namespace) -> int:
         raise ValueError(f"--models {','.join(models)!r}: give logreg (the report and the ablation use it), optionally with forest")
     given = picked(args, args._probe_options)
     options = ProbeOptions(**{**given, "ablate_k": max(args.ablate_k, 0), "wer_utterances": max(args.wer_utterances, 0)})
-    result = probe(args.sae_dir, args.corpus, args.attribute, metadata=args.metadata, out=args.out, analysis=args.analysis, store=args.store,
+    labels = output_dir_for(args.sae_dir, "analysis")  # SAE_DIR/analysis, or ./whisper-sae-out/NAME/analysis for a shipped SAE
+    analysis = args.analysis or (labels if (labels / "analysis.json").is_file() else None)
+    result = probe(locate_sae(args.sae_dir), args.corpus, args.attribute, metadata=args.metadata,
+                   out=args.out or output_dir_for(args.sae_dir, "probe"), analysis=analysis, store=args.store,
                    max_utterances=args.max_utterances, model=args.model, options=options)
     report = result.report
     print(f"{report.sae.hook} SAE, {report.n_utterances} utterances, {report.n_speakers} speakers")

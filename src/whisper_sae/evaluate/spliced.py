@@ -20,12 +20,12 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from whisper_sae.activations.decoder_text import as_whisper_writes
+from whisper_sae.artifacts import open_sae, output_dir_for
 from whisper_sae.audio import load_corpus
 from whisper_sae.audio.constants import WINDOW_SECONDS
 from whisper_sae.evaluate.metrics import ReconstructionAccumulator, word_errors
 from whisper_sae.evaluate.result import EvalResult, summarise
 from whisper_sae.evaluate.splice import CONDITIONS, condition_transform, frame_mask, splice_fn
-from whisper_sae.sae import SparseAutoencoder
 from whisper_sae.whisper import HookPoint, LoadedWhisper, capture, frames_for_duration, load_whisper, patch
 
 log = logging.getLogger(__name__)
@@ -77,11 +77,12 @@ def evaluate(
     baseline: EvalResult | None = None,
     progress: bool = True,
 ) -> EvalResult:
-    """Evaluate an SAE (a folder or a ``SparseAutoencoder``) on a corpus (a spec or a ``Corpus``).
+    """Evaluate an SAE (a folder, a shipped name, ``hf://...`` or a ``SparseAutoencoder``) on a corpus (a spec or a ``Corpus``).
 
     The hook and, unless ``model`` (a spec or a ``LoadedWhisper``) is given, the Whisper model come from
-    the SAE's config. Results are written to ``out`` (default: the SAE's folder; nothing is written for
-    an in-memory SAE without ``out``): ``eval.json``, ``eval.md``, ``eval_utterances.jsonl`` and
+    the SAE's config. Results are written to ``out`` (default: the SAE's folder, but ``./whisper-sae-out/NAME/``
+    for a shipped or Hub SAE, see ``artifacts.output_dir_for``; nothing is written for an in-memory SAE
+    without ``out``): ``eval.json``, ``eval.md``, ``eval_utterances.jsonl`` and
     ``feature_density.png``. Utterances without a reference transcript or longer than 30 s are skipped
     and listed in the result. Generation stops at twice the longest reference of a batch (plus 8 tokens),
     or at ``max_new_tokens`` if that is smaller.
@@ -90,7 +91,7 @@ def evaluate(
     clean, zero- and mean-ablation rows (they do not depend on the SAE), so that comparing several SAEs
     costs two conditions each instead of five.
     """
-    sae, sae_dir = _load_sae(sae, device)
+    given, (sae, sae_dir) = sae, open_sae(sae, device)
     lw = _load_model(model, sae, device)
     hook = _hook_for(sae, lw)
     items, skipped = _collect(corpus, max_utterances)
@@ -126,25 +127,13 @@ def evaluate(
         },
         skipped=skipped,
     )
-    out = Path(out) if out is not None else sae_dir
+    out = Path(out) if out is not None else output_dir_for(given)  # never into a shipped or downloaded SAE
     if out is not None:
         result.write(out, acc.firing_frequency)
     return result
 
 
 # ------------------------------------------------------------------------------------ set-up
-
-
-def _load_sae(sae, device) -> tuple[SparseAutoencoder, Path | None]:
-    if isinstance(sae, (str, Path)):
-        path = Path(sae)
-        if not path.is_dir():
-            raise FileNotFoundError(f"SAE folder {path} does not exist; give a folder holding cfg.json and "
-                                    "sae_weights.safetensors")
-        return SparseAutoencoder.from_pretrained(path, device=device).eval(), path
-    if not hasattr(sae, "encode") or not hasattr(sae, "cfg"):
-        raise TypeError(f"sae must be an SAE folder or a SparseAutoencoder, got {type(sae).__name__}")
-    return sae.to(device).eval(), None
 
 
 def _load_model(model, sae, device) -> LoadedWhisper:

@@ -120,8 +120,12 @@ def read_config(path) -> tuple[SAEConfig, dict]:
 
 
 def load_pretrained(path, *, device="cpu") -> SparseAutoencoder:
-    """Load the SAE folder ``path`` (written by us or by SAELens for standard/topk/jumprelu)."""
-    path = Path(path)
+    """Load the SAE folder ``path`` (written by us or by SAELens for standard/topk/jumprelu), a shipped
+    name (``tiny/encoder.out-original``; a path that exists wins) or ``hf://ORG/REPO[/SUBDIR]``.
+    Weights stored in fp16 or bf16 are upcast to fp32."""
+    from whisper_sae.pretrained import locate
+
+    path = locate(path)
     cfg, _ = read_config(path)
     weights = path / WEIGHTS_FILE
     if not weights.is_file():

@@ -154,6 +154,8 @@ class SparseAutoencoder(nn.Module):
 
     @classmethod
     def from_pretrained(cls, path, *, device: str | torch.device = "cpu") -> "SparseAutoencoder":
+        """Load an SAE folder, a shipped SAE by name (``"tiny/encoder.out-original"``; ``whisper-sae pretrained
+        list``) or one on the Hugging Face Hub (``"hf://ORG/REPO[/SUBDIR]"``)."""
         from .io import load_pretrained
 
         return load_pretrained(path, device=device)

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from whisper_sae.artifacts import SAEFolder, open_model, open_sae, open_store, record_path
+from whisper_sae.artifacts import open_model, open_sae, open_store, output_dir_for, record_path
 from whisper_sae.audio import AudioError, Utterance, load_audio, load_corpus
 from whisper_sae.audio.constants import WINDOW_SAMPLES
 from whisper_sae.runtime.locks import exclusive, is_lock_file
@@ -249,7 +249,7 @@ def build_dashboard(sae, out_dir, analysis=None, *, corpus=None, model=None, fea
     if analysis is None:
         if sae_dir is None:
             raise ValueError("pass analysis= (an AnalysisResult or its folder) when the SAE is given as an object")
-        analysis = SAEFolder(sae_dir).analysis
+        analysis = output_dir_for(sae_dir, "analysis")
     result = analysis if isinstance(analysis, AnalysisResult) else AnalysisResult.load(analysis)
     check_sae_analysis(sae_obj, sae_dir, result, result.meta.get("hook"))
     out = Path(out_dir)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from whisper_sae.artifacts import SAEFolder
+from whisper_sae.artifacts import output_dir_for
 
 from ..probing.schema import AttributeBlock, ProbeReport
 
@@ -135,5 +135,5 @@ def default_probe_paths(sae_dir: Path | None) -> list[Path]:
     """``SAE_DIR/probe/probe.json`` when ``whisper-sae probe`` wrote one there (its default place)."""
     if sae_dir is None:
         return []
-    path = SAEFolder(sae_dir).probe_json
+    path = output_dir_for(sae_dir, "probe") / "probe.json"
     return [path] if path.is_file() else []

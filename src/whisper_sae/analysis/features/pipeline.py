@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from whisper_sae.artifacts import SAEFolder, open_corpus, open_model, open_sae, open_store, resolve_path
+from whisper_sae.artifacts import open_corpus, open_model, open_sae, open_store, output_dir_for, resolve_path
 from whisper_sae.audio import Utterance
 from whisper_sae.audio.constants import FRAME_SECONDS, WINDOW_SAMPLES
 from whisper_sae.whisper import HookPoint
@@ -129,7 +129,7 @@ def analyze(sae, corpus=None, *, store=None, top_n: int = 20, model=None, hook: 
             "architecture": sae.cfg.architecture, "frame_seconds": FRAME_SECONDS,
             "alignments_dir": str(alignments_dir) if alignments_dir is not None else None}
     result = _assemble(stats, labeler, rows, side, meta)
-    target = out if out is not None else (SAEFolder(sae_dir).analysis if sae_dir is not None else None)
+    target = out if out is not None else (output_dir_for(sae_dir, "analysis") if sae_dir is not None else None)
     if target is not None:
         result.save(target)
     return result

@@ -14,7 +14,7 @@ from typing import Iterable
 
 import numpy as np
 
-from whisper_sae.artifacts import SAEFolder, open_corpus, open_model, open_sae, open_store, record_path
+from whisper_sae.artifacts import open_corpus, open_model, open_sae, open_store, output_dir_for, record_path
 from whisper_sae.audio.constants import WINDOW_SAMPLES
 
 from ..checks import check_sae_analysis, check_sae_model, check_sae_store
@@ -147,7 +147,7 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
     frame_utt = frames.utt[sample]
     sub_records = [records[i] for i in used]
 
-    out = Path(out) if out is not None else (SAEFolder(sae_dir).probe if sae_dir is not None else Path("probe"))
+    out = Path(out) if out is not None else (output_dir_for(sae_dir, "probe") if sae_dir is not None else Path("probe"))
     out.mkdir(parents=True, exist_ok=True)
     blocks, pictures = {}, []
     for name, lab in labels.items():
@@ -198,10 +198,10 @@ def _analysis_for(analysis, sae, sae_dir, hook: str):
     from whisper_sae.analysis.features.result import AnalysisResult
 
     if analysis is None:
-        default = SAEFolder(sae_dir) if sae_dir is not None else None
-        if default is None or not default.analysis_json.is_file():
+        default = output_dir_for(sae_dir, "analysis") if sae_dir is not None else None
+        if default is None or not (default / "analysis.json").is_file():
             return None
-        analysis = default.analysis
+        analysis = default
     result = analysis if isinstance(analysis, AnalysisResult) else AnalysisResult.load(analysis)
     check_sae_analysis(sae, sae_dir, result, hook)
     return result
