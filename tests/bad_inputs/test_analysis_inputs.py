@@ -293,8 +293,8 @@ CASES = [
      r"analysis folder \S+nope does not exist; run `whisper-sae analyze", None),
     ("dashboard of an SAE without analysis", _dashboard_without_analysis_cli, "FileNotFoundError",
      r"no analysis at \S+bare/analysis; run `whisper-sae analyze", None),
-    ("dashboard of a missing SAE folder", _dashboard_of_missing_sae_cli, "FileNotFoundError",
-     r"SAE folder \S+missing does not exist", None),
+    ("dashboard of a missing SAE folder", _dashboard_of_missing_sae_cli, "UnknownSAEError",
+     r"no SAE folder at \S+missing' and no shipped SAE of that name", None),
 ]
 
 
