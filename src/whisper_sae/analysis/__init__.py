@@ -15,6 +15,7 @@ _EXPORTS = {
     "intervene": "interventions", "Intervention": "interventions", "parse_frames": "interventions",
     "word_timestamps": "word_times",
     "build_dashboard": "dashboard",
+    "probe": "probe",
 }
 
 __all__ = sorted(_EXPORTS)
