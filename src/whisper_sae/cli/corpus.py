@@ -6,6 +6,8 @@ import argparse
 import json
 from collections import Counter
 
+from whisper_sae.cli.common import add_max_utterances, positive_int
+
 SYNTH_EPILOG = """\
 The corpus is written in LibriSpeech layout (OUT/synth/SPK/CHAPTER/SPK-CHAPTER-UTT.flac with
 SPK-CHAPTER.trans.txt), one word/phone alignment JSON beside each file (times from eSpeak's own
@@ -66,13 +68,13 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("corpus", help="make a synthetic speech corpus, or summarise a corpus",
                                    description="Speech corpora: synthesize one offline with eSpeak NG, or "
                                                "summarise any corpus spec.")
-    sub = parser.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
+    sub = parser.add_subparsers(dest="corpus_command", metavar="ACTION")  # none given: this help, as `store` does
 
     synth = sub.add_parser(
         "synth", help="synthesize English (or other) prose with many eSpeak NG voices",
         description="Synthesize varied prose offline with eSpeak NG voices (genders, accents, rates, "
                     "pitches), with word and phone alignments and per-utterance speaker attributes.",
-        epilog=SYNTH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=SYNTH_EPILOG,
     )
     synth.add_argument("--out", required=True, help="folder to write the corpus into")
     synth.add_argument("--minutes", type=float, default=2.0, help="about how much speech to make (default 2)")
@@ -81,23 +83,26 @@ def register(subparsers) -> None:
     synth.add_argument("--balanced", action="store_true",
                        help="have every text spoken by several voices of both genders, so that what is said "
                             "and who says it are not confounded")
-    synth.add_argument("--voices-per-text", type=int, default=3, help="voices per text with --balanced (default 3)")
-    synth.add_argument("--speakers", type=int, default=12, help="voices per language (default 12)")
+    synth.add_argument("--voices-per-text", type=positive_int, default=3, help="voices per text with --balanced (default 3)")
+    synth.add_argument("--speakers", type=positive_int, default=12, help="voices per language (default 12)")
     synth.add_argument("--whispered", type=float, default=0.0,
                        help="fraction of voices that whisper (eSpeak's +whisper/+whisperf; default 0)")
     synth.add_argument("--accents", default=None,
                        help="comma-separated eSpeak voices to use, e.g. en-us,en-gb-x-rp (default: all of "
                             "en-us, en-us-nyc, en, en-gb-x-rp, en-gb-scotland, en-gb-x-gbclan, en-gb-x-gbcwmd, en-029)")
-    synth.add_argument("--max-words", type=int, default=None, help="only speak texts of at most this many words")
+    synth.add_argument("--max-words", type=positive_int, default=None, help="only speak texts of at most this many words")
     synth.add_argument("--seed", type=int, default=0, help="the same seed gives the same corpus (default 0)")
-    synth.add_argument("--workers", type=int, default=None, help="processes (default: number of CPUs)")
+    synth.add_argument("--workers", type=positive_int, default=None, help="processes (default: number of CPUs)")
     synth.add_argument("--overwrite", action="store_true", help="replace a corpus already in --out")
     synth.set_defaults(func=_synth)
 
     info = sub.add_parser("info", help="count utterances, speakers, transcripts and attributes of a corpus",
                           description="Read a corpus spec (folder, saved dataset, hf:NAME:CONFIG:SPLIT, file) "
                                       "and summarise it, listing any files that would be skipped.")
-    info.add_argument("spec", help="corpus spec")
-    info.add_argument("--metadata", action="append", help="extra metadata table (CSV/TSV/SPEAKERS.TXT); repeatable")
-    info.add_argument("--max-utterances", type=int, default=None, help="read at most this many")
+    info.add_argument("spec", metavar="SPEC",
+                      help="corpus spec: a LibriSpeech-layout or audio folder, a saved dataset, an audio file, or "
+                           "hf:NAME[:CONFIG]:SPLIT")
+    info.add_argument("--metadata", action="append", metavar="FILE",
+                      help="extra metadata table (CSV/TSV/SPEAKERS.TXT) keyed by utterance or speaker id; repeatable")
+    add_max_utterances(info, help="read at most N utterances")
     info.set_defaults(func=_info)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from whisper_sae.cli import common
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -31,8 +33,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=None, help="output folder (default SAE_DIR/probe, where the dashboard looks)")
     parser.add_argument("--analysis", default=None, metavar="DIR",
                         help="analysis of this SAE whose phone/word labels annotate the top features (default SAE_DIR/analysis if present)")
-    parser.add_argument("--model", default=None, help="Whisper model spec (default: the SAE's model_name)")
-    parser.add_argument("--max-utterances", type=int, default=None, metavar="N", help="use at most N utterances")
+    common.add_model(parser, default_help="the model named in the SAE's cfg.json")
+    common.add_max_utterances(parser)
     parser.add_argument("--min-speakers", type=int, default=3, metavar="N",
                         help="drop classes with fewer distinct speakers than this (default 3)")
     parser.add_argument("--frames-per-utterance", type=int, default=24, metavar="N",
@@ -45,7 +47,7 @@ def register(subparsers) -> None:
                         help="probe models, comma-separated: logreg (logistic / ridge; always needed), forest "
                              "(random forest). Default both; logreg alone is quicker")
     parser.add_argument("--no-tsne", action="store_true", help="skip the t-SNE picture")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    common.add_no_progress(parser)
     parser.set_defaults(func=run)
 
 
