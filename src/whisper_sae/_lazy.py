@@ -18,9 +18,9 @@ def lazy_exports(package: str, exports: dict[str, str | None]):
     A name mapped to None is the submodule of that name itself (``whisper_sae.evaluate``, a package that
     is also callable as its main function).
 
-    A resolved name is bound on the package, so ``__getattr__`` runs once per name. A function named
-    like the submodule that holds it (``analysis.probe.probe``) is shadowed on the package by that
-    submodule as soon as anything imports it; the function, not the module, is returned and bound.
+    Names are looked up on every use (a monkeypatched submodule attribute is seen). A function named like
+    the submodule that holds it (``analysis.probe.probe``) is shadowed on the package by that submodule as
+    soon as anything imports it; the function, not the module, is returned, and bound over the module.
     """
 
     def __getattr__(name: str):
@@ -31,7 +31,8 @@ def lazy_exports(package: str, exports: dict[str, str | None]):
         value = getattr(import_module(f"{package}.{exports[name]}"), name)
         if isinstance(value, ModuleType) and value.__name__.rpartition(".")[2] == name and hasattr(value, name):
             value = getattr(value, name)
-        setattr(sys.modules[package], name, value)
+        if isinstance(vars(sys.modules[package]).get(name), ModuleType):
+            setattr(sys.modules[package], name, value)  # the import bound the submodule: bind the function over it
         return value
 
     def __dir__():

@@ -100,12 +100,18 @@ def _configure_logging(debug: bool) -> None:
     logger.setLevel(logging.DEBUG if debug else logging.INFO)
 
 
+def _is_sentence(err: BaseException) -> bool:
+    """A library error written as a sentence naming the bad value (ours, or a plain ValueError & co.)."""
+    return type(err) in _SENTENCE_ERRORS or (isinstance(err, _SENTENCE_ERRORS)
+                                             and type(err).__module__.startswith("whisper_sae"))
+
+
 def error_line(err: BaseException) -> str:
     """One line for an exception: a library sentence as it is, anything else prefixed with its type."""
     text = str(err).strip()
     if isinstance(err, KeyError) and len(err.args) == 1:
-        text = f"missing key {err.args[0]!r}"
-    if type(err) in _SENTENCE_ERRORS or (isinstance(err, _SENTENCE_ERRORS) and type(err).__module__.startswith("whisper_sae")):
+        text = f"missing key {err.args[0]!r}"  # str(KeyError('x')) is just "'x'"
+    if _is_sentence(err):
         return text or type(err).__name__
     return f"{type(err).__name__}: {text}" if text else type(err).__name__
 
@@ -126,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as err:  # noqa: BLE001 - every error reaches the user as one line (or --debug's traceback)
         if debug:
             traceback.print_exc()
-        hint = "" if debug or isinstance(err, _SENTENCE_ERRORS) else " (--debug shows the traceback)"
+        hint = "" if debug or _is_sentence(err) else " (--debug shows the traceback)"
         print(f"{args._parser.prog}: error: {error_line(err)}{hint}", file=sys.stderr)
         return 1
     return int(result or 0)
