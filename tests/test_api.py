@@ -83,3 +83,11 @@ def test_the_original_readme_snippet():
 def test_unknown_name_is_an_attribute_error():
     with pytest.raises(AttributeError, match="no attribute 'nope'"):
         whisper_sae.nope  # noqa: B018
+
+
+def test_version_matches_the_package_metadata():
+    import tomllib
+
+    project = tomllib.loads((Path(SRC).parent / "pyproject.toml").read_text())["project"]
+    assert project["version"] == whisper_sae.__version__
+    assert {"test", "docs", "dev"} <= set(project["optional-dependencies"])
