@@ -17,7 +17,7 @@ SRC = str(Path(whisper_sae.__file__).parent.parent)
 
 
 def _python(code: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
                           env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr
     return done.stdout
@@ -39,6 +39,7 @@ def test_cli_parser_is_built_without_torch():
 @pytest.mark.parametrize("name", API)
 def test_every_name_is_exported(name):
     assert name in whisper_sae.__all__ and name in dir(whisper_sae)
+    assert set(whisper_sae.__all__) == {"__version__", *whisper_sae._EXPORTS}
     value = getattr(whisper_sae, name)
     assert callable(value)
     assert not inspect.ismodule(value) or name == "evaluate"  # see test_evaluate_is_the_package_and_the_function
@@ -65,7 +66,7 @@ def test_probe_is_the_function_even_after_its_module_was_imported():
 
 
 def test_evaluate_is_the_package_and_the_function():
-    import whisper_sae.evaluate.metrics  # noqa: F401  the package stays importable
+    import whisper_sae.evaluate.metrics  # the package stays importable
     from whisper_sae.evaluate.spliced import evaluate
 
     assert inspect.ismodule(whisper_sae.evaluate) and callable(whisper_sae.evaluate)

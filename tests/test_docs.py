@@ -16,7 +16,7 @@ SRC = ROOT / "src"
 @pytest.mark.skipif(importlib.util.find_spec("pdoc") is None, reason="pdoc not installed (bash scripts/setup.sh test)")
 def test_api_reference_builds_without_warnings(tmp_path):
     done = subprocess.run([sys.executable, str(ROOT / "scripts" / "docs.py"), str(tmp_path / "api")],
-                          capture_output=True, text=True, timeout=600, env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
+                          capture_output=True, text=True, timeout=600, check=False, env={"PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin"})
     assert done.returncode == 0, done.stderr[-4000:]
     assert done.stderr.strip() == ""
     top = (tmp_path / "api" / "whisper_sae.html").read_text()

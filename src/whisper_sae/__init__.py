@@ -47,5 +47,6 @@ _EXPORTS: dict[str, str | None] = {
     "analyze": "analysis", "probe": "analysis", "intervene": "analysis", "build_dashboard": "analysis",
 }
 
-__all__ = ["__version__", *_EXPORTS]
+__all__ = ["__version__", "load_whisper", "capture", "patch", "load_corpus", "ActivationStore", "extract",
+           "SparseAutoencoder", "train", "evaluate", "analyze", "probe", "intervene", "build_dashboard"]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

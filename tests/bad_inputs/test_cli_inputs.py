@@ -103,7 +103,7 @@ def test_debug_zero_in_the_environment_is_off(tmp_path, capsys, monkeypatch):
 
 
 def test_keyboard_interrupt_is_still_a_clean_exit(tmp_path, capsys, monkeypatch):
-    import whisper_sae.audio.corpus as corpus
+    from whisper_sae.audio import corpus
 
     def interrupted(*args, **kwargs):
         raise KeyboardInterrupt
