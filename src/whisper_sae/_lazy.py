@@ -1,21 +1,39 @@
 """Packages whose public names are imported from their submodules on first use.
 
 Importing ``whisper_sae.audio`` must not pull in ``transformers`` (the eSpeak worker process, the
-store reader and the metrics are used without it), so the packages export lazily.
+store reader and the metrics are used without it), and ``import whisper_sae`` must not pull in torch,
+so the packages export lazily.
 """
 
 from __future__ import annotations
 
+import sys
 from importlib import import_module
+from types import ModuleType
 
 
-def lazy_exports(package: str, exports: dict[str, str]):
-    """``__getattr__`` and ``__dir__`` for ``package``, where ``exports`` maps a name to its submodule."""
+def lazy_exports(package: str, exports: dict[str, str | None]):
+    """``__getattr__`` and ``__dir__`` for ``package``, where ``exports`` maps a name to its submodule.
+
+    A name mapped to None is the submodule of that name itself (``whisper_sae.evaluate``, a package that
+    is also callable as its main function).
+
+    Names are looked up on every use (a monkeypatched submodule attribute is seen). A function named like
+    the submodule that holds it (``analysis.probe.probe``) is shadowed on the package by that submodule as
+    soon as anything imports it; the function, not the module, is returned, and bound over the module.
+    """
 
     def __getattr__(name: str):
-        if name in exports:
-            return getattr(import_module(f"{package}.{exports[name]}"), name)
-        raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        if name not in exports:
+            raise AttributeError(f"module {package!r} has no attribute {name!r}")
+        if exports[name] is None:
+            return import_module(f"{package}.{name}")  # the import binds it on the package
+        value = getattr(import_module(f"{package}.{exports[name]}"), name)
+        if isinstance(value, ModuleType) and value.__name__.rpartition(".")[2] == name and hasattr(value, name):
+            value = getattr(value, name)
+        if isinstance(vars(sys.modules[package]).get(name), ModuleType):
+            setattr(sys.modules[package], name, value)  # the import bound the submodule: bind the function over it
+        return value
 
     def __dir__():
         return sorted(set(vars(import_module(package))) | set(exports))

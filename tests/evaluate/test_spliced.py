@@ -120,8 +120,10 @@ def test_cli_writes_the_report_into_the_sae_folder(eval_whisper_dir, tone_uttera
 def test_cli_rejects_bad_numbers(tmp_path, capsys):
     from whisper_sae.cli import main
 
-    assert main(["evaluate", str(tmp_path), "--corpus", str(tmp_path), "--max-utterances", "0"]) == 1
-    assert "--max-utterances must be at least 1" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as exit_:  # a usage error, found while parsing
+        main(["evaluate", str(tmp_path), "--corpus", str(tmp_path), "--max-utterances", "0"])
+    assert exit_.value.code == 2
+    assert "--max-utterances: must be at least 1, got 0" in capsys.readouterr().err
 
 
 def test_a_baseline_lends_clean_and_ablations_without_changing_any_number(eval_whisper, tone_utterances):

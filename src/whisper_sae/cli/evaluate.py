@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from whisper_sae.cli import common
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -20,17 +22,14 @@ def register(subparsers) -> None:
     parser.add_argument("--corpus", required=True,
                         help="held-out speech with transcripts: a LibriSpeech-layout folder, a saved dataset, "
                              "or hf:NAME[:CONFIG]:SPLIT")
-    parser.add_argument("--model", default=None,
-                        help="Whisper model spec (default: the model named in the SAE's cfg.json)")
-    parser.add_argument("--max-utterances", type=int, default=None, metavar="N",
-                        help="evaluate at most N utterances")
-    parser.add_argument("--batch-size", type=int, default=8, help="utterances per forward pass (default 8)")
-    parser.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
+    common.add_model(parser, default_help="the model named in the SAE's cfg.json")
+    common.add_max_utterances(parser, help="evaluate at most N utterances")
+    common.add_batch_size(parser, unit="utterances", default=8)
+    parser.add_argument("--max-new-tokens", type=common.positive_int, default=None, metavar="N",
                         help="stop each transcript after N tokens (default: twice the longest reference in the batch)")
-    parser.add_argument("--device", default="auto",
-                        help="auto (this rank's GPU when CUDA is present, else cpu), cpu, cuda or cuda:N")
+    common.add_device(parser)
     parser.add_argument("--out", default=None, help="folder for the results (default: SAE_DIR; ./whisper-sae-out/NAME for a shipped or hf:// SAE)")
-    parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    common.add_no_progress(parser)
     parser.set_defaults(func=run)
 
 
@@ -38,10 +37,6 @@ def run(args: argparse.Namespace) -> int:
     from whisper_sae.evaluate import evaluate
     from whisper_sae.runtime import resolve_device
 
-    if args.max_utterances is not None and args.max_utterances < 1:
-        raise ValueError(f"--max-utterances must be at least 1, got {args.max_utterances}")
-    if args.batch_size < 1:
-        raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     result = evaluate(
         args.sae_dir,
         args.corpus,

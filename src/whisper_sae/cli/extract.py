@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+from whisper_sae.cli import common
+
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
@@ -16,38 +18,33 @@ def register(subparsers) -> None:
             "one row per teacher-forced token, token id kept. Rerunning the same command resumes."
         ),
     )
-    parser.add_argument("--model", default=None,
-                        help="Whisper spec: tiny.en, base, an HF id or folder, a CTranslate2 folder, a .pt "
-                             "(default: openai/whisper-tiny if cached, else tiny.en)")
+    common.add_model(parser)
     parser.add_argument("--corpus", required=True, action="append",
                         help="a LibriSpeech-layout or audio folder, a saved dataset, an audio file, "
-                             "hf:NAME[:CONFIG]:SPLIT, or FORMAT:PATH (kaldi, lhotse, commonvoice, ljspeech, csv; "
-                             "grammar: whisper-sae corpus info --help); repeat for several corpora in one store, "
-                             "each utterance keeping its corpus name")
-    parser.add_argument("--hooks", required=True,
-                        help="comma-separated hook names, e.g. encoder.blocks.3,encoder.out,decoder.out")
+                             "hf:NAME[:CONFIG]:SPLIT, or FORMAT:PATH (kaldi, lhotse, commonvoice, ljspeech, csv, "
+                             "ravdess, tess, savee, emodb; grammar: whisper-sae corpus info --help); repeat for several "
+                             "corpora in one store, each utterance keeping its corpus name")
+    common.add_hooks(parser, required=True, alias=True)
     parser.add_argument("--out", required=True, metavar="STORE", help="store folder (created, or resumed)")
     parser.add_argument("--mode", choices=["padded", "packed"], default="padded",
                         help="padded: one utterance per 30-s window, as Whisper pads a clip (default); "
                              "packed: several utterances back to back in a window (faster; a different "
                              "computation; encoder hooks only)")
-    parser.add_argument("--batch-size", type=int, default=None,
-                        help="30-s windows per forward pass (default 1 on CPU, 16 on CUDA)")
+    common.add_batch_size(parser, unit="30-s windows (one utterance each when padded)", default_help="1 on CPU, 16 on CUDA")
     parser.add_argument("--dtype", choices=["float16", "bfloat16", "float32"], default="float16",
                         help="storage precision of the activations (default float16)")
     parser.add_argument("--autocast", choices=["none", "bf16", "fp16"], default="none",
                         help="compute in reduced precision (default none: fp32, faithful to Whisper)")
-    parser.add_argument("--max-utterances", type=int, default=None, metavar="N",
-                        help="stop after N utterances (counting those done by an earlier run)")
-    parser.add_argument("--shard-rows", type=int, default=None, metavar="N",
+    common.add_max_utterances(parser, help="stop after N utterances (counting those done by an earlier run)")
+    parser.add_argument("--shard-rows", type=common.positive_int, default=None, metavar="N",
                         help="rows per shard file (default 32768)")
     parser.add_argument("--decoder-text", choices=["reference", "model"], default="reference",
                         help="teacher-force decoder hooks on the reference transcript (the model's own where "
                              "there is none; default) or always on the model's own transcription")
     parser.add_argument("--max-store-gb", type=float, default=None, metavar="GB",
                         help="stop once the stored activations reach this size (a rerun with more resumes)")
-    parser.add_argument("--device", default=None, help="torch device (default cuda if available, else cpu)")
-    parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    common.add_device(parser)
+    common.add_no_progress(parser)
     parser.set_defaults(func=run_extract)
 
     store = subparsers.add_parser("store", help="inspect an activation store",

@@ -7,6 +7,7 @@ import argparse
 from whisper_sae.cli.dataclass_flags import add_flags, picked
 
 PROBE_OPTIONS = "whisper_sae.analysis.probing.run:ProbeOptions"
+from whisper_sae.cli import common
 
 
 def register(subparsers) -> None:
@@ -35,8 +36,8 @@ def register(subparsers) -> None:
     parser.add_argument("--out", default=None, help="output folder (default SAE_DIR/probe, where the dashboard looks; ./whisper-sae-out/NAME/probe for a shipped SAE)")
     parser.add_argument("--analysis", default=None, metavar="DIR",
                         help="analysis of this SAE whose phone/word labels annotate the top features (default SAE_DIR/analysis if present)")
-    parser.add_argument("--model", default=None, help="Whisper model spec (default: the SAE's model_name)")
-    parser.add_argument("--max-utterances", type=int, default=None, metavar="N", help="use at most N utterances")
+    common.add_model(parser, default_help="the model named in the SAE's cfg.json")
+    common.add_max_utterances(parser)
     # ProbeOptions' knobs: defaults and help from the dataclass (read without importing the probe's stack).
     options = add_flags(parser, PROBE_OPTIONS, only=("min_speakers", "frames_per_utterance", "ablate_k", "wer_utterances",
                                                      "models", "tsne", "progress"), help={

