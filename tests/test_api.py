@@ -48,7 +48,7 @@ def test_every_name_is_exported(name):
 def test_names_are_the_stage_functions():
     from whisper_sae.activations.extraction import extract
     from whisper_sae.analysis.dashboard import build_dashboard
-    from whisper_sae.analysis.pipeline import analyze
+    from whisper_sae.analysis.features.pipeline import analyze
     from whisper_sae.sae import SparseAutoencoder, train
     from whisper_sae.whisper import load_whisper
 
@@ -59,7 +59,7 @@ def test_names_are_the_stage_functions():
 
 
 def test_probe_is_the_function_even_after_its_module_was_imported():
-    out = _python("import whisper_sae.analysis.probe, whisper_sae, inspect; print(inspect.isfunction(whisper_sae.probe))")
+    out = _python("import whisper_sae.analysis.probing.run, whisper_sae, inspect; print(inspect.isfunction(whisper_sae.probe))")
     assert out.strip() == "True"
     out = _python("from whisper_sae.analysis import probe; import inspect; print(inspect.isfunction(probe))")
     assert out.strip() == "True"

@@ -35,6 +35,6 @@ def test_only_generated_init_annotations_are_forgiven():
     message = ("Error parsing type annotation ForwardRef('Tensor') for {}.__init__. Import of Tensor failed: "
                "name 'Tensor' is not defined")
     assert docs._generated_init_annotation(message.format("whisper_sae.sae.model.SAEOutput"))  # a NamedTuple
-    assert docs._generated_init_annotation(message.format("whisper_sae.sae.objectives.StepOut"))  # a dataclass
+    assert docs._generated_init_annotation(message.format("whisper_sae.sae.architectures.base.StepOut"))  # a NamedTuple too
     assert not docs._generated_init_annotation(message.format("whisper_sae.sae.model.SparseAutoencoder"))
     assert not docs._generated_init_annotation("Found 'x' in whisper_sae.__all__, but it does not resolve")

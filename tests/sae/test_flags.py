@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import dataclasses
 import subprocess
 import sys
@@ -45,8 +46,8 @@ def test_train_flag_defaults_are_the_dataclass_defaults():
 def test_every_train_flag_has_help_and_shows_its_default():
     sub = _subparser("train")
     for action in sub._actions:
-        if action.dest == "help":
-            continue
+        if action.dest == "help" or action.help == argparse.SUPPRESS:
+            continue  # --help, and the global --debug that is also accepted after the subcommand
         assert action.help, action.dest
         if action.default not in (None, False) and action.dest not in ("func", "_flags"):
             assert "(default:" in action.help, action.dest

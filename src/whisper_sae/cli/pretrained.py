@@ -15,11 +15,11 @@ def register(subparsers) -> None:
     ls = sub.add_parser("list", help="table of the shipped SAEs")
     ls.set_defaults(func=run_list)
     info = sub.add_parser("info", help="print a shipped SAE's model card")
-    info.add_argument("name", metavar="NAME")
+    info.add_argument("name", metavar="NAME", help="a shipped SAE name, e.g. tiny/encoder.out-original")
     info.set_defaults(func=run_info)
     export = sub.add_parser("export", help="copy a shipped SAE into a normal folder (to write results beside it)")
-    export.add_argument("name", metavar="NAME")
-    export.add_argument("out", metavar="DIR")
+    export.add_argument("name", metavar="NAME", help="a shipped SAE name (`whisper-sae pretrained list`)")
+    export.add_argument("out", metavar="DIR", help="folder to copy it into (a normal SAE folder you may write to)")
     export.set_defaults(func=run_export)
 
     push = subparsers.add_parser(
