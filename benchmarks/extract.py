@@ -7,7 +7,10 @@ ratio to the naive way, the encoder GFLOP/s achieved (FLOPs of the blocks actual
 from the config) against this machine's measured fp32/bf16 matmul rate, and the cosine of the
 stored activations to the faithful padded-fp32 ones computed with every row of the deepest block
 (``pad_rows=True``; the default computes that block for the stored real frames only). GFLOP/s counts
-a full window's FLOPs, so it is an effective rate where fewer are computed.
+a full window's FLOPs, so it is an effective rate where fewer are computed. The "vs base" column
+sets each figure beside its own baseline from the same run (named in the last column): the default
+against its padding-rows reference, torch log-mel against the feature extractor's (numpy), the
+writer thread against writes in line. The header names the CPU and its vector/matrix flags.
 
     python benchmarks/extract.py [--corpus DIR] [--model tiny.en] [--max-utterances N] [--repeats 3]
 
@@ -17,6 +20,7 @@ Default corpus: ../shared/data/librispeech/test-clean when present, else a synth
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -92,6 +96,22 @@ def cosines(out: Path, ref: Path, hook: str) -> str:
             f"  max |diff| {diff:.3g}")
 
 
+def cpu_line() -> str:
+    """The CPU model and the flags that decide its fp32/bf16 speed (from /proc/cpuinfo, as lscpu shows them)."""
+    model, flags = "unknown CPU", []
+    try:
+        for line in open("/proc/cpuinfo", encoding="utf-8"):
+            key, _, value = line.partition(":")
+            if key.strip() == "model name":
+                model = value.strip()
+            elif key.strip() == "flags":
+                flags = [f for f in value.split() if f.startswith(("avx", "amx", "fma"))]
+                break
+    except OSError:
+        pass
+    return f"cpu: {model}; {torch.get_num_threads()} threads; flags: {' '.join(flags) or '-'}"
+
+
 def corpus_utterances(args):
     spec = args.corpus or (SHARED if SHARED.is_dir() else None)
     if spec is None:
@@ -123,15 +143,21 @@ def benchmark(lw, utts, spec: str, *, repeats: int = 1, batch_size: int | None =
     seconds = sum(u.duration for u in utts)
     print(f"model {lw.name}, corpus {spec}: {len(utts)} utterances, {seconds:.1f} s of audio, "
           f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}", flush=True)
+    print(cpu_line(), f"(torch capability {torch.backends.cpu.get_cpu_capability()})", flush=True)
+    if hasattr(os, "getloadavg"):
+        print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
     slow_bf16 = device.type == "cpu" and "AVX512" not in torch.backends.cpu.get_cpu_capability()
     peak = {"fp32": matmul_gflops(torch.float32, device),
             "bf16": matmul_gflops(torch.bfloat16, device, *((1, 0) if slow_bf16 else ()))}
     print(f"matmul 4096x384 @ 384x3072: fp32 {peak['fp32']:.1f} GFLOP/s, bf16 {peak['bf16']:.1f} GFLOP/s",
           flush=True)
     deep = f"encoder.blocks.{lw.n_encoder_layers // 2 - 1}"
+    ref_label = "store padded fp32, padding rows too (reference)"
     configs = [  # (label, hook, extract kwargs); the pad_rows runs are the references for the cosines
-        ("store padded fp32, padding rows too (reference)", "encoder.out", {"pad_rows": True}),
+        (ref_label, "encoder.out", {"pad_rows": True}),
         ("store padded fp32 (default)", "encoder.out", {}),
+        ("store padded fp32, numpy log-mel", "encoder.out", {"mel_backend": "numpy"}),
+        ("store padded fp32, writes in line (no thread)", "encoder.out", {"background_writes": False}),
         ("store padded bf16", "encoder.out", {"autocast": "bf16"}),
         ("store packed fp32", "encoder.out", {"mode": "packed"}),
         ("store packed bf16", "encoder.out", {"mode": "packed", "autocast": "bf16"}),
@@ -150,24 +176,43 @@ def benchmark(lw, utts, spec: str, *, repeats: int = 1, batch_size: int | None =
     for r in range(repeats):
         wall, windows["naive"] = naive(lw, utts)
         walls["naive"].append(wall)
-        for i, (label, hook, kw) in enumerate(configs):
+        order = list(enumerate(configs))
+        for i, (label, hook, kw) in (order if r % 2 == 0 else order[::-1]):  # interleaved both ways
             out = tmp / f"r{r}_c{i}"
             wall, windows[label] = run_store(lw, utts, hook, out, batch_size=batch_size, **kw)
             walls.setdefault(label, []).append(wall)
     base = seconds / statistics.median(walls["naive"])
     full = encoder_gflop(lw.config, lw.n_encoder_layers)
-    print(f"\n{'method':48s} {'audio-s/s':>9s} {'vs naive':>8s} {'windows':>7s} {'GFLOP/s':>8s}  "
-          "cosine to padded fp32 (per stored row)")
+    baselines = {"store padded fp32 (default)": ref_label, "store padded fp32, numpy log-mel": ref_label,
+                 "store padded fp32, writes in line (no thread)": ref_label,
+                 f"store padded fp32, {deep} (stops early)": f"store padded fp32, {deep}, padding rows too"}
+    # the same run, read the other way: torch log-mel and the writer thread against their baselines
+    pairs = [("torch log-mel (default) vs numpy log-mel", "store padded fp32 (default)",
+              "store padded fp32, numpy log-mel"),
+             ("writer thread (default) vs writes in line", "store padded fp32 (default)",
+              "store padded fp32, writes in line (no thread)"),
+             ("real frames only (default) vs padding rows too", "store padded fp32 (default)", ref_label)]
+    print(f"\n{'method':48s} {'audio-s/s':>9s} {'vs naive':>8s} {'vs base':>7s} {'windows':>7s} {'GFLOP/s':>8s}  "
+          "cosine to padded fp32 (per stored row); base")
     gf = windows["naive"] * full / statistics.median(walls["naive"])
-    print(f"{'naive (1 utt/window, batch 1, fp32, all frames)':48s} {base:9.1f} {1.0:8.2f} {windows['naive']:7d} "
-          f"{gf:8.1f}  -")
+    print(f"{'naive (1 utt/window, batch 1, fp32, all frames)':48s} {base:9.1f} {1.0:8.2f} {'-':>7s} "
+          f"{windows['naive']:7d} {gf:8.1f}  -")
     for i, (label, hook, kw) in enumerate(configs):
         wall = statistics.median(walls[label])
         blocks = HookPoint.parse(hook, lw.config).blocks_needed(lw.config)
         gf = windows[label] * encoder_gflop(lw.config, blocks) / wall
         ref = tmp / f"r0_c{next(j for j, c in enumerate(configs) if c[1] == hook and c[2] == {'pad_rows': True})}"
         cos = "-" if ref == tmp / f"r0_c{i}" else cosines(tmp / f"r0_c{i}", ref, hook)
-        print(f"{label:48s} {seconds / wall:9.1f} {seconds / wall / base:8.2f} {windows[label]:7d} {gf:8.1f}  {cos}")
+        against = baselines.get(label)
+        vs = f"{statistics.median(walls[against]) / wall:7.2f}" if against in walls else f"{'-':>7s}"
+        print(f"{label:48s} {seconds / wall:9.1f} {seconds / wall / base:8.2f} {vs} {windows[label]:7d} {gf:8.1f}  "
+              f"{cos}{'; base: ' + against if against in walls else ''}")
+    print()
+    for what, fast, slow in pairs:
+        if fast in walls and slow in walls:
+            ratios = [s_ / f_ for f_, s_ in zip(walls[fast], walls[slow])]  # per repeat, runs next to each other
+            print(f"{what:48s} {statistics.median(walls[slow]) / statistics.median(walls[fast]):5.2f}x "
+                  f"(per repeat: {', '.join(f'{r:.2f}' for r in ratios)})")
     print(f"\nencoder FLOPs per 30-s window: {full:.1f} GFLOP (all {lw.n_encoder_layers} blocks), "
           f"{encoder_gflop(lw.config, lw.n_encoder_layers // 2):.1f} GFLOP up to {deep}; "
           f"peak for comparison: fp32 {peak['fp32']:.0f}, bf16 {peak['bf16']:.0f} GFLOP/s")

@@ -56,3 +56,24 @@ def test_bf16_autocast_and_packing_stay_close_to_fp32_padded(tiny_en, synth_corp
     assert cos_bf16.mean() > 0.995 and np.percentile(cos_bf16.numpy(), 5) > 0.98
     assert 0.5 < cos_packed.mean() < 0.99999  # packing changes the computation, but not beyond recognition
     assert bf16.manifest["settings"]["autocast"] == "bfloat16"
+
+
+def test_fast_paths_store_what_the_reference_paths_store(tiny_en, synth_corpus, tmp_path):
+    """The default extraction (deepest block for the stored frames only, its MLP in row blocks, log-mel
+    in torch, writes in a thread) against its references: every row of the deepest block computed
+    (pad_rows=True), the feature extractor's log-mel (mel_backend="numpy") and writes in line. Same rows
+    in the same order; values equal to float32 rounding: max |diff| <= 1e-4 (activations of tiny.en
+    reach ~100 in magnitude at encoder.blocks.1), cosine > 0.999999 for every row."""
+    utts = list(load_corpus(synth_corpus, max_utterances=4))
+    hooks = ["encoder.blocks.1", "encoder.out"]
+    kw = dict(dtype="float32", batch_size=2, progress=False)
+    fast = extract(tiny_en, utts, hooks, tmp_path / "fast", **kw)
+    ref = extract(tiny_en, utts, hooks, tmp_path / "ref", pad_rows=True, mel_backend="numpy",
+                  background_writes=False, **kw)
+    assert [u["id"] for u in fast.utterances] == [u["id"] for u in ref.utterances]
+    for hook in hooks:
+        a, ia = fast.read(hook)
+        b, ib = ref.read(hook)
+        assert torch.equal(ia["utt"], ib["utt"]) and torch.equal(ia["pos"], ib["pos"])
+        assert (a - b).abs().max() <= 1e-4
+        assert cosine_rows(a, b).min() > 0.999999

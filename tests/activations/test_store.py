@@ -24,9 +24,9 @@ def utterance_rows(i: int, hook: str):
     return acts, torch.arange(n), time, token
 
 
-def write(path, ids, *, fail_after=None, dtype="float32", shard_rows=7):
+def write(path, ids, *, fail_after=None, dtype="float32", shard_rows=7, background=True):
     with StoreWriter(path, hooks=HOOKS, model={"name": "fake"}, corpus="mem", settings={"mode": "padded"},
-                     dtype=dtype, shard_rows=shard_rows) as w:
+                     dtype=dtype, shard_rows=shard_rows, background=background) as w:
         done = w.done_ids
         for count, i in enumerate(ids):
             if f"u{i}" in done:
@@ -114,15 +114,16 @@ def _snapshot(path):
     return out, shards, [(u["idx"], u["id"]) for u in store.utterances]
 
 
+@pytest.mark.parametrize("background", [True, False])
 @pytest.mark.parametrize("fail_after", [1, 2, 3, 5, 8, 11])
-def test_resume_after_interruption_equals_uninterrupted(tmp_path, fail_after):
+def test_resume_after_interruption_equals_uninterrupted(tmp_path, fail_after, background):
     ids = list(range(14))
-    write(tmp_path / "ref", ids)
+    write(tmp_path / "ref", ids, background=not background)
     with pytest.raises(KeyboardInterrupt):
-        write(tmp_path / "cut", ids, fail_after=fail_after)
+        write(tmp_path / "cut", ids, fail_after=fail_after, background=background)
     cut = json.loads((tmp_path / "cut" / "manifest.json").read_text())
     assert not cut["complete"]
-    write(tmp_path / "cut", ids)
+    write(tmp_path / "cut", ids, background=background)
     (ref, ref_shards, ref_utts), (got, got_shards, got_utts) = _snapshot(tmp_path / "ref"), _snapshot(tmp_path / "cut")
     assert got_utts == ref_utts and got_shards == ref_shards
     for h in HOOKS:
@@ -154,3 +155,47 @@ def test_resume_refuses_other_settings(tmp_path):
         write(tmp_path / "s", range(3), shard_rows=5)
     with pytest.raises(ValueError, match="dtype"):
         write(tmp_path / "s", range(3), dtype="float16")
+
+
+def test_writer_thread_error_surfaces_in_the_caller_and_the_store_resumes(tmp_path):
+    """A commit that fails in the writer thread is raised again in the caller, the same exception
+    with its message; no later commit is written (the manifest never counts a missing shard), and a
+    rerun completes the store as if nothing had happened."""
+    ids = list(range(14))
+    write(tmp_path / "ref", ids)
+    hook_dir = tmp_path / "s" / "decoder.out"
+    with pytest.raises(NotADirectoryError) as caught:
+        with StoreWriter(tmp_path / "s", hooks=HOOKS, model={"name": "fake"}, corpus="mem",
+                         settings={"mode": "padded"}, dtype="float32", shard_rows=7) as w:
+            hook_dir.rmdir()
+            hook_dir.write_text("not a folder")  # the shard's rename into it fails in the thread
+            for i in ids:
+                idx = w.begin_utterance({"id": f"u{i}", "duration": 1.0})
+                for hook in HOOKS:
+                    acts, pos, time, token = utterance_rows(i, hook)
+                    w.add(hook, idx, acts, pos, time, token)
+                w.end_utterance(idx)
+    assert "decoder.out" in str(caught.value) and "Not a directory" in str(caught.value)
+    manifest = json.loads((tmp_path / "s" / "manifest.json").read_text())
+    assert manifest["hooks"]["decoder.out"]["n_shards"] == 0 and not manifest["complete"]
+    hook_dir.unlink()
+    hook_dir.mkdir()
+    write(tmp_path / "s", ids)
+    (ref, ref_shards, ref_utts), (got, got_shards, got_utts) = _snapshot(tmp_path / "ref"), _snapshot(tmp_path / "s")
+    assert got_utts == ref_utts and got_shards == ref_shards
+    for h in HOOKS:
+        assert torch.equal(got[h][0], ref[h][0])
+
+
+def test_close_raises_a_writer_thread_error(tmp_path):
+    w = StoreWriter(tmp_path / "s", hooks=HOOKS, corpus="mem", dtype="float32", shard_rows=1000)
+    idx = w.begin_utterance({"id": "u0"})
+    for hook in HOOKS:
+        acts, pos, time, token = utterance_rows(0, hook)
+        w.add(hook, idx, acts, pos, time, token)
+    w.end_utterance(idx)
+    (tmp_path / "s" / "encoder.blocks.1").rmdir()
+    (tmp_path / "s" / "encoder.blocks.1").write_text("")
+    with pytest.raises(NotADirectoryError, match="encoder.blocks.1"):
+        w.close()
+    assert not w._thread.is_alive()

@@ -55,6 +55,7 @@ class Options:
     decoder_text: str
     max_bytes: int | None = None
     pad_rows: bool = False
+    mel_backend: str | None = None  # None: LoadedWhisper.log_mel's default (torch)
 
 
 @dataclass
@@ -124,7 +125,7 @@ def _encode_group(lw, utts: list[Utterance], points: list[HookPoint], opts: Opti
     token_pos = [0] * len(utts)
     for b in range(0, len(windows), opts.batch_size):
         batch: list[Window] = windows[b:b + opts.batch_size]
-        features = lw.log_mel([w.audio(audios) for w in batch])  # on the GPU when the model is
+        features = lw.log_mel([w.audio(audios) for w in batch], backend=opts.mel_backend)  # on the model's device
         # Only real frames are stored, so the deepest block needs only those rows (the same function of the input).
         needed = None if dec or opts.pad_rows else max(g.first_frame + g.n_frames for w in batch for g in w.segments)
         acts = run_encoder(lw, features, run, stop_after_deepest=not dec, autocast_dtype=opts.autocast, rows=needed)
@@ -169,7 +170,8 @@ def _open_corpus(corpus):
 def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded", batch_size: int | None = None,
             dtype: str = "float16", autocast: str | None = DEFAULT_AUTOCAST, shard_rows: int = DEFAULT_SHARD_ROWS,
             max_utterances: int | None = None, decoder_text: str = "reference", device=None,
-            max_store_gb: float | None = None, pad_rows: bool = False,
+            max_store_gb: float | None = None, pad_rows: bool = False, mel_backend: str | None = None,
+            background_writes: bool = True,
             progress: bool = True, on_utterance: Callable[[int], None] | None = None) -> ActivationStore:
     """Extract activations at ``hooks`` for every utterance of ``corpus`` into the store ``out``; resumes.
 
@@ -184,6 +186,9 @@ def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded",
     frames only: the same computation for them, equal up to float rounding of the smaller matmuls (38
     test-clean utterances: cosine 1.00000, at most one fp16 step apart in the store; benchmarks/extract.py);
     ``pad_rows=True`` computes the padding frames' rows too, as the plain encoder does.
+    ``mel_backend``: ``"torch"`` (default: log-mel on the model's device) or ``"numpy"`` (the
+    ``transformers`` feature extractor). ``background_writes``: shards, checksums and the manifest are
+    written by a thread while the next batch is encoded (see ``writer.py``); False writes in line.
     """
     world = init_distributed(device)  # joins torchrun's process group, if launched by torchrun
     lw = _open_model(model, device)
@@ -193,6 +198,8 @@ def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded",
     points = list({p.name: p for p in (HookPoint.parse(h, lw.config) for h in names)}.values())
     if autocast not in AUTOCAST:
         raise ValueError(f"autocast {autocast!r} is not known; use one of none, bf16, fp16")
+    if mel_backend not in (None, "torch", "numpy"):
+        raise ValueError(f"mel_backend {mel_backend!r} is not known; use 'torch' or 'numpy'")
     if decoder_text not in ("reference", "model"):
         raise ValueError(f"decoder_text {decoder_text!r} is not known; use 'reference' or 'model'")
     if mode == "packed" and any(p.side == "decoder" for p in points):
@@ -207,7 +214,8 @@ def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded",
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive number of windows, got {batch_size}")
     opts = Options(mode=mode, batch_size=batch_size, autocast=AUTOCAST[autocast], decoder_text=decoder_text,
-                   max_bytes=None if max_store_gb is None else int(max_store_gb * 1e9), pad_rows=pad_rows)
+                   max_bytes=None if max_store_gb is None else int(max_store_gb * 1e9), pad_rows=pad_rows,
+                   mel_backend=mel_backend)
     corpus, spec = _open_corpus(corpus)
     settings = {"mode": mode, "autocast": None if opts.autocast is None else str(opts.autocast).replace("torch.", ""),
                 "frames_per_second": FRAMES_PER_SECOND}
@@ -217,7 +225,8 @@ def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded",
     model_info = {"name": lw.name, "spec": lw.spec, "d_model": lw.d_model, "n_encoder_layers": lw.n_encoder_layers,
                   "n_decoder_layers": lw.n_decoder_layers, "vocab_size": lw.config.vocab_size}
     writer_kw = dict(hooks={p.name: {"d_model": lw.d_model, "kind": p.kind} for p in points},
-                     model=model_info, corpus=spec, settings=settings, dtype=dtype, shard_rows=shard_rows)
+                     model=model_info, corpus=spec, settings=settings, dtype=dtype, shard_rows=shard_rows,
+                     background=background_writes)
     if opts.max_bytes is not None:
         opts.max_bytes //= world.size  # each rank stops at its share of the limit
         _check_limit_holds_a_shard(max_store_gb, opts.max_bytes, world.size, len(points), lw.d_model, dtype, shard_rows)
@@ -282,6 +291,14 @@ def _todo(corpus, writer: StoreWriter, max_utterances: int | None, bar) -> Itera
 
 
 def _run(lw, corpus, points, opts: Options, writer: StoreWriter, max_utterances, progress, on_utterance):
+    try:
+        _run_writing(lw, corpus, points, opts, writer, max_utterances, progress, on_utterance)
+    except BaseException:
+        writer.abort()  # the commits already handed to the writer thread land; the buffered rows do not
+        raise
+
+
+def _run_writing(lw, corpus, points, opts: Options, writer: StoreWriter, max_utterances, progress, on_utterance):
     try:
         total = len(corpus)
     except TypeError:

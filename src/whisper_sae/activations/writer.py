@@ -24,6 +24,16 @@ SAE loss it touches into NaN. ``extract`` checks each utterance before writing i
 utterance with such rows: it logs a warning naming the utterance and lists it in the manifest's
 ``skipped`` with the reason, like an unreadable file.
 
+Background writes: by default a writer thread does the disk work of each commit (safetensors
+serialisation, checksum, fsync, rename, the table lines, the manifest) while the caller computes the
+next batch. The caller still decides everything a commit means (which rows form the shard, which
+utterances it completes, the manifest to write after it) and hands it over whole; the thread runs the
+commits strictly in order, so the disk goes through the same sequence of states as without it, and
+the crash safety above holds unchanged. The queue is bounded (``QUEUE_COMMITS``), so a slow disk
+slows the caller instead of filling memory. An error in the thread stops all later commits (a
+manifest must never count a shard that was not written) and is raised again, the same exception,
+in the caller's next ``add``/``end_utterance``/``close``. ``background=False`` writes in the caller.
+
 Files are written with the permissions the umask gives (0644 under the usual 022), so a store written
 by one user can be read by the group that trains on it. The corpus is recorded relative to the store
 (``artifacts.record_path``), so a store moved together with its corpus, or read from another working
@@ -32,9 +42,12 @@ directory, still finds it.
 
 from __future__ import annotations
 
+import copy
 import hashlib
 import json
 import os
+import queue
+import threading
 from pathlib import Path
 
 import torch
@@ -47,6 +60,7 @@ FORMAT = "whisper-sae-store/1"
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 HOOK_KINDS = ("frame", "token")
 DEFAULT_SHARD_ROWS = 32_768
+QUEUE_COMMITS = 2  # commits waiting for the writer thread before the caller blocks
 
 
 def file_mode() -> int:
@@ -112,8 +126,11 @@ class StoreWriter:
     def __init__(self, path, *, hooks: dict[str, dict], model: dict | None = None, corpus: str = "",
                  settings: dict | None = None, dtype: str = "float16",
                  shard_rows: int = DEFAULT_SHARD_ROWS, resume: bool = True,
-                 index_offset: int = 0, index_stride: int = 1):
+                 index_offset: int = 0, index_stride: int = 1, background: bool = True):
         self.path = Path(path)
+        self._queue: queue.Queue | None = None
+        self._thread: threading.Thread | None = None
+        self._error: BaseException | None = None
         # Utterance indices are offset + stride * k: several writers (one per rank, see ranks.py)
         # then fill disjoint index sets that merge into one store without renumbering.
         if index_stride < 1 or not 0 <= index_offset < index_stride:
@@ -158,6 +175,10 @@ class StoreWriter:
         self._reopen = {o["id"]: o for o in self.manifest["utterances"]["open"]}
         used = [o["idx"] for o in self._reopen.values()] + [self._max_done_idx]
         self._next_idx = index_offset if max(used) < 0 else max(used) + index_stride
+        if background:
+            self._queue = queue.Queue(maxsize=QUEUE_COMMITS)
+            self._thread = threading.Thread(target=self._work, name=f"store-writer {self.path.name}", daemon=True)
+            self._thread.start()
 
     # -- resume -----------------------------------------------------------------------------------
     def _check_compatible(self, fresh: dict, corpus: str) -> None:
@@ -247,6 +268,7 @@ class StoreWriter:
 
     def add(self, hook: str, idx: int, acts: torch.Tensor, pos, time=None, token=None) -> None:
         """Append rows ``acts`` [n, d] of utterance ``idx`` to ``hook``'s stream."""
+        self._raise_background_error()
         if hook not in self.hooks:
             raise ValueError(f"hook {hook!r} is not in this store; it has {', '.join(self.hooks)}")
         p = self._pending.get(idx)
@@ -286,6 +308,7 @@ class StoreWriter:
         return int((~torch.isfinite(acts.detach().to(self.dtype))).reshape(len(acts), -1).any(1).sum())
 
     def end_utterance(self, idx: int) -> None:
+        self._raise_background_error()
         p = self._pending.get(idx)
         if p is None:
             raise ValueError(f"utterance index {idx} was not begun")
@@ -314,17 +337,10 @@ class StoreWriter:
         rest = {k: v[rows:] for k, v in cols.items()}
         spec = self.hooks[hook]
         name = shard_name(spec["n_shards"])
-        final = self.path / hook / name
-        data = save(shard, metadata={"format": FORMAT, "hook": hook})
-        tmp = self.path / (hook + "." + name + ".tmp")
-        with open(tmp, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, file_mode())
-        os.replace(tmp, final)
-        spec["shards"].append({"file": name, "rows": rows, "utt_min": int(shard["utt"].min()),
-                               "utt_max": int(shard["utt"].max()), "bytes": len(data), "blake2b": digest(data)})
+        # bytes and blake2b are filled in when the shard is written (by the writer thread, in order);
+        # every manifest written after that lists this same dict, so it carries them.
+        entry = {"file": name, "rows": rows, "utt_min": int(shard["utt"].min()), "utt_max": int(shard["utt"].max())}
+        spec["shards"].append(entry)
         spec["n_shards"] += 1
         spec["n_rows"] += rows
         ids, counts = torch.unique(shard["utt"], return_counts=True)
@@ -333,22 +349,87 @@ class StoreWriter:
             per[hook] = per.get(hook, 0) + c
         self._buffer[hook] = [rest] if len(rest["acts"]) else []
         self._buffered[hook] -= rows
-        self._checkpoint()
+        self._checkpoint(shard=(hook, shard, entry))
 
-    def _checkpoint(self) -> None:
-        """Append newly done utterances to the table, then replace the manifest (the commit point)."""
-        done = [i for i in sorted(self._pending) if self._is_done(self._pending[i])]
-        if done:
+    def _write_shard(self, hook: str, shard: dict, entry: dict) -> None:
+        """Serialise ``shard`` to a temporary file, fsync it, rename it into place; record size and digest."""
+        data = save(shard, metadata={"format": FORMAT, "hook": hook})
+        tmp = self.path / (hook + "." + entry["file"] + ".tmp")
+        with open(tmp, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, file_mode())
+        os.replace(tmp, self.path / hook / entry["file"])
+        entry.update(bytes=len(data), blake2b=digest(data))
+
+    def _checkpoint(self, shard: tuple | None = None) -> None:
+        """Commit: write ``shard`` (if any), append newly done utterances to the table, then replace the
+        manifest (the commit point). The bookkeeping is done here; the disk work in the writer thread."""
+        lines = []
+        for i in [i for i in sorted(self._pending) if self._is_done(self._pending[i])]:
+            rec = self._pending.pop(i)["record"]
+            lines.append(json.dumps(rec, ensure_ascii=False) + "\n")
+            self._done_ids.add(rec["id"])
+        self.manifest["utterances"]["n_done"] += len(lines)
+        self.manifest["utterances"]["open"] = self._open_list()
+        commit = (shard, lines, self._snapshot())
+        if self._queue is None:
+            self._write_commit(*commit)
+            return
+        self._raise_background_error()
+        self._queue.put(commit)
+
+    def _snapshot(self) -> dict:
+        """A copy of the manifest as it stands, sharing the shard entries (filled in when written)."""
+        memo = {id(e): e for spec in self.manifest["hooks"].values() for e in spec["shards"]}
+        return copy.deepcopy(self.manifest, memo)
+
+    def _write_commit(self, shard: tuple | None, lines: list[str], manifest: dict) -> None:
+        if shard is not None:
+            self._write_shard(*shard)
+        if lines:
             with open(self.path / "utterances.jsonl", "a", encoding="utf-8") as f:
-                for i in done:
-                    rec = self._pending.pop(i)["record"]
-                    f.write(json.dumps(rec, ensure_ascii=False) + "\n")
-                    self._done_ids.add(rec["id"])
+                f.writelines(lines)
                 f.flush()
                 os.fsync(f.fileno())
-            self.manifest["utterances"]["n_done"] += len(done)
-        self.manifest["utterances"]["open"] = self._open_list()
-        write_json_atomic(self.path / "manifest.json", self.manifest)
+        write_json_atomic(self.path / "manifest.json", manifest)
+
+    def _work(self) -> None:
+        """The writer thread: commits in order; after an error, none (they are drained unwritten)."""
+        while True:
+            commit = self._queue.get()
+            try:
+                if commit is None:
+                    return
+                if self._error is None:
+                    self._write_commit(*commit)
+            except BaseException as e:  # kept for the caller, who raises it
+                self._error = e
+            finally:
+                self._queue.task_done()
+
+    def _raise_background_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _stop_thread(self) -> None:
+        """Let the writer thread finish the commits handed to it, then end it."""
+        if self._thread is not None and self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def flush(self) -> None:
+        """Wait until every commit handed to the writer thread is on disk; raise its error, if any."""
+        if self._queue is not None:
+            self._queue.join()
+        self._raise_background_error()
+
+    def abort(self) -> None:
+        """Stop without writing the buffered rows (as a killed run would), after the commits already
+        handed to the writer thread are on disk. Errors of that thread are dropped: the caller is
+        already failing. The store stays resumable."""
+        self._stop_thread()
 
     def _open_list(self) -> list[dict]:
         """Utterances with some but not all rows committed: a resumed run must not write those rows again."""
@@ -364,11 +445,15 @@ class StoreWriter:
         unfinished = [p["record"]["id"] for p in self._pending.values() if not p["ended"]]
         if unfinished:
             raise RuntimeError(f"utterances {unfinished[:5]} were begun but not ended; call end_utterance")
-        for hook in self.hooks:
-            if self._buffered[hook]:
-                self._commit_shard(hook, self._buffered[hook])
-        self.manifest["complete"] = complete and not self._reopen
-        self._checkpoint()
+        try:
+            for hook in self.hooks:
+                if self._buffered[hook]:
+                    self._commit_shard(hook, self._buffered[hook])
+            self.manifest["complete"] = complete and not self._reopen
+            self._checkpoint()
+        finally:
+            self._stop_thread()
+        self._raise_background_error()
 
     def __enter__(self):
         return self
@@ -376,6 +461,8 @@ class StoreWriter:
     def __exit__(self, exc_type, exc, tb):
         if exc_type is None:
             self.close()
+        else:
+            self.abort()
         # On an error the buffered rows are dropped on purpose: the manifest already describes a
         # consistent store, and a rerun redoes exactly the utterances that are not done.
         return False

@@ -162,14 +162,31 @@ def _check_side(points: list[HookPoint], side: str, function: str) -> None:
                          f"{'run_decoder_teacher_forced' if side == 'encoder' else 'run_encoder'} for those.")
 
 
+# Rows of the deepest block's MLP computed at once on a CPU. The block's MLP widens each row to
+# ffn_dim (4 x d_model): done for all rows at once, that intermediate is megabytes per window, which
+# the allocator hands back to the OS and page-faults in again each batch, and it falls out of cache
+# between fc1, GELU and fc2. In blocks of rows it stays in cache and in the allocator's free lists.
+# Layer norm, the MLP and the residual are row-wise, so blocking changes no value.
+CPU_MLP_ROWS = 256
+
+
 def _block_rows(layer: nn.Module, x: torch.Tensor, rows: int) -> torch.Tensor:
     """Encoder block ``layer`` on x [B, T, d], computed for output rows ``:rows`` only: queries, the
     residual and the MLP on those rows, keys and values from all T rows. Each kept row is the same
-    function of x as in the full block (the block mixes rows only through attention's keys/values)."""
+    function of x as in the full block (the block mixes rows only through attention's keys/values).
+    On a CPU the MLP runs over blocks of rows (``CPU_MLP_ROWS`` in all, split over the batch)."""
     h = layer.self_attn_layer_norm(x)
     attn, _ = layer.self_attn(hidden_states=h[:, :rows], key_value_states=h)  # no cache: k, v from h
     y = x[:, :rows] + attn
-    y = y + layer.fc2(layer.activation_fn(layer.fc1(layer.final_layer_norm(y))))
+    step = rows if x.device.type != "cpu" else max(16, CPU_MLP_ROWS // x.shape[0])
+    if step >= rows:
+        y = y + layer.fc2(layer.activation_fn(layer.fc1(layer.final_layer_norm(y))))
+    else:
+        out = torch.empty_like(y)
+        for s in range(0, rows, step):
+            part = y[:, s:s + step]
+            out[:, s:s + step] = part + layer.fc2(layer.activation_fn(layer.fc1(layer.final_layer_norm(part))))
+        y = out
     if y.dtype == torch.float16:  # what WhisperEncoderLayer does to fp16 outputs
         limit = torch.finfo(y.dtype).max - 1000
         y = y.clamp(-limit, limit)
@@ -188,7 +205,9 @@ def _encoder_blocks(encoder: nn.Module, features: torch.Tensor, n_blocks: int, w
     x = nn.functional.gelu(encoder.conv1(features))
     x = nn.functional.gelu(encoder.conv2(x)).permute(0, 2, 1)
     positions = torch.arange(encoder.embed_positions.num_embeddings, device=x.device)
-    x = x + encoder.embed_positions(positions)
+    # permute leaves x (and, through the residual adds, every block's output) in [B, d, T] memory order;
+    # contiguous rows make the row slices below views and the blocks' matmuls read rows directly.
+    x = (x + encoder.embed_positions(positions)).contiguous()
     for i in range(n_blocks):
         layer = encoder.layers[i]
         if i == n_blocks - 1 and rows is not None and rows < x.shape[1] and not _hooked(layer):

@@ -11,20 +11,32 @@ from transformers.models.whisper.modeling_whisper import WhisperDecoder
 
 from whisper_sae.audio.constants import SAMPLE_RATE, WINDOW_SAMPLES, WINDOW_SECONDS
 
+from .features import log_mel_torch
+
 # transformers 5 renamed the decoder's ``past_key_values`` argument to ``cache``; accept either version.
 CACHE_KWARG = "cache" if "cache" in inspect.signature(WhisperDecoder.forward).parameters else "past_key_values"
+
+
+# Log-mel features: "torch" (on the model's device, features.py) or "numpy" (transformers' feature extractor).
+MEL_BACKEND = "torch"
 
 
 class LoadedWhisperMethods:
     """Mixed into ``LoadedWhisper``; relies on its ``model``, ``feature_extractor``, ``tokenizer`` fields."""
 
-    def log_mel(self, audios: list[np.ndarray]) -> torch.Tensor:
-        """Log-mel features [B, n_mels, 3000] of 16-kHz mono clips, each padded to Whisper's 30-s window."""
+    def log_mel(self, audios: list[np.ndarray], *, backend: str | None = None) -> torch.Tensor:
+        """Log-mel features [B, n_mels, 3000] of 16-kHz mono clips, each padded to Whisper's 30-s window,
+        on the model's device. ``backend``: ``"torch"`` (the default, ``MEL_BACKEND``; computed on that
+        device, see ``features.py``) or ``"numpy"`` (the ``transformers`` feature extractor, which hands its result back through numpy)."""
         for i, audio in enumerate(audios):
             if len(audio) > WINDOW_SAMPLES:
                 raise ValueError(f"Clip {i} is {len(audio) / SAMPLE_RATE:.1f} s long; Whisper's window holds at most "
                                  f"{WINDOW_SECONDS} s. Split longer audio with whisper_sae.audio.split_windows first.")
-        # On CUDA the STFT runs on the GPU (torch path of the feature extractor) instead of numpy on the CPU.
+        backend = MEL_BACKEND if backend is None else backend
+        if backend == "torch":
+            return log_mel_torch(audios, self.feature_extractor, self.device)
+        if backend != "numpy":
+            raise ValueError(f"log-mel backend {backend!r} is not known; use 'torch' or 'numpy'")
         features = self.feature_extractor([np.asarray(a, dtype=np.float32) for a in audios],
                                           sampling_rate=SAMPLE_RATE, return_tensors="pt",
                                           device=str(self.device) if self.device.type == "cuda" else "cpu",
