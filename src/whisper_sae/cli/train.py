@@ -25,7 +25,8 @@ def register(subparsers) -> None:
                     "a store. Writes cfg.json + sae_weights.safetensors (SAELens layout), metrics.jsonl, loss.png, "
                     "metrics.png and checkpoint/ (for --resume) into --out, which is locked while training.")
     p.add_argument("--store", required=True, type=Path, help="activation store folder (from whisper-sae extract)")
-    p.add_argument("--hook", default="encoder.out", help="hook name, or several separated by commas (default: encoder.out)")
+    p.add_argument("--hooks", "--hook", dest="hook", default="encoder.out", metavar="HOOK[,HOOK...]",
+                   help="hook point, or several separated by commas: one SAE per hook in one pass (default: encoder.out)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     store = add_flags(p, StoreConfig, only=("arch", "width", "k", "coef"), choices={"arch": ARCHITECTURES},
                       flag_names={"coef": ["--coef", "--l1"]})
@@ -52,7 +53,7 @@ def register(subparsers) -> None:
         "convert", help="convert an original whisper-sae .pth state dict into an SAE folder (SAELens layout)")
     c.add_argument("pth", type=Path, help="e.g. encoder_sae_tiny_100k_1152_space.pth")
     c.add_argument("--out", required=True, type=Path, help="output SAE folder")
-    c.add_argument("--hook", default=None,
+    c.add_argument("--hooks", "--hook", dest="hook", default=None, metavar="HOOK",
                    help="hook the SAE was trained on, checked against --model (default: encoder.out; decoder.out "
                         "for the decoder SAE)")
     c.add_argument("--model", default=None,
