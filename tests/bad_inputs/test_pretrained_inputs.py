@@ -96,7 +96,7 @@ CASES = [
      r"no SAE folder at 'tiny/encoder.out-typo' and no shipped SAE of that name; .* shipped name \(.*tiny/encoder.out-original"),
     ("unknown name in evaluate", lib(_evaluate), r"no SAE folder at 'tiny/encoder.out-typo' and no shipped SAE"),
     ("info of an unknown name", cli("pretrained", "info", "nope"),
-     r"whisper-sae pretrained: error: no shipped SAE is named 'nope'; shipped SAEs: .*tiny/encoder.out-original"),
+     r"whisper-sae pretrained info: error: no shipped SAE is named 'nope'; shipped SAEs: .*tiny/encoder.out-original"),
     ("export of an unknown name", cli("pretrained", "export", "nope", "TMP/x"), r"no shipped SAE is named 'nope'"),
     ("export over an SAE", cli("pretrained", "export", SHIPPED, "TMP/taken"),
      r"TMP/taken already holds an SAE \(cfg.json\); choose an empty or new folder"),
