@@ -15,6 +15,7 @@ SUBCOMMANDS = [
     "corpus",
     "extract",
     "train",
+    "finetune",
     "evaluate",
     "analyze",
     "probe",
