@@ -128,7 +128,7 @@ def parent_sae(tmp_path, eval_whisper_dir):
     from whisper_sae.sae import SAEConfig, SparseAutoencoder
 
     torch.manual_seed(5)
-    cfg = SAEConfig(d_in=32, d_sae=64, architecture="topk", k=4, hook_name="encoder.out", model_name="tiny-random",
+    cfg = SAEConfig(d_in=32, d_sae=64, architecture="topk", k=4, hook_name="encoder.out", model_name=eval_whisper_dir.name,
                     model_spec=str(eval_whisper_dir), activation_scale=0.5)
     folder = tmp_path / "parent"
     SparseAutoencoder(cfg).save_pretrained(folder, training={"coef": 0.0, "loss": "mse"})
@@ -161,9 +161,10 @@ def test_finetune_writes_a_normal_sae_folder_that_evaluate_reads(parent_sae, eva
     assert after < 0.7 * before, (before, after)
     result = evaluate(out, tone_utterances, model=eval_whisper, max_new_tokens=4, progress=False)
     assert result.error_term_check["passed"]
-    assert result.conditions["spliced"]["ce"] < evaluate(parent_sae, tone_utterances, model=eval_whisper,
-                                                        max_new_tokens=4, progress=False,
-                                                        out=tmp_path / "e").conditions["spliced"]["ce"]
+    parent = evaluate(parent_sae, tone_utterances, model=eval_whisper, max_new_tokens=4, progress=False,
+                      out=tmp_path / "e")
+    gap = lambda r: abs(r.conditions["spliced"]["ce"] - r.conditions["clean"]["ce"])  # noqa: E731
+    assert gap(result) < gap(parent)  # the spliced CE moved toward clean Whisper's
 
 
 @pytest.mark.parametrize("objective", ["kl", "kl+mse"])

@@ -42,8 +42,8 @@ from .trained_sae import SAESpec, TrainedSAE
 
 # ------------------------------------------------------------------------------------ the data
 
-def load_items(lw, corpus, kl: KLConfig, *, batch_size: int = 8) -> tuple[list[KLItem], list[dict]]:
-    """The corpus' utterances as ``KLItem`` (tokens ready), and the skipped ones with the reason."""
+def load_items(lw, corpus, kl: KLConfig, *, batch_size: int = 8) -> tuple[list[KLItem], list[dict], str]:
+    """The corpus' utterances as ``KLItem`` (tokens ready), the skipped ones with the reason, the corpus spec."""
     utts, spec = open_corpus(corpus, kl.max_utterances)
     items, skipped, untranscribed = [], [], []
     limit = lw.config.max_target_positions
@@ -74,7 +74,8 @@ def load_items(lw, corpus, kl: KLConfig, *, batch_size: int = 8) -> tuple[list[K
     if not kept:
         raise ValueError(f"corpus {spec} gave no utterance of at most {WINDOW_SECONDS:.0f} s to train on; KL training "
                          "needs speech in 30-s windows (with transcripts, or Whisper transcribes it)")
-    return kept, skipped
+    skipped += [{"id": s.get("id"), "reason": s.get("reason")} for s in getattr(utts, "skipped", [])]
+    return kept, skipped, spec
 
 
 def utterance_batches(n: int, per_step: int, seed: int):
@@ -259,7 +260,7 @@ def run_kl(spec: SAESpec, lw, corpus, *, out, store=None, parent=None, parent_di
     if store is not None and hook not in store.hooks:
         raise ValueError(f"store {store.path} has no hook {hook!r} (it holds {', '.join(store.hooks)}); give a store "
                          "of the SAE's hook, or none")
-    items, skipped = load_items(lw, corpus, kl)
+    items, skipped, corpus_spec = load_items(lw, corpus, kl)
     val = None
     if store is not None:
         items, val_idx = _split(items, store, holdout, split_seed)
@@ -270,7 +271,7 @@ def run_kl(spec: SAESpec, lw, corpus, *, out, store=None, parent=None, parent_di
         steps = max(1, math.ceil(kl.epochs * steps_per_epoch))
     extra = {"objective": kl.objective, "mse_weight": kl.mse_weight, "utterances_per_step": kl.utterances_per_step,
              "decoder_text": kl.decoder_text, "model": lw.name, "hook": hook,
-             "corpus": record_path(str(getattr(corpus, "spec", corpus)), out), "train_utterances": len(items),
+             "corpus": record_path(corpus_spec, out), "train_utterances": len(items),
              "skipped_utterances": len(skipped), "store": record_path(store.path, out) if store is not None else None,
              "holdout": holdout if store is not None else None, "split_seed": split_seed if store is not None else None,
              "parent": record_path(parent_dir, out) if parent_dir is not None else None}
