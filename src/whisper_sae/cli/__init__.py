@@ -17,6 +17,7 @@ SUBCOMMANDS = [
     "train",
     "finetune",
     "evaluate",
+    "compare",
     "analyze",
     "probe",
     "demo",
