@@ -36,7 +36,7 @@ from .io import read_config
 from .kl import KLItem, SplicedWhisper, token_kl
 from .loop import Trainer
 from .model import SparseAutoencoder
-from .train_config import KLConfig, TrainConfig
+from .train_config import KLConfig, StoreConfig, TrainConfig
 from .trained_sae import SAESpec, TrainedSAE
 
 
@@ -298,16 +298,22 @@ def default_out(sae_dir, objective: str) -> Path:
 
 def finetune(sae_dir, corpus=None, *, out=None, store=None, model=None, steps: int | None = None,
              resume: bool = False, stop_after: int | None = None, coef: float | None = None, device: str = "auto",
-             holdout: float = 0.1, split_seed: int = 0, **options) -> Path:
+             holdout: float | None = None, split_seed: int | None = None, **options) -> Path:
     """Fine-tune the SAE in ``sae_dir`` on Whisper's logits (``objective="kl"`` by default; see ``KLConfig``).
 
     ``corpus``: speech to train on (default: the corpus of ``store``). ``store``: an activation store of the
     SAE's hook, whose held-out utterances are kept out and give the held-out EV / L0 records. ``options``:
-    ``KLConfig`` and ``TrainConfig`` fields (``lr``, ``log_every``...). ``sparsity_warmup_steps`` defaults to
+    ``KLConfig`` and ``TrainConfig`` fields (``lr``, ``log_every``...); ``holdout`` / ``split_seed`` as in
+    ``StoreConfig`` (the store's split). ``sparsity_warmup_steps`` defaults to
     0 here (the parent is already sparse). Writes a normal SAE folder to ``out`` (default ``<sae_dir>-kl``)
     and returns it.
     """
     sae_dir = Path(sae_dir)
+    kl_kw, train_kw = _train_options(dict(options))
+    KLConfig(**kl_kw), TrainConfig(steps=1, **train_kw)  # refuse bad values before loading anything
+    split = StoreConfig(**{k: v for k, v in (("holdout", holdout), ("split_seed", split_seed)) if v is not None})
+    if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
+        raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     if not SAEFolder(sae_dir).exists():
         raise FileNotFoundError(f"SAE folder {sae_dir} does not exist or lacks cfg.json / sae_weights.safetensors; "
                                 "give a folder written by `whisper-sae train`")
@@ -322,6 +328,9 @@ def finetune(sae_dir, corpus=None, *, out=None, store=None, model=None, steps: i
             raise ValueError("give --corpus (speech to fine-tune on), or a --store whose corpus is recorded")
     if not parent.cfg.hook_name:
         raise ValueError(f"the SAE in {sae_dir} names no hook (hook_name is empty in its cfg.json); it cannot be spliced in")
+    if store is not None and parent.cfg.hook_name not in store.hooks:
+        raise ValueError(f"store {store.path} has no hook {parent.cfg.hook_name!r} (it holds {', '.join(store.hooks)}); "
+                         "give a store of the SAE's hook, or none")
     objective = options.get("objective", "kl")
     out = Path(out) if out is not None else default_out(sae_dir, objective)
     if out.resolve() == sae_dir.resolve():
@@ -334,6 +343,6 @@ def finetune(sae_dir, corpus=None, *, out=None, store=None, model=None, steps: i
     options.setdefault("sparsity_warmup_steps", 0)
     spec = SAESpec(SAEConfig(**parent.cfg.to_dict()), coef=coef)
     return run_kl(spec, lw, corpus, out=out, store=store, parent=parent, parent_dir=sae_dir, steps=steps,
-                  resume=resume, stop_after=stop_after, holdout=holdout, split_seed=split_seed,
+                  resume=resume, stop_after=stop_after, holdout=split.holdout, split_seed=split.split_seed,
                   device=str(device), **options)
 

@@ -296,8 +296,14 @@ class Trainer:
             member.check_checkpoint(member_meta, path)
         for key in ("steps", "seed", "extra"):
             if saved.get(key) != now.get(key):
-                raise ValueError(f"cannot resume {path}: it was started with {key}={saved.get(key)!r} but this run "
-                                 f"asks for {key}={now.get(key)!r}; use the same settings or a new --out")
+                before, after = saved.get(key), now.get(key)
+                if key == "extra" and isinstance(before, dict) and isinstance(after, dict):  # name what differs
+                    diff = ", ".join(f"{name}={before.get(name)!r} (now {after.get(name)!r})"
+                                     for name in sorted(set(before) | set(after)) if before.get(name) != after.get(name))
+                    raise ValueError(f"cannot resume {path}: it was started with {diff}; use the same settings or a "
+                                     "new --out")
+                raise ValueError(f"cannot resume {path}: it was started with {key}={before!r} but this run "
+                                 f"asks for {key}={after!r}; use the same settings or a new --out")
         for index, (member, member_meta) in enumerate(zip(self.members, meta["saes"])):
             prefix = f"sae/{index}/"
             member.load_checkpoint_state(member_meta, {k[len(prefix):]: v for k, v in tensors.items()
