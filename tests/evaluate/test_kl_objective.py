@@ -216,3 +216,20 @@ def test_cli_finetune_and_train_objective_kl(eval_whisper_dir, tone_utterances, 
     assert training["loss"] == "kl+mse" and training["kl"]["mse_weight"] == 0.5
     assert training["held_out"]["rows"] > 0  # the store's held-out utterance gave the held-out records
     assert "fine-tuned SAE written to" in capsys.readouterr().out
+
+
+def test_finetune_at_a_decoder_hook_lowers_the_kl(eval_whisper, eval_whisper_dir, tone_utterances, tmp_path):
+    from whisper_sae.sae import SAEConfig, SparseAutoencoder
+    from whisper_sae.sae.kl_training import finetune
+
+    torch.manual_seed(2)
+    cfg = SAEConfig(d_in=32, d_sae=64, architecture="relu", hook_name="decoder.blocks.0",
+                    model_name=eval_whisper_dir.name, model_spec=str(eval_whisper_dir))
+    parent = SparseAutoencoder(cfg).save_pretrained(tmp_path / "dec")
+    out = finetune(parent, tone_utterances, model=eval_whisper, steps=10, coef=0.01, **FT)
+    runner = SplicedWhisper(eval_whisper, "decoder.blocks.0")
+    items = items_of(eval_whisper, tone_utterances)
+    before = kl_of(runner, SparseAutoencoder.from_pretrained(parent), items)
+    after = kl_of(runner, SparseAutoencoder.from_pretrained(out), items)
+    assert after < 0.7 * before, (before, after)
+    assert json.loads((out / "cfg.json").read_text())["whisper_sae"]["training"]["coef"] == 0.01
