@@ -167,7 +167,7 @@ def test_finetune_writes_a_normal_sae_folder_that_evaluate_reads(parent_sae, eva
     assert gap(result) < gap(parent)  # the spliced CE moved toward clean Whisper's
 
 
-@pytest.mark.parametrize("objective", ["kl", "kl+mse"])
+@pytest.mark.parametrize("objective", ["kl", "kl+mse", "mse"])
 def test_finetune_resumed_equals_uninterrupted(parent_sae, eval_whisper, tone_utterances, tmp_path, objective):
     from safetensors.torch import load_file
 

@@ -59,7 +59,7 @@ class KLItem:
     frames: int
     """Encoder frames holding real audio."""
     text_source: str = "reference"
-    """``reference`` or ``model`` (Whisper's own transcript, for an utterance without one)."""
+    """``reference``, ``model`` (Whisper's own transcript, for an utterance without one) or ``none`` (not needed)."""
 
 
 @dataclass

@@ -42,8 +42,11 @@ from .trained_sae import SAESpec, TrainedSAE
 
 # ------------------------------------------------------------------------------------ the data
 
-def load_items(lw, corpus, kl: KLConfig, *, batch_size: int = 8) -> tuple[list[KLItem], list[dict], str]:
-    """The corpus' utterances as ``KLItem`` (tokens ready), the skipped ones with the reason, the corpus spec."""
+def load_items(lw, corpus, kl: KLConfig, *, batch_size: int = 8, need_text: bool = True
+               ) -> tuple[list[KLItem], list[dict], str]:
+    """The corpus' utterances as ``KLItem`` (tokens ready), the skipped ones with the reason, the corpus spec.
+    ``need_text=False`` (MSE at an encoder hook: the decoder never runs) skips transcribing utterances
+    without a reference; they get the prompt and the end token only."""
     utts, spec = open_corpus(corpus, kl.max_utterances)
     items, skipped, untranscribed = [], [], []
     limit = lw.config.max_target_positions
@@ -56,9 +59,11 @@ def load_items(lw, corpus, kl: KLConfig, *, batch_size: int = 8) -> tuple[list[K
         item = KLItem(u.id, u.audio, [], len(prompt), int(frames_for_duration(duration)))
         if kl.decoder_text == "reference" and (u.text or "").strip():
             item.tokens = [*prompt, *lw.text_tokens(as_whisper_writes(u.text)), lw.eot_id]
-        else:
+        elif need_text:
             item.text_source = "model"
             untranscribed.append(item)
+        else:
+            item.tokens, item.text_source = [*prompt, lw.eot_id], "none"
         items.append(item)
     for start in range(0, len(untranscribed), batch_size):
         chunk = untranscribed[start: start + batch_size]
@@ -260,7 +265,8 @@ def run_kl(spec: SAESpec, lw, corpus, *, out, store=None, parent=None, parent_di
     if store is not None and hook not in store.hooks:
         raise ValueError(f"store {store.path} has no hook {hook!r} (it holds {', '.join(store.hooks)}); give a store "
                          "of the SAE's hook, or none")
-    items, skipped, corpus_spec = load_items(lw, corpus, kl)
+    need_text = kl.objective != "mse" or not str(hook).startswith("encoder")
+    items, skipped, corpus_spec = load_items(lw, corpus, kl, need_text=need_text)
     val = None
     if store is not None:
         items, val_idx = _split(items, store, holdout, split_seed)
