@@ -163,7 +163,7 @@ def test_finetune_writes_a_normal_sae_folder_that_evaluate_reads(parent_sae, eva
     assert result.error_term_check["passed"]
     parent = evaluate(parent_sae, tone_utterances, model=eval_whisper, max_new_tokens=4, progress=False,
                       out=tmp_path / "e")
-    gap = lambda r: abs(r.conditions["spliced"]["ce"] - r.conditions["clean"]["ce"])  # noqa: E731
+    gap = lambda r: abs(r.conditions["spliced"]["ce"] - r.conditions["clean"]["ce"])
     assert gap(result) < gap(parent)  # the spliced CE moved toward clean Whisper's
 
 
@@ -181,7 +181,7 @@ def test_finetune_resumed_equals_uninterrupted(parent_sae, eval_whisper, tone_ut
     a, b = load_file(whole / "sae_weights.safetensors"), load_file(part / "sae_weights.safetensors")
     for key in a:
         torch.testing.assert_close(a[key], b[key], atol=1e-6, rtol=0)
-    lines = lambda f: [json.loads(x) for x in (f / "metrics.jsonl").read_text().splitlines()]  # noqa: E731
+    lines = lambda f: [json.loads(x) for x in (f / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in lines(whole)] == [r["step"] for r in lines(part)]
 
 

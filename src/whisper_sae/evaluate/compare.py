@@ -59,7 +59,7 @@ class CompareResult:
 
     @property
     def n_pairs(self) -> int:
-        return int(len(self.cosine))
+        return len(self.cosine)
 
     def to_dict(self, *, with_pairs: bool = True) -> dict:
         quantiles = {f"q{int(q * 100):02d}": float(np.quantile(self.cosine, q)) for q in (0.1, 0.25, 0.5, 0.75, 0.9)}

@@ -46,7 +46,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from whisper_sae.whisper import HookPoint, patch, run_decoder_teacher_forced, run_encoder
+from whisper_sae.whisper import (
+    HookPoint,
+    patch,
+    run_decoder_teacher_forced,
+    run_encoder,
+)
 from whisper_sae.whisper.splice import frame_mask
 
 

@@ -39,7 +39,6 @@ from .model import SparseAutoencoder
 from .train_config import KLConfig, StoreConfig, TrainConfig
 from .trained_sae import SAESpec, TrainedSAE
 
-
 # ------------------------------------------------------------------------------------ the data
 
 def load_items(lw, corpus, kl: KLConfig, *, batch_size: int = 8, need_text: bool = True

@@ -10,7 +10,7 @@ through it into the SAE.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
