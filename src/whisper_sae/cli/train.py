@@ -12,12 +12,14 @@ from pathlib import Path
 
 # TrainConfig fields that are not flags: steps has its own flag beside --epochs, the rest are filled in by `train`.
 NOT_FLAGS = ("steps", "steps_per_epoch", "architectures", "extra")
+# KLConfig fields that `train` offers (objective has its own flag there: MSE is train's default; epochs is --epochs).
+KL_FLAGS = ("mse_weight", "utterances_per_step", "decoder_text", "max_utterances")
 
 
 def register(subparsers) -> None:
     from whisper_sae.cli.dataclass_flags import add_flags
     from whisper_sae.sae.architectures import ARCHITECTURES, options_path
-    from whisper_sae.sae.train_config import StoreConfig, TrainConfig
+    from whisper_sae.sae.train_config import OBJECTIVES, KLConfig, StoreConfig, TrainConfig
 
     p = subparsers.add_parser(
         "train", help="train sparse autoencoders on a hook of an activation store",
@@ -43,11 +45,19 @@ def register(subparsers) -> None:
                         "(matches one process); saes = each rank trains its own SAEs (e.g. one hook each) (default: data)")
     p.add_argument("--original-layout", action="store_true",
                    help="do not subtract b_dec from the input (the original whisper-sae convention)")
+    kl_group = p.add_argument_group("training on Whisper's logits (--objective kl, kl+mse)")
+    kl_group.add_argument("--objective", choices=OBJECTIVES, default="mse",
+                          help="mse: reconstruct the store's rows; kl: KL(clean || spliced logits) of Whisper with the "
+                               "SAE spliced in, on the utterances of --corpus; kl+mse: KL + --mse-weight x normalised "
+                               "MSE (default: mse)")
+    kl_group.add_argument("--corpus", default=None,
+                          help="speech for --objective kl / kl+mse (default: the corpus the store was extracted from)")
+    kl = add_flags(kl_group, KLConfig, only=KL_FLAGS)
     architectures = {}
     for arch in ARCHITECTURES:
         group = p.add_argument_group(f"{arch} options")
         architectures[arch] = add_flags(group, options_path(arch), prefix=f"{arch}-", dest_prefix=f"{arch}_")
-    p.set_defaults(func=_train, _flags={"store": store, "loop": loop, "architectures": architectures})
+    p.set_defaults(func=_train, _flags={"store": store, "loop": loop, "architectures": architectures, "kl": kl})
 
     c = subparsers.add_parser(
         "convert", help="convert an original whisper-sae .pth state dict into an SAE folder (SAELens layout)")
@@ -77,8 +87,22 @@ def options_from_args(args: argparse.Namespace) -> dict:
 def _train(args: argparse.Namespace) -> int:
     from whisper_sae.sae import train
 
+    import dataclasses
+
+    from whisper_sae.cli.dataclass_flags import picked
+    from whisper_sae.sae.train_config import KLConfig
+
+    kl = picked(args, args._flags["kl"])
+    defaults = {f.name: f.default for f in dataclasses.fields(KLConfig)}
+    if args.objective == "mse":
+        changed = sorted(name for name, value in kl.items() if value != defaults.get(name, value))
+        if changed or args.corpus is not None:
+            flags = [f"--{n.replace('_', '-')}" for n in changed] + (["--corpus"] if args.corpus is not None else [])
+            raise ValueError(f"{', '.join(flags)} only apply with --objective kl or kl+mse; drop them or pick a KL objective")
+        kl = {}
     out = train(args.store, args.hook, out=args.out, sweep=args.sweep, steps=args.steps, resume=args.resume,
-                apply_b_dec_to_input=not args.original_layout, distribute=args.distribute, **options_from_args(args))
+                apply_b_dec_to_input=not args.original_layout, distribute=args.distribute, objective=args.objective,
+                corpus=args.corpus, kl_options=kl, **options_from_args(args))
     print(f"SAE(s) written to {out}")
     return 0
 

@@ -176,9 +176,17 @@ class Trainer:
                       "dense_frac": float((frequency > cfg.dense_frequency).float().mean()),
                       "lr": cfg.lr_at(self.step - 1), "coef": member.spec.coef * cfg.sparsity_at(self.step - 1),
                       "tokens_per_s": w["tokens"] / max(w["seconds"], 1e-9), "resampled": w["resampled"],
-                      "steps_per_epoch": cfg.steps_per_epoch}
+                      "steps_per_epoch": cfg.steps_per_epoch, **self._log_extra(member)}
             self.logs[member.name].write(record)
             member.reset_window()
+
+    def _log_extra(self, member: TrainedSAE) -> dict:
+        """More fields for a training record (a subclass's own counters, e.g. the KL trainer's utterances/s)."""
+        return {}
+
+    def _training_extra(self, member: TrainedSAE) -> dict:
+        """More fields for cfg.json's ``whisper_sae.training`` (the loss, a parent SAE)."""
+        return {"loss": "mse"}
 
     @torch.no_grad()
     def evaluate(self, member: TrainedSAE, val: Tensor) -> dict:
@@ -288,8 +296,14 @@ class Trainer:
             member.check_checkpoint(member_meta, path)
         for key in ("steps", "seed", "extra"):
             if saved.get(key) != now.get(key):
-                raise ValueError(f"cannot resume {path}: it was started with {key}={saved.get(key)!r} but this run "
-                                 f"asks for {key}={now.get(key)!r}; use the same settings or a new --out")
+                before, after = saved.get(key), now.get(key)
+                if key == "extra" and isinstance(before, dict) and isinstance(after, dict):  # name what differs
+                    diff = ", ".join(f"{name}={before.get(name)!r} (now {after.get(name)!r})"
+                                     for name in sorted(set(before) | set(after)) if before.get(name) != after.get(name))
+                    raise ValueError(f"cannot resume {path}: it was started with {diff}; use the same settings or a "
+                                     "new --out")
+                raise ValueError(f"cannot resume {path}: it was started with {key}={before!r} but this run "
+                                 f"asks for {key}={after!r}; use the same settings or a new --out")
         for index, (member, member_meta) in enumerate(zip(self.members, meta["saes"])):
             prefix = f"sae/{index}/"
             member.load_checkpoint_state(member_meta, {k[len(prefix):]: v for k, v in tensors.items()
@@ -350,7 +364,8 @@ class Trainer:
             folder = self._folder(member)
             training = {"steps": self.config.steps, "lr": self.config.lr, "coef": member.spec.coef,
                         "objective": type(member.objective).__name__, "options": asdict(member.options),
-                        "seed": self.config.seed, "data": self.config.extra, "held_out": final.get(member.name)}
+                        "seed": self.config.seed, "data": self.config.extra, "held_out": final.get(member.name),
+                        **self._training_extra(member)}
             if self.parallel.is_main:
                 save_pretrained(member.folded(), folder, training=training)
                 plot_training(folder, title=f"SAE {member.name or member.hook or ''} training loss")

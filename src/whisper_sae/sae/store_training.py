@@ -14,7 +14,7 @@ from pathlib import Path
 
 from ..activations import ActivationStore
 from ..artifacts import record_path
-from ..runtime import init_distributed, plan_training, prefetch, rank_slice, resolve_device
+from ..runtime import current_world, init_distributed, plan_training, prefetch, rank_slice, resolve_device
 from .architectures import ARCHITECTURES, get_architecture
 from .checkpoint import CHECKPOINT
 from .config import SAEConfig
@@ -94,7 +94,7 @@ def split_options(options: dict) -> tuple[dict, dict, dict]:
 
 def train(store, hook, *, out, sweep: str | dict | None = None, steps: int | None = None, resume: bool = False,
           stop_after: int | None = None, apply_b_dec_to_input: bool = True, distribute: str = "data",
-          **options) -> Path:
+          objective: str = "mse", corpus=None, kl_options: dict | None = None, **options) -> Path:
     """Train one SAE (or a sweep / several hooks in one pass) on ``hook`` of ``store``; returns ``out``.
 
     ``hook`` may be a list or "a,b"; ``sweep`` like ``"k=16,32,64"``. ``options``: the SAE and the data
@@ -105,7 +105,16 @@ def train(store, hook, *, out, sweep: str | dict | None = None, steps: int | Non
     sae_weights.safetensors, metrics.jsonl, loss.png.
     Under ``torchrun``, ``distribute="data"`` splits each batch of ``batch_size`` rows over the ranks
     (same result as one process), ``"saes"`` gives each rank its own SAEs (see runtime.plan_training).
+
+    ``objective="kl"`` or ``"kl+mse"`` trains one SAE through Whisper on the utterances of ``corpus``
+    (default: the store's corpus) instead of on the store's rows (``sae/kl_training.py``); the store then
+    gives the initialisation (scale, b_dec), the utterance split and the held-out rows. ``kl_options``:
+    ``KLConfig`` fields (mse_weight, utterances_per_step, decoder_text, max_utterances).
     """
+    from .train_config import OBJECTIVES
+
+    if objective not in OBJECTIVES:
+        raise ValueError(f"objective {objective!r} is not one of {', '.join(OBJECTIVES)}")
     store_kw, train_kw, architectures = split_options(dict(options))
     plan = StoreConfig(**store_kw)
     init_distributed(train_kw.get("device", "auto"))
@@ -115,6 +124,13 @@ def train(store, hook, *, out, sweep: str | dict | None = None, steps: int | Non
     specs = build_specs(hooks, store, arch=plan.arch, width=plan.width, k=plan.k, coef=plan.coef, sweep=sweep,
                         apply_b_dec_to_input=apply_b_dec_to_input)
     data_kw = {key: value for key, value in store_kw.items() if key not in ("arch", "width", "k", "coef")}
+    if objective != "mse":
+        return _train_through_whisper(store, specs, out=out, steps=steps, resume=resume, stop_after=stop_after,
+                                      objective=objective, corpus=corpus, kl_options=kl_options or {},
+                                      data=StoreConfig(**store_kw), architectures=architectures, train_kw=train_kw)
+    if kl_options or corpus is not None:
+        raise ValueError("corpus and the KL options only apply to --objective kl or kl+mse; the MSE objective trains "
+                         "on the store's rows")
     train_specs(store, specs, out=out, steps=steps, resume=resume, stop_after=stop_after, distribute=distribute,
                 architectures=architectures, **data_kw, **train_kw)
     return Path(out)
@@ -169,3 +185,25 @@ def train_specs(store, specs: list[SAESpec], *, out, steps: int | None = None, r
     batches = prefetch(batches, resolve_device(config.device))  # a reader thread on CUDA
     return fit(specs, batches, config, out, val=val, resume=resume, stop_after=stop_after,
                parallel=plan.parallel, checkpoint=plan.checkpoint)
+
+
+def _train_through_whisper(store: ActivationStore, specs: list[SAESpec], *, out, steps, resume, stop_after, objective,
+                           corpus, kl_options: dict, data: StoreConfig, architectures: dict, train_kw: dict) -> Path:
+    """``train --objective kl``: one fresh SAE trained on Whisper's logits (``sae/kl_training.py``)."""
+    from ..artifacts import open_model
+    from .kl_training import run_kl
+
+    if len(specs) != 1:
+        raise ValueError(f"--objective {objective} trains one SAE at a time (one hook, no --sweep); this run asks for "
+                         f"{len(specs)}")
+    if current_world().size > 1:
+        raise ValueError(f"--objective {objective} runs in one process; launch it without torchrun")
+    corpus = corpus if corpus is not None else store.corpus
+    if not corpus:
+        raise ValueError(f"store {store.path} records no corpus; give --corpus (the speech the store was extracted from)")
+    model = store.manifest.get("model", {})
+    lw = open_model(model.get("spec") or model.get("name"), device=resolve_device(train_kw.get("device", "auto")))
+    run_kl(specs[0], lw, corpus, out=out, store=store, steps=steps, resume=resume, stop_after=stop_after,
+           holdout=data.holdout, split_seed=data.split_seed, init_batch_size=data.batch_size, objective=objective,
+           epochs=data.epochs, architectures=architectures, **kl_options, **train_kw)
+    return Path(out)

@@ -190,3 +190,35 @@ class StoreConfig:
         _need_number(self, "holdout", 0.0, 1.0, open_high=True)
         _need_int(self, "split_seed", 0)
         _need_number(self, "epochs", 0.0, open_low=True)
+
+
+OBJECTIVES = ("mse", "kl", "kl+mse")
+"""Training losses: the SAE's own reconstruction error, or what Whisper's decoder makes of it (``sae/kl.py``)."""
+
+
+@dataclass
+class KLConfig:
+    """What training on Whisper's logits adds (``sae/kl_training.py``): the loss and the utterance batches."""
+
+    objective: Literal["mse", "kl", "kl+mse"] = "kl"
+    """kl: KL(clean || spliced logits) over the transcript tokens, plus the architecture's sparsity term;
+    kl+mse: that plus mse_weight x normalised MSE; mse: the reconstruction loss alone, on the same utterances
+    (a control for what the data, not the loss, changes)."""
+    mse_weight: float = 1.0
+    """Weight of the normalised MSE (squared error over the activations' variance, i.e. 1 - EV) in kl+mse."""
+    utterances_per_step: int = 4
+    """Utterances per optimizer step; their real frames (tokens for decoder hooks) are the SAE's rows."""
+    epochs: float = 1.0
+    """Passes over the training utterances, when --steps is not given."""
+    max_utterances: int | None = None
+    """Read at most this many utterances of the corpus (before the held-out ones are set aside)."""
+    decoder_text: Literal["reference", "model"] = "reference"
+    """What the decoder is teacher-forced with: the reference transcript (Whisper's own transcript for an
+    utterance without one), or always Whisper's own transcript."""
+
+    def __post_init__(self) -> None:
+        _check_literals(self)
+        _need_number(self, "mse_weight", 0.0)
+        _need_int(self, "utterances_per_step", 1)
+        _need_number(self, "epochs", 0.0, open_low=True)
+        _need_int(self, "max_utterances", 1, optional=True)

@@ -32,6 +32,12 @@ class StepOut(NamedTuple):
     """Per-feature count of rows it fired on in this batch [d_sae]."""
     l0: Tensor
     """Mean number of active features per row (scalar)."""
+    x_hat: Tensor | None = None
+    """The training-mode reconstruction [B, d_in] (with autograd), for losses computed downstream of the SAE
+    (``sae/kl.py`` splices it into Whisper)."""
+    mse: Tensor | None = None
+    """The reconstruction term of ``loss`` itself (not detached): ``loss - mse`` is the sparsity and
+    dead-feature part, with an exactly zero gradient from the reconstruction."""
 
 
 def mse(x_hat: Tensor, x: Tensor) -> Tensor:

@@ -54,7 +54,7 @@ class BatchTopKAuxK(Objective):
         positive_kept = kept_values > 0
         self._min_kept = kept_values[positive_kept].min().detach() if positive_kept.any() else None
         active = codes > 0
-        return StepOut(loss, parts, active.sum(0), active.sum(-1).float().mean())
+        return StepOut(loss, parts, active.sum(0), active.sum(-1).float().mean(), x_hat, err)
 
     @torch.no_grad()
     def after_step(self) -> None:

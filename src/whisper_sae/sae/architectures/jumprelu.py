@@ -87,7 +87,7 @@ class JumpReLUL0(Objective):
         l0_penalty = _Step.apply(pre, threshold, bandwidth).sum(-1).mean()
         active = codes > 0
         return StepOut(err + coef * l0_penalty, {"mse": err.detach(), "l0_penalty": l0_penalty.detach()},
-                       active.sum(0), active.sum(-1).float().mean())
+                       active.sum(0), active.sum(-1).float().mean(), x_hat, err)
 
     def after_step(self) -> None:
         unit_norm_decoder(self.sae)

@@ -49,7 +49,7 @@ class TopKAuxK(Objective):
             loss = loss + self.options.auxk_alpha * auxk
             parts["auxk"] = auxk.detach()
         fired = torch.bincount(indices[values > 0], minlength=sae.cfg.d_sae)
-        return StepOut(loss, parts, fired, (values > 0).sum(-1).float().mean())
+        return StepOut(loss, parts, fired, (values > 0).sum(-1).float().mean(), x_hat, err)
 
     def after_step(self) -> None:
         unit_norm_decoder(self.sae)
