@@ -19,6 +19,7 @@ SUBCOMMANDS = [
     "analyze",
     "probe",
     "demo",
+    "circuits",
 ]
 
 
