@@ -222,8 +222,8 @@ def encoder_lens(model, corpus, *, max_utterances: int | None = None, batch_size
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if max_new_tokens is not None and max_new_tokens < 1:
         raise ValueError(f"max_new_tokens must be at least 1, got {max_new_tokens}")
+    items, skipped, spec = lens_items(corpus, max_utterances)  # a bad corpus fails before the model loads
     lw = open_model(model, device=device)
-    items, skipped, spec = lens_items(corpus, max_utterances)
     n_enc, n_dec = lw.n_encoder_layers, lw.n_decoder_layers
     core = _core(lw)
     prompt = list(lw.prompt_ids)
