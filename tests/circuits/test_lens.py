@@ -47,6 +47,8 @@ def test_last_layer_lens_is_whisper(lw):
     assert result.checks["last_layer_same_transcripts"] == len(utts)
     wer = corpus_wer([u.text for u in utts], plain)
     assert result.encoder[-1]["wer"] == pytest.approx(wer) and result.plain["wer"] == pytest.approx(wer)
+    for i, row in enumerate(result.encoder):
+        assert row["median_utterance_wer"] == pytest.approx(np.median([u["layer_wer"][i] for u in result.utterances]))
     # The logit lens at the last block is Whisper's logits: same top-1 and CE.
     assert result.checks["logit_lens_max_abs_diff"] < 1e-4
     assert result.decoder[-1]["top1"] == result.plain["top1"]

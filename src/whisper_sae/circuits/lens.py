@@ -86,11 +86,12 @@ class LensResult:
 
     def table(self, examples: int = 2) -> str:
         """Markdown: WER per encoder layer, top-1 / CE per decoder block, the checks, example transcripts."""
-        lines = ["| encoder lens at | WER | errors / words | empty transcripts |", "| --- | ---: | ---: | ---: |"]
-        for row in self.encoder:
-            lines.append(f"| {row['hook']} | {_pct(row['wer'])} | {row['errors']} / {row['ref_words']} | {row['empty']} |")
+        lines = ["| encoder lens at | WER | errors / words | median utterance WER | empty transcripts |",
+                 "| --- | ---: | ---: | ---: | ---: |"]
         p = self.plain
-        lines.append(f"| Whisper (encoder.out) | {_pct(p['wer'])} | {p['errors']} / {p['ref_words']} | {p['empty']} |")
+        for row in [*self.encoder, {"hook": "Whisper (encoder.out)"} | p]:
+            lines.append(f"| {row['hook']} | {_pct(row['wer'])} | {row['errors']} / {row['ref_words']} | "
+                         f"{_pct(row['median_utterance_wer'])} | {row['empty']} |")
         if self.decoder:
             lines += ["", "| logit lens at | top-1 accuracy | CE (nats/token) |", "| --- | ---: | ---: |"]
             for row in self.decoder:
@@ -266,14 +267,22 @@ def encoder_lens(model, corpus, *, max_utterances: int | None = None, batch_size
                     dec[i].logits(lens_logits, ids, lengths, len(prompt))
                 max_diff = max(max_diff, float((lens_logits - forced["logits"]).abs().max()))
 
+    # A shallow layer's transcript often loops until the token limit: its insertions can push the pooled
+    # WER past 100 % although its start is readable. The median per-utterance WER is less swayed by that.
+    def median(values) -> float:
+        finite = [v for v in values if math.isfinite(v)]
+        return float(np.median(finite)) if finite else math.nan
+
     plain_row = plain.wer_row() | (plain.logit_row() if logit_lens else {})
+    plain_row["median_utterance_wer"] = median(r["plain_wer"] for r in rows)
     result = LensResult(
         meta={"model": lw.name, "spec": lw.spec, "corpus": spec, "n_encoder_layers": n_enc, "n_decoder_layers": n_dec,
               "seconds": sum(len(it.audio) for it in items) / 16000, "device": str(lw.device),
               "max_new_tokens": (f"at most {max_new_tokens} new tokens" if max_new_tokens else
                                  "at most twice the batch's longest reference + 8 new tokens")},
         n_utterances=len(items), plain=plain_row,
-        encoder=[{"layer": i, "hook": f"encoder.blocks.{i}"} | t.wer_row() for i, t in enumerate(enc)],
+        encoder=[{"layer": i, "hook": f"encoder.blocks.{i}"} | t.wer_row()
+                 | {"median_utterance_wer": median(r["layer_wer"][i] for r in rows)} for i, t in enumerate(enc)],
         decoder=[{"layer": i, "hook": f"decoder.blocks.{i}"} | t.logit_row() for i, t in enumerate(dec)],
         checks={"last_layer_same_transcripts": same, "logit_lens_max_abs_diff": max_diff if logit_lens else None},
         utterances=rows, skipped=skipped,
