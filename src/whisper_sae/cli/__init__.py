@@ -33,6 +33,7 @@ SUBCOMMANDS = [
     "probe",
     "demo",
     "pretrained",
+    "circuits",
 ]
 
 DEBUG_ENV = "WHISPER_SAE_DEBUG"

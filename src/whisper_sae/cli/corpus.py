@@ -189,3 +189,39 @@ def register(subparsers) -> None:
     split.add_argument("--metadata", action="append", help="extra metadata table (CSV/TSV/SPEAKERS.TXT); repeatable")
     split.add_argument("--out", required=True, help="JSON file to write")
     split.set_defaults(func=_split)
+    _add_nonspeech(sub)
+
+
+# ------------------------------------------------------------------ corpus nonspeech (audio.nonspeech)
+
+
+def _nonspeech(args: argparse.Namespace) -> int:
+    from whisper_sae.audio.nonspeech import make_nonspeech_corpus
+
+    kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds else None
+    out = make_nonspeech_corpus(args.out, args.per_kind, args.seed, overwrite=args.overwrite,
+                                min_seconds=args.min_seconds, max_seconds=args.max_seconds,
+                                **({"kinds": kinds} if kinds is not None else {}))
+    summary = json.loads((out / "corpus.json").read_text())
+    print(f"wrote {summary['n_clips']} non-speech clips ({summary['seconds'] / 60:.1f} min; "
+          f"{', '.join(summary['kinds'])}) to {out}")
+    return 0
+
+
+def _add_nonspeech(sub) -> None:
+    from whisper_sae.audio.nonspeech import KINDS
+
+    parser = sub.add_parser(
+        "nonspeech", help="make audio without speech (silence, noises, tones, chords, music, room tone)",
+        description="Write 16-kHz FLAC clips of silence, white/pink/brown noise, tones, chords, music-like "
+                    "arpeggios and room tone, of varied durations and levels, with OUT/metadata.tsv (kind, seed, "
+                    "duration, level, detail); the same seed gives the same clips. For measuring how often "
+                    "Whisper transcribes words where there are none.")
+    parser.add_argument("--out", required=True, help="folder to write the corpus into")
+    parser.add_argument("--per-kind", type=int, default=8, help="clips per kind (default 8)")
+    parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same clips (default 0)")
+    parser.add_argument("--kinds", default=None, help=f"comma-separated kinds (default all: {','.join(KINDS)})")
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="shortest clip (default 1)")
+    parser.add_argument("--max-seconds", type=float, default=30.0, help="longest clip, at most 30 (default 30)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-speech corpus already in --out")
+    parser.set_defaults(func=_nonspeech)

@@ -3,6 +3,14 @@
 Names: ``encoder.blocks.N`` (residual stream after block N, 0-based), ``encoder.out`` (after the
 encoder's final layer norm), ``decoder.blocks.N``, ``decoder.out``. They are derived from the
 config, so every Whisper size has them.
+
+Inside a block (for circuits: what each sublayer writes into the residual stream, and what the MLP
+reads): ``{side}.blocks.N.attn_out`` (self-attention after out_proj, before the residual add),
+``{side}.blocks.N.mlp_in`` (the MLP's input: the block's final_layer_norm output, what fc1 reads),
+``{side}.blocks.N.mlp_out`` (fc2's output, before the residual add) and, in decoder blocks only,
+``decoder.blocks.N.cross_attn_out`` (cross-attention to the audio, before the residual add). Every
+hook point is d_model wide. Each is the output of one submodule, so ``capture`` and ``patch`` work the
+same way for them as for whole blocks, in a plain forward pass and in ``generate()``.
 """
 
 from __future__ import annotations
@@ -17,7 +25,13 @@ import torch
 from torch import nn
 
 from whisper_sae.audio.constants import FRAMES_PER_SECOND, FRAMES_PER_WINDOW, SAMPLE_RATE
-_NAME = re.compile(r"^(encoder|decoder)\.(?:blocks\.(\d+)|(out))$")
+
+_NAME = re.compile(r"^(encoder|decoder)\.(?:blocks\.(\d+)(?:\.(\w+))?|(out))$")
+# Sub-block hook → the submodule of a WhisperEncoderLayer / WhisperDecoderLayer whose output it is.
+SUB_MODULES = {"attn_out": "self_attn", "cross_attn_out": "encoder_attn", "mlp_in": "final_layer_norm",
+               "mlp_out": "fc2"}
+SUB_HOOKS = {"encoder": ("attn_out", "mlp_in", "mlp_out"),
+             "decoder": ("attn_out", "cross_attn_out", "mlp_in", "mlp_out")}
 
 
 class UnknownHookError(ValueError):
@@ -40,20 +54,35 @@ def _core(obj) -> nn.Module:
                     "WhisperForConditionalGeneration or WhisperModel.")
 
 
-def valid_hook_names(config) -> list[str]:
-    """Every hook name of a model with this config (or of this model / LoadedWhisper)."""
+def valid_hook_names(config, *, sub_blocks: bool = True) -> list[str]:
+    """Every hook name of a model with this config (or of this model / LoadedWhisper), block by block;
+    ``sub_blocks=False`` leaves out the hooks inside blocks (``encoder.blocks.N.mlp_out`` and the like)."""
     config = _config(config)
-    names = [f"encoder.blocks.{i}" for i in range(config.encoder_layers)] + ["encoder.out"]
-    return names + [f"decoder.blocks.{i}" for i in range(config.decoder_layers)] + ["decoder.out"]
+    names = []
+    for side, n_layers in (("encoder", config.encoder_layers), ("decoder", config.decoder_layers)):
+        for i in range(n_layers):
+            names.append(f"{side}.blocks.{i}")
+            names += [f"{side}.blocks.{i}.{sub}" for sub in SUB_HOOKS[side]] if sub_blocks else []
+        names.append(f"{side}.out")
+    return names
+
+
+def _valid_hooks_text(config) -> str:
+    """The valid names for an error message: every block-level name, then the sub-block pattern."""
+    inside = "; ".join(f"{side}.blocks.N.{{{', '.join(subs)}}}" for side, subs in SUB_HOOKS.items())
+    return f"{', '.join(valid_hook_names(config, sub_blocks=False))}; inside each block N: {inside}"
 
 
 @dataclass(frozen=True)
 class HookPoint:
-    """One place in the model; ``layer`` is None for ``.out`` (after the final layer norm)."""
+    """One place in the model; ``layer`` is None for ``.out`` (after the final layer norm); ``sub`` names
+    a point inside block ``layer`` (``attn_out``, ``cross_attn_out``, ``mlp_in``, ``mlp_out``), None for
+    the block's output (the residual stream)."""
 
     name: str
     side: Literal["encoder", "decoder"]
     layer: int | None
+    sub: str | None = None
 
     @classmethod
     def parse(cls, name: str | HookPoint, config) -> HookPoint:
@@ -62,15 +91,17 @@ class HookPoint:
         config = _config(config)
         match = _NAME.match(str(name))
         n_layers = {"encoder": config.encoder_layers, "decoder": config.decoder_layers}
-        if match is None or (match.group(2) is not None and int(match.group(2)) >= n_layers[match.group(1)]):
+        if match is None or (match.group(2) is not None and int(match.group(2)) >= n_layers[match.group(1)]) or (
+                match.group(3) is not None and match.group(3) not in SUB_HOOKS[match.group(1)]):
             raise UnknownHookError(
                 f"Unknown hook {name!r} for this model ({config.encoder_layers} encoder and "
-                f"{config.decoder_layers} decoder blocks); valid hooks: {', '.join(valid_hook_names(config))}."
+                f"{config.decoder_layers} decoder blocks); valid hooks: {_valid_hooks_text(config)}."
             )
-        side, layer, _ = match.groups()
+        side, layer, sub, _ = match.groups()
         if layer is None:
             return cls(name=f"{side}.out", side=side, layer=None)
-        return cls(name=f"{side}.blocks.{int(layer)}", side=side, layer=int(layer))  # canonical: no leading zeros
+        name = f"{side}.blocks.{int(layer)}" + (f".{sub}" if sub else "")  # canonical: no leading zeros
+        return cls(name=name, side=side, layer=int(layer), sub=sub)
 
     @property
     def kind(self) -> Literal["frame", "token"]:
@@ -86,7 +117,10 @@ class HookPoint:
     def module(self, model) -> nn.Module:
         """The submodule whose output is this hook's activation."""
         stack = getattr(_core(model), self.side)
-        return stack.layer_norm if self.layer is None else stack.layers[self.layer]
+        if self.layer is None:
+            return stack.layer_norm
+        block = stack.layers[self.layer]
+        return block if self.sub is None else getattr(block, SUB_MODULES[self.sub])
 
 
 def frames_for_duration(seconds: float, max_frames: int = FRAMES_PER_WINDOW) -> int:
@@ -194,7 +228,8 @@ def _block_rows(layer: nn.Module, x: torch.Tensor, rows: int) -> torch.Tensor:
 
 
 def _hooked(module: nn.Module) -> bool:
-    return bool(module._forward_hooks or module._forward_pre_hooks)
+    # Sub-block hooks (attn_out, mlp_in, mlp_out) sit on submodules: they too must see the whole block run.
+    return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
 
 
 def _encoder_blocks(encoder: nn.Module, features: torch.Tensor, n_blocks: int, wanted: dict[int, str],
@@ -239,7 +274,7 @@ def run_encoder(lw, features: torch.Tensor, hooks, *, stop_after_deepest: bool =
         raise ValueError(f"Features must be [batch, {config.num_mel_bins}, {expected}] (a padded 30-s window), "
                          f"got {tuple(features.shape)}.")
     n_blocks = max(p.blocks_needed(config) for p in points) if stop_after_deepest else config.encoder_layers
-    wanted = {(-1 if p.layer is None else p.layer): p.name for p in points}
+    wanted = {(-1 if p.layer is None else p.layer): p.name for p in points if p.sub is None}
     param = next(encoder.parameters())
     features = features.to(device=param.device, dtype=param.dtype if autocast_dtype is None else features.dtype)
     autocast = (torch.autocast(device_type=param.device.type, dtype=autocast_dtype)
@@ -247,9 +282,13 @@ def run_encoder(lw, features: torch.Tensor, hooks, *, stop_after_deepest: bool =
     if rows is not None and not 0 < rows <= config.max_source_positions:
         raise ValueError(f"rows must be 1 to {config.max_source_positions} frames, got {rows}")
     trim = rows if stop_after_deepest else None
-    with torch.no_grad(), autocast:
-        blocks = _encoder_blocks(encoder, features, n_blocks, wanted, trim)
-        return {name: acts[:, :rows].float() for name, acts in blocks}
+    # Sub-block hooks (e.g. encoder.blocks.1.mlp_out) are read by ``capture`` on their submodules while
+    # the blocks run; a captured block then runs whole (see _hooked), so they hold all frames before the cut.
+    inside = [p for p in points if p.sub is not None]
+    with torch.no_grad(), autocast, capture(lw, inside) as sub_acts:
+        result = dict(_encoder_blocks(encoder, features, n_blocks, wanted, trim))
+    result.update(sub_acts)
+    return {p.name: result[p.name][:, :rows].float() for p in points}
 
 
 def encode_clips(lw, audios, hook: str) -> list[torch.Tensor]:

@@ -71,11 +71,18 @@ class LoadedWhisperMethods:
     @torch.inference_mode()
     def greedy_tokens(self, features: torch.Tensor, prompt: list[int], max_new_tokens: int) -> list[list[int]]:
         """Greedy decoding with a KV cache; returns each clip's text tokens (without prompt or end token)."""
+        encoder_hidden = self.model.model.encoder(features.to(self.model.dtype)).last_hidden_state
+        return self.greedy_from_encoder(encoder_hidden, prompt, max_new_tokens)
+
+    @torch.inference_mode()
+    def greedy_from_encoder(self, encoder_hidden: torch.Tensor, prompt: list[int],
+                            max_new_tokens: int) -> list[list[int]]:
+        """``greedy_tokens`` from given encoder outputs [B, 1500, d] (e.g. an earlier layer's, for a lens)."""
         from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
         model = self.model
-        encoder_hidden = model.model.encoder(features.to(model.dtype)).last_hidden_state
-        batch = features.shape[0]
+        encoder_hidden = encoder_hidden.to(self.device, model.dtype)
+        batch = encoder_hidden.shape[0]
         cache = EncoderDecoderCache(DynamicCache(), DynamicCache())
         inputs = torch.tensor([prompt] * batch, device=self.device)
         suppress_first, suppress = self._suppressed(True), self._suppressed(False)

@@ -1,0 +1,26 @@
+"""Circuits: which parts of Whisper turn sound into which words.
+
+Where it sits in the flow: after ``evaluate`` (which asks whether an SAE is faithful), this package
+asks how Whisper itself computes its transcript, with the named hook points of ``whisper/`` (the
+residual stream after each block, and inside blocks: attention and MLP outputs, the MLP's input) and
+the corpora of ``audio/``. It reads no activation store and no SAE: every number here comes from
+running Whisper on audio.
+
+- ``lens``: layer lenses. The encoder lens decodes each encoder layer's residual stream as if it were
+  the encoder's output (after the final layer norm): at which depth the transcript becomes readable.
+  The logit lens reads each decoder block's residual through the final layer norm and the output
+  projection, teacher-forced on the reference: top-1 accuracy and cross-entropy per block.
+- ``hallucination``: how often Whisper writes words for audio that holds none (the non-speech corpus
+  of ``audio.nonspeech``).
+
+Names are imported on first use, so that importing the package does not load ``transformers``.
+"""
+
+from whisper_sae._lazy import lazy_exports
+
+_EXPORTS = {
+    "LensResult": "lens", "encoder_lens": "lens", "lens_items": "lens",
+    "HallucinationResult": "hallucination", "hallucination_rate": "hallucination",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)
