@@ -105,3 +105,15 @@ def test_cli_nonspeech(tmp_path, capsys):
     assert {u.attributes["kind"] for u in load_corpus(out)} == {"tone", "music"}
     assert main(["corpus", "nonspeech", "--out", str(tmp_path / "x"), "--kinds", "speech"]) == 1
     assert "unknown non-speech kinds ['speech']" in capsys.readouterr().err
+
+
+def test_cli_help_lists_every_kind():
+    """The CLI names the kinds without importing numpy; the list must not drift from KINDS."""
+    from whisper_sae.audio.nonspeech import KINDS
+    from whisper_sae.cli import build_parser
+
+    parser = build_parser()
+    corpus = next(a for a in parser._actions if hasattr(a, "choices") and a.choices and "corpus" in a.choices).choices["corpus"]
+    nonspeech = next(a for a in corpus._actions if hasattr(a, "choices") and a.choices and "nonspeech" in a.choices).choices["nonspeech"]
+    text = " ".join(nonspeech.format_help().split())
+    assert all(kind in text for kind in KINDS), text

@@ -21,7 +21,7 @@ def register(subparsers) -> None:
         "lens", help="layer lenses: WER of each encoder block's residual, logit lens on decoder blocks",
         description="Decode every encoder layer as if it were the encoder's output, and read every decoder "
                     "block through the output projection: at which depth Whisper's transcript is there.",
-        epilog=LENS_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+        epilog=LENS_EPILOG,
     )
     parser.add_argument("--model", default=None, help="Whisper model spec (default: tiny.en, or openai/whisper-tiny "
                                                       "when it is in the Hugging Face cache)")

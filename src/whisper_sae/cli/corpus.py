@@ -209,8 +209,6 @@ def _nonspeech(args: argparse.Namespace) -> int:
 
 
 def _add_nonspeech(sub) -> None:
-    from whisper_sae.audio.nonspeech import KINDS
-
     parser = sub.add_parser(
         "nonspeech", help="make audio without speech (silence, noises, tones, chords, music, room tone)",
         description="Write 16-kHz FLAC clips of silence, white/pink/brown noise, tones, chords, music-like "
@@ -220,7 +218,8 @@ def _add_nonspeech(sub) -> None:
     parser.add_argument("--out", required=True, help="folder to write the corpus into")
     parser.add_argument("--per-kind", type=int, default=8, help="clips per kind (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same clips (default 0)")
-    parser.add_argument("--kinds", default=None, help=f"comma-separated kinds (default all: {','.join(KINDS)})")
+    parser.add_argument("--kinds", default=None, help="comma-separated kinds (default all: silence, white_noise, pink_noise, brown_noise, tone, chord, "
+                             "music, room_tone)")
     parser.add_argument("--min-seconds", type=float, default=1.0, help="shortest clip (default 1)")
     parser.add_argument("--max-seconds", type=float, default=30.0, help="longest clip, at most 30 (default 30)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-speech corpus already in --out")
