@@ -53,15 +53,21 @@ def main(argv=None) -> int:
     ap.add_argument("--max-seconds", type=float, default=7.0)
     ap.add_argument("--out", default="interventions.jsonl")
     ap.add_argument("--clamp-scale", type=float, default=2.0, help="clamp value as a multiple of the feature's max")
-    ap.add_argument("--span", choices=["phone", "word"], default="phone",
-                    help="swap on the phone's frames or on the whole word that starts with it")
+    ap.add_argument(
+        "--span",
+        choices=["phone", "word"],
+        default="phone",
+        help="swap on the phone's frames or on the whole word that starts with it",
+    )
     args = ap.parse_args(argv)
     sae, _ = open_sae(args.sae_dir)
     result = AnalysisResult.load(Path(args.sae_dir) / "analysis")
     lw = open_model(result.meta.get("model_spec"), sae=sae)
     index = AlignmentIndex(args.alignments_dir)
-    clips = sorted((u for u in result.utterances if u["duration"] <= args.max_seconds and u.get("path")),
-                   key=lambda u: u["duration"])
+    clips = sorted(
+        (u for u in result.utterances if u["duration"] <= args.max_seconds and u.get("path")),
+        key=lambda u: u["duration"],
+    )
     by_phone = groups(result, args.min_f1)
     phones = [p for p, fs in sorted(by_phone.items(), key=lambda kv: -len(kv[1])) if p != "_"][: args.phones]
     out = open(args.out, "w")
@@ -75,24 +81,37 @@ def main(argv=None) -> int:
 
     def record(kind, u, edits, after, note):
         audio, text = before(u)
-        row = {"kind": kind, "utt": u["id"], "before": text, "after": after, "changed": after != text,
-               "edits": [[list(map(int, f)) if not isinstance(f, int) else f, m, v, fr] for f, m, v, fr in edits],
-               "note": note}
+        row = {
+            "kind": kind,
+            "utt": u["id"],
+            "before": text,
+            "after": after,
+            "changed": after != text,
+            "edits": [[list(map(int, f)) if not isinstance(f, int) else f, m, v, fr] for f, m, v, fr in edits],
+            "note": note,
+        }
         print(json.dumps(row), flush=True)
         out.write(json.dumps(row) + "\n")
         out.flush()
 
     for p in phones:
         feats = by_phone[p]
+
         # The shortest clip with the most frames of phone p.
-        def p_frames(u):
+        def p_frames(u, p=p):
             al = index.get(u["id"]) or {}
             return sum(ph["end"] - ph["start"] for ph in al.get("phones", []) if ph["phone"] == p)
+
         u = max(clips[:15], key=p_frames)
         audio, _ = before(u)
         edits = [(feats, "ablate", None, None)]
-        record("ablate_phone_group", u, edits, transcribe_with(lw, sae, audio, edits),
-               f"ablate all {len(feats)} features labelled {p} (F1 >= {args.min_f1})")
+        record(
+            "ablate_phone_group",
+            u,
+            edits,
+            transcribe_with(lw, sae, audio, edits),
+            f"ablate all {len(feats)} features labelled {p} (F1 >= {args.min_f1})",
+        )
     # Swaps: on the first word starting with phone q, ablate q's features and clamp p's best feature.
     for p, q in zip(phones, phones[1:] + phones[:1]):
         best = by_phone[p][0]
@@ -107,8 +126,13 @@ def main(argv=None) -> int:
             audio, _ = before(u)
             frames = (float(hit["start"]), float(hit["end"]))
             edits = [(by_phone[q], "ablate", None, frames), ([best], "clamp", value, frames)]
-            record("swap_phone", u, edits, transcribe_with(lw, sae, audio, edits),
-                   f"{q} at {frames[0]:.2f}-{frames[1]:.2f} s: ablate {q} features, clamp feature {best} ({p}) to {value:.1f}")
+            record(
+                "swap_phone",
+                u,
+                edits,
+                transcribe_with(lw, sae, audio, edits),
+                f"{q} at {frames[0]:.2f}-{frames[1]:.2f} s: ablate {q} features, clamp feature {best} ({p}) to {value:.1f}",
+            )
             break
     return 0
 

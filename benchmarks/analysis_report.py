@@ -1,6 +1,6 @@
 """Label-F1 distributions and best-labelled features of saved analyses, as a PNG and a Markdown table.
 
-    python benchmarks/analysis_report.py NAME=SAE_DIR[/analysis] ... --png docs/label-f1.png --md report.md
+python benchmarks/analysis_report.py NAME=SAE_DIR[/analysis] ... --png docs/label-f1.png --md report.md
 """
 
 from __future__ import annotations
@@ -37,19 +37,31 @@ def plot(results: dict[str, AnalysisResult], png: Path) -> None:
 
 
 def table(name: str, res: AnalysisResult, n: int = 10) -> str:
-    lines = [f"### {name}", "", f"{res.meta['model']} · {res.meta['hook']} · {res.d_sae} features "
-             f"({res.meta['architecture']}) · {res.summary['n_utterances']} utterances, "
-             f"{res.summary['n_positions']} frames", ""]
+    lines = [
+        f"### {name}",
+        "",
+        f"{res.meta['model']} · {res.meta['hook']} · {res.d_sae} features "
+        f"({res.meta['architecture']}) · {res.summary['n_utterances']} utterances, "
+        f"{res.summary['n_positions']} frames",
+        "",
+    ]
     for kind in ("phone", "word"):
         s = res.summary.get(f"{kind}_labels")
         if s:
-            lines.append(f"- {kind} labels: median F1 {s['median_f1']:.2f}; F1 > 0.5: {s['f1>0.5']}, "
-                         f"> 0.7: {s['f1>0.7']}, > 0.9: {s['f1>0.9']} of {s['n_alive']} alive features")
-    lines += ["", "| feature | phone | F1 | precision | recall | frequency | best word (F1) |",
-              "| ---: | --- | ---: | ---: | ---: | ---: | --- |"]
+            lines.append(
+                f"- {kind} labels: median F1 {s['median_f1']:.2f}; F1 > 0.5: {s['f1>0.5']}, "
+                f"> 0.7: {s['f1>0.7']}, > 0.9: {s['f1>0.9']} of {s['n_alive']} alive features"
+            )
+    lines += [
+        "",
+        "| feature | phone | F1 | precision | recall | frequency | best word (F1) |",
+        "| ---: | --- | ---: | ---: | ---: | ---: | --- |",
+    ]
     for r in res.best_labelled(n, "phone"):
-        lines.append(f"| {r['feature']} | {r['phone']} | {r['phone_f1']:.2f} | {r['phone_precision']:.2f} | "
-                     f"{r['phone_recall']:.2f} | {r['freq']:.2%} | {r.get('word')} ({r.get('word_f1', 0):.2f}) |")
+        lines.append(
+            f"| {r['feature']} | {r['phone']} | {r['phone_f1']:.2f} | {r['phone_precision']:.2f} | "
+            f"{r['phone_recall']:.2f} | {r['freq']:.2%} | {r.get('word')} ({r.get('word_f1', 0):.2f}) |"
+        )
     return "\n".join(lines) + "\n"
 
 

@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -35,10 +34,18 @@ def run(args: list[str], nproc: int, threads: int) -> float:
     if nproc == 1:
         cmd = [str(SCRIPT), *args]
     else:
-        cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-               "--no-python", str(SCRIPT), *args]
+        cmd = [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--standalone",
+            f"--nproc-per-node={nproc}",
+            "--no-python",
+            str(SCRIPT),
+            *args,
+        ]
     env = dict(os.environ, OMP_NUM_THREADS=str(threads), CUDA_VISIBLE_DEVICES="")
-    print(f"load {os.getloadavg()[0]:.1f}: {' '.join(cmd[-len(args) - 1:])[:120]} on {nproc} process(es)", flush=True)
+    print(f"load {os.getloadavg()[0]:.1f}: {' '.join(cmd[-len(args) - 1 :])[:120]} on {nproc} process(es)", flush=True)
     start = time.perf_counter()
     done = subprocess.run(cmd, env=env, capture_output=True, text=True)
     if done.returncode:
@@ -85,17 +92,50 @@ def main(argv=None) -> int:
 
             corpus = str(synthesize_corpus(tmp / "corpus", minutes=3, seed=0, progress=False))
         results["corpus"] = corpus
-        extract = ["extract", "--model", args.model, "--corpus", corpus, "--hooks", args.hook, "--device", "cpu",
-                   "--no-progress"] + (["--max-utterances", str(args.max_utterances)] if args.max_utterances else [])
+        extract = [
+            "extract",
+            "--model",
+            args.model,
+            "--corpus",
+            corpus,
+            "--hooks",
+            args.hook,
+            "--device",
+            "cpu",
+            "--no-progress",
+        ] + (["--max-utterances", str(args.max_utterances)] if args.max_utterances else [])
         for key, (n, threads) in setups.items():
             out = tmp / f"store{key}"
             wall = run(extract + ["--out", str(out)], n, threads)
             results[f"extract_{key}"] = {"wall_s": wall, "audio_s_per_s_in_run": extraction_rate(out)}
             print(key, results[f"extract_{key}"], flush=True)
-        train = ["train", "--store", str(tmp / "store1p"), "--hook", args.hook, "--arch", "topk", "--k", "32",
-                 "--width", str(args.width), "--batch-size", str(args.batch_size), "--steps", str(args.steps),
-                 "--device", "cpu", "--autocast", "none", "--log-every", "10", "--eval-every", str(args.steps),
-                 "--checkpoint-every", str(args.steps)]
+        train = [
+            "train",
+            "--store",
+            str(tmp / "store1p"),
+            "--hook",
+            args.hook,
+            "--arch",
+            "topk",
+            "--k",
+            "32",
+            "--width",
+            str(args.width),
+            "--batch-size",
+            str(args.batch_size),
+            "--steps",
+            str(args.steps),
+            "--device",
+            "cpu",
+            "--autocast",
+            "none",
+            "--log-every",
+            "10",
+            "--eval-every",
+            str(args.steps),
+            "--checkpoint-every",
+            str(args.steps),
+        ]
         for key, (n, threads) in setups.items():
             out = tmp / f"sae{key}"
             wall = run(train + ["--out", str(out)], n, threads)
@@ -105,17 +145,23 @@ def main(argv=None) -> int:
         for a, b in (("1p", "2p"), ("1p1t", "2p"), ("1p", "1p1t")):
             results[f"max_weight_diff_{a}_{b}"] = max(float((w[a][k] - w[b][k]).abs().max()) for k in w[a])
     results["load_after"] = os.getloadavg()[0]
-    print(f"\n| {cores}-core CPU, load {results['load_before']:.1f} -> {results['load_after']:.1f} "
-          "| 1 process, all cores | 1 process, 1 thread | 2 processes | speed-up vs all cores | vs 1 thread |")
+    print(
+        f"\n| {cores}-core CPU, load {results['load_before']:.1f} -> {results['load_after']:.1f} "
+        "| 1 process, all cores | 1 process, 1 thread | 2 processes | speed-up vs all cores | vs 1 thread |"
+    )
     print("|---|---:|---:|---:|---:|---:|")
-    for stage, metric, unit, higher in (("extract", "wall_s", "extraction wall (s)", False),
-                                        ("extract", "audio_s_per_s_in_run", "extraction audio-s/s in run", True),
-                                        ("train", "wall_s", "training wall (s)", False),
-                                        ("train", "tokens_per_s_in_run", "training tokens/s in run", True)):
+    for stage, metric, unit, higher in (
+        ("extract", "wall_s", "extraction wall (s)", False),
+        ("extract", "audio_s_per_s_in_run", "extraction audio-s/s in run", True),
+        ("train", "wall_s", "training wall (s)", False),
+        ("train", "tokens_per_s_in_run", "training tokens/s in run", True),
+    ):
         v = {key: results[f"{stage}_{key}"][metric] for key in setups}
         gain = (lambda a, b: b / a) if higher else (lambda a, b: a / b)
-        print(f"| {unit} | {v['1p']:.1f} | {v['1p1t']:.1f} | {v['2p']:.1f} | {gain(v['1p'], v['2p']):.2f} "
-              f"| {gain(v['1p1t'], v['2p']):.2f} |")
+        print(
+            f"| {unit} | {v['1p']:.1f} | {v['1p1t']:.1f} | {v['2p']:.1f} | {gain(v['1p'], v['2p']):.2f} "
+            f"| {gain(v['1p1t'], v['2p']):.2f} |"
+        )
     for key in ("1p_2p", "1p1t_2p", "1p_1p1t"):
         print(f"largest |weight difference| {key.replace('_', ' vs ')}: {results['max_weight_diff_' + key]:.2e}")
     if args.json:

@@ -70,8 +70,9 @@ def naive(lw, utts) -> tuple[float, int]:
     t0 = time.perf_counter()
     for u in utts:
         for start in range(0, len(u.audio), WINDOW):
-            features = lw.feature_extractor(u.audio[start:start + WINDOW], sampling_rate=16000,
-                                            return_tensors="pt").input_features.to(lw.device)
+            features = lw.feature_extractor(
+                u.audio[start : start + WINDOW], sampling_rate=16000, return_tensors="pt"
+            ).input_features.to(lw.device)
             with torch.no_grad():
                 kept.append(lw.model.model.encoder(features).last_hidden_state[0].cpu().numpy())
             windows += 1
@@ -92,8 +93,10 @@ def cosines(out: Path, ref: Path, hook: str) -> str:
     b = ActivationStore(ref).read(hook)[0].double()
     c = torch.nn.functional.cosine_similarity(a, b, dim=-1).numpy()
     diff = float((a - b).abs().max())
-    return (f"mean {c.mean():.5f}  p1 {np.percentile(c, 1):.4f}  min {c.min():.4f}  <0.999: {np.mean(c < 0.999):.2%}"
-            f"  max |diff| {diff:.3g}")
+    return (
+        f"mean {c.mean():.5f}  p1 {np.percentile(c, 1):.4f}  min {c.min():.4f}  <0.999: {np.mean(c < 0.999):.2%}"
+        f"  max |diff| {diff:.3g}"
+    )
 
 
 def cpu_line() -> str:
@@ -136,21 +139,24 @@ def main(argv=None) -> int:
     return benchmark(lw, utts, spec, repeats=args.repeats, batch_size=args.batch_size, with_bf16=args.with_bf16)
 
 
-def benchmark(lw, utts, spec: str, *, repeats: int = 1, batch_size: int | None = None,
-              with_bf16: bool = False) -> int:
+def benchmark(lw, utts, spec: str, *, repeats: int = 1, batch_size: int | None = None, with_bf16: bool = False) -> int:
     torch.manual_seed(0)
     device = lw.device
     seconds = sum(u.duration for u in utts)
-    print(f"model {lw.name}, corpus {spec}: {len(utts)} utterances, {seconds:.1f} s of audio, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}", flush=True)
+    print(
+        f"model {lw.name}, corpus {spec}: {len(utts)} utterances, {seconds:.1f} s of audio, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, device {device}",
+        flush=True,
+    )
     print(cpu_line(), f"(torch capability {torch.backends.cpu.get_cpu_capability()})", flush=True)
     if hasattr(os, "getloadavg"):
         print("load average at start: {:.2f} {:.2f} {:.2f}".format(*os.getloadavg()), flush=True)
     slow_bf16 = device.type == "cpu" and "AVX512" not in torch.backends.cpu.get_cpu_capability()
-    peak = {"fp32": matmul_gflops(torch.float32, device),
-            "bf16": matmul_gflops(torch.bfloat16, device, *((1, 0) if slow_bf16 else ()))}
-    print(f"matmul 4096x384 @ 384x3072: fp32 {peak['fp32']:.1f} GFLOP/s, bf16 {peak['bf16']:.1f} GFLOP/s",
-          flush=True)
+    peak = {
+        "fp32": matmul_gflops(torch.float32, device),
+        "bf16": matmul_gflops(torch.bfloat16, device, *((1, 0) if slow_bf16 else ())),
+    }
+    print(f"matmul 4096x384 @ 384x3072: fp32 {peak['fp32']:.1f} GFLOP/s, bf16 {peak['bf16']:.1f} GFLOP/s", flush=True)
     deep = f"encoder.blocks.{lw.n_encoder_layers // 2 - 1}"
     ref_label = "store padded fp32, padding rows too (reference)"
     configs = [  # (label, hook, extract kwargs); the pad_rows runs are the references for the cosines
@@ -167,8 +173,10 @@ def benchmark(lw, utts, spec: str, *, repeats: int = 1, batch_size: int | None =
     ]
     if slow_bf16 and not with_bf16:
         # Without AVX-512 torch's bf16 kernels are slower than fp32 by far (see the matmul line).
-        print(f"skipping the bf16 settings: this CPU is {torch.backends.cpu.get_cpu_capability()} "
-              "(pass --with-bf16 to time them anyway)")
+        print(
+            f"skipping the bf16 settings: this CPU is {torch.backends.cpu.get_cpu_capability()} "
+            "(pass --with-bf16 to time them anyway)"
+        )
         configs = [c for c in configs if "bf16" not in c[0]]
     tmp = Path(tempfile.mkdtemp())
     walls: dict[str, list[float]] = {"naive": []}
@@ -177,27 +185,38 @@ def benchmark(lw, utts, spec: str, *, repeats: int = 1, batch_size: int | None =
         wall, windows["naive"] = naive(lw, utts)
         walls["naive"].append(wall)
         order = list(enumerate(configs))
-        for i, (label, hook, kw) in (order if r % 2 == 0 else order[::-1]):  # interleaved both ways
+        for i, (label, hook, kw) in order if r % 2 == 0 else order[::-1]:  # interleaved both ways
             out = tmp / f"r{r}_c{i}"
             wall, windows[label] = run_store(lw, utts, hook, out, batch_size=batch_size, **kw)
             walls.setdefault(label, []).append(wall)
     base = seconds / statistics.median(walls["naive"])
     full = encoder_gflop(lw.config, lw.n_encoder_layers)
-    baselines = {"store padded fp32 (default)": ref_label, "store padded fp32, numpy log-mel": ref_label,
-                 "store padded fp32, writes in line (no thread)": ref_label,
-                 f"store padded fp32, {deep} (stops early)": f"store padded fp32, {deep}, padding rows too"}
+    baselines = {
+        "store padded fp32 (default)": ref_label,
+        "store padded fp32, numpy log-mel": ref_label,
+        "store padded fp32, writes in line (no thread)": ref_label,
+        f"store padded fp32, {deep} (stops early)": f"store padded fp32, {deep}, padding rows too",
+    }
     # the same run, read the other way: torch log-mel and the writer thread against their baselines
-    pairs = [("torch log-mel (default) vs numpy log-mel", "store padded fp32 (default)",
-              "store padded fp32, numpy log-mel"),
-             ("writer thread (default) vs writes in line", "store padded fp32 (default)",
-              "store padded fp32, writes in line (no thread)"),
-             ("real frames only (default) vs padding rows too", "store padded fp32 (default)", ref_label)]
-    print(f"\n{'method':48s} {'audio-s/s':>9s} {'vs naive':>8s} {'vs base':>7s} {'windows':>7s} {'GFLOP/s':>8s}  "
-          "cosine to padded fp32 (per stored row); base")
+    pairs = [
+        ("torch log-mel (default) vs numpy log-mel", "store padded fp32 (default)", "store padded fp32, numpy log-mel"),
+        (
+            "writer thread (default) vs writes in line",
+            "store padded fp32 (default)",
+            "store padded fp32, writes in line (no thread)",
+        ),
+        ("real frames only (default) vs padding rows too", "store padded fp32 (default)", ref_label),
+    ]
+    print(
+        f"\n{'method':48s} {'audio-s/s':>9s} {'vs naive':>8s} {'vs base':>7s} {'windows':>7s} {'GFLOP/s':>8s}  "
+        "cosine to padded fp32 (per stored row); base"
+    )
     gf = windows["naive"] * full / statistics.median(walls["naive"])
-    print(f"{'naive (1 utt/window, batch 1, fp32, all frames)':48s} {base:9.1f} {1.0:8.2f} {'-':>7s} "
-          f"{windows['naive']:7d} {gf:8.1f}  -")
-    for i, (label, hook, kw) in enumerate(configs):
+    print(
+        f"{'naive (1 utt/window, batch 1, fp32, all frames)':48s} {base:9.1f} {1.0:8.2f} {'-':>7s} "
+        f"{windows['naive']:7d} {gf:8.1f}  -"
+    )
+    for i, (label, hook, _kw) in enumerate(configs):
         wall = statistics.median(walls[label])
         blocks = HookPoint.parse(hook, lw.config).blocks_needed(lw.config)
         gf = windows[label] * encoder_gflop(lw.config, blocks) / wall
@@ -205,19 +224,27 @@ def benchmark(lw, utts, spec: str, *, repeats: int = 1, batch_size: int | None =
         cos = "-" if ref == tmp / f"r0_c{i}" else cosines(tmp / f"r0_c{i}", ref, hook)
         against = baselines.get(label)
         vs = f"{statistics.median(walls[against]) / wall:7.2f}" if against in walls else f"{'-':>7s}"
-        print(f"{label:48s} {seconds / wall:9.1f} {seconds / wall / base:8.2f} {vs} {windows[label]:7d} {gf:8.1f}  "
-              f"{cos}{'; base: ' + against if against in walls else ''}")
+        print(
+            f"{label:48s} {seconds / wall:9.1f} {seconds / wall / base:8.2f} {vs} {windows[label]:7d} {gf:8.1f}  "
+            f"{cos}{'; base: ' + against if against in walls else ''}"
+        )
     print()
     for what, fast, slow in pairs:
         if fast in walls and slow in walls:
             ratios = [s_ / f_ for f_, s_ in zip(walls[fast], walls[slow])]  # per repeat, runs next to each other
-            print(f"{what:48s} {statistics.median(walls[slow]) / statistics.median(walls[fast]):5.2f}x "
-                  f"(per repeat: {', '.join(f'{r:.2f}' for r in ratios)})")
-    print(f"\nencoder FLOPs per 30-s window: {full:.1f} GFLOP (all {lw.n_encoder_layers} blocks), "
-          f"{encoder_gflop(lw.config, lw.n_encoder_layers // 2):.1f} GFLOP up to {deep}; "
-          f"peak for comparison: fp32 {peak['fp32']:.0f}, bf16 {peak['bf16']:.0f} GFLOP/s")
-    print(f"real frames stored: {sum(frames_for_duration(u.duration) for u in utts)} of "
-          f"{windows['naive'] * 1500} computed by the naive way")
+            print(
+                f"{what:48s} {statistics.median(walls[slow]) / statistics.median(walls[fast]):5.2f}x "
+                f"(per repeat: {', '.join(f'{r:.2f}' for r in ratios)})"
+            )
+    print(
+        f"\nencoder FLOPs per 30-s window: {full:.1f} GFLOP (all {lw.n_encoder_layers} blocks), "
+        f"{encoder_gflop(lw.config, lw.n_encoder_layers // 2):.1f} GFLOP up to {deep}; "
+        f"peak for comparison: fp32 {peak['fp32']:.0f}, bf16 {peak['bf16']:.0f} GFLOP/s"
+    )
+    print(
+        f"real frames stored: {sum(frames_for_duration(u.duration) for u in utts)} of "
+        f"{windows['naive'] * 1500} computed by the naive way"
+    )
     return 0
 
 

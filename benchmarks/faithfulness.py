@@ -24,9 +24,24 @@ from whisper_sae.evaluate import evaluate
 from whisper_sae.sae import convert_original
 from whisper_sae.whisper import load_whisper
 
-COLUMNS = ("SAE", "hook", "arch", "width", "k", "L0", "expl. var.", "clean WER", "spliced WER",
-           "zero-abl. WER", "mean-abl. WER", "CE clean", "CE spliced", "CE rec. (zero)", "CE rec. (mean)",
-           "error-term check")
+COLUMNS = (
+    "SAE",
+    "hook",
+    "arch",
+    "width",
+    "k",
+    "L0",
+    "expl. var.",
+    "clean WER",
+    "spliced WER",
+    "zero-abl. WER",
+    "mean-abl. WER",
+    "CE clean",
+    "CE spliced",
+    "CE rec. (zero)",
+    "CE rec. (mean)",
+    "error-term check",
+)
 
 
 def _pct(x) -> str:
@@ -41,10 +56,21 @@ def row(name: str, result) -> list[str]:
     m, c, r = result.meta, result.conditions, result.reconstruction
     check = result.error_term_check
     return [
-        name, m["hook"], m["architecture"], str(m["d_sae"]), str(m["k"] or "–"), f"{r.l0:.1f}",
-        _num(r.explained_variance), _pct(c["clean"]["wer"]), _pct(c["spliced"]["wer"]), _pct(c["zero"]["wer"]),
-        _pct(c["mean"]["wer"]), _num(c["clean"]["ce"]), _num(c["spliced"]["ce"]),
-        _num(result.ce_recovered["zero"]), _num(result.ce_recovered["mean"]),
+        name,
+        m["hook"],
+        m["architecture"],
+        str(m["d_sae"]),
+        str(m["k"] or "–"),
+        f"{r.l0:.1f}",
+        _num(r.explained_variance),
+        _pct(c["clean"]["wer"]),
+        _pct(c["spliced"]["wer"]),
+        _pct(c["zero"]["wer"]),
+        _pct(c["mean"]["wer"]),
+        _num(c["clean"]["ce"]),
+        _num(c["spliced"]["ce"]),
+        _num(result.ce_recovered["zero"]),
+        _num(result.ce_recovered["mean"]),
         f"{'ok' if check['passed'] else 'FAILED'} (Δlogit {check['max_abs_logit_diff']:.0e})",
     ]
 
@@ -57,7 +83,11 @@ def markdown(rows: list[list[str]]) -> str:
 def sae_folders(patterns: list[str]) -> list[Path]:
     found = list(dict.fromkeys(Path(p) for pattern in patterns for p in sorted(glob.glob(pattern))))
     return [p for p in found if (p / "cfg.json").exists()] + [
-        sub for p in found if not (p / "cfg.json").exists() for sub in sorted(p.glob("*/")) if (sub / "cfg.json").exists()
+        sub
+        for p in found
+        if not (p / "cfg.json").exists()
+        for sub in sorted(p.glob("*/"))
+        if (sub / "cfg.json").exists()
     ]
 
 
@@ -65,7 +95,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--corpus", required=True, help="held-out speech with transcripts")
     parser.add_argument("--saes", nargs="*", default=[], help="SAE folders or glob patterns (sweeps: their subfolders)")
-    parser.add_argument("--seed-checkpoint", default=None, help="an original whisper-sae encoder .pth to add as a baseline")
+    parser.add_argument(
+        "--seed-checkpoint", default=None, help="an original whisper-sae encoder .pth to add as a baseline"
+    )
     parser.add_argument("--model", default="tiny.en", help="Whisper model (default tiny.en; the SAEs must fit it)")
     parser.add_argument("--max-utterances", type=int, default=None)
     parser.add_argument("--batch-size", type=int, default=8)
@@ -90,8 +122,15 @@ def main(argv: list[str] | None = None) -> int:
         start = time.perf_counter()
         hook = json.loads((folder / "cfg.json").read_text()).get("hook_name")
         # clean, zero and mean ablation do not depend on the SAE: measured once per hook, then lent
-        result = evaluate(folder, args.corpus, model=lw, max_utterances=args.max_utterances,
-                          batch_size=args.batch_size, device=args.device, baseline=baselines.get(hook))
+        result = evaluate(
+            folder,
+            args.corpus,
+            model=lw,
+            max_utterances=args.max_utterances,
+            batch_size=args.batch_size,
+            device=args.device,
+            baseline=baselines.get(hook),
+        )
         baselines.setdefault(hook, result)
         name = folder.name if folder.name not in {r[0] for r in rows} else f"{folder.parent.name}/{folder.name}"
         rows.append(row(name, result))
@@ -101,8 +140,10 @@ def main(argv: list[str] | None = None) -> int:
             (out / "faithfulness.md").write_text(markdown(rows) + "\n")
     table = markdown(rows)
     n = next(iter(results.values()))["n_utterances"]
-    footer = (f"\n\n{n} utterances of {args.corpus}, Whisper {lw.name}, greedy decoding; WER after Whisper's English "
-              "normaliser; CE in nats per reference token (teacher forcing).")
+    footer = (
+        f"\n\n{n} utterances of {args.corpus}, Whisper {lw.name}, greedy decoding; WER after Whisper's English "
+        "normaliser; CE in nats per reference token (teacher forcing)."
+    )
     print(table + footer)
     if out:
         (out / "faithfulness.md").write_text(table + footer + "\n")

@@ -52,8 +52,16 @@ def random_whisper(name: str, device: torch.device) -> LoadedWhisper:
     with torch.device(device):  # initialise on the device: seconds instead of a minute for small
         model = WhisperForConditionalGeneration(config).eval()
     fe = WhisperFeatureExtractor(feature_size=config.num_mel_bins)
-    return LoadedWhisper(model=model, feature_extractor=fe, tokenizer=None, name=f"random-{name}", spec=name,
-                         prompt_ids=[config.decoder_start_token_id], eot_id=config.eos_token_id, device=device)
+    return LoadedWhisper(
+        model=model,
+        feature_extractor=fe,
+        tokenizer=None,
+        name=f"random-{name}",
+        spec=name,
+        prompt_ids=[config.decoder_start_token_id],
+        eot_id=config.eos_token_id,
+        device=device,
+    )
 
 
 def synthetic_utterances(total_seconds: float, seed: int = 0) -> list[Utterance]:
@@ -85,19 +93,42 @@ def peak_gib(device: torch.device) -> float | None:
 
 def bench_extract(lw, utts, workdir: Path, *, mode: str, autocast: str | None, batch_size: int) -> dict:
     device = lw.device
-    extract(lw, utts[:4], [HOOK], workdir / f"warm-{mode}-{autocast}", mode=mode, autocast=autocast,
-            batch_size=batch_size, progress=False)  # kernels chosen, caches warm
+    extract(
+        lw,
+        utts[:4],
+        [HOOK],
+        workdir / f"warm-{mode}-{autocast}",
+        mode=mode,
+        autocast=autocast,
+        batch_size=batch_size,
+        progress=False,
+    )  # kernels chosen, caches warm
     reset_peak(device)
     sync(device)
     start = time.perf_counter()
-    store = extract(lw, utts, [HOOK], workdir / f"store-{mode}-{autocast}", mode=mode, autocast=autocast,
-                    batch_size=batch_size, progress=False)
+    store = extract(
+        lw,
+        utts,
+        [HOOK],
+        workdir / f"store-{mode}-{autocast}",
+        mode=mode,
+        autocast=autocast,
+        batch_size=batch_size,
+        progress=False,
+    )
     sync(device)
     wall = time.perf_counter() - start
     seconds = sum(u.duration for u in utts)
-    return {"what": f"extract {mode} {autocast or 'fp32'}", "batch_windows": batch_size, "audio_s": round(seconds, 1),
-            "wall_s": round(wall, 2), "audio_s_per_s": seconds / wall, "rows_per_s": store.n_rows(HOOK) / wall,
-            "peak_gib": peak_gib(device), "store": str(store.path)}
+    return {
+        "what": f"extract {mode} {autocast or 'fp32'}",
+        "batch_windows": batch_size,
+        "audio_s": round(seconds, 1),
+        "wall_s": round(wall, 2),
+        "audio_s_per_s": seconds / wall,
+        "rows_per_s": store.n_rows(HOOK) / wall,
+        "peak_gib": peak_gib(device),
+        "store": str(store.path),
+    }
 
 
 def bench_encoder_only(lw, *, batch_size: int, autocast: torch.dtype | None, repeats: int) -> dict:
@@ -112,9 +143,13 @@ def bench_encoder_only(lw, *, batch_size: int, autocast: torch.dtype | None, rep
     sync(device)
     wall = time.perf_counter() - start
     windows = batch_size * repeats
-    return {"what": f"encoder only {str(autocast).replace('torch.', '') if autocast else 'fp32'}",
-            "batch_windows": batch_size, "audio_s_per_s": windows * 30 / wall, "rows_per_s": windows * 1500 / wall,
-            "peak_gib": peak_gib(device)}
+    return {
+        "what": f"encoder only {str(autocast).replace('torch.', '') if autocast else 'fp32'}",
+        "batch_windows": batch_size,
+        "audio_s_per_s": windows * 30 / wall,
+        "rows_per_s": windows * 1500 / wall,
+        "peak_gib": peak_gib(device),
+    }
 
 
 class Clock:
@@ -132,20 +167,43 @@ class Clock:
         return next(self.batches)
 
 
-def bench_train(store: ActivationStore, d: int, device: torch.device, workdir: Path, *, arch: str,
-                batch_size: int, steps: int, warm: int) -> dict:
+def bench_train(
+    store: ActivationStore,
+    d: int,
+    device: torch.device,
+    workdir: Path,
+    *,
+    arch: str,
+    batch_size: int,
+    steps: int,
+    warm: int,
+) -> dict:
     cfg = SAEConfig(d_in=d, d_sae=16 * d, architecture=arch, k=32 if arch == "topk" else None, hook_name=HOOK)
-    config = TrainConfig(steps=steps + warm + 20, device=str(device), autocast="auto", log_every=10**6,
-                         eval_every=10**6, checkpoint_every=10**6, architectures={"relu": {"resample_every": 0}})
+    config = TrainConfig(
+        steps=steps + warm + 20,
+        device=str(device),
+        autocast="auto",
+        log_every=10**6,
+        eval_every=10**6,
+        checkpoint_every=10**6,
+        architectures={"relu": {"resample_every": 0}},
+    )
     head = config.init_batches  # drawn for the init, then trained on first (no clock tick for those steps)
     clock = Clock(prefetch(store.batches(HOOK, batch_size, loop=True), device), device)
     reset_peak(device)
     # init_batches (4) are drawn first, then one batch per step; stop before the end-of-run files.
     fit([SAESpec(cfg)], clock, config, workdir / f"sae-{arch}", stop_after=head + warm + steps)
-    times = clock.times[head + warm:]
+    times = clock.times[head + warm :]
     rate = batch_size * (len(times) - 1) / (times[-1] - times[0])
-    return {"what": f"train {arch} width {16 * d}", "batch": batch_size, "autocast": "auto", "steps_timed": len(times) - 1,
-            "tokens_per_s": rate, "ms_per_step": 1000 * batch_size / rate, "peak_gib": peak_gib(device)}
+    return {
+        "what": f"train {arch} width {16 * d}",
+        "batch": batch_size,
+        "autocast": "auto",
+        "steps_timed": len(times) - 1,
+        "tokens_per_s": rate,
+        "ms_per_step": 1000 * batch_size / rate,
+        "peak_gib": peak_gib(device),
+    }
 
 
 def markdown(rows: list[dict], columns: list[str]) -> str:
@@ -174,8 +232,12 @@ def main(argv=None) -> int:
     batch_windows = 4 if args.quick else 32
     sae_batch, steps, warm = (256, 3, 1) if args.quick else (4096, 100, 10)
     torch.backends.cuda.matmul.allow_tf32 = True  # fp32 rows use TF32 tensor cores, as a GPU user would
-    info = {"device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
-            "torch": torch.__version__, "python": sys.version.split()[0], "minutes_audio": minutes}
+    info = {
+        "device": torch.cuda.get_device_name(device) if device.type == "cuda" else platform.processor() or "cpu",
+        "torch": torch.__version__,
+        "python": sys.version.split()[0],
+        "minutes_audio": minutes,
+    }
     print(json.dumps(info), flush=True)
     results = {"info": info, "models": {}}
     with tempfile.TemporaryDirectory() as tmp:
@@ -185,21 +247,30 @@ def main(argv=None) -> int:
             utts = synthetic_utterances(minutes * 60)
             rows = []
             for mode, autocast in (("padded", None), ("padded", "bf16"), ("packed", "bf16")):
-                rows.append(bench_extract(lw, utts, Path(tmp) / name, mode=mode, autocast=autocast,
-                                          batch_size=batch_windows))
+                rows.append(
+                    bench_extract(lw, utts, Path(tmp) / name, mode=mode, autocast=autocast, batch_size=batch_windows)
+                )
                 print(json.dumps(rows[-1]), flush=True)
             for dtype in (None, torch.bfloat16):
-                rows.append(bench_encoder_only(lw, batch_size=batch_windows, autocast=dtype, repeats=2 if args.quick else 10))
+                rows.append(
+                    bench_encoder_only(lw, batch_size=batch_windows, autocast=dtype, repeats=2 if args.quick else 10)
+                )
                 print(json.dumps(rows[-1]), flush=True)
             store = ActivationStore(rows[1]["store"])
             d = lw.d_model
             del lw
-            train = [bench_train(store, d, device, Path(tmp) / name, arch=arch, batch_size=sae_batch, steps=steps, warm=warm)
-                     for arch in ("topk", "relu")]
+            train = [
+                bench_train(store, d, device, Path(tmp) / name, arch=arch, batch_size=sae_batch, steps=steps, warm=warm)
+                for arch in ("topk", "relu")
+            ]
             for r in train:
                 print(json.dumps(r), flush=True)
-            results["models"][name] = {"d_model": d, "extract": rows, "train": train,
-                                       "wall_s": time.perf_counter() - t0}
+            results["models"][name] = {
+                "d_model": d,
+                "extract": rows,
+                "train": train,
+                "wall_s": time.perf_counter() - t0,
+            }
     print(f"\n## {info['device']} (torch {info['torch']}), random-weight Whisper, synthetic audio\n")
     for name, r in results["models"].items():
         print(f"### {name} (d_model {r['d_model']})\n")

@@ -31,13 +31,16 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     start = time.time()
-    result = hallucination_rate(args.model, args.corpus, batch_size=args.batch_size,
-                                max_new_tokens=args.max_new_tokens, progress=True)
+    result = hallucination_rate(
+        args.model, args.corpus, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, progress=True
+    )
     elapsed = time.time() - start
     m = result.meta
-    print(f"{m['model']} on {result.overall['clips']} clips ({m['seconds'] / 60:.1f} min) of {m['corpus']}; greedy, "
-          f"at most {m['max_new_tokens']} new tokens; {elapsed:.0f} s on {platform.processor() or platform.machine()}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"{m['model']} on {result.overall['clips']} clips ({m['seconds'] / 60:.1f} min) of {m['corpus']}; greedy, "
+        f"at most {m['max_new_tokens']} new tokens; {elapsed:.0f} s on {platform.processor() or platform.machine()}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     print(result.table())
     if args.json:
         with open(args.json, "w") as f:

@@ -42,8 +42,18 @@ def main(argv=None) -> int:
     print(f"{'variant':30s} {'SAE':10s} {'held-out EV':>11s} {'L0':>7s}")
     for i, (name, (arch, sweep, options)) in enumerate(VARIANTS.items()):
         out = Path(args.out) / f"v{i}"
-        train(args.store, args.hook, out=out, arch=arch, width=args.width, sweep=sweep, epochs=args.epochs,
-              batch_size=args.batch_size, device=args.device, **options)
+        train(
+            args.store,
+            args.hook,
+            out=out,
+            arch=arch,
+            width=args.width,
+            sweep=sweep,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            device=args.device,
+            **options,
+        )
         for row in collect(sorted(f for f in out.iterdir() if (f / "cfg.json").exists()), args.width):
             print(f"{name:30s} {row['name']:10s} {row['ev']:11.3f} {row['l0']:7.1f}", flush=True)
     return 0

@@ -24,8 +24,15 @@ def load_baseline(folder: Path):
 
     doc = json.loads((folder / "eval.json").read_text())
     rows = [json.loads(line) for line in (folder / "eval_utterances.jsonl").read_text().splitlines() if line.strip()]
-    return EvalResult(meta=doc["meta"], n_utterances=len(rows), reconstruction=None, conditions=doc["conditions"],
-                      ce_recovered=doc["ce_recovered"], error_term_check=doc["error_term_check"], utterances=rows)
+    return EvalResult(
+        meta=doc["meta"],
+        n_utterances=len(rows),
+        reconstruction=None,
+        conditions=doc["conditions"],
+        ce_recovered=doc["ce_recovered"],
+        error_term_check=doc["error_term_check"],
+        utterances=rows,
+    )
 
 
 def teacher_forced(saes: list[Path], corpus: str, batch: int = 4) -> None:
@@ -47,7 +54,7 @@ def teacher_forced(saes: list[Path], corpus: str, batch: int = 4) -> None:
     start = time.perf_counter()
     with torch.no_grad():
         for i in range(0, len(items), batch):
-            data = runner.prepare(items[i: i + batch])
+            data = runner.prepare(items[i : i + batch])
             acts = runner.prefix(data)
             mask = runner.mask(data, acts)
             clean = runner.clean_logits(data, acts)
@@ -59,13 +66,17 @@ def teacher_forced(saes: list[Path], corpus: str, batch: int = 4) -> None:
                 logits = runner.spliced_logits(data, acts, mask, sae.decode(sae.encode(acts[mask])))
                 sums[name]["nll"] += float(torch.nn.functional.cross_entropy(logits, targets, reduction="sum"))
                 sums[name]["kl"] += float(token_kl(clean, logits)) * n
-    print(f"{len(items)} utterances ({len(skipped)} skipped), {n_tokens} reference tokens, "
-          f"{time.perf_counter() - start:.0f} s")
+    print(
+        f"{len(items)} utterances ({len(skipped)} skipped), {n_tokens} reference tokens, "
+        f"{time.perf_counter() - start:.0f} s"
+    )
     print("| SAE | CE spliced (nats/token) | CE clean | KL(clean || spliced) per token |")
     print("| --- | --- | --- | --- |")
     for name in models:
-        print(f"| {name} | {sums[name]['nll'] / n_tokens:.4f} | {sums['clean']['nll'] / n_tokens:.4f} | "
-              f"{sums[name]['kl'] / n_tokens:.4f} |")
+        print(
+            f"| {name} | {sums[name]['nll'] / n_tokens:.4f} | {sums['clean']['nll'] / n_tokens:.4f} | "
+            f"{sums[name]['kl'] / n_tokens:.4f} |"
+        )
 
 
 def main() -> None:

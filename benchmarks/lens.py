@@ -35,12 +35,15 @@ def main() -> None:
         torch.set_num_threads(args.threads)
     out = Path(args.out or f"runs/lens-{Path(args.model).name}")
     start = time.time()
-    result = encoder_lens(args.model, args.corpus, batch_size=args.batch_size, max_utterances=args.max_utterances,
-                          out=out, progress=True)
+    result = encoder_lens(
+        args.model, args.corpus, batch_size=args.batch_size, max_utterances=args.max_utterances, out=out, progress=True
+    )
     elapsed = time.time() - start
-    print(f"{result.meta['model']} on {result.n_utterances} utterances ({result.meta['seconds']:.0f} s) of "
-          f"{result.meta['corpus']}; {elapsed:.0f} s on {platform.processor() or platform.machine()}, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"{result.meta['model']} on {result.n_utterances} utterances ({result.meta['seconds']:.0f} s) of "
+        f"{result.meta['corpus']}; {elapsed:.0f} s on {platform.processor() or platform.machine()}, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     print(result.table(examples=1))
     if args.plot:
         shutil.copy(result.files["plot"], args.plot)

@@ -31,8 +31,16 @@ def specs_for(store: ActivationStore, hook: str, width: int, archs: list[str]) -
     specs = []
     for arch in archs:
         for k, coef in SWEEP[arch]:
-            cfg = SAEConfig(store.d_model(hook), width, arch, k=k, hook_name=hook, model_name=model.get("name"),
-                            model_spec=model.get("spec"), window_mode=store.settings.get("mode"))
+            cfg = SAEConfig(
+                store.d_model(hook),
+                width,
+                arch,
+                k=k,
+                hook_name=hook,
+                model_name=model.get("name"),
+                model_spec=model.get("spec"),
+                window_mode=store.settings.get("mode"),
+            )
             name = f"{arch}-k{k}" if k else f"{arch}-c{coef:g}"
             specs.append(SAESpec(cfg, coef=coef, name=name))
     return specs
@@ -70,14 +78,26 @@ def collect(folders: list[Path], width: int) -> list[dict]:
         doc = json.loads((folder / "cfg.json").read_text())
         held = doc["whisper_sae"]["training"]["held_out"]
         arch = doc["whisper_sae"]["architecture"]
-        rows.append({"name": folder.name, "arch": arch, "width": width, "k": doc["whisper_sae"]["k"],
-                     "coef": doc["whisper_sae"]["training"]["coef"], "ev": held["ev"], "l0": held["l0"],
-                     "dead_frac": held["dead_frac"], "val_rows": held["rows"], "path": str(folder)})
+        rows.append(
+            {
+                "name": folder.name,
+                "arch": arch,
+                "width": width,
+                "k": doc["whisper_sae"]["k"],
+                "coef": doc["whisper_sae"]["training"]["coef"],
+                "ev": held["ev"],
+                "l0": held["l0"],
+                "dead_frac": held["dead_frac"],
+                "val_rows": held["rows"],
+                "path": str(folder),
+            }
+        )
     return rows
 
 
-def export(results: list[dict], dest: Path, *, target_l0: float = 32, max_bytes: int = 15_500_000,
-           max_files: int = 4) -> list[Path]:
+def export(
+    results: list[dict], dest: Path, *, target_l0: float = 32, max_bytes: int = 15_500_000, max_files: int = 4
+) -> list[Path]:
     """Tar, per width and architecture, the SAE whose held-out L0 is closest to ``target_l0`` (weights,
     cfg, metrics, plots), packed greedily into at most ``max_files`` tars of at most ``max_bytes``."""
     import tarfile
@@ -87,7 +107,9 @@ def export(results: list[dict], dest: Path, *, target_l0: float = 32, max_bytes:
         key = (r["width"], r["arch"])
         if key not in chosen or abs(r["l0"] - target_l0) < abs(chosen[key]["l0"] - target_l0):
             chosen[key] = r
-    order = sorted(chosen.values(), key=lambda r: (r["width"], ["relu", "topk", "batchtopk", "jumprelu"].index(r["arch"])))
+    order = sorted(
+        chosen.values(), key=lambda r: (r["width"], ["relu", "topk", "batchtopk", "jumprelu"].index(r["arch"]))
+    )
     bins: list[list] = []
     for r in order:
         size = sum(f.stat().st_size for f in Path(r["path"]).iterdir())
@@ -130,14 +152,32 @@ def main() -> None:
     for width in (int(w) for w in args.widths.split(",")):
         specs = specs_for(store, args.hook, width, args.archs.split(","))
         start = time.time()
-        folders = train_specs(store, specs, out=out / str(width), epochs=args.epochs, batch_size=args.batch_size,
-                              lr=args.lr, device=args.device, dead_after_tokens=args.dead_after_tokens,
-                              log_every=20, eval_every=200, checkpoint_every=1000)
+        folders = train_specs(
+            store,
+            specs,
+            out=out / str(width),
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            lr=args.lr,
+            device=args.device,
+            dead_after_tokens=args.dead_after_tokens,
+            log_every=20,
+            eval_every=200,
+            checkpoint_every=1000,
+        )
         print(f"width {width}: {len(specs)} SAEs in one pass, {time.time() - start:.0f} s", flush=True)
         results += collect(folders, width)
-    info = {"store": str(store.path), "hook": args.hook, "model": store.manifest["model"].get("name"),
-            "utterances": len(store.utterances), "rows": store.n_rows(args.hook), "epochs": args.epochs,
-            "batch_size": args.batch_size, "lr": args.lr, "results": results}
+    info = {
+        "store": str(store.path),
+        "hook": args.hook,
+        "model": store.manifest["model"].get("name"),
+        "utterances": len(store.utterances),
+        "rows": store.n_rows(args.hook),
+        "epochs": args.epochs,
+        "batch_size": args.batch_size,
+        "lr": args.lr,
+        "results": results,
+    }
     (out / "results.json").write_text(json.dumps(info, indent=2))
     lines = ["| SAE | width | held-out EV | L0 | dead (never fired on held-out) |", "|---|---|---|---|---|"]
     for r in sorted(results, key=lambda r: (r["width"], r["arch"], r["l0"])):

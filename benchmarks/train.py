@@ -58,18 +58,23 @@ def make_plain(arch, d, n, k, bf16):
         opt.zero_grad()
         loss.backward()
         opt.step()
+
     return step
 
 
 def make_ours(arch, d, n, k, bf16, sample):
     spec = SAESpec(SAEConfig(d, n, arch, k=k if arch == "topk" else None), name="")
-    trainer = Trainer([spec], TrainConfig(steps=10**9, lr=1e-3, autocast="bf16" if bf16 else "none",
-                                          device="cpu"), "/tmp/unused-bench-out")
+    trainer = Trainer(
+        [spec],
+        TrainConfig(steps=10**9, lr=1e-3, autocast="bf16" if bf16 else "none", device="cpu"),
+        "/tmp/unused-bench-out",
+    )
     trainer.members[0].init_from_data(sample, "mean", True)
 
     def step(x):
         trainer._train_step(x)
         trainer.step += 1
+
     return step
 
 
@@ -82,14 +87,16 @@ def make_saelens(arch, d, n, k, bf16, batch):
         sae = StandardTrainingSAE(StandardTrainingSAEConfig(d_in=d, d_sae=n, l1_coefficient=5.0))
     else:
         sae = TopKTrainingSAE(TopKTrainingSAEConfig(d_in=d, d_sae=n, k=k))
-    cfg = SAETrainerConfig(total_training_samples=10**12, train_batch_size_samples=batch, lr=1e-3, lr_end=1e-4,
-                           device="cpu", autocast=bf16)
+    cfg = SAETrainerConfig(
+        total_training_samples=10**12, train_batch_size_samples=batch, lr=1e-3, lr_end=1e-4, device="cpu", autocast=bf16
+    )
     trainer = SAETrainer(cfg, sae, data_provider=iter(()))
 
     def step(x):  # what fit() does per iteration, without logging
         trainer.maybe_reset_sparsity()
         trainer.step(x)
         trainer.n_training_steps += 1
+
     return step
 
 
@@ -116,17 +123,18 @@ def make_sparsify(arch, d, n, k, bf16):
         opt.zero_grad()
         since_fired.add_(x.shape[0])
         since_fired[out.latent_indices.flatten()] = 0
+
     return step
 
 
 def measure(step, rows, batch, steps, warmup=2):
     n_batches = rows.shape[0] // batch
     for i in range(warmup):
-        step(rows[(i % n_batches) * batch:(i % n_batches + 1) * batch])
+        step(rows[(i % n_batches) * batch : (i % n_batches + 1) * batch])
     start = time.perf_counter()
     for i in range(steps):
         j = (i + warmup) % n_batches
-        step(rows[j * batch:(j + 1) * batch])
+        step(rows[j * batch : (j + 1) * batch])
     return steps * batch / (time.perf_counter() - start)
 
 
@@ -142,10 +150,12 @@ def load_rows(args, d):
 
 def run_case(arch, width, k, bf16, rows, args):
     d = rows.shape[1]
-    makers = {"plain PyTorch": lambda: make_plain(arch, d, width, k, bf16),
-              "whisper-sae": lambda: make_ours(arch, d, width, k, bf16, rows[:8192]),
-              "SAELens": lambda: make_saelens(arch, d, width, k, bf16, args.batch_size),
-              "sparsify": lambda: make_sparsify(arch, d, width, k, bf16)}
+    makers = {
+        "plain PyTorch": lambda: make_plain(arch, d, width, k, bf16),
+        "whisper-sae": lambda: make_ours(arch, d, width, k, bf16, rows[:8192]),
+        "SAELens": lambda: make_saelens(arch, d, width, k, bf16, args.batch_size),
+        "sparsify": lambda: make_sparsify(arch, d, width, k, bf16),
+    }
     steps = {}
     for name, make in makers.items():
         try:
@@ -180,8 +190,10 @@ def main() -> None:
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = load_rows(args, args.d_in)
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, rows {tuple(rows.shape)}, "
-          f"batch {args.batch_size}, {args.steps} steps x {args.repeats} interleaved repeats (median)")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, rows {tuple(rows.shape)}, "
+        f"batch {args.batch_size}, {args.steps} steps x {args.repeats} interleaved repeats (median)"
+    )
     table = []
     for case in args.cases.split(","):
         arch, width, k = case.split(":")
@@ -193,11 +205,15 @@ def main() -> None:
     print(f"{'arch':6} {'width':>6} {'dtype':5} {'method':14} {'tokens/s':>10} {'x bound':>8} {'ours / this':>11}")
     for arch, width, dtype, bound, results in table:
         ours = results.get("whisper-sae")
-        print(f"{arch:6} {width:>6} {dtype:5} {'dense bound':14} {bound:>10.0f} {1.0:>8.2f} "
-              f"{(ours / bound if ours else float('nan')):>11.2f}")
+        print(
+            f"{arch:6} {width:>6} {dtype:5} {'dense bound':14} {bound:>10.0f} {1.0:>8.2f} "
+            f"{(ours / bound if ours else float('nan')):>11.2f}"
+        )
         for name, value in results.items():
-            print(f"{'':6} {'':>6} {'':5} {name:14} {value:>10.0f} {value / bound:>8.2f} "
-                  f"{(ours / value if ours else float('nan')):>11.2f}")
+            print(
+                f"{'':6} {'':>6} {'':5} {name:14} {value:>10.0f} {value / bound:>8.2f} "
+                f"{(ours / value if ours else float('nan')):>11.2f}"
+            )
 
 
 if __name__ == "__main__":

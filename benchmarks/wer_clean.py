@@ -43,8 +43,12 @@ def main() -> None:
     parser.add_argument("--models", default="tiny.en,base")
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--batch-size", type=int, default=8)
-    parser.add_argument("--threads", type=int, default=None,
-                        help="torch intra-op threads (1 is faster on a machine shared with other jobs)")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch intra-op threads (1 is faster on a machine shared with other jobs)",
+    )
     parser.add_argument("--show-errors", action="store_true", help="print every utterance that has an error")
     args = parser.parse_args()
     if args.threads:

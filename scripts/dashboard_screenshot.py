@@ -13,12 +13,25 @@ import argparse
 import sys
 from pathlib import Path
 
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 
 
-def screenshot(dashboard: Path, out: Path, *, feature: int | None = None, index_out: Path | None = None,
-               attribute: str | None = None, executable: str = "/usr/bin/chromium", width: int = 1200) -> list[Path]:
+def screenshot(
+    dashboard: Path,
+    out: Path,
+    *,
+    feature: int | None = None,
+    index_out: Path | None = None,
+    attribute: str | None = None,
+    executable: str = "/usr/bin/chromium",
+    width: int = 1200,
+) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
     index = (dashboard / "index.html").resolve()
@@ -39,8 +52,9 @@ def screenshot(dashboard: Path, out: Path, *, feature: int | None = None, index_
         else:
             page.goto((dashboard / "features" / f"f{feature}.html").resolve().as_uri())
         page.wait_for_load_state("load")
-        page.wait_for_function("Array.from(document.querySelectorAll('audio')).every(a => a.readyState >= 1)",
-                               timeout=20000)
+        page.wait_for_function(
+            "Array.from(document.querySelectorAll('audio')).every(a => a.readyState >= 1)", timeout=20000
+        )
         page.screenshot(path=str(out), full_page=True)
         written.append(out)
         browser.close()
@@ -57,8 +71,14 @@ def main(argv=None) -> int:
     parser.add_argument("--chromium", default="/usr/bin/chromium")
     args = parser.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    for path in screenshot(args.dashboard, args.out, feature=args.feature, index_out=args.index_out,
-                           attribute=args.attribute, executable=args.chromium):
+    for path in screenshot(
+        args.dashboard,
+        args.out,
+        feature=args.feature,
+        index_out=args.index_out,
+        attribute=args.attribute,
+        executable=args.chromium,
+    ):
         print(path)
     return 0
 

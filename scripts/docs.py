@@ -24,8 +24,7 @@ def _prepare_packages() -> None:
 
     import whisper_sae
 
-    names = ["whisper_sae"] + [m.name for m in pkgutil.walk_packages(whisper_sae.__path__, "whisper_sae.")
-                               if m.ispkg]
+    names = ["whisper_sae"] + [m.name for m in pkgutil.walk_packages(whisper_sae.__path__, "whisper_sae.") if m.ispkg]
     for name in names:
         package = importlib.import_module(name)
         if not hasattr(package, "__all__"):
@@ -44,8 +43,9 @@ def build(out: Path) -> list[str]:
         import pdoc.render
     except ImportError:
         raise SystemExit("pdoc is not installed: bash scripts/setup.sh test (or pip install -e '.[docs]')") from None
-    pdoc.render.configure(docformat="restructuredtext", footer_text="whisper-sae API reference",
-                          search=True, show_source=False)
+    pdoc.render.configure(
+        docformat="restructuredtext", footer_text="whisper-sae API reference", search=True, show_source=False
+    )
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         _prepare_packages()
@@ -73,7 +73,9 @@ def _generated_init_annotation(message: str) -> bool:
         cls = getattr(importlib.import_module(found[1]), found[2])
     except (ImportError, AttributeError):
         return False
-    return dataclasses.is_dataclass(cls) or (isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_fields"))
+    return dataclasses.is_dataclass(cls) or (
+        isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_fields")
+    )
 
 
 def main(argv: list[str]) -> int:

@@ -2,7 +2,7 @@
 # Create .venv and install whisper-sae into it, keeping torch at the pinned CPU build.
 #
 #   bash scripts/setup.sh          # what the library, the CLI and the demo need (pip install -e .)
-#   bash scripts/setup.sh test     # + the test suite's extras and pdoc for the API-reference check (.[test,docs])
+#   bash scripts/setup.sh test     # + the test suite's extras (pytest, ruff...) and pdoc for the API-reference check (.[test,docs])
 #   bash scripts/setup.sh dev      # + ruff (.[test,docs,dev])
 #
 # Then enter the environment with `. .venv/bin/activate`.

@@ -39,9 +39,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("sae_dir", type=Path, metavar="SAE_DIR")
     parser.add_argument("name", metavar="NAME", help="MODEL/HOOK[-VARIANT], e.g. tiny.en/encoder.out-4608")
-    parser.add_argument("--card-from", type=Path, default=None, metavar="EVAL",
-                        help="eval.json of `whisper-sae evaluate`, or the folder holding it (default: SAE_DIR/eval.json if present)")
-    parser.add_argument("--headline", action="append", default=[], metavar="KEY=VALUE", help="a card number (repeatable)")
+    parser.add_argument(
+        "--card-from",
+        type=Path,
+        default=None,
+        metavar="EVAL",
+        help="eval.json of `whisper-sae evaluate`, or the folder holding it (default: SAE_DIR/eval.json if present)",
+    )
+    parser.add_argument(
+        "--headline", action="append", default=[], metavar="KEY=VALUE", help="a card number (repeatable)"
+    )
     parser.add_argument("--measured-on", default=None, help="what the --headline numbers were measured on")
     parser.add_argument("--data", default=None, help="training corpus, e.g. 'LibriSpeech train-clean-100'")
     parser.add_argument("--hours", type=float, default=None, help="hours of training speech")
@@ -66,18 +73,38 @@ def main(argv: list[str] | None = None) -> int:
         card_from = args.card_from
         if card_from is None and (args.sae_dir / "eval.json").is_file():
             card_from = args.sae_dir / "eval.json"
-        data = {k: v for k, v in (("corpus", args.data), ("hours", args.hours), ("speakers", args.speakers),
-                                  ("licence", args.data_licence)) if v is not None}
-        folder = add(args.sae_dir, args.name, eval_json=card_from, headline=headline, training_data=data,
-                     licence=args.licence, licence_file=args.licence_file,
-                     notes=args.notes.read_text(encoding="utf-8") if args.notes else None,
-                     recommended=not args.not_recommended, source=args.source, replace=args.replace, root=args.root)
+        data = {
+            k: v
+            for k, v in (
+                ("corpus", args.data),
+                ("hours", args.hours),
+                ("speakers", args.speakers),
+                ("licence", args.data_licence),
+            )
+            if v is not None
+        }
+        folder = add(
+            args.sae_dir,
+            args.name,
+            eval_json=card_from,
+            headline=headline,
+            training_data=data,
+            licence=args.licence,
+            licence_file=args.licence_file,
+            notes=args.notes.read_text(encoding="utf-8") if args.notes else None,
+            recommended=not args.not_recommended,
+            source=args.source,
+            replace=args.replace,
+            root=args.root,
+        )
     except (ValueError, FileNotFoundError, RuntimeError) as err:
         print(f"ship_pretrained: error: {err}", file=sys.stderr)
         return 1
     size = sum(p.stat().st_size for p in folder.iterdir())
-    print(f"shipped {args.name} in {folder} ({size / 1e6:.2f} MB); shipped set "
-          f"{shipped_size(args.root) / 1e6:.2f} of {BUDGET_BYTES / 1e6:.0f} MB")
+    print(
+        f"shipped {args.name} in {folder} ({size / 1e6:.2f} MB); shipped set "
+        f"{shipped_size(args.root) / 1e6:.2f} of {BUDGET_BYTES / 1e6:.0f} MB"
+    )
     return 0
 
 

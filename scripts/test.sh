@@ -4,4 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . .venv/bin/activate
+# Lint and format check first (ruff, configured in pyproject.toml; a second or two): each problem names file and line.
+ruff check .
+ruff format --check .
 python -m pytest -q -ra "$@"

@@ -19,10 +19,21 @@ def write_tiny_random_whisper(folder, *, init_std: float | None = None):
     from whisper_sae.whisper.offline import bundled_tokenizer_dir
 
     config = WhisperConfig(
-        vocab_size=51864, num_mel_bins=80, d_model=32, encoder_layers=2, decoder_layers=2,
-        encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=64, decoder_ffn_dim=64,
-        max_source_positions=1500, max_target_positions=64, decoder_start_token_id=50257,
-        pad_token_id=50256, bos_token_id=50256, eos_token_id=50256,
+        vocab_size=51864,
+        num_mel_bins=80,
+        d_model=32,
+        encoder_layers=2,
+        decoder_layers=2,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        max_source_positions=1500,
+        max_target_positions=64,
+        decoder_start_token_id=50257,
+        pad_token_id=50256,
+        bos_token_id=50256,
+        eos_token_id=50256,
     )
     torch.manual_seed(0)
     model = WhisperForConditionalGeneration(config)
@@ -57,5 +68,6 @@ def synth_corpus(tmp_path_factory):
     from whisper_sae.audio.synth import synthesize_corpus
 
     out = tmp_path_factory.mktemp("synth_corpus")
-    return synthesize_corpus(out, minutes=0.42, balanced=True, voices_per_text=2, n_speakers=6, max_words=12,
-                             seed=0, progress=False)
+    return synthesize_corpus(
+        out, minutes=0.42, balanced=True, voices_per_text=2, n_speakers=6, max_words=12, seed=0, progress=False
+    )

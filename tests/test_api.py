@@ -11,28 +11,51 @@ import pytest
 
 import whisper_sae
 
-API = ["load_whisper", "capture", "patch", "load_corpus", "ActivationStore", "extract", "SparseAutoencoder", "train",
-       "evaluate", "analyze", "probe", "intervene", "build_dashboard"]
+API = [
+    "load_whisper",
+    "capture",
+    "patch",
+    "load_corpus",
+    "ActivationStore",
+    "extract",
+    "SparseAutoencoder",
+    "train",
+    "evaluate",
+    "analyze",
+    "probe",
+    "intervene",
+    "build_dashboard",
+]
 SRC = str(Path(whisper_sae.__file__).parent.parent)
 
 
 def _python(code: str) -> str:
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False,
-                          env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"})
+    done = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={"PYTHONPATH": SRC, "PATH": "/usr/bin:/bin"},
+    )
     assert done.returncode == 0, done.stderr
     return done.stdout
 
 
 def test_import_is_lazy():
-    out = _python("import sys, whisper_sae; print(whisper_sae.__version__); "
-                  "print(sorted(m for m in ('torch', 'transformers', 'numpy', 'datasets') if m in sys.modules))")
+    out = _python(
+        "import sys, whisper_sae; print(whisper_sae.__version__); "
+        "print(sorted(m for m in ('torch', 'transformers', 'numpy', 'datasets') if m in sys.modules))"
+    )
     assert out.split("\n")[:2] == [whisper_sae.__version__, "[]"]
 
 
 def test_cli_parser_is_built_without_torch():
     """``whisper-sae --help`` answers at once: building the parser imports no heavy library."""
-    out = _python("import sys; from whisper_sae.cli import build_parser; build_parser(); "
-                  "print(sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))")
+    out = _python(
+        "import sys; from whisper_sae.cli import build_parser; build_parser(); "
+        "print(sorted(m for m in ('torch', 'transformers', 'numpy') if m in sys.modules))"
+    )
     assert out.strip() == "[]"
 
 
@@ -59,7 +82,9 @@ def test_names_are_the_stage_functions():
 
 
 def test_probe_is_the_function_even_after_its_module_was_imported():
-    out = _python("import whisper_sae.analysis.probing.run, whisper_sae, inspect; print(inspect.isfunction(whisper_sae.probe))")
+    out = _python(
+        "import whisper_sae.analysis.probing.run, whisper_sae, inspect; print(inspect.isfunction(whisper_sae.probe))"
+    )
     assert out.strip() == "True"
     out = _python("from whisper_sae.analysis import probe; import inspect; print(inspect.isfunction(probe))")
     assert out.strip() == "True"
@@ -71,7 +96,9 @@ def test_evaluate_is_the_package_and_the_function():
 
     assert inspect.ismodule(whisper_sae.evaluate) and callable(whisper_sae.evaluate)
     assert inspect.signature(whisper_sae.evaluate) == inspect.signature(evaluate)
-    assert whisper_sae.evaluate.evaluate is evaluate and whisper_sae.evaluate.word_errors("a b", "a c").substitutions == 1
+    assert (
+        whisper_sae.evaluate.evaluate is evaluate and whisper_sae.evaluate.word_errors("a b", "a c").substitutions == 1
+    )
 
 
 def test_the_original_readme_snippet():

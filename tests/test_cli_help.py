@@ -29,8 +29,19 @@ COMMANDS = _commands()
 
 def test_every_command_is_found():
     names = {c[0] for c in COMMANDS}
-    assert {"corpus", "extract", "store", "train", "convert", "evaluate", "analyze", "intervene", "dashboard",
-            "probe", "demo"} <= names
+    assert {
+        "corpus",
+        "extract",
+        "store",
+        "train",
+        "convert",
+        "evaluate",
+        "analyze",
+        "intervene",
+        "dashboard",
+        "probe",
+        "demo",
+    } <= names
     assert ("corpus", "synth") in COMMANDS and ("store", "info") in COMMANDS
 
 
@@ -50,8 +61,14 @@ def _missing_help(parser: argparse.ArgumentParser) -> list[str]:
 PENDING: dict = {}
 
 
-@pytest.mark.parametrize("command", [pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=PENDING[c]))
-                                     if c in PENDING else c for c in [(), *COMMANDS]], ids=lambda c: " ".join(c) or "top")
+@pytest.mark.parametrize(
+    "command",
+    [
+        pytest.param(c, marks=pytest.mark.xfail(strict=True, reason=PENDING[c])) if c in PENDING else c
+        for c in [(), *COMMANDS]
+    ],
+    ids=lambda c: " ".join(c) or "top",
+)
 def test_every_flag_has_help(command):
     parser = build_parser()
     for name in command:
@@ -71,7 +88,8 @@ def test_help_runs_for_every_command(command, capsys):
 def test_every_parser_formats_defaults():
     for parser in _walk(build_parser()):
         assert isinstance(parser.formatter_class, type) and issubclass(
-            parser.formatter_class, argparse.ArgumentDefaultsHelpFormatter), parser.prog
+            parser.formatter_class, argparse.ArgumentDefaultsHelpFormatter
+        ), parser.prog
 
 
 def test_help_shows_defaults_once(capsys):

@@ -24,10 +24,16 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     # The probe ran (12 voices, both genders) and the dashboard found it in SAE_DIR/probe.
     probe = json.loads((result.sae / "probe" / "probe.json").read_text())
     gender = probe["attributes"]["gender"]["probes"]["utterance"]["logreg"]
-    assert s["probe"]["gender"] == {"sae": gender["sae"]["balanced_accuracy"], "raw": gender["raw"]["balanced_accuracy"],
-                                    "chance": 0.5}
+    assert s["probe"]["gender"] == {
+        "sae": gender["sae"]["balanced_accuracy"],
+        "raw": gender["raw"]["balanced_accuracy"],
+        "chance": 0.5,
+    }
     index = (result.dashboard / "index.html").read_text()
-    assert "gender selectivity" in index and "Speaker attributes" in next(result.dashboard.glob("features/*.html")).read_text()
+    assert (
+        "gender selectivity" in index
+        and "Speaker attributes" in next(result.dashboard.glob("features/*.html")).read_text()
+    )
     printed = capsys.readouterr().out
     assert "[demo] done in" in printed and "gender from SAE codes" in printed
     # A second run finds every stage's output and keeps it.

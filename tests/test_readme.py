@@ -46,8 +46,12 @@ def test_the_snippet_is_short_and_names_the_demo_paths():
 def test_python_in_10_lines_runs(tmp_path, monkeypatch, capsys):
     _demo_outputs(tmp_path)
     monkeypatch.chdir(tmp_path)
-    exec(compile(  # noqa: S102 - running the README is the point
-        _python_block_under("Python in 10 lines"), "README.md", "exec"), {"__name__": "__readme__"})
+    exec(
+        compile(  # noqa: S102 - running the README is the point
+            _python_block_under("Python in 10 lines"), "README.md", "exec"
+        ),
+        {"__name__": "__readme__"},
+    )
     printed = capsys.readouterr().out.splitlines()
     # 60 frames of 20 ms: a line at 0.0, 0.5 and 1.0 s, each with the frame's 3 strongest features.
     assert [line.split()[0] for line in printed] == ["0.0", "0.5", "1.0"]

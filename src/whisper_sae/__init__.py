@@ -38,15 +38,36 @@ if TYPE_CHECKING:
     from whisper_sae.whisper import patch as patch
 
 _EXPORTS: dict[str, str | None] = {
-    "load_whisper": "whisper", "capture": "whisper", "patch": "whisper",
+    "load_whisper": "whisper",
+    "capture": "whisper",
+    "patch": "whisper",
     "load_corpus": "audio",
-    "ActivationStore": "activations", "extract": "activations",
-    "SparseAutoencoder": "sae", "train": "sae",
+    "ActivationStore": "activations",
+    "extract": "activations",
+    "SparseAutoencoder": "sae",
+    "train": "sae",
     # The package whisper_sae.evaluate, callable as its evaluate function (see its docstring).
     "evaluate": None,
-    "analyze": "analysis", "probe": "analysis", "intervene": "analysis", "build_dashboard": "analysis",
+    "analyze": "analysis",
+    "probe": "analysis",
+    "intervene": "analysis",
+    "build_dashboard": "analysis",
 }
 
-__all__ = ["__version__", "load_whisper", "capture", "patch", "load_corpus", "ActivationStore", "extract",
-           "SparseAutoencoder", "train", "evaluate", "analyze", "probe", "intervene", "build_dashboard"]
+__all__ = [
+    "__version__",
+    "load_whisper",
+    "capture",
+    "patch",
+    "load_corpus",
+    "ActivationStore",
+    "extract",
+    "SparseAutoencoder",
+    "train",
+    "evaluate",
+    "analyze",
+    "probe",
+    "intervene",
+    "build_dashboard",
+]
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

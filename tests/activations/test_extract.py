@@ -24,8 +24,9 @@ def direct_encoder(lw, audio: np.ndarray):
 def test_padding_never_stored_and_values_equal_whisper(tiny_random_whisper, make_utts, tmp_path):
     lw = tiny_random_whisper
     utts = make_utts([0.5, 1.37, 3.0, 35.2])
-    store = extract(lw, utts, ["encoder.blocks.0", "encoder.out"], tmp_path / "s", dtype="float32",
-                    batch_size=2, progress=False)
+    store = extract(
+        lw, utts, ["encoder.blocks.0", "encoder.out"], tmp_path / "s", dtype="float32", batch_size=2, progress=False
+    )
     expected = [frames_for_duration(u.duration) for u in utts[:3]] + [1500 + frames_for_duration(5.2)]
     for hook in ("encoder.blocks.0", "encoder.out"):
         acts, index = store.read(hook)
@@ -37,9 +38,9 @@ def test_padding_never_stored_and_values_equal_whisper(tiny_random_whisper, make
             assert torch.equal(pos, torch.arange(expected[i], dtype=torch.int32))
         assert torch.allclose(index["time"], index["pos"].float() * 0.02)
     for i, u in enumerate(utts):
-        pieces = [u.audio[k:k + 480000] for k in range(0, len(u.audio), 480000)]
-        ref0 = torch.cat([direct_encoder(lw, p)[0][:frames_for_duration(len(p) / 16000)] for p in pieces])
-        ref_out = torch.cat([direct_encoder(lw, p)[1][:frames_for_duration(len(p) / 16000)] for p in pieces])
+        pieces = [u.audio[k : k + 480000] for k in range(0, len(u.audio), 480000)]
+        ref0 = torch.cat([direct_encoder(lw, p)[0][: frames_for_duration(len(p) / 16000)] for p in pieces])
+        ref_out = torch.cat([direct_encoder(lw, p)[1][: frames_for_duration(len(p) / 16000)] for p in pieces])
         got0, _ = store.read("encoder.blocks.0", utterances=[i])
         got_out, _ = store.read("encoder.out", utterances=[i])
         assert torch.allclose(got0, ref0, atol=1e-5) and torch.allclose(got_out, ref_out, atol=1e-5)
@@ -74,9 +75,9 @@ def test_packed_rows_map_back_to_their_utterances(tiny_random_whisper, make_utts
     window = np.zeros(480000, dtype=np.float32)
     starts = [0, 32000, 32000 + 16320]
     for s, u in zip(starts, utts):
-        window[s:s + len(u.audio)] = u.audio
-    _, ref = direct_encoder(lw, window[:starts[-1] + len(utts[-1].audio)])
-    ref_rows = torch.cat([ref[s // 320:s // 320 + frames_for_duration(u.duration)] for s, u in zip(starts, utts)])
+        window[s : s + len(u.audio)] = u.audio
+    _, ref = direct_encoder(lw, window[: starts[-1] + len(utts[-1].audio)])
+    ref_rows = torch.cat([ref[s // 320 : s // 320 + frames_for_duration(u.duration)] for s, u in zip(starts, utts)])
     assert torch.allclose(a_pack, ref_rows, atol=1e-5)
     assert not torch.allclose(a_pack, a_pad, atol=1e-3)  # packing changes the computation
     assert packed.manifest["settings"]["mode"] == "packed"
@@ -86,8 +87,15 @@ def test_decoder_rows_are_tokens_with_ids_kept(tiny_random_whisper, make_utts, t
     lw = tiny_random_whisper
     texts = ["Hello there.", "The quick brown fox jumps over the lazy dog", ""]
     utts = make_utts([1.0, 2.5, 0.7], texts=texts)
-    store = extract(lw, utts, ["decoder.blocks.0", "decoder.out", "encoder.blocks.1"], tmp_path / "s",
-                    dtype="float32", batch_size=2, progress=False)
+    store = extract(
+        lw,
+        utts,
+        ["decoder.blocks.0", "decoder.out", "encoder.blocks.1"],
+        tmp_path / "s",
+        dtype="float32",
+        batch_size=2,
+        progress=False,
+    )
     acts, index = store.read("decoder.out")
     for i, text in enumerate(texts):
         ids = [*lw.prompt_ids, *(lw.text_tokens(text) if text else []), lw.eot_id]
@@ -111,16 +119,18 @@ def test_missing_transcript_is_transcribed_first(tiny_random_whisper, make_utts,
     store = extract(lw, utts, ["decoder.out"], tmp_path / "s", dtype="float32", progress=False)
     _, index = store.read("decoder.out")
     said = lw.transcribe([utts[0].audio])[0]
-    expected = [*lw.prompt_ids, *(lw.text_tokens(said) if said else []), lw.eot_id][:lw.config.max_target_positions]
+    expected = [*lw.prompt_ids, *(lw.text_tokens(said) if said else []), lw.eot_id][: lw.config.max_target_positions]
     assert index["token"][index["utt"] == 0].tolist() == expected
     assert [u["decoder_text"] for u in store.utterances] == ["model", "reference"]
 
 
 def test_bad_utterances_are_skipped_and_counted(tiny_random_whisper, make_utts, tmp_path):
     good = make_utts([1.0, 2.0])
-    bad = [Utterance(id="empty", audio=np.zeros(0, dtype=np.float32)),
-           Utterance(id="nan", audio=np.full(16000, np.nan, dtype=np.float32)),
-           Utterance(id="8k", audio=np.zeros(8000, dtype=np.float32), sample_rate=8000)]
+    bad = [
+        Utterance(id="empty", audio=np.zeros(0, dtype=np.float32)),
+        Utterance(id="nan", audio=np.full(16000, np.nan, dtype=np.float32)),
+        Utterance(id="8k", audio=np.zeros(8000, dtype=np.float32), sample_rate=8000),
+    ]
     store = extract(tiny_random_whisper, [good[0], *bad, good[1]], ["encoder.out"], tmp_path / "s", progress=False)
     u = store.manifest["utterances"]
     assert u["n_done"] == 2 and u["n_skipped"] == 3

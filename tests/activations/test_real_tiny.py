@@ -25,8 +25,15 @@ def cosine_rows(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
 
 def test_tiny_en_store_matches_whisper_and_keeps_tokens(tiny_en, synth_corpus, tmp_path):
     utts = list(load_corpus(synth_corpus, max_utterances=3))
-    store = extract(tiny_en, utts, ["encoder.blocks.1", "encoder.out", "decoder.out"], tmp_path / "s",
-                    dtype="float32", batch_size=2, progress=False)
+    store = extract(
+        tiny_en,
+        utts,
+        ["encoder.blocks.1", "encoder.out", "decoder.out"],
+        tmp_path / "s",
+        dtype="float32",
+        batch_size=2,
+        progress=False,
+    )
     for i, u in enumerate(utts):
         features = tiny_en.log_mel([u.audio])
         with torch.no_grad():
@@ -45,10 +52,10 @@ def test_tiny_en_store_matches_whisper_and_keeps_tokens(tiny_en, synth_corpus, t
 def test_bf16_autocast_and_packing_stay_close_to_fp32_padded(tiny_en, synth_corpus, tmp_path):
     utts = list(load_corpus(synth_corpus, max_utterances=3))
     ref = extract(tiny_en, utts, ["encoder.out"], tmp_path / "fp32", dtype="float32", progress=False)
-    bf16 = extract(tiny_en, utts, ["encoder.out"], tmp_path / "bf16", dtype="float32", autocast="bf16",
-                   progress=False)
-    packed = extract(tiny_en, utts, ["encoder.out"], tmp_path / "packed", dtype="float32", mode="packed",
-                     progress=False)
+    bf16 = extract(tiny_en, utts, ["encoder.out"], tmp_path / "bf16", dtype="float32", autocast="bf16", progress=False)
+    packed = extract(
+        tiny_en, utts, ["encoder.out"], tmp_path / "packed", dtype="float32", mode="packed", progress=False
+    )
     a = ref.read("encoder.out")[0]
     cos_bf16 = cosine_rows(bf16.read("encoder.out")[0], a)
     cos_packed = cosine_rows(packed.read("encoder.out")[0], a)
@@ -68,8 +75,9 @@ def test_fast_paths_store_what_the_reference_paths_store(tiny_en, synth_corpus, 
     hooks = ["encoder.blocks.1", "encoder.out"]
     kw = dict(dtype="float32", batch_size=2, progress=False)
     fast = extract(tiny_en, utts, hooks, tmp_path / "fast", **kw)
-    ref = extract(tiny_en, utts, hooks, tmp_path / "ref", pad_rows=True, mel_backend="numpy",
-                  background_writes=False, **kw)
+    ref = extract(
+        tiny_en, utts, hooks, tmp_path / "ref", pad_rows=True, mel_backend="numpy", background_writes=False, **kw
+    )
     assert [u["id"] for u in fast.utterances] == [u["id"] for u in ref.utterances]
     for hook in hooks:
         a, ia = fast.read(hook)

@@ -25,8 +25,16 @@ def utterance_rows(i: int, hook: str):
 
 
 def write(path, ids, *, fail_after=None, dtype="float32", shard_rows=7, background=True):
-    with StoreWriter(path, hooks=HOOKS, model={"name": "fake"}, corpus="mem", settings={"mode": "padded"},
-                     dtype=dtype, shard_rows=shard_rows, background=background) as w:
+    with StoreWriter(
+        path,
+        hooks=HOOKS,
+        model={"name": "fake"},
+        corpus="mem",
+        settings={"mode": "padded"},
+        dtype=dtype,
+        shard_rows=shard_rows,
+        background=background,
+    ) as w:
         done = w.done_ids
         for count, i in enumerate(ids):
             if f"u{i}" in done:
@@ -38,10 +46,22 @@ def write(path, ids, *, fail_after=None, dtype="float32", shard_rows=7, backgrou
                 acts, pos, time, token = utterance_rows(i, hook)
                 # add in two calls, as extraction does for utterances split over windows
                 h = len(acts) // 2
-                w.add(hook, idx, acts[:h], pos[:h], None if time is None else time[:h],
-                      None if token is None else token[:h])
-                w.add(hook, idx, acts[h:], pos[h:], None if time is None else time[h:],
-                      None if token is None else token[h:])
+                w.add(
+                    hook,
+                    idx,
+                    acts[:h],
+                    pos[:h],
+                    None if time is None else time[:h],
+                    None if token is None else token[:h],
+                )
+                w.add(
+                    hook,
+                    idx,
+                    acts[h:],
+                    pos[h:],
+                    None if time is None else time[h:],
+                    None if token is None else token[h:],
+                )
             w.end_utterance(idx)
 
 
@@ -54,7 +74,9 @@ def test_round_trip_exact_in_fp32_and_index_columns(tmp_path):
         acts, index = store.read(hook)
         expected = [utterance_rows(i, hook) for i in range(10)]
         assert torch.equal(acts, torch.cat([e[0] for e in expected]))
-        assert torch.equal(index["utt"].long(), torch.cat([torch.full((len(e[0]),), i) for i, e in enumerate(expected)]))
+        assert torch.equal(
+            index["utt"].long(), torch.cat([torch.full((len(e[0]),), i) for i, e in enumerate(expected)])
+        )
         assert torch.equal(index["pos"].long(), torch.cat([e[1] for e in expected]))
         assert store.n_rows(hook) == len(acts)
         shards = store.manifest["hooks"][hook]["shards"]
@@ -165,8 +187,15 @@ def test_writer_thread_error_surfaces_in_the_caller_and_the_store_resumes(tmp_pa
     write(tmp_path / "ref", ids)
     hook_dir = tmp_path / "s" / "decoder.out"
     with pytest.raises(NotADirectoryError) as caught:
-        with StoreWriter(tmp_path / "s", hooks=HOOKS, model={"name": "fake"}, corpus="mem",
-                         settings={"mode": "padded"}, dtype="float32", shard_rows=7) as w:
+        with StoreWriter(
+            tmp_path / "s",
+            hooks=HOOKS,
+            model={"name": "fake"},
+            corpus="mem",
+            settings={"mode": "padded"},
+            dtype="float32",
+            shard_rows=7,
+        ) as w:
             hook_dir.rmdir()
             hook_dir.write_text("not a folder")  # the shard's rename into it fails in the thread
             for i in ids:

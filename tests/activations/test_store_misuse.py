@@ -10,7 +10,6 @@ import subprocess
 import sys
 import textwrap
 
-import numpy as np
 import pytest
 import soundfile as sf
 import torch
@@ -43,6 +42,7 @@ def wav_corpus(folder, utts):
 
 # -- 1. one writer per store ------------------------------------------------------------------------
 
+
 def test_second_writer_fails_naming_the_holder_process(tiny_random_whisper, make_utts, tmp_path):
     out = tmp_path / "store"
     code = textwrap.dedent(f"""
@@ -52,8 +52,13 @@ def test_second_writer_fails_naming_the_holder_process(tiny_random_whisper, make
             print("held", flush=True)
             sys.stdin.readline()
     """)
-    holder = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                              env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    holder = subprocess.Popen(
+        [sys.executable, "-c", code],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)),
+    )
     try:
         assert holder.stdout.readline().strip() == "held"
         with pytest.raises(FolderBusyError, match=f"pid {holder.pid}"):
@@ -74,6 +79,7 @@ def test_rank_locks_do_not_block_each_other_but_a_second_run_does(tmp_path):
 
 
 # -- 2. damaged shards -----------------------------------------------------------------------------
+
 
 def test_truncated_shard_is_named_by_info_verify_and_readers(tmp_path, capsys):
     store = small_store(tmp_path / "s")
@@ -124,13 +130,24 @@ def test_store_without_checksums_still_reads_and_verify_says_so(tmp_path, capsys
 
 # -- 3. nothing extracted ----------------------------------------------------------------------------
 
+
 def test_extract_where_every_file_is_bad_fails_and_keeps_the_skipped_list(tiny_random_whisper, tmp_path, capsys):
     corpus = tmp_path / "wavs"
     corpus.mkdir()
     for i in range(3):
         (corpus / f"bad{i}.wav").write_bytes(b"RIFF not really a wave file")
-    argv = ["extract", "--model", tiny_random_whisper.spec, "--corpus", str(corpus), "--hooks", "encoder.out",
-            "--out", str(tmp_path / "s"), "--no-progress"]
+    argv = [
+        "extract",
+        "--model",
+        tiny_random_whisper.spec,
+        "--corpus",
+        str(corpus),
+        "--hooks",
+        "encoder.out",
+        "--out",
+        str(tmp_path / "s"),
+        "--no-progress",
+    ]
     assert main(argv) == 1
     err = capsys.readouterr().err
     assert "all 3 were skipped" in err and "bad0" in err and "cannot decode" in err
@@ -139,6 +156,7 @@ def test_extract_where_every_file_is_bad_fails_and_keeps_the_skipped_list(tiny_r
 
 
 # -- 4. resume with other inputs ---------------------------------------------------------------------
+
 
 def test_resume_with_another_corpus_is_refused(tiny_random_whisper, make_utts, tmp_path):
     a = wav_corpus(tmp_path / "a", make_utts([0.5, 0.5]))
@@ -151,14 +169,23 @@ def test_resume_with_another_corpus_is_refused(tiny_random_whisper, make_utts, t
 
 # -- 5. size limit -----------------------------------------------------------------------------------
 
+
 def test_max_store_gb_below_one_shard_is_refused_before_writing(tiny_random_whisper, make_utts, tmp_path):
     with pytest.raises(ValueError, match="below one shard.*--shard-rows"):
-        extract(tiny_random_whisper, make_utts([1.0]), ["encoder.out"], tmp_path / "s", max_store_gb=1e-6,
-                shard_rows=100, progress=False)  # 100 rows x 32 x 2 bytes = 6400 bytes > 1000
+        extract(
+            tiny_random_whisper,
+            make_utts([1.0]),
+            ["encoder.out"],
+            tmp_path / "s",
+            max_store_gb=1e-6,
+            shard_rows=100,
+            progress=False,
+        )  # 100 rows x 32 x 2 bytes = 6400 bytes > 1000
     assert not (tmp_path / "s" / "manifest.json").exists()
 
 
 # -- 6. non-finite rows ------------------------------------------------------------------------------
+
 
 def test_writer_refuses_nan_inf_and_fp16_overflow(tmp_path):
     with StoreWriter(tmp_path / "s", hooks=HOOKS, dtype="float16") as w:
@@ -181,8 +208,7 @@ def test_extract_skips_an_utterance_whose_rows_overflow_fp16(tiny_random_whisper
         return acts * 1e9 if len(calls) == 2 else acts
 
     with patch(tiny_random_whisper, "encoder.blocks.0", blow_up_second):
-        store = extract(tiny_random_whisper, utts, ["encoder.blocks.0"], tmp_path / "s", batch_size=1,
-                        progress=False)
+        store = extract(tiny_random_whisper, utts, ["encoder.blocks.0"], tmp_path / "s", batch_size=1, progress=False)
     assert [u["id"] for u in store.utterances] == ["utt000", "utt002"]
     skipped = store.manifest["utterances"]["skipped"]
     assert [s["id"] for s in skipped] == ["utt001"] and "float16" in skipped[0]["reason"]
@@ -191,6 +217,7 @@ def test_extract_skips_an_utterance_whose_rows_overflow_fp16(tiny_random_whisper
 
 
 # -- 7. permissions ----------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("umask", [0o022, 0o002])
 def test_store_files_honour_the_umask(tmp_path, umask):
@@ -206,8 +233,10 @@ def test_store_files_honour_the_umask(tmp_path, umask):
 
 # -- 8. paths ----------------------------------------------------------------------------------------
 
-def test_store_moved_with_its_corpus_or_read_from_elsewhere_finds_the_corpus(tiny_random_whisper, make_utts,
-                                                                            tmp_path, monkeypatch):
+
+def test_store_moved_with_its_corpus_or_read_from_elsewhere_finds_the_corpus(
+    tiny_random_whisper, make_utts, tmp_path, monkeypatch
+):
     work = tmp_path / "A"
     wav_corpus(work / "corpus", make_utts([0.5, 0.6]))
     monkeypatch.chdir(work)

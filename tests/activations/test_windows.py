@@ -21,7 +21,7 @@ def test_windows_cover_every_sample_once(mode):
             assert s.dst_start % FRAME_SAMPLES == 0 and s.dst_start >= ends  # on the grid, no overlap
             ends = s.dst_start + s.n_samples
             assert s.first_frame + s.n_frames <= 1500
-            covered[s.utt][s.src_start:s.src_start + s.n_samples] += 1
+            covered[s.utt][s.src_start : s.src_start + s.n_samples] += 1
     assert all((c == 1).all() for c in covered)
     frames = {}
     for w in windows:
@@ -61,9 +61,11 @@ def test_one_windowing_function_cuts_every_window():
     n = 2 * WINDOW_SAMPLES + 123
     audio = np.arange(n, dtype=np.float32)
     chunks = split_windows(audio)
-    assert [(s, len(c)) for s, c in chunks] == window_spans(n) == [(0, WINDOW_SAMPLES),
-                                                                   (WINDOW_SAMPLES, WINDOW_SAMPLES),
-                                                                   (2 * WINDOW_SAMPLES, 123)]
+    assert (
+        [(s, len(c)) for s, c in chunks]
+        == window_spans(n)
+        == [(0, WINDOW_SAMPLES), (WINDOW_SAMPLES, WINDOW_SAMPLES), (2 * WINDOW_SAMPLES, 123)]
+    )
     assert np.array_equal(np.concatenate([c for _, c in chunks]), audio)
     assert np.array_equal(first_window(audio), chunks[0][1])
     segs = [w.segments[0] for w in plan_windows([n], "padded")]

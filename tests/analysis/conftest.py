@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -41,13 +40,17 @@ def aligned_utterances(durations=(1.0, 2.3, 0.7), seed=0) -> list[Utterance]:
     for i, d in enumerate(durations):
         n = int(round(d * 16000))
         t = np.arange(n) / 16000
-        audio = (0.3 * np.sin(2 * np.pi * (180 + 70 * i) * t) * (1 + np.sin(2 * np.pi * 5 * t))
-                 + 0.05 * rng.standard_normal(n)).astype(np.float32)
+        audio = (
+            0.3 * np.sin(2 * np.pi * (180 + 70 * i) * t) * (1 + np.sin(2 * np.pi * 5 * t))
+            + 0.05 * rng.standard_normal(n)
+        ).astype(np.float32)
         phones = [{"phone": "sa"[j % 2], "start": j * 0.1, "end": (j + 1) * 0.1} for j in range(int(d / 0.1))]
-        words = [{"word": ["Hi", "there"][j % 2], "start": j * 0.3, "end": (j + 1) * 0.3}
-                 for j in range(int(d / 0.3))]
-        out.append(Utterance(id=f"clip{i}", audio=audio, text="hi there", speaker="s0",
-                             alignment={"words": words, "phones": phones}))
+        words = [{"word": ["Hi", "there"][j % 2], "start": j * 0.3, "end": (j + 1) * 0.3} for j in range(int(d / 0.3))]
+        out.append(
+            Utterance(
+                id=f"clip{i}", audio=audio, text="hi there", speaker="s0", alignment={"words": words, "phones": phones}
+            )
+        )
     return out
 
 
@@ -68,6 +71,13 @@ def voices(n_speakers=8, per_speaker=2, seconds=0.8, seed=0) -> list[Utterance]:
         for k in range(per_speaker):
             audio = sum(np.sin(2 * np.pi * f0 * h * t) / h ** (1 + 0.2 * (s % 3)) for h in range(1, 8))
             audio = (0.2 * audio + 0.01 * rng.standard_normal(len(t))).astype(np.float32)
-            out.append(Utterance(id=f"{s}-{k}", audio=audio, speaker=f"spk{s}", text="hello there",
-                                 attributes={"gender": "Female " if female else "male", "rate": 120 + 10 * s}))
+            out.append(
+                Utterance(
+                    id=f"{s}-{k}",
+                    audio=audio,
+                    speaker=f"spk{s}",
+                    text="hello there",
+                    attributes={"gender": "Female " if female else "male", "rate": 120 + 10 * s},
+                )
+            )
     return out

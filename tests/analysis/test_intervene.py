@@ -29,8 +29,9 @@ def test_clamp_sets_the_feature_and_keeps_the_error_term():
     x = torch.randn(1, 5, 8)
     out = edit_fn(sae, 4, "clamp", 7.5, None)(x)
     codes = sae.encode(x)
-    torch.testing.assert_close(out - x, ((7.5 - codes[..., 4])[..., None] * sae.W_dec[4]).detach(),
-                               rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(
+        out - x, ((7.5 - codes[..., 4])[..., None] * sae.W_dec[4]).detach(), rtol=1e-5, atol=1e-5
+    )
 
 
 def test_bad_arguments_are_sentences():

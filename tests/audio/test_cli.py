@@ -9,8 +9,26 @@ from whisper_sae.cli import main
 
 def test_corpus_synth_then_info(tmp_path, capsys):
     out = tmp_path / "c"
-    assert main(["corpus", "synth", "--out", str(out), "--minutes", "0.1", "--speakers", "2", "--balanced",
-                 "--voices-per-text", "2", "--seed", "5"]) == 0
+    assert (
+        main(
+            [
+                "corpus",
+                "synth",
+                "--out",
+                str(out),
+                "--minutes",
+                "0.1",
+                "--speakers",
+                "2",
+                "--balanced",
+                "--voices-per-text",
+                "2",
+                "--seed",
+                "5",
+            ]
+        )
+        == 0
+    )
     said = capsys.readouterr().out
     assert "utterances" in said and str(out) in said
     assert main(["corpus", "info", str(out)]) == 0

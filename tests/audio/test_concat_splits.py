@@ -16,8 +16,9 @@ from whisper_sae.cli import main
 
 def write(path, seconds=0.3, seed=0):
     path.parent.mkdir(parents=True, exist_ok=True)
-    sf.write(path, np.random.default_rng(seed).uniform(-0.3, 0.3, int(seconds * SAMPLE_RATE)).astype(np.float32),
-             SAMPLE_RATE)
+    sf.write(
+        path, np.random.default_rng(seed).uniform(-0.3, 0.3, int(seconds * SAMPLE_RATE)).astype(np.float32), SAMPLE_RATE
+    )
 
 
 def kaldi_dir(root, utts: dict[str, str], genders: dict[str, str] | None = None):
@@ -73,9 +74,16 @@ def test_spec_names_and_options_parse():
 
 def test_speaker_split_never_shares_a_speaker():
     rng = np.random.default_rng(0)
-    utts = [Utterance(id=f"{s}-{k}", audio=np.zeros(10, np.float32), speaker=f"spk{s}",
-                      attributes={"gender": "female" if s % 3 else "male"})
-            for s in range(40) for k in range(int(rng.integers(1, 6)))]
+    utts = [
+        Utterance(
+            id=f"{s}-{k}",
+            audio=np.zeros(10, np.float32),
+            speaker=f"spk{s}",
+            attributes={"gender": "female" if s % 3 else "male"},
+        )
+        for s in range(40)
+        for k in range(int(rng.integers(1, 6)))
+    ]
     split = speaker_split(utts, held_out=0.2, seed=3)
     train, held = split
     assert train and held and not (train & held) and train | held == {u.id for u in utts}
@@ -110,8 +118,25 @@ def test_extract_two_corpora_into_one_store(two, tiny_random_whisper_dir, tmp_pa
 
     a, b = two
     out = tmp_path / "store"
-    assert main(["extract", "--model", str(tiny_random_whisper_dir), "--corpus", f"A={a}", "--corpus", f"kaldi:{b}",
-                 "--hooks", "encoder.out", "--out", str(out), "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                "--model",
+                str(tiny_random_whisper_dir),
+                "--corpus",
+                f"A={a}",
+                "--corpus",
+                f"kaldi:{b}",
+                "--hooks",
+                "encoder.out",
+                "--out",
+                str(out),
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     store = ActivationStore(out)
     records = {r["id"]: r for r in store.utterances}
     assert sorted(records) == ["beta/u1", "u1", "u2", "u3", "u9"]

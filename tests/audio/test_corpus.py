@@ -27,12 +27,14 @@ def libri(tmp_path):
     for i in range(3):
         write(sub / "19" / "198" / f"19-198-{i:04d}.flac", 0.4 + 0.1 * i, seed=i)
     (sub / "19" / "198" / "19-198.trans.txt").write_text(
-        "19-198-0000 NORTHANGER ABBEY\n19-198-0001 THIS LITTLE WORK\n19-198-0002 WAS FINISHED IN THE YEAR\n")
+        "19-198-0000 NORTHANGER ABBEY\n19-198-0001 THIS LITTLE WORK\n19-198-0002 WAS FINISHED IN THE YEAR\n"
+    )
     write(sub / "7" / "1" / "7-1-0000.flac", 1.0, sr=8000, channels=2)
     (root / "SPEAKERS.TXT").write_text(
         "; Some header text\n;ID      |SEX| SUBSET           |MINUTES| NAME\n"
         "19   | F | dev-tiny         | 25.19 | Kara Shallenberg\n"
-        "7    | M | dev-tiny         | 3.50 | |CBW|Simon\n")
+        "7    | M | dev-tiny         | 3.50 | |CBW|Simon\n"
+    )
     return sub
 
 
@@ -154,11 +156,15 @@ def test_wrong_specs_are_clear(tmp_path):
 TRANSCRIPT = "19-198-0000 NORTHANGER ABBEY\n19-198-0001 THIS LITTLE WORK\n19-198-0002 WAS FINISHED IN THE YEAR\n"
 
 
-@pytest.mark.parametrize("encode", [
-    lambda t: b"\xef\xbb\xbf" + t.encode("utf-8"),  # UTF-8 with a BOM: the first id used to carry it
-    lambda t: t.encode("utf-16"),  # UTF-16 with a BOM: every line used to be lost
-    lambda t: t.encode("utf-16-le"),  # BOM-less UTF-16
-], ids=["utf8-bom", "utf16", "utf16le-nobom"])
+@pytest.mark.parametrize(
+    "encode",
+    [
+        lambda t: b"\xef\xbb\xbf" + t.encode("utf-8"),  # UTF-8 with a BOM: the first id used to carry it
+        lambda t: t.encode("utf-16"),  # UTF-16 with a BOM: every line used to be lost
+        lambda t: t.encode("utf-16-le"),  # BOM-less UTF-16
+    ],
+    ids=["utf8-bom", "utf16", "utf16le-nobom"],
+)
 def test_transcripts_in_other_unicode_encodings_keep_every_text(libri, encode):
     (libri / "19" / "198" / "19-198.trans.txt").write_bytes(encode(TRANSCRIPT))
     texts = {u.id: u.text for u in load_corpus(libri)}
@@ -186,8 +192,11 @@ def test_tsv_value_starting_with_a_quote_keeps_the_following_rows(tmp_path):
 
 def test_tables_with_a_bom_or_utf16_keep_their_first_column(tmp_path):
     text = "id\tgender\na\tfemale\n"
-    for name, data in (("bom.tsv", b"\xef\xbb\xbf" + text.encode()), ("u16.tsv", text.encode("utf-16")),
-                       ("SPEAKERS.TXT", ";ID |SEX| NAME\n7 | M | Simon\n".encode("utf-16"))):
+    for name, data in (
+        ("bom.tsv", b"\xef\xbb\xbf" + text.encode()),
+        ("u16.tsv", text.encode("utf-16")),
+        ("SPEAKERS.TXT", ";ID |SEX| NAME\n7 | M | Simon\n".encode("utf-16")),
+    ):
         (tmp_path / name).write_bytes(data)
         table = read_table(tmp_path / name)
         assert table.key_column == "id" and table.rows, name

@@ -27,7 +27,9 @@ def write_clip(path, seconds, freq=440.0):
         sf.write(path, tone(seconds, freq), SAMPLE_RATE, format="WAV")
 
 
-@pytest.mark.skipif(not HAS_MP3, reason=f"libsndfile {sf.__libsndfile_version__} here has no MP3 support (needs >= 1.1)")
+@pytest.mark.skipif(
+    not HAS_MP3, reason=f"libsndfile {sf.__libsndfile_version__} here has no MP3 support (needs >= 1.1)"
+)
 def test_mp3_decodes(tmp_path):
     sf.write(tmp_path / "a.mp3", tone(1.0, 300.0, 44100), 44100, format="MP3")
     x = load_audio(tmp_path / "a.mp3")
@@ -46,7 +48,8 @@ def cv(tmp_path):
         header
         + 'c1\tcommon_voice_en_1.mp3\t"Hello, he said.\t2\t0\ttwenties\tmale_masculine\tIndia and South Asia\ten\t\n'
         + "c2\tcommon_voice_en_2.mp3\tA second sentence.\t2\t0\tfifties\tfemale\t\ten\t\n"
-        + "c1\tcommon_voice_en_3.mp3\tMissing clip.\t2\t0\ttwenties\tmale\t\ten\t\n")
+        + "c1\tcommon_voice_en_3.mp3\tMissing clip.\t2\t0\ttwenties\tmale\t\ten\t\n"
+    )
     (root / "test.tsv").write_text(header + "c2\tcommon_voice_en_2.mp3\tA second sentence.\t2\t0\t\t\t\tzh-CN\t\n")
     write_clip(root / "clips" / "common_voice_en_1.mp3", 0.8)
     write_clip(root / "clips" / "common_voice_en_2.mp3", 0.5, 600.0)
@@ -69,15 +72,19 @@ def test_common_voice_validated_tsv(cv, caplog):
     assert abs(u1.duration - 0.8) < 0.1
     # Listed but absent (a subset of a release): left out, one warning with the count, not a skip per row.
     assert len(corpus) == 2 and corpus.skipped == []
-    assert any("1 of its 3 rows name an audio file that is absent" in r.message and "common_voice_en_3.mp3" in r.message
-               for r in caplog.records)
+    assert any(
+        "1 of its 3 rows name an audio file that is absent" in r.message and "common_voice_en_3.mp3" in r.message
+        for r in caplog.records
+    )
 
 
 def test_common_voice_clip_that_does_not_decode_is_skipped_and_counted(cv):
     (cv / "clips" / "common_voice_en_2.mp3").write_bytes(b"ID3 not really an mp3")
     corpus = load_corpus(cv)
     assert [u.id for u in corpus] == ["common_voice_en_1"]
-    assert [s["id"] for s in corpus.skipped] == ["common_voice_en_2"] and "common_voice_en_2.mp3" in corpus.skipped[0]["reason"]
+    assert [s["id"] for s in corpus.skipped] == ["common_voice_en_2"] and "common_voice_en_2.mp3" in corpus.skipped[0][
+        "reason"
+    ]
 
 
 def test_common_voice_split_is_chosen_by_the_spec(cv):

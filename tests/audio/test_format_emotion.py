@@ -33,13 +33,20 @@ def make(root, names, sr=SAMPLE_RATE):
     return root
 
 
-RAVDESS = ["Actor_01/03-01-05-02-02-01-01.wav", "Actor_01/03-01-01-01-01-01-01.wav",
-           "Actor_12/03-01-06-01-01-02-12.wav", "Actor_12/03-02-08-02-02-01-12.wav"]
+RAVDESS = [
+    "Actor_01/03-01-05-02-02-01-01.wav",
+    "Actor_01/03-01-01-01-01-01-01.wav",
+    "Actor_12/03-01-06-01-01-02-12.wav",
+    "Actor_12/03-02-08-02-02-01-12.wav",
+]
 
 
 def test_ravdess(tmp_path, caplog):
-    root = make(tmp_path / "ravdess", RAVDESS + ["Actor_01/03-01-05-01-02-01.wav", "Actor_12/03-01-09-01-01-01-12.wav"],
-                sr=48000)
+    root = make(
+        tmp_path / "ravdess",
+        RAVDESS + ["Actor_01/03-01-05-01-02-01.wav", "Actor_12/03-01-09-01-01-01-12.wav"],
+        sr=48000,
+    )
     assert detect_format(root) == "ravdess"  # 4 of 6 names follow the scheme
     corpus = load_corpus(root)
     assert len(corpus) == 6
@@ -50,8 +57,15 @@ def test_ravdess(tmp_path, caplog):
     assert u.speaker == "Actor_01" and u.text == "Dogs are sitting by the door."
     assert u.duration == pytest.approx(0.2, abs=1e-3)  # 48 kHz resampled
     a = u.attributes
-    assert (a["emotion"], a["emotion_raw"], a["intensity"], a["statement"], a["repetition"], a["actor"], a["gender"]) == \
-        ("angry", "angry", "strong", 2, 1, 1, "male")
+    assert (
+        a["emotion"],
+        a["emotion_raw"],
+        a["intensity"],
+        a["statement"],
+        a["repetition"],
+        a["actor"],
+        a["gender"],
+    ) == ("angry", "angry", "strong", 2, 1, 1, "male")
     assert a["vocal_channel"] == "speech" and a["language"] == "en" and a["corpus"] == "ravdess"
     f = utts["03-01-06-01-01-02-12"]
     assert f.speaker == "Actor_12" and f.attributes["gender"] == "female" and f.attributes["emotion"] == "fearful"
@@ -68,14 +82,24 @@ def test_ravdess(tmp_path, caplog):
 
 
 def test_tess(tmp_path):
-    root = make(tmp_path / "TESS Toronto emotional speech set data", [
-        "OAF_angry/OAF_back_angry.wav", "YAF_pleasant_surprise/YAF_bar_ps.wav", "OAF_neutral/OA_bite_neutral.wav",
-        "YAF_Fear/YAF_chair_fear.wav", "OAF_Sad/OAF_dog_sad.wav"])
+    root = make(
+        tmp_path / "TESS Toronto emotional speech set data",
+        [
+            "OAF_angry/OAF_back_angry.wav",
+            "YAF_pleasant_surprise/YAF_bar_ps.wav",
+            "OAF_neutral/OA_bite_neutral.wav",
+            "YAF_Fear/YAF_chair_fear.wav",
+            "OAF_Sad/OAF_dog_sad.wav",
+        ],
+    )
     assert detect_format(root) == "tess"
     utts = {u.id: u for u in load_corpus(root)}
     u = utts["OAF_back_angry"]
     assert u.speaker == "OAF" and u.text == "Say the word back."
-    assert u.attributes.items() >= {"emotion": "angry", "emotion_raw": "angry", "word": "back", "gender": "female", "age": 64}.items()
+    assert (
+        u.attributes.items()
+        >= {"emotion": "angry", "emotion_raw": "angry", "word": "back", "gender": "female", "age": 64}.items()
+    )
     s = utts["YAF_bar_ps"]
     assert s.speaker == "YAF" and s.attributes["age"] == 26
     assert s.attributes["emotion"] == "surprised" and s.attributes["emotion_raw"] == "pleasant_surprise"
@@ -98,7 +122,10 @@ def test_savee(tmp_path):
     assert sorted(utts) == ["DC/a01", "DC/sa03", "JE/n30", "JK/a01", "KL/su15"]  # stems clash: paths are the ids
     u = utts["DC/sa03"]
     assert u.speaker == "DC" and u.text is None
-    assert u.attributes.items() >= {"emotion": "sad", "emotion_raw": "sadness", "sentence_index": 3, "gender": "male"}.items()
+    assert (
+        u.attributes.items()
+        >= {"emotion": "sad", "emotion_raw": "sadness", "sentence_index": 3, "gender": "male"}.items()
+    )
     assert utts["JK/a01"].speaker == "JK" and utts["JK/a01"].attributes["emotion"] == "angry"
     assert utts["KL/su15"].attributes["emotion"] == "surprised" and utts["JE/n30"].attributes["emotion"] == "neutral"
     flat = make(tmp_path / "ALL", ["DC_a01.wav", "JE_h02.wav", "KL_sa01.wav"])
@@ -113,17 +140,31 @@ def test_emodb(tmp_path, caplog):
         "Filename,Speaker Info,Emotion\n"
         '03a01Fa.wav,"male, 31 years old",disgust\n'  # E4's CSV swaps fear, disgust, happiness
         '16b10Tb.wav,"female, 31 years",sadness\n'
-        'clip7.wav,"female, 34 years",anxiety\n')
+        'clip7.wav,"female, 34 years",anxiety\n'
+    )
     assert detect_format(root) == "emodb"
     with caplog.at_level(logging.WARNING):
         corpus = load_corpus(root)
-    assert any("audio_labels.csv: 1 of its 3 rows give another emotion than the file name" in r.message
-               and "03a01Fa.wav" in r.message for r in caplog.records)
+    assert any(
+        "audio_labels.csv: 1 of its 3 rows give another emotion than the file name" in r.message
+        and "03a01Fa.wav" in r.message
+        for r in caplog.records
+    )
     utts = {u.id: u for u in corpus}
     u = utts["03a01Fa"]
     assert u.speaker == "03" and u.text == "Der Lappen liegt auf dem Eisschrank."
-    assert u.attributes.items() >= {"emotion": "happy", "emotion_raw": "happiness", "gender": "male", "age": 31,
-                                 "text_code": "a01", "version": "a", "language": "de"}.items()
+    assert (
+        u.attributes.items()
+        >= {
+            "emotion": "happy",
+            "emotion_raw": "happiness",
+            "gender": "male",
+            "age": 31,
+            "text_code": "a01",
+            "version": "a",
+            "language": "de",
+        }.items()
+    )
     t = utts["16b10Tb"]
     assert t.speaker == "16" and t.attributes["gender"] == "female" and t.attributes["emotion"] == "sad"
     assert t.text == "Die wird auf dem Platz sein, wo wir sie immer hinlegen."
@@ -135,10 +176,12 @@ def test_emodb(tmp_path, caplog):
 
 def test_emotions_share_one_vocabulary(tmp_path):
     found = set()
-    for spec in (f"ravdess:{make(tmp_path / 'r', RAVDESS)}",
-                 f"tess:{make(tmp_path / 't', ['OAF_fear/OAF_a_fear.wav', 'YAF_happy/YAF_b_happy.wav'])}",
-                 f"savee:{make(tmp_path / 's', ['DC/f01.wav', 'DC/d02.wav', 'DC/h03.wav'])}",
-                 f"emodb:{make(tmp_path / 'e', ['03a01Aa.wav', '03a01Ea.wav', '03a01Wa.wav', '03a01La.wav'])}"):
+    for spec in (
+        f"ravdess:{make(tmp_path / 'r', RAVDESS)}",
+        f"tess:{make(tmp_path / 't', ['OAF_fear/OAF_a_fear.wav', 'YAF_happy/YAF_b_happy.wav'])}",
+        f"savee:{make(tmp_path / 's', ['DC/f01.wav', 'DC/d02.wav', 'DC/h03.wav'])}",
+        f"emodb:{make(tmp_path / 'e', ['03a01Aa.wav', '03a01Ea.wav', '03a01Wa.wav', '03a01La.wav'])}",
+    ):
         found |= {u.attributes["emotion"] for u in load_corpus(spec)}
     assert found <= set(EMOTIONS) | {"boredom"}
     assert found == {"angry", "neutral", "fearful", "surprised", "happy", "disgust", "boredom"}

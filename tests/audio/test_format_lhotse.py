@@ -28,15 +28,43 @@ def manifests(tmp_path, monkeypatch):
     write(root / "audio" / "rec-b.wav", 1.0, seed=2)
     monkeypatch.chdir(root)  # recipes record paths relative to where they ran
     recs = lhotse.RecordingSet.from_recordings(
-        [lhotse.Recording.from_file(f"audio/{n}.wav", recording_id=n) for n in ("rec-a", "rec-b")])
-    sups = lhotse.SupervisionSet.from_segments([
-        lhotse.SupervisionSegment(id="a-1", recording_id="rec-a", start=0.0, duration=0.75, text="FIRST PART",
-                                  speaker="spk-a", gender="F", language="English", custom={"age": "31"}),
-        lhotse.SupervisionSegment(id="a-2", recording_id="rec-a", start=1.0, duration=0.5, text="SECOND PART",
-                                  speaker="spk-a", gender="F", language="English"),
-        lhotse.SupervisionSegment(id="b-1", recording_id="rec-b", start=0.0, duration=1.0, text="WHOLE",
-                                  speaker="spk-b", gender="M", language="Klingon"),
-    ])
+        [lhotse.Recording.from_file(f"audio/{n}.wav", recording_id=n) for n in ("rec-a", "rec-b")]
+    )
+    sups = lhotse.SupervisionSet.from_segments(
+        [
+            lhotse.SupervisionSegment(
+                id="a-1",
+                recording_id="rec-a",
+                start=0.0,
+                duration=0.75,
+                text="FIRST PART",
+                speaker="spk-a",
+                gender="F",
+                language="English",
+                custom={"age": "31"},
+            ),
+            lhotse.SupervisionSegment(
+                id="a-2",
+                recording_id="rec-a",
+                start=1.0,
+                duration=0.5,
+                text="SECOND PART",
+                speaker="spk-a",
+                gender="F",
+                language="English",
+            ),
+            lhotse.SupervisionSegment(
+                id="b-1",
+                recording_id="rec-b",
+                start=0.0,
+                duration=1.0,
+                text="WHOLE",
+                speaker="spk-b",
+                gender="M",
+                language="Klingon",
+            ),
+        ]
+    )
     recs.to_file(root / "mini_recordings_dev.jsonl.gz")
     sups.to_file(root / "mini_supervisions_dev.jsonl.gz")
     monkeypatch.chdir(tmp_path)  # read from elsewhere: the relative paths must still resolve
@@ -63,8 +91,10 @@ def test_cuts_manifest_and_parts(manifests, tmp_path):
     import lhotse
 
     root, _ = manifests
-    cuts = lhotse.CutSet.from_manifests(recordings=lhotse.load_manifest(root / "mini_recordings_dev.jsonl.gz"),
-                                        supervisions=lhotse.load_manifest(root / "mini_supervisions_dev.jsonl.gz"))
+    cuts = lhotse.CutSet.from_manifests(
+        recordings=lhotse.load_manifest(root / "mini_recordings_dev.jsonl.gz"),
+        supervisions=lhotse.load_manifest(root / "mini_supervisions_dev.jsonl.gz"),
+    )
     cuts.to_file(root / "mini_cuts_dev.jsonl.gz")
     utts = {u.id: u for u in load_corpus(f"lhotse:{root / 'mini_cuts_dev.jsonl.gz'}")}
     assert sorted(utts) == ["a-1", "a-2", "b-1"] and utts["b-1"].text == "WHOLE"

@@ -27,7 +27,8 @@ def ljs(tmp_path):
     (root / "metadata.csv").write_text(
         'LJ001-0001|Printing, in 1869, "the only art|Printing, in eighteen sixty-nine, "the only art\n'
         "LJ001-0002|in being comparatively modern.|in being comparatively modern.\n"
-        "LJ001-0003||only the normalized one\n")
+        "LJ001-0003||only the normalized one\n"
+    )
     for i in (1, 2, 3):
         write(root / "wavs" / f"LJ001-000{i}.wav", sr=22050, seed=i)
     return root
@@ -44,7 +45,9 @@ def test_ljspeech(ljs, caplog):
     assert utts["LJ001-0001"].text == 'Printing, in 1869, "the only art'  # as written; quotes are text
     assert utts["LJ001-0003"].text == "only the normalized one"
     u = utts["LJ001-0002"]
-    assert u.speaker == "LJSpeech-1.1" and u.attributes["gender"] == "female" and u.attributes["corpus"] == "LJSpeech-1.1"
+    assert (
+        u.speaker == "LJSpeech-1.1" and u.attributes["gender"] == "female" and u.attributes["corpus"] == "LJSpeech-1.1"
+    )
     assert u.duration == pytest.approx(0.4, abs=1e-3)  # 22.05 kHz resampled
 
 
@@ -68,7 +71,8 @@ def accent(tmp_path):
         "age,age_onset,birthplace,filename,native_language,sex,speakerid,country\n"
         '24.0,0.0,"kansas city, missouri, usa",english1,english,female,17,usa\n'
         '38.0,12.0,"beijing, china",mandarin3,mandarin,male,321,china\n'
-        '50.0,10.0,"lagos, nigeria",yoruba2,yoruba,male,900,nigeria\n')
+        '50.0,10.0,"lagos, nigeria",yoruba2,yoruba,male,900,nigeria\n'
+    )
     return root
 
 
@@ -104,5 +108,12 @@ def test_corpus_info_text_flag_and_help(accent, tmp_path, capsys):
     with pytest.raises(SystemExit):
         main(["corpus", "info", "--help"])
     help_text = capsys.readouterr().out
-    for prefix in ("kaldi:DIR", "lhotse:DIR[:PART]", "commonvoice:DIR[:SPLIT]", "ljspeech:DIR", "csv:DIR[:TABLE]", "NAME="):
+    for prefix in (
+        "kaldi:DIR",
+        "lhotse:DIR[:PART]",
+        "commonvoice:DIR[:SPLIT]",
+        "ljspeech:DIR",
+        "csv:DIR[:TABLE]",
+        "NAME=",
+    ):
         assert prefix in help_text

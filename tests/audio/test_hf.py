@@ -21,14 +21,16 @@ def wav_bytes(seconds: float, sr: int, seed: int, channels: int = 1) -> bytes:
     return buf.getvalue()
 
 
-def common_voice_like() -> "datasets.Dataset":
+def common_voice_like() -> datasets.Dataset:
     rows = {
         "client_id": ["spk_a", "spk_b", "spk_a", "spk_c"],
         "path": ["cv_0.mp3", "cv_1.mp3", "cv_2.mp3", "cv_3.mp3"],
-        "audio": [{"bytes": wav_bytes(0.5, 48000, 0), "path": None},
-                  {"bytes": wav_bytes(0.25, 16000, 1, channels=2), "path": None},
-                  {"bytes": b"not audio at all", "path": None},
-                  {"bytes": wav_bytes(1.0, 8000, 3), "path": None}],
+        "audio": [
+            {"bytes": wav_bytes(0.5, 48000, 0), "path": None},
+            {"bytes": wav_bytes(0.25, 16000, 1, channels=2), "path": None},
+            {"bytes": b"not audio at all", "path": None},
+            {"bytes": wav_bytes(1.0, 8000, 3), "path": None},
+        ],
         "sentence": [" Hello there. ", "Good morning.", "Broken row.", "Last one."],
         "gender": ["male", "female", "male", " female "],
         "accent": ["scotland", "us", "scotland", "england"],
@@ -78,11 +80,16 @@ def test_hub_streaming_code_path_on_a_local_parquet_dataset(tmp_path):
 
 
 def test_librispeech_style_columns(tmp_path):
-    ds = datasets.Dataset.from_dict({
-        "file": ["a.flac"], "audio": [{"bytes": wav_bytes(0.3, 16000, 5), "path": "a.flac"}],
-        "text": ["HE HOPED THERE WOULD BE STEW"], "speaker_id": [1089], "chapter_id": [134686],
-        "id": ["1089-134686-0000"],
-    }).cast_column("audio", datasets.Audio(sampling_rate=16000))
+    ds = datasets.Dataset.from_dict(
+        {
+            "file": ["a.flac"],
+            "audio": [{"bytes": wav_bytes(0.3, 16000, 5), "path": "a.flac"}],
+            "text": ["HE HOPED THERE WOULD BE STEW"],
+            "speaker_id": [1089],
+            "chapter_id": [134686],
+            "id": ["1089-134686-0000"],
+        }
+    ).cast_column("audio", datasets.Audio(sampling_rate=16000))
     ds.save_to_disk(str(tmp_path / "ls"))
     (u,) = list(load_corpus(tmp_path / "ls"))
     assert u.id == "1089-134686-0000" and u.speaker == "1089" and u.text.startswith("HE HOPED")

@@ -76,7 +76,7 @@ def test_tone_chord_room_tone_and_music_are_what_they_say():
     assert _band_db(audio, 20, cutoff / 2) - _band_db(audio, 4 * cutoff, 8 * cutoff) > 30
     audio, _ = make_clip("music", 0, seed=0, min_seconds=6, max_seconds=6)
     frames = audio[: len(audio) // 1600 * 1600].reshape(-1, 1600)  # 100-ms frames: notes come and go
-    energy = (frames ** 2).mean(1)
+    energy = (frames**2).mean(1)
     assert energy.min() > 0 and energy.max() / energy.min() > 1.5
 
 
@@ -99,8 +99,25 @@ def test_overwrite(tmp_path):
 
 def test_cli_nonspeech(tmp_path, capsys):
     out = tmp_path / "ns"
-    assert main(["corpus", "nonspeech", "--out", str(out), "--per-kind", "1", "--seed", "5", "--kinds",
-                 "tone,music", "--max-seconds", "3"]) == 0
+    assert (
+        main(
+            [
+                "corpus",
+                "nonspeech",
+                "--out",
+                str(out),
+                "--per-kind",
+                "1",
+                "--seed",
+                "5",
+                "--kinds",
+                "tone,music",
+                "--max-seconds",
+                "3",
+            ]
+        )
+        == 0
+    )
     assert "wrote 2 non-speech clips" in capsys.readouterr().out
     assert {u.attributes["kind"] for u in load_corpus(out)} == {"tone", "music"}
     assert main(["corpus", "nonspeech", "--out", str(tmp_path / "x"), "--kinds", "speech"]) == 1
@@ -113,7 +130,11 @@ def test_cli_help_lists_every_kind():
     from whisper_sae.cli import build_parser
 
     parser = build_parser()
-    corpus = next(a for a in parser._actions if hasattr(a, "choices") and a.choices and "corpus" in a.choices).choices["corpus"]
-    nonspeech = next(a for a in corpus._actions if hasattr(a, "choices") and a.choices and "nonspeech" in a.choices).choices["nonspeech"]
+    corpus = next(a for a in parser._actions if hasattr(a, "choices") and a.choices and "corpus" in a.choices).choices[
+        "corpus"
+    ]
+    nonspeech = next(
+        a for a in corpus._actions if hasattr(a, "choices") and a.choices and "nonspeech" in a.choices
+    ).choices["nonspeech"]
     text = " ".join(nonspeech.format_help().split())
     assert all(kind in text for kind in KINDS), text

@@ -42,7 +42,9 @@ def test_corpus_reads_back_with_text_alignment_and_attributes(utterances, synth_
         assert u.text and u.alignment and u.speaker == a["speaker"] == u.id.split("-")[0]
         assert a["gender"] in ("female", "male") and a["accent"] in ENGLISH_ACCENTS
         assert a["variant"][0] == a["gender"][0]  # m1..m8 are male, f1..f5 female
-        assert 140 <= a["rate"] <= 195 and 30 <= a["pitch"] <= 70 and a["duration"] == pytest.approx(u.duration, abs=1e-3)
+        assert (
+            140 <= a["rate"] <= 195 and 30 <= a["pitch"] <= 70 and a["duration"] == pytest.approx(u.duration, abs=1e-3)
+        )
 
 
 def test_balanced_every_text_has_two_voices_of_both_genders(utterances):
@@ -79,10 +81,10 @@ def test_words_match_transcript_and_sit_on_the_speech(utterances):
         assert words[-1]["end"] <= u.duration
         # The audio inside words is speech; the pauses eSpeak reports between sentences are (near) silent.
         sr = u.sample_rate
-        inside = np.concatenate([u.audio[int(w["start"] * sr):int(w["end"] * sr)] for w in words])
+        inside = np.concatenate([u.audio[int(w["start"] * sr) : int(w["end"] * sr)] for w in words])
         pauses = [p for p in u.alignment["phones"] if p["phone"] == "_" and p["end"] - p["start"] > 0.05]
         if pauses:
-            quiet = np.concatenate([u.audio[int(p["start"] * sr) + 160:int(p["end"] * sr) - 160] for p in pauses])
+            quiet = np.concatenate([u.audio[int(p["start"] * sr) + 160 : int(p["end"] * sr) - 160] for p in pauses])
             assert np.sqrt(np.mean(inside**2)) > 5 * np.sqrt(np.mean(quiet**2) + 1e-12)
 
 
@@ -147,7 +149,9 @@ def test_text_bank_is_varied_plain_prose():
 
 
 def test_normalise_transcript():
-    assert normalise_transcript("Don't stop — it’s late, said the 'old' man.") == "DON'T STOP IT'S LATE SAID THE OLD MAN"
+    assert (
+        normalise_transcript("Don't stop — it’s late, said the 'old' man.") == "DON'T STOP IT'S LATE SAID THE OLD MAN"
+    )
     assert normalise_transcript("Über den Wolken!") == "ÜBER DEN WOLKEN"
 
 

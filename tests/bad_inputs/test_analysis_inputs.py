@@ -34,8 +34,16 @@ def _tones(n=2, seconds=1.0) -> list[Utterance]:
     for i in range(n):
         audio = (0.3 * np.sin(2 * np.pi * (180 + 70 * i) * t)).astype(np.float32)
         phones = [{"phone": "sa"[j % 2], "start": j * 0.1, "end": (j + 1) * 0.1} for j in range(int(seconds / 0.1))]
-        out.append(Utterance(id=f"tone{i}", audio=audio, text="hi there", speaker=f"s{i}",
-                             attributes={"gender": "female" if i % 2 else "male"}, alignment={"phones": phones}))
+        out.append(
+            Utterance(
+                id=f"tone{i}",
+                audio=audio,
+                text="hi there",
+                speaker=f"s{i}",
+                attributes={"gender": "female" if i % 2 else "male"},
+                alignment={"phones": phones},
+            )
+        )
     return out
 
 
@@ -210,10 +218,23 @@ def _probe_json(w: World, name: str, text: str) -> Path:
 def _probe_json_of_another_width(w: World):
     from whisper_sae.analysis import build_dashboard
 
-    doc = {"format": "whisper-sae-probe/1", "sae": {"path": None, "hook": "encoder.out", "d_sae": 96},
-           "model": None, "corpus": "x", "store": None, "metadata": None, "analysis": None, "n_utterances": 0,
-           "n_frames": 0, "n_frames_sampled": 0, "n_speakers": 0, "notes": [], "options": {}, "attributes": {},
-           "ablation": {}}
+    doc = {
+        "format": "whisper-sae-probe/1",
+        "sae": {"path": None, "hook": "encoder.out", "d_sae": 96},
+        "model": None,
+        "corpus": "x",
+        "store": None,
+        "metadata": None,
+        "analysis": None,
+        "n_utterances": 0,
+        "n_frames": 0,
+        "n_frames_sampled": 0,
+        "n_speakers": 0,
+        "notes": [],
+        "options": {},
+        "attributes": {},
+        "ablation": {},
+    }
     build_dashboard(w.sae48, w.root / "site-96", probe=_probe_json(w, "probe96", json.dumps(doc)), progress=False)
 
 
@@ -251,50 +272,149 @@ def _dashboard_of_missing_sae_cli(w: World):
 
 CASES = [
     # (id, action, error type, message pattern (names the thing), check afterwards)
-    ("dashboard into a foreign folder", _foreign, "DashboardFolderError",
-     r"dashboard folder \S+foreign is not empty \(features, keep.txt\) and was not written by `whisper-sae dashboard`",
-     _foreign_kept),
-    ("dashboard CLI into a foreign folder", _foreign_cli, "DashboardFolderError",
-     r"dashboard folder \S+foreign-cli is not empty \(index.html\)", None),
-    ("dashboard folder with a broken manifest", _bad_manifest, "DashboardFolderError",
-     r"bad-manifest/.whisper-sae-dashboard.json is not a whisper-sae dashboard manifest", None),
-    ("dashboard folder being written", _busy_folder, "FolderBusyError",
-     r"dashboard folder \S+busy is being written by pid", None),
-    ("dashboard --serve on a busy port", _busy_port, "PortBusyError",
-     r"cannot serve the dashboard on 127\.0\.0\.1:{port}: .*pass --port with a free port", _port_checked_before_build),
-    ("intervene --frames 3:1", _reversed_frames_cli, "ValueError",
-     r"frames '3:1' is an empty range: t1 must be after t0 \(seconds\), e.g. '1:3'", None),
+    (
+        "dashboard into a foreign folder",
+        _foreign,
+        "DashboardFolderError",
+        r"dashboard folder \S+foreign is not empty \(features, keep.txt\) and was not written by `whisper-sae dashboard`",
+        _foreign_kept,
+    ),
+    (
+        "dashboard CLI into a foreign folder",
+        _foreign_cli,
+        "DashboardFolderError",
+        r"dashboard folder \S+foreign-cli is not empty \(index.html\)",
+        None,
+    ),
+    (
+        "dashboard folder with a broken manifest",
+        _bad_manifest,
+        "DashboardFolderError",
+        r"bad-manifest/.whisper-sae-dashboard.json is not a whisper-sae dashboard manifest",
+        None,
+    ),
+    (
+        "dashboard folder being written",
+        _busy_folder,
+        "FolderBusyError",
+        r"dashboard folder \S+busy is being written by pid",
+        None,
+    ),
+    (
+        "dashboard --serve on a busy port",
+        _busy_port,
+        "PortBusyError",
+        r"cannot serve the dashboard on 127\.0\.0\.1:{port}: .*pass --port with a free port",
+        _port_checked_before_build,
+    ),
+    (
+        "intervene --frames 3:1",
+        _reversed_frames_cli,
+        "ValueError",
+        r"frames '3:1' is an empty range: t1 must be after t0 \(seconds\), e.g. '1:3'",
+        None,
+    ),
     ("frames 1:1", _empty_frames, "ValueError", r"frames '1:1' is an empty range", None),
-    ("frames after the end of every clip", _frames_outside, "ValueError",
-     r"frames 5:6 s lie outside every clip \(the longest is 1.00 s\)", None),
-    ("intervene --feature 48 of 48", _feature_out_of_range_cli, "ValueError",
-     r"feature \[48\] is out of range; this SAE has features 0..47", None),
+    (
+        "frames after the end of every clip",
+        _frames_outside,
+        "ValueError",
+        r"frames 5:6 s lie outside every clip \(the longest is 1.00 s\)",
+        None,
+    ),
+    (
+        "intervene --feature 48 of 48",
+        _feature_out_of_range_cli,
+        "ValueError",
+        r"feature \[48\] is out of range; this SAE has features 0..47",
+        None,
+    ),
     ("intervene --feature s", _feature_not_a_number, "ValueError", r"--feature 's' must be a feature id", None),
-    ("intervene with an SAE of another model", _sae_of_another_model_intervene, "ValueError",
-     r"SAE \S+sae16 reads encoder.out of width 16 but Whisper \S+ has d_model 32", None),
-    ("dashboard of an analysis of another SAE", _analysis_of_another_sae, "ValueError",
-     r"analysis \S+sae48/analysis has 48 features but SAE \S+sae24 has 24", None),
-    ("analyze a store of another width", _sae_wider_than_store, "ValueError",
-     r"SAE \S+sae16 reads encoder.out of width 16 but store \S+store holds encoder.out 32 wide", None),
-    ("analyze with a Whisper of another width", _sae_of_another_model_analyze, "ValueError",
-     r"SAE \S+sae16 reads encoder.out of width 16 but Whisper \S+ has d_model 32", None),
-    ("probe a store of another width", _probe_sae_of_another_width, "ValueError",
-     r"SAE \S+sae16 reads encoder.out of width 16 but store \S+store holds encoder.out 32 wide", None),
-    ("probe with the analysis of another SAE", _probe_with_analysis_of_another_sae, "ValueError",
-     r"analysis \S+sae48/analysis has 48 features but SAE \S+sae24 has 24", None),
-    ("probe.json of another width", _probe_json_of_another_width, "ValueError",
-     r"probe96/probe.json was made on an SAE of 96 features; this dashboard's SAE has 48", None),
+    (
+        "intervene with an SAE of another model",
+        _sae_of_another_model_intervene,
+        "ValueError",
+        r"SAE \S+sae16 reads encoder.out of width 16 but Whisper \S+ has d_model 32",
+        None,
+    ),
+    (
+        "dashboard of an analysis of another SAE",
+        _analysis_of_another_sae,
+        "ValueError",
+        r"analysis \S+sae48/analysis has 48 features but SAE \S+sae24 has 24",
+        None,
+    ),
+    (
+        "analyze a store of another width",
+        _sae_wider_than_store,
+        "ValueError",
+        r"SAE \S+sae16 reads encoder.out of width 16 but store \S+store holds encoder.out 32 wide",
+        None,
+    ),
+    (
+        "analyze with a Whisper of another width",
+        _sae_of_another_model_analyze,
+        "ValueError",
+        r"SAE \S+sae16 reads encoder.out of width 16 but Whisper \S+ has d_model 32",
+        None,
+    ),
+    (
+        "probe a store of another width",
+        _probe_sae_of_another_width,
+        "ValueError",
+        r"SAE \S+sae16 reads encoder.out of width 16 but store \S+store holds encoder.out 32 wide",
+        None,
+    ),
+    (
+        "probe with the analysis of another SAE",
+        _probe_with_analysis_of_another_sae,
+        "ValueError",
+        r"analysis \S+sae48/analysis has 48 features but SAE \S+sae24 has 24",
+        None,
+    ),
+    (
+        "probe.json of another width",
+        _probe_json_of_another_width,
+        "ValueError",
+        r"probe96/probe.json was made on an SAE of 96 features; this dashboard's SAE has 48",
+        None,
+    ),
     ("probe.json that is not JSON", _probe_json_not_json, "ValueError", r"probe-nj/probe.json is not valid JSON", None),
-    ("probe.json of another tool", _probe_json_of_another_tool, "ValueError",
-     r"probe-ot/probe.json is not a whisper-sae probe.json \(format 'x'\)", None),
-    ("probe.json cut short", _probe_json_incomplete, "ValueError",
-     r"probe-inc/probe.json is not a complete probe.json \(missing or malformed 'd_sae'\)", None),
-    ("missing analysis folder", _missing_analysis_folder, "FileNotFoundError",
-     r"analysis folder \S+nope does not exist; run `whisper-sae analyze", None),
-    ("dashboard of an SAE without analysis", _dashboard_without_analysis_cli, "FileNotFoundError",
-     r"no analysis at \S+bare/analysis; run `whisper-sae analyze", None),
-    ("dashboard of a missing SAE folder", _dashboard_of_missing_sae_cli, "UnknownSAEError",
-     r"no SAE folder at \S+missing' and no shipped SAE of that name", None),
+    (
+        "probe.json of another tool",
+        _probe_json_of_another_tool,
+        "ValueError",
+        r"probe-ot/probe.json is not a whisper-sae probe.json \(format 'x'\)",
+        None,
+    ),
+    (
+        "probe.json cut short",
+        _probe_json_incomplete,
+        "ValueError",
+        r"probe-inc/probe.json is not a complete probe.json \(missing or malformed 'd_sae'\)",
+        None,
+    ),
+    (
+        "missing analysis folder",
+        _missing_analysis_folder,
+        "FileNotFoundError",
+        r"analysis folder \S+nope does not exist; run `whisper-sae analyze",
+        None,
+    ),
+    (
+        "dashboard of an SAE without analysis",
+        _dashboard_without_analysis_cli,
+        "FileNotFoundError",
+        r"no analysis at \S+bare/analysis; run `whisper-sae analyze",
+        None,
+    ),
+    (
+        "dashboard of a missing SAE folder",
+        _dashboard_of_missing_sae_cli,
+        "UnknownSAEError",
+        r"no SAE folder at \S+missing' and no shipped SAE of that name",
+        None,
+    ),
 ]
 
 

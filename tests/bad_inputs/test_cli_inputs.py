@@ -36,23 +36,43 @@ USAGE_ERRORS = [
     (["store", "info"], "the following arguments are required: STORE"),
     (["corpus", "info"], "the following arguments are required: SPEC"),
     (["evaluate", "x", "--corpus", "y", "--batch-size", "0"], "--batch-size: must be at least 1, got 0"),
-    (["extract", "--corpus", "c", "--hooks", ",", "--out", "o"], "--hooks/--hook: expected one or more comma-separated"),
+    (
+        ["extract", "--corpus", "c", "--hooks", ",", "--out", "o"],
+        "--hooks/--hook: expected one or more comma-separated",
+    ),
     (["corpus", "info", "c", "--max-utterances", "ten"], "--max-utterances: expected a whole number, got 'ten'"),
 ]
 
 RUN_ERRORS = [
     # what, argv, message fragment
-    ("missing corpus", ["corpus", "info", "{t}/missing"], "whisper-sae corpus info: error: corpus '{t}/missing': no such file"),
-    ("missing store", ["store", "info", "{t}/missing"], "whisper-sae store info: error: {t}/missing is not an activation store"),
+    (
+        "missing corpus",
+        ["corpus", "info", "{t}/missing"],
+        "whisper-sae corpus info: error: corpus '{t}/missing': no such file",
+    ),
+    (
+        "missing store",
+        ["store", "info", "{t}/missing"],
+        "whisper-sae store info: error: {t}/missing is not an activation store",
+    ),
     ("manifest is not JSON", ["store", "info", "{t}/bad-json"], "whisper-sae store info: error: JSONDecodeError: "),
     ("manifest is not text", ["store", "info", "{t}/binary"], "whisper-sae store info: error: UnicodeDecodeError: "),
-    ("manifest lacks a key (KeyError)", ["store", "info", "{t}/no-keys"],
-     "whisper-sae store info: error: KeyError: missing key 'utterances'"),
+    (
+        "manifest lacks a key (KeyError)",
+        ["store", "info", "{t}/no-keys"],
+        "whisper-sae store info: error: KeyError: missing key 'utterances'",
+    ),
     ("SAE cfg is not JSON", ["evaluate", "{t}/sae", "--corpus", "{t}/afile"], "whisper-sae evaluate: error: "),
-    ("output under a file (OSError)", ["corpus", "synth", "--out", "{t}/afile/sub", "--minutes", "0.01"],
-     "whisper-sae corpus synth: error: NotADirectoryError: "),
-    ("demo given two hooks", ["demo", "--out", "{t}/demo", "--hooks", "encoder.out,decoder.out"],
-     "whisper-sae demo: error: --hooks 'encoder.out,decoder.out': the demo trains one SAE"),
+    (
+        "output under a file (OSError)",
+        ["corpus", "synth", "--out", "{t}/afile/sub", "--minutes", "0.01"],
+        "whisper-sae corpus synth: error: NotADirectoryError: ",
+    ),
+    (
+        "demo given two hooks",
+        ["demo", "--out", "{t}/demo", "--hooks", "encoder.out,decoder.out"],
+        "whisper-sae demo: error: --hooks 'encoder.out,decoder.out': the demo trains one SAE",
+    ),
 ]
 
 
@@ -114,14 +134,17 @@ def test_keyboard_interrupt_is_still_a_clean_exit(tmp_path, capsys, monkeypatch)
     assert "interrupted" in err and "Traceback" not in err
 
 
-@pytest.mark.parametrize("err, line", [
-    (KeyError("x"), "KeyError: missing key 'x'"),
-    (ValueError("--k must be positive"), "--k must be positive"),
-    (FileNotFoundError("no SAE at saes/x"), "no SAE at saes/x"),
-    (PermissionError(13, "Permission denied", "out/x"), "PermissionError: [Errno 13] Permission denied: 'out/x'"),
-    (ZeroDivisionError("division by zero"), "ZeroDivisionError: division by zero"),
-    (IndexError(), "IndexError"),
-    (TypeError("unsupported operand"), "TypeError: unsupported operand"),
-])
+@pytest.mark.parametrize(
+    "err, line",
+    [
+        (KeyError("x"), "KeyError: missing key 'x'"),
+        (ValueError("--k must be positive"), "--k must be positive"),
+        (FileNotFoundError("no SAE at saes/x"), "no SAE at saes/x"),
+        (PermissionError(13, "Permission denied", "out/x"), "PermissionError: [Errno 13] Permission denied: 'out/x'"),
+        (ZeroDivisionError("division by zero"), "ZeroDivisionError: division by zero"),
+        (IndexError(), "IndexError"),
+        (TypeError("unsupported operand"), "TypeError: unsupported operand"),
+    ],
+)
 def test_error_line_names_the_type_where_the_text_alone_says_little(err, line):
     assert error_line(err) == line

@@ -40,18 +40,43 @@ def labels(tmp):
 
 CASES = [
     ("prefix, no folder", lambda t: f"tess:{t / 'nowhere'}", FileNotFoundError, r"no such file or folder"),
-    ("prefix on a file", lambda t: f"ravdess:{wav(t / '03-01-01-01-01-01-01.wav')}", FileNotFoundError,
-     r"ravdess corpus .*03-01-01-01-01-01-01.wav: no such folder"),
+    (
+        "prefix on a file",
+        lambda t: f"ravdess:{wav(t / '03-01-01-01-01-01-01.wav')}",
+        FileNotFoundError,
+        r"ravdess corpus .*03-01-01-01-01-01-01.wav: no such folder",
+    ),
     ("folder without audio", lambda t: f"savee:{t}", ValueError, r"savee corpus .* holds no audio files"),
-    ("unknown option", lambda t: f"savee:{t}?scheme=ravdess", ValueError, r"format savee has no option scheme; its options are none"),
-    ("label table absent", lambda t: f"emodb:{emodb(t)}?labels=nope.csv", FileNotFoundError,
-     r"EmoDB label table 'nope.csv': no such file"),
-    ("label table without emotion column", lambda t: "emodb:" + str(emodb(t, "Filename,Mood\nx.wav,sad\n")), ValueError,
-     r"audio_labels.csv has columns \['filename', 'mood'\]; it needs .* an emotion column"),
-    ("label table with unknown emotion", lambda t: "emodb:" + str(emodb(t, "Filename,Emotion\nx.wav,joyful\n")), ValueError,
-     r"audio_labels.csv line 2: emotion 'joyful' is not one of"),
-    ("label table beside EmoDB names: ambiguous", lambda t: str(emodb(t, 'Filename,Emotion\nx.wav,anger\n', ("03a01Fa.wav", "x.wav", "10b02Wa.wav"))),
-     ValueError, r"looks like csv and like emodb; say which with a prefix"),
+    (
+        "unknown option",
+        lambda t: f"savee:{t}?scheme=ravdess",
+        ValueError,
+        r"format savee has no option scheme; its options are none",
+    ),
+    (
+        "label table absent",
+        lambda t: f"emodb:{emodb(t)}?labels=nope.csv",
+        FileNotFoundError,
+        r"EmoDB label table 'nope.csv': no such file",
+    ),
+    (
+        "label table without emotion column",
+        lambda t: "emodb:" + str(emodb(t, "Filename,Mood\nx.wav,sad\n")),
+        ValueError,
+        r"audio_labels.csv has columns \['filename', 'mood'\]; it needs .* an emotion column",
+    ),
+    (
+        "label table with unknown emotion",
+        lambda t: "emodb:" + str(emodb(t, "Filename,Emotion\nx.wav,joyful\n")),
+        ValueError,
+        r"audio_labels.csv line 2: emotion 'joyful' is not one of",
+    ),
+    (
+        "label table beside EmoDB names: ambiguous",
+        lambda t: str(emodb(t, "Filename,Emotion\nx.wav,anger\n", ("03a01Fa.wav", "x.wav", "10b02Wa.wav"))),
+        ValueError,
+        r"looks like csv and like emodb; say which with a prefix",
+    ),
 ]
 
 
@@ -68,9 +93,24 @@ def test_labels_of_a_folder_no_scheme_fits(tmp_path):
 
 
 BAD_NAMES = [
-    ("RAVDESS with 6 fields", "ravdess", "Actor_01/03-01-05-01-02-01.wav", r"a RAVDESS name is 7 two-digit fields .*\(6 fields\)"),
-    ("RAVDESS unknown emotion", "ravdess", "Actor_01/03-01-09-01-01-01-01.wav", r"RAVDESS emotion \(3rd field\) 09 is not one of 01 neutral"),
-    ("RAVDESS statement 03", "ravdess", "Actor_01/03-01-03-01-03-01-01.wav", r"RAVDESS statement \(5th field\) 03 is not one of"),
+    (
+        "RAVDESS with 6 fields",
+        "ravdess",
+        "Actor_01/03-01-05-01-02-01.wav",
+        r"a RAVDESS name is 7 two-digit fields .*\(6 fields\)",
+    ),
+    (
+        "RAVDESS unknown emotion",
+        "ravdess",
+        "Actor_01/03-01-09-01-01-01-01.wav",
+        r"RAVDESS emotion \(3rd field\) 09 is not one of 01 neutral",
+    ),
+    (
+        "RAVDESS statement 03",
+        "ravdess",
+        "Actor_01/03-01-03-01-03-01-01.wav",
+        r"RAVDESS statement \(5th field\) 03 is not one of",
+    ),
     ("RAVDESS letters", "ravdess", "Actor_01/03-01-xx-01-01-01-01.wav", r"a RAVDESS name is 7 two-digit fields"),
     ("RAVDESS actor 00", "ravdess", "03-01-03-01-01-01-00.wav", r"actor \(7th field\) 00 is not an actor number"),
     ("TESS unknown speaker", "tess", "flat/MAF_back_angry.wav", r"TESS speaker 'MAF' is not OAF or YAF"),
@@ -78,11 +118,20 @@ BAD_NAMES = [
     ("TESS no word", "tess", "OAF_angry/OAF.wav", r"a TESS name is SPEAKER_WORD_EMOTION"),
     ("SAVEE unknown prefix", "savee", "DC/x01.wav", r"SAVEE emotion prefix 'x' is not one of a anger"),
     ("SAVEE no speaker folder", "savee", "a01.wav", r"a SAVEE file sits in its speaker's folder"),
-    ("EmoDB unknown emotion letter", "emodb", "03a01Xa.wav", r"EmoDB emotion letter \(6th character\) 'X' is not one of W anger"),
+    (
+        "EmoDB unknown emotion letter",
+        "emodb",
+        "03a01Xa.wav",
+        r"EmoDB emotion letter \(6th character\) 'X' is not one of W anger",
+    ),
     ("EmoDB other name, no table", "emodb", "clip.wav", r"an EmoDB name is SPEAKER\(2 digits\).*audio_labels.csv"),
 ]
-GOOD = {"ravdess": "Actor_02/03-01-01-01-01-01-02.wav", "tess": "YAF_sad/YAF_beg_sad.wav", "savee": "JE/n01.wav",
-        "emodb": "08a02Tb.wav"}
+GOOD = {
+    "ravdess": "Actor_02/03-01-01-01-01-01-02.wav",
+    "tess": "YAF_sad/YAF_beg_sad.wav",
+    "savee": "JE/n01.wav",
+    "emodb": "08a02Tb.wav",
+}
 
 
 @pytest.mark.parametrize("scheme, name, pattern", [c[1:] for c in BAD_NAMES], ids=[c[0] for c in BAD_NAMES])

@@ -22,8 +22,12 @@ def store(tmp_path):
 
     path = tmp_path / "store"
     g = torch.Generator().manual_seed(0)
-    with StoreWriter(path, hooks={"encoder.out": {"d_model": D, "kind": "frame"}},
-                     model={"name": "synthetic", "spec": "synthetic", "d_model": D}, settings={"mode": "padded"}) as writer:
+    with StoreWriter(
+        path,
+        hooks={"encoder.out": {"d_model": D, "kind": "frame"}},
+        model={"name": "synthetic", "spec": "synthetic", "d_model": D},
+        settings={"mode": "padded"},
+    ) as writer:
         for u in range(20):
             idx = writer.begin_utterance({"id": f"utt{u}", "duration": 1.2})
             writer.add("encoder.out", idx, torch.randn(60, D, generator=g) + 1.0, torch.arange(60))
@@ -32,9 +36,32 @@ def store(tmp_path):
 
 
 def train_args(store, out, *extra) -> list[str]:
-    return ["train", "--store", str(store), "--out", str(out), "--arch", "relu", "--width", "48", "--steps", "20",
-            "--batch-size", "64", "--device", "cpu", "--autocast", "none", "--log-every", "5", "--eval-every", "10",
-            "--checkpoint-every", "10", *extra]
+    return [
+        "train",
+        "--store",
+        str(store),
+        "--out",
+        str(out),
+        "--arch",
+        "relu",
+        "--width",
+        "48",
+        "--steps",
+        "20",
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
+        "--autocast",
+        "none",
+        "--log-every",
+        "5",
+        "--eval-every",
+        "10",
+        "--checkpoint-every",
+        "10",
+        *extra,
+    ]
 
 
 def run_cli(args, capsys) -> tuple[int, str]:
@@ -61,7 +88,11 @@ FLAG_CASES = [
     ("holdout 1", ["--holdout", "1"], r"holdout must be a finite number in \[0, 1\), got 1.0"),
     ("one beta", ["--betas", "0.9"], r"betas must be two numbers in \[0, 1\), got \(0.9,\)"),
     ("beta 1", ["--betas", "0.9,1"], r"betas must be two numbers in \[0, 1\)"),
-    ("zero bandwidth", ["--arch", "jumprelu", "--jumprelu-bandwidth", "0"], r"jumprelu bandwidth must be a finite positive number, got 0.0"),
+    (
+        "zero bandwidth",
+        ["--arch", "jumprelu", "--jumprelu-bandwidth", "0"],
+        r"jumprelu bandwidth must be a finite positive number, got 0.0",
+    ),
     ("negative coef", ["--coef", "-1"], r"coef must be a finite number in \[0, inf\), got -1.0"),
     ("text for an int", ["--width", "wide"], r"--width wants an int, got 'wide'"),
     ("bad autocast", ["--autocast", "fp8"], r"argument --autocast: invalid choice: 'fp8'"),
@@ -73,7 +104,7 @@ def test_bad_train_flags(tmp_path, store, capsys, extra, message):
     args = train_args(store, tmp_path / "run")
     if extra[:2] == ["--steps", None]:  # replace --steps by the case's --epochs
         i = args.index("--steps")
-        del args[i:i + 2]
+        del args[i : i + 2]
         extra = extra[2:]
     code, err = run_cli(args + extra, capsys)
     assert code in (1, 2)
@@ -82,6 +113,7 @@ def test_bad_train_flags(tmp_path, store, capsys, extra, message):
 
 
 # -------------------------------------------------------------------------------- the library, files on disk
+
 
 def _unknown_arch(tmp_path, store):
     from whisper_sae.sae import train
@@ -153,13 +185,29 @@ def _busy_folder(tmp_path, store):
     from whisper_sae.sae import train
 
     with exclusive(tmp_path / "run", "SAE folder"):
-        train(store, "encoder.out", out=tmp_path / "run", arch="relu", width=48, steps=5, batch_size=64,
-              device="cpu", autocast="none")
+        train(
+            store,
+            "encoder.out",
+            out=tmp_path / "run",
+            arch="relu",
+            width=48,
+            steps=5,
+            batch_size=64,
+            device="cpu",
+            autocast="none",
+        )
 
 
 def _original(tmp_path, d_in=384):
-    torch.save({"encoder.weight": torch.randn(12, d_in), "encoder.bias": torch.randn(12),
-                "decoder.weight": torch.randn(d_in, 12), "decoder.bias": torch.randn(d_in)}, tmp_path / "o.pth")
+    torch.save(
+        {
+            "encoder.weight": torch.randn(12, d_in),
+            "encoder.bias": torch.randn(12),
+            "decoder.weight": torch.randn(d_in, 12),
+            "decoder.bias": torch.randn(d_in),
+        },
+        tmp_path / "o.pth",
+    )
     return tmp_path / "o.pth"
 
 
@@ -180,19 +228,51 @@ def _convert_pickle(tmp_path, store):
 
 
 FILE_CASES = [
-    ("unknown arch", _unknown_arch, ValueError, r"architecture 'gated' is not known; valid architectures are relu, topk, batchtopk, jumprelu"),
-    ("unknown arch option", _unknown_option, ValueError, r"unknown training option 'jumprelu_bandwith'|no training option\(s\) \['bandwith'\]"),
+    (
+        "unknown arch",
+        _unknown_arch,
+        ValueError,
+        r"architecture 'gated' is not known; valid architectures are relu, topk, batchtopk, jumprelu",
+    ),
+    (
+        "unknown arch option",
+        _unknown_option,
+        ValueError,
+        r"unknown training option 'jumprelu_bandwith'|no training option\(s\) \['bandwith'\]",
+    ),
     ("corrupt checkpoint json", _corrupt_json, ValueError, r"training checkpoint .*state\.json cannot be read"),
-    ("corrupt checkpoint tensors", _corrupt_tensors, ValueError, r"checkpoint tensors .*state-000000020\.safetensors cannot be read"),
-    ("pickle checkpoint", _pickle_checkpoint, ValueError, r"state\.pt is a pickle checkpoint .* not loaded, because unpickling"),
+    (
+        "corrupt checkpoint tensors",
+        _corrupt_tensors,
+        ValueError,
+        r"checkpoint tensors .*state-000000020\.safetensors cannot be read",
+    ),
+    (
+        "pickle checkpoint",
+        _pickle_checkpoint,
+        ValueError,
+        r"state\.pt is a pickle checkpoint .* not loaded, because unpickling",
+    ),
     ("resume another width", _other_width, ValueError, r"cannot resume .*d_sae 48 \(now 64\)"),
     ("busy SAE folder", _busy_folder, RuntimeError, r"SAE folder .*run is being written by pid \d+"),
-    ("convert unknown hook", lambda t, s: _convert(t, s, hook_name="encoder.blocks.9", model_name="tiny"), ValueError,
-     r"Unknown hook 'encoder.blocks.9' .* valid hooks: encoder.blocks.0, .*decoder.out"),
-    ("convert unknown model", lambda t, s: _convert(t, s, model_name="huge"), ValueError,
-     r"Whisper model 'huge' is not known; give one of tiny, tiny.en"),
-    ("convert width of another model", lambda t, s: _convert(t, s, d_in=512, model_name="tiny.en"), ValueError,
-     r"d_in=512, but tiny.en has d_model=384"),
+    (
+        "convert unknown hook",
+        lambda t, s: _convert(t, s, hook_name="encoder.blocks.9", model_name="tiny"),
+        ValueError,
+        r"Unknown hook 'encoder.blocks.9' .* valid hooks: encoder.blocks.0, .*decoder.out",
+    ),
+    (
+        "convert unknown model",
+        lambda t, s: _convert(t, s, model_name="huge"),
+        ValueError,
+        r"Whisper model 'huge' is not known; give one of tiny, tiny.en",
+    ),
+    (
+        "convert width of another model",
+        lambda t, s: _convert(t, s, d_in=512, model_name="tiny.en"),
+        ValueError,
+        r"d_in=512, but tiny.en has d_model=384",
+    ),
     ("convert a pickle", _convert_pickle, ValueError, r"o\.pth is not a plain state dict of tensors"),
 ]
 

@@ -26,8 +26,10 @@ def lw(tiny_random_whisper_dir):
 
 def utts(n=2, seconds=0.4, seed=0):
     rng = np.random.default_rng(seed)
-    return [Utterance(id=f"u{i}", audio=(0.1 * rng.standard_normal(int(seconds * 16000))).astype(np.float32))
-            for i in range(n)]
+    return [
+        Utterance(id=f"u{i}", audio=(0.1 * rng.standard_normal(int(seconds * 16000))).astype(np.float32))
+        for i in range(n)
+    ]
 
 
 def wavs(folder, n=2, seed=0):
@@ -51,6 +53,7 @@ def first_shard(store: ActivationStore):
 
 
 # -- each case: (tmp_path, lw) -> the call that must fail ------------------------------------------
+
 
 def locked_store(tmp, lw):
     with exclusive(tmp / "s", "store"):

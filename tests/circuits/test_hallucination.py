@@ -21,8 +21,9 @@ def lw(tmp_path_factory, tiny_random_whisper_writer):
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    return make_nonspeech_corpus(tmp_path_factory.mktemp("ns") / "c", n_per_kind=2, kinds=["silence", "tone", "music"],
-                                 max_seconds=3)
+    return make_nonspeech_corpus(
+        tmp_path_factory.mktemp("ns") / "c", n_per_kind=2, kinds=["silence", "tone", "music"], max_seconds=3
+    )
 
 
 def test_rates_per_kind_agree_with_transcripts(lw, corpus):
@@ -44,6 +45,7 @@ def test_rates_per_kind_agree_with_transcripts(lw, corpus):
 def test_punctuation_only_is_not_a_hallucination(lw, corpus):
     """Push every step's logits towards "..." (through decoder.out): transcripts are dots, which hold no
     word (the normaliser leaves one "." of them), so nothing counts; pushing towards " Thank" makes every clip count."""
+
     def towards(token: int):
         direction = lw.model.proj_out.weight[token].detach()
         return lambda acts: acts + 40 * direction / direction.norm() ** 2 * 10
@@ -61,8 +63,9 @@ def test_punctuation_only_is_not_a_hallucination(lw, corpus):
 
 def test_long_clips_are_cut_into_windows_and_other_attributes_group(lw):
     rng = np.random.default_rng(0)
-    long = Utterance(id="long", audio=(0.01 * rng.standard_normal(16000 * 31)).astype(np.float32),
-                     attributes={"source": "noise"})
+    long = Utterance(
+        id="long", audio=(0.01 * rng.standard_normal(16000 * 31)).astype(np.float32), attributes={"source": "noise"}
+    )
     short = Utterance(id="short", audio=np.zeros(16000, np.float32))
     result = hallucination_rate(lw, [long, short], attribute="source", max_new_tokens=4)
     pieces = lw.transcribe([long.audio[:480000], long.audio[480000:]], max_new_tokens=4)

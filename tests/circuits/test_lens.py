@@ -68,9 +68,10 @@ def test_earlier_layers_are_decoded_from_their_own_residual(lw):
         with torch.no_grad(), capture(lw, [f"encoder.blocks.{i}"]) as acts:
             lw.model.model.encoder(lw.log_mel(audios))
         # (F.layer_norm with the module's weights: calling the hooked module inside its own hook would recurse)
-        lens = torch.nn.functional.layer_norm(acts[f"encoder.blocks.{i}"], (lw.d_model,), norm.weight, norm.bias,
-                                              norm.eps)
-        with patch(lw, "encoder.out", lambda a: lens):
+        lens = torch.nn.functional.layer_norm(
+            acts[f"encoder.blocks.{i}"], (lw.d_model,), norm.weight, norm.bias, norm.eps
+        )
+        with patch(lw, "encoder.out", lambda a, lens=lens: lens):
             expected = lw.transcribe(audios, max_new_tokens=10, batch_size=3)
         assert [row["layers"][i] for row in result.utterances] == expected
     # With random weights, the layers give different transcripts (the lens does read each layer).
@@ -89,7 +90,7 @@ def test_logit_lens_by_hand(lw):
         with torch.no_grad(), capture(lw, ["decoder.blocks.0"]) as acts:
             lw.model(input_features=lw.log_mel([u.audio]), decoder_input_ids=torch.tensor([ids]))
             logits = lw.model.proj_out(lw.model.model.decoder.layer_norm(acts["decoder.blocks.0"]))[0]
-        pred, target = logits[len(prompt) - 1:-1], torch.tensor(ids[len(prompt):])
+        pred, target = logits[len(prompt) - 1 : -1], torch.tensor(ids[len(prompt) :])
         correct += int((pred.argmax(-1) == target).sum())
         nll += float(torch.nn.functional.cross_entropy(pred, target, reduction="sum"))
         n += len(target)
@@ -98,12 +99,16 @@ def test_logit_lens_by_hand(lw):
 
 
 def test_files_and_skips(lw, tmp_path):
-    utts = utterances(2) + [Utterance(id="no-text", audio=np.zeros(8000, np.float32)),
-                            Utterance(id="long", audio=np.zeros(16000 * 31, np.float32), text="too long")]
+    utts = utterances(2) + [
+        Utterance(id="no-text", audio=np.zeros(8000, np.float32)),
+        Utterance(id="long", audio=np.zeros(16000 * 31, np.float32), text="too long"),
+    ]
     result = encoder_lens(lw, utts, max_new_tokens=4, out=tmp_path / "lens")
     assert result.n_utterances == 2
     assert {s["id"]: s["reason"] for s in result.skipped} == {
-        "no-text": "no reference transcript", "long": "31.0 s is longer than one 30-s window"}
+        "no-text": "no reference transcript",
+        "long": "31.0 s is longer than one 30-s window",
+    }
     data = json.loads((tmp_path / "lens" / "lens.json").read_text())
     assert [row["hook"] for row in data["encoder"]] == [row["hook"] for row in result.encoder]
     assert len(data["utterances"]) == 2 and len(data["utterances"][0]["layers"]) == 2

@@ -55,8 +55,16 @@ def random_store(tmp_path_factory) -> Path:
 def torchrun(args: list[str], nproc: int = 2, timeout: float = 600) -> subprocess.CompletedProcess:
     """Run ``whisper-sae ARGS`` under torchrun with ``nproc`` CPU processes; fail with its output."""
     script = Path(sys.executable).parent / "whisper-sae"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc-per-node={nproc}",
-           "--no-python", str(script), *args]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        f"--nproc-per-node={nproc}",
+        "--no-python",
+        str(script),
+        *args,
+    ]
     env = dict(os.environ, OMP_NUM_THREADS="1", CUDA_VISIBLE_DEVICES="")
     done = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout, env=env)
     if done.returncode != 0:

@@ -45,11 +45,32 @@ def test_strided_writer_indices(tmp_path):
 
 
 def test_two_ranks_write_the_rows_of_one(tmp_path, dist_whisper_dir, dist_wav_corpus, run_torchrun):
-    single = extract(str(dist_whisper_dir), str(dist_wav_corpus), HOOKS, tmp_path / "one", device="cpu",
-                     progress=False, shard_rows=40)
+    single = extract(
+        str(dist_whisper_dir),
+        str(dist_wav_corpus),
+        HOOKS,
+        tmp_path / "one",
+        device="cpu",
+        progress=False,
+        shard_rows=40,
+    )
     out = tmp_path / "two"
-    common = ["extract", "--model", str(dist_whisper_dir), "--corpus", str(dist_wav_corpus), "--hooks",
-              ",".join(HOOKS), "--out", str(out), "--shard-rows", "40", "--device", "cpu", "--no-progress"]
+    common = [
+        "extract",
+        "--model",
+        str(dist_whisper_dir),
+        "--corpus",
+        str(dist_wav_corpus),
+        "--hooks",
+        ",".join(HOOKS),
+        "--out",
+        str(out),
+        "--shard-rows",
+        "40",
+        "--device",
+        "cpu",
+        "--no-progress",
+    ]
     # A first run stopped after 3 utterances, then the full run: each rank resumes its own part.
     run_torchrun(common + ["--max-utterances", "3"])
     partial = ActivationStore(out)
@@ -80,8 +101,9 @@ def test_layout_mismatches_are_refused(tmp_path, dist_whisper_dir, dist_wav_corp
     out = tmp_path / "ranked"
     hooks = {"encoder.out": {"d_model": 32, "kind": "frame"}}
     for r in (0, 1):
-        with StoreWriter(rank_dir(out, r), hooks=hooks, settings={"rank": r, "world_size": 2},
-                         index_offset=r, index_stride=2):
+        with StoreWriter(
+            rank_dir(out, r), hooks=hooks, settings={"rank": r, "world_size": 2}, index_offset=r, index_stride=2
+        ):
             pass
     merge_ranks(out, 2)
     assert json.loads((out / "manifest.json").read_text())["complete"]
@@ -91,6 +113,13 @@ def test_layout_mismatches_are_refused(tmp_path, dist_whisper_dir, dist_wav_corp
 
 def test_max_store_gb_refuses_what_the_disk_cannot_hold(tmp_path, dist_whisper_dir, dist_wav_corpus):
     with pytest.raises(ValueError, match="free"):
-        extract(str(dist_whisper_dir), str(dist_wav_corpus), ["encoder.out"], tmp_path / "big", device="cpu",
-                max_store_gb=1e9, progress=False)
+        extract(
+            str(dist_whisper_dir),
+            str(dist_wav_corpus),
+            ["encoder.out"],
+            tmp_path / "big",
+            device="cpu",
+            max_store_gb=1e9,
+            progress=False,
+        )
     assert not (tmp_path / "big" / "manifest.json").exists()

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from whisper_sae.runtime import Prefetcher, grad_scaler, prefetch, resolve_autocast, cpu_has_fast_bf16, resolve_device
+from whisper_sae.runtime import Prefetcher, cpu_has_fast_bf16, grad_scaler, prefetch, resolve_autocast, resolve_device
 
 needs_no_cuda = pytest.mark.skipif(torch.cuda.is_available(), reason="checks the refusals of a CPU-only machine")
 

@@ -16,8 +16,18 @@ from whisper_sae.runtime import DataParallel, World, plan_training, rank_slice, 
 from whisper_sae.sae import train
 
 TOLERANCE = 1e-5  # max |difference| of any weight, in the weights' own units (typical weights ~0.1-1)
-COMMON = dict(width=64, k=4, steps=30, batch_size=64, device="cpu", autocast="none", seed=0, log_every=10,
-              eval_every=30, checkpoint_every=30)
+COMMON = dict(
+    width=64,
+    k=4,
+    steps=30,
+    batch_size=64,
+    device="cpu",
+    autocast="none",
+    seed=0,
+    log_every=10,
+    eval_every=30,
+    checkpoint_every=30,
+)
 
 
 def weights(folder) -> dict[str, torch.Tensor]:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 import numpy as np
 import pytest
 import torch
@@ -32,8 +31,14 @@ def identity_sae(d_in: int, hook: str, model_name: str | None = None):
     """
     from whisper_sae.sae import SAEConfig, SparseAutoencoder
 
-    cfg = SAEConfig(d_in=d_in, d_sae=2 * d_in, architecture="relu", apply_b_dec_to_input=False,
-                    hook_name=hook, model_name=model_name)
+    cfg = SAEConfig(
+        d_in=d_in,
+        d_sae=2 * d_in,
+        architecture="relu",
+        apply_b_dec_to_input=False,
+        hook_name=hook,
+        model_name=model_name,
+    )
     sae = SparseAutoencoder(cfg)
     eye = torch.eye(d_in)
     with torch.no_grad():

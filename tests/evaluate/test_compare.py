@@ -16,8 +16,11 @@ D = 48
 
 def make_sae(width: int, seed: int, *, hook: str = "encoder.out", arch: str = "topk") -> SparseAutoencoder:
     torch.manual_seed(seed)
-    return SparseAutoencoder(SAEConfig(d_in=D, d_sae=width, architecture=arch, k=4 if arch == "topk" else None,
-                                       hook_name=hook, model_name="m")).eval()
+    return SparseAutoencoder(
+        SAEConfig(
+            d_in=D, d_sae=width, architecture=arch, k=4 if arch == "topk" else None, hook_name=hook, model_name="m"
+        )
+    ).eval()
 
 
 def permuted(sae: SparseAutoencoder, perm: torch.Tensor) -> SparseAutoencoder:
@@ -51,8 +54,9 @@ def test_random_saes_share_almost_nothing():
 
 def test_across_widths_the_wider_sae_splits_features():
     narrow = make_sae(32, 0)
-    wide = SparseAutoencoder(SAEConfig(d_in=D, d_sae=64, architecture="topk", k=4, hook_name="encoder.out",
-                                       model_name="m"))
+    wide = SparseAutoencoder(
+        SAEConfig(d_in=D, d_sae=64, architecture="topk", k=4, hook_name="encoder.out", model_name="m")
+    )
     g = torch.Generator().manual_seed(3)
     with torch.no_grad():
         dirs = narrow.W_dec / narrow.W_dec.norm(dim=1, keepdim=True)
@@ -73,9 +77,16 @@ def _analysis(folder, labels: list[int], vocab: list[str]):
     from whisper_sae.analysis import AnalysisResult
 
     n = len(labels)
-    arrays = {"freq": np.full(n, 0.1), "fire_count": np.ones(n), "mean_act": np.ones(n), "max_act": np.ones(n),
-              "phone_label": np.array(labels), "phone_f1": np.full(n, 0.6), "phone_precision": np.full(n, 0.6),
-              "phone_recall": np.full(n, 0.6)}
+    arrays = {
+        "freq": np.full(n, 0.1),
+        "fire_count": np.ones(n),
+        "mean_act": np.ones(n),
+        "max_act": np.ones(n),
+        "phone_label": np.array(labels),
+        "phone_f1": np.full(n, 0.6),
+        "phone_precision": np.full(n, 0.6),
+        "phone_recall": np.full(n, 0.6),
+    }
     AnalysisResult(meta={}, utterances=[], arrays=arrays, phone_vocab=vocab).save(folder / "analysis")
 
 
@@ -101,7 +112,9 @@ def test_cli_writes_json_markdown_and_plot_beside_sae_a_with_label_agreement(tmp
     assert doc["labels"]["available"] and doc["labels"]["phone"]["both_labelled"] == 16
     assert doc["labels"]["phone"]["agree"] == 15
     assert doc["labels"]["word"]["both_labelled"] == 0  # no word labels: counted as none, not as an error
-    assert (out / "cosines.png").stat().st_size > 0 and "fraction with cosine > 0.9 | 1.000" in (out / "compare.md").read_text()
+    assert (out / "cosines.png").stat().st_size > 0 and "fraction with cosine > 0.9 | 1.000" in (
+        out / "compare.md"
+    ).read_text()
     assert "100.0% above 0.9" in capsys.readouterr().out
 
 

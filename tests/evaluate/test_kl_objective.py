@@ -25,15 +25,21 @@ def _one_thread():
 
 def items_of(lw, utterances) -> list[KLItem]:
     prompt = list(lw.prompt_ids)
-    return [KLItem(u.id, u.audio, [*prompt, *lw.text_tokens(u.text), lw.eot_id], len(prompt),
-                   frames_for_duration(u.duration)) for u in utterances]
+    return [
+        KLItem(
+            u.id, u.audio, [*prompt, *lw.text_tokens(u.text), lw.eot_id], len(prompt), frames_for_duration(u.duration)
+        )
+        for u in utterances
+    ]
 
 
 def _whisper_logits(lw, batch, fn=None, hook=None):
     """Logits at the predicting positions from Whisper's own forward pass (optionally under a patch)."""
+
     def run():
         with torch.no_grad():
             return lw.model(input_features=batch.features, decoder_input_ids=batch.ids, use_cache=False).logits
+
     if fn is None:
         return run()[batch.predicting]
     with patch(lw.model, hook, fn):
@@ -49,7 +55,9 @@ def test_clean_suffix_is_whisper_and_splice_matches_the_spliced_evaluation(eval_
     batch = runner.prepare(items_of(eval_whisper, tone_utterances))
     acts = runner.prefix(batch)
     mask = runner.mask(batch, acts)
-    torch.testing.assert_close(runner.clean_logits(batch, acts), _whisper_logits(eval_whisper, batch), atol=1e-4, rtol=0)
+    torch.testing.assert_close(
+        runner.clean_logits(batch, acts), _whisper_logits(eval_whisper, batch), atol=1e-4, rtol=0
+    )
     sae = random_sae(32, hook, seed=1)
     with torch.no_grad():
         ours = runner.spliced_logits(batch, acts, mask, sae.decode(sae.encode(acts[mask])))
@@ -128,8 +136,16 @@ def parent_sae(tmp_path, eval_whisper_dir):
     from whisper_sae.sae import SAEConfig, SparseAutoencoder
 
     torch.manual_seed(5)
-    cfg = SAEConfig(d_in=32, d_sae=64, architecture="topk", k=4, hook_name="encoder.out", model_name=eval_whisper_dir.name,
-                    model_spec=str(eval_whisper_dir), activation_scale=0.5)
+    cfg = SAEConfig(
+        d_in=32,
+        d_sae=64,
+        architecture="topk",
+        k=4,
+        hook_name="encoder.out",
+        model_name=eval_whisper_dir.name,
+        model_spec=str(eval_whisper_dir),
+        activation_scale=0.5,
+    )
     folder = tmp_path / "parent"
     SparseAutoencoder(cfg).save_pretrained(folder, training={"coef": 0.0, "loss": "mse"})
     return folder
@@ -161,8 +177,9 @@ def test_finetune_writes_a_normal_sae_folder_that_evaluate_reads(parent_sae, eva
     assert after < 0.7 * before, (before, after)
     result = evaluate(out, tone_utterances, model=eval_whisper, max_new_tokens=4, progress=False)
     assert result.error_term_check["passed"]
-    parent = evaluate(parent_sae, tone_utterances, model=eval_whisper, max_new_tokens=4, progress=False,
-                      out=tmp_path / "e")
+    parent = evaluate(
+        parent_sae, tone_utterances, model=eval_whisper, max_new_tokens=4, progress=False, out=tmp_path / "e"
+    )
     gap = lambda r: abs(r.conditions["spliced"]["ce"] - r.conditions["clean"]["ce"])
     assert gap(result) < gap(parent)  # the spliced CE moved toward clean Whisper's
 
@@ -191,8 +208,9 @@ def test_resume_refuses_another_objective(parent_sae, eval_whisper, tone_utteran
     out = tmp_path / "ft"
     finetune(parent_sae, tone_utterances, out=out, model=eval_whisper, steps=4, stop_after=2, **FT)
     with pytest.raises(ValueError, match="objective"):
-        finetune(parent_sae, tone_utterances, out=out, model=eval_whisper, steps=4, resume=True, objective="kl+mse",
-                 **FT)
+        finetune(
+            parent_sae, tone_utterances, out=out, model=eval_whisper, steps=4, resume=True, objective="kl+mse", **FT
+        )
 
 
 def test_cli_finetune_and_train_objective_kl(eval_whisper_dir, tone_utterances, tmp_path, capsys):
@@ -201,16 +219,85 @@ def test_cli_finetune_and_train_objective_kl(eval_whisper_dir, tone_utterances, 
 
     corpus = _write_librispeech(tmp_path / "ls", tone_utterances)
     store = tmp_path / "store"
-    assert main(["extract", "--model", str(eval_whisper_dir), "--corpus", str(corpus), "--hooks", "encoder.blocks.0",
-                 "--out", str(store), "--device", "cpu", "--dtype", "float32", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "extract",
+                "--model",
+                str(eval_whisper_dir),
+                "--corpus",
+                str(corpus),
+                "--hooks",
+                "encoder.blocks.0",
+                "--out",
+                str(store),
+                "--device",
+                "cpu",
+                "--dtype",
+                "float32",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     sae = tmp_path / "sae"
-    assert main(["train", "--store", str(store), "--hook", "encoder.blocks.0", "--out", str(sae), "--arch", "topk",
-                 "--width", "64", "--k", "4", "--steps", "4", "--objective", "kl", "--utterances-per-step", "2",
-                 "--holdout", "0.34", "--device", "cpu", "--log-every", "1"]) == 0
+    assert (
+        main(
+            [
+                "train",
+                "--store",
+                str(store),
+                "--hook",
+                "encoder.blocks.0",
+                "--out",
+                str(sae),
+                "--arch",
+                "topk",
+                "--width",
+                "64",
+                "--k",
+                "4",
+                "--steps",
+                "4",
+                "--objective",
+                "kl",
+                "--utterances-per-step",
+                "2",
+                "--holdout",
+                "0.34",
+                "--device",
+                "cpu",
+                "--log-every",
+                "1",
+            ]
+        )
+        == 0
+    )
     cfg = json.loads((sae / "cfg.json").read_text())["whisper_sae"]
     assert cfg["training"]["loss"] == "kl" and cfg["training"]["data"]["train_utterances"] == 2
-    assert main(["finetune", str(sae), "--store", str(store), "--objective", "kl+mse", "--mse-weight", "0.5",
-                 "--steps", "2", "--utterances-per-step", "2", "--holdout", "0.34", "--device", "cpu"]) == 0
+    assert (
+        main(
+            [
+                "finetune",
+                str(sae),
+                "--store",
+                str(store),
+                "--objective",
+                "kl+mse",
+                "--mse-weight",
+                "0.5",
+                "--steps",
+                "2",
+                "--utterances-per-step",
+                "2",
+                "--holdout",
+                "0.34",
+                "--device",
+                "cpu",
+            ]
+        )
+        == 0
+    )
     ft = tmp_path / "sae-klmse"
     training = json.loads((ft / "cfg.json").read_text())["whisper_sae"]["training"]
     assert training["loss"] == "kl+mse" and training["kl"]["mse_weight"] == 0.5
@@ -223,8 +310,14 @@ def test_finetune_at_a_decoder_hook_lowers_the_kl(eval_whisper, eval_whisper_dir
     from whisper_sae.sae.kl_training import finetune
 
     torch.manual_seed(2)
-    cfg = SAEConfig(d_in=32, d_sae=64, architecture="relu", hook_name="decoder.blocks.0",
-                    model_name=eval_whisper_dir.name, model_spec=str(eval_whisper_dir))
+    cfg = SAEConfig(
+        d_in=32,
+        d_sae=64,
+        architecture="relu",
+        hook_name="decoder.blocks.0",
+        model_name=eval_whisper_dir.name,
+        model_spec=str(eval_whisper_dir),
+    )
     parent = SparseAutoencoder(cfg).save_pretrained(tmp_path / "dec")
     out = finetune(parent, tone_utterances, model=eval_whisper, steps=10, coef=0.01, **FT)
     runner = SplicedWhisper(eval_whisper, "decoder.blocks.0")

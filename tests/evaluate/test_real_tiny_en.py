@@ -21,8 +21,9 @@ def tiny_en():
 
 def test_identity_sae_keeps_tiny_en_exactly_and_zero_ablation_breaks_it(tiny_en, synth_corpus, tmp_path):
     sae = identity_sae(tiny_en.d_model, "encoder.out", model_name="tiny.en")
-    result = evaluate(sae, load_corpus(synth_corpus), model=tiny_en, max_utterances=4, batch_size=4,
-                      out=tmp_path, progress=False)
+    result = evaluate(
+        sae, load_corpus(synth_corpus), model=tiny_en, max_utterances=4, batch_size=4, out=tmp_path, progress=False
+    )
     clean, spliced = result.conditions["clean"], result.conditions["spliced"]
     assert result.n_utterances == 4
     # eSpeak's robotic voices are hard for tiny.en (about half the words right), but it hears speech

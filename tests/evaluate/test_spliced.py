@@ -15,7 +15,6 @@ from whisper_sae.whisper import HookPoint, capture, frames_for_duration, patch
 
 from .conftest import identity_sae, random_sae
 
-
 # A random model babbles until the generation limit; a few tokens are enough to compare transcripts.
 FAST = dict(max_new_tokens=6, progress=False)
 
@@ -102,8 +101,19 @@ def test_cli_writes_the_report_into_the_sae_folder(eval_whisper_dir, tone_uttera
 
     sae_dir = identity_sae(32, "encoder.out", model_name=str(eval_whisper_dir)).save_pretrained(tmp_path / "sae")
     corpus = _write_librispeech(tmp_path / "corpus", tone_utterances)
-    code = main(["evaluate", str(sae_dir), "--corpus", str(corpus), "--max-utterances", "2",
-                 "--max-new-tokens", "6", "--no-progress"])
+    code = main(
+        [
+            "evaluate",
+            str(sae_dir),
+            "--corpus",
+            str(corpus),
+            "--max-utterances",
+            "2",
+            "--max-new-tokens",
+            "6",
+            "--no-progress",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "SAE spliced + error term" in printed and "passed" in printed

@@ -15,10 +15,20 @@ import torch
 from whisper_sae.sae import SAEConfig, SparseAutoencoder
 
 
-def small_sae(d_in: int = 16, d_sae: int = 48, *, arch: str = "topk", k: int | None = 4, seed: int = 0) -> SparseAutoencoder:
+def small_sae(
+    d_in: int = 16, d_sae: int = 48, *, arch: str = "topk", k: int | None = 4, seed: int = 0
+) -> SparseAutoencoder:
     torch.manual_seed(seed)
-    sae = SparseAutoencoder(SAEConfig(d_in=d_in, d_sae=d_sae, architecture=arch, k=k if arch == "topk" else None,
-                                      hook_name="encoder.out", model_name="tiny.en"))
+    sae = SparseAutoencoder(
+        SAEConfig(
+            d_in=d_in,
+            d_sae=d_sae,
+            architecture=arch,
+            k=k if arch == "topk" else None,
+            hook_name="encoder.out",
+            model_name="tiny.en",
+        )
+    )
     with torch.no_grad():
         sae.b_enc.normal_(0, 0.1)
         sae.b_dec.normal_(0, 0.1)
@@ -29,8 +39,14 @@ def small_sae(d_in: int = 16, d_sae: int = 48, *, arch: str = "topk", k: int | N
 def sae_folder(tmp_path) -> Path:
     """A TopK SAE folder as `train` writes it (with a training record naming its store), plus files a
     trained folder has that are not the SAE (metrics, checkpoint)."""
-    folder = small_sae().save_pretrained(tmp_path / "my-sae", training={
-        "steps": 10, "data": {"store": "../stores/synth", "train_utterances": 18}, "held_out": {"explained_variance": 0.8123}})
+    folder = small_sae().save_pretrained(
+        tmp_path / "my-sae",
+        training={
+            "steps": 10,
+            "data": {"store": "../stores/synth", "train_utterances": 18},
+            "held_out": {"explained_variance": 0.8123},
+        },
+    )
     (folder / "metrics.jsonl").write_text('{"step": 1}\n')
     (folder / "checkpoint").mkdir()
     (folder / "checkpoint" / "state.safetensors").write_bytes(b"not for upload")

@@ -38,9 +38,15 @@ def test_parse_hub_specs():
 
 
 def test_load_from_the_hub_cache_offline(sae_folder, offline_hub):
-    lay_out_hub_cache(offline_hub, "org/whisper-saes", {**sae_files(sae_folder, "tiny.en/topk/"), **sae_files(sae_folder)})
+    lay_out_hub_cache(
+        offline_hub, "org/whisper-saes", {**sae_files(sae_folder, "tiny.en/topk/"), **sae_files(sae_folder)}
+    )
     ours = SparseAutoencoder.from_pretrained(sae_folder)
-    for spec in ("hf://org/whisper-saes/tiny.en/topk", "hf://org/whisper-saes", f"hf://org/whisper-saes@{SHA}/tiny.en/topk"):
+    for spec in (
+        "hf://org/whisper-saes/tiny.en/topk",
+        "hf://org/whisper-saes",
+        f"hf://org/whisper-saes@{SHA}/tiny.en/topk",
+    ):
         outputs_equal(SparseAutoencoder.from_pretrained(spec), ours, 16, atol=0, rtol=0)
     _, folder = open_sae("hf://org/whisper-saes/tiny.en/topk")
     assert folder == offline_hub / "models--org--whisper-saes" / "snapshots" / SHA / "tiny.en" / "topk"
@@ -59,7 +65,9 @@ def test_a_repo_without_the_sae_in_that_subfolder(sae_folder, offline_hub):
 
 
 def test_not_in_the_cache_while_offline(offline_hub):
-    with pytest.raises(HubError, match=r"could not get hf://org/missing/x from the Hugging Face Hub .*HF_HUB_OFFLINE is set"):
+    with pytest.raises(
+        HubError, match=r"could not get hf://org/missing/x from the Hugging Face Hub .*HF_HUB_OFFLINE is set"
+    ):
         SparseAutoencoder.from_pretrained("hf://org/missing/x")
 
 
@@ -73,8 +81,12 @@ def recorded_hub(monkeypatch) -> list[dict]:
         calls.append({"call": "create_repo", "repo_id": repo_id, **kwargs})
 
     def upload_folder(self, *, repo_id, folder_path, path_in_repo=None, **kwargs):
-        files = {p.relative_to(folder_path).as_posix(): p.read_bytes() for p in Path(folder_path).rglob("*") if p.is_file()}
-        calls.append({"call": "upload_folder", "repo_id": repo_id, "path_in_repo": path_in_repo, "files": files, **kwargs})
+        files = {
+            p.relative_to(folder_path).as_posix(): p.read_bytes() for p in Path(folder_path).rglob("*") if p.is_file()
+        }
+        calls.append(
+            {"call": "upload_folder", "repo_id": repo_id, "path_in_repo": path_in_repo, "files": files, **kwargs}
+        )
 
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
     monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
@@ -86,7 +98,13 @@ def test_push_uploads_the_sae_and_a_card_and_it_loads_back(sae_folder, recorded_
     assert code == 0, err
     assert "hf://org/whisper-saes/tiny.en/topk" in out
     create, upload = recorded_hub
-    assert create == {"call": "create_repo", "repo_id": "org/whisper-saes", "private": True, "exist_ok": True, "repo_type": "model"}
+    assert create == {
+        "call": "create_repo",
+        "repo_id": "org/whisper-saes",
+        "private": True,
+        "exist_ok": True,
+        "repo_type": "model",
+    }
     assert upload["repo_id"] == "org/whisper-saes" and upload["path_in_repo"] == "tiny.en/topk"
     files = upload["files"]
     assert sorted(files) == ["README.md", "cfg.json", "sae_weights.safetensors"]  # no metrics, no checkpoint
@@ -97,17 +115,29 @@ def test_push_uploads_the_sae_and_a_card_and_it_loads_back(sae_folder, recorded_
     assert "| explained variance, training run's held-out utterances | 0.812 |" in card  # from cfg.json
     # what was uploaded, as the Hub cache would hold it, loads back to the same SAE
     lay_out_hub_cache(offline_hub, "org/whisper-saes", {f"tiny.en/topk/{k}": v for k, v in files.items()})
-    outputs_equal(SparseAutoencoder.from_pretrained("hf://org/whisper-saes/tiny.en/topk"),
-                  SparseAutoencoder.from_pretrained(sae_folder), 16, atol=0, rtol=0)
+    outputs_equal(
+        SparseAutoencoder.from_pretrained("hf://org/whisper-saes/tiny.en/topk"),
+        SparseAutoencoder.from_pretrained(sae_folder),
+        16,
+        atol=0,
+        rtol=0,
+    )
 
 
 def test_push_uses_the_folder_card_and_eval_numbers(sae_folder, recorded_hub):
     from whisper_sae.pretrained.hub import push
 
-    (sae_folder / "eval.json").write_text(json.dumps({
-        "meta": {"corpus": "test-clean", "model": "tiny.en"}, "n_utterances": 12,
-        "reconstruction": {"l0": 32.0, "explained_variance": 0.887},
-        "conditions": {"clean": {"wer": 0.045}, "spliced": {"wer": 0.104}}, "ce_recovered": {"zero": 0.987, "mean": 0.986}}))
+    (sae_folder / "eval.json").write_text(
+        json.dumps(
+            {
+                "meta": {"corpus": "test-clean", "model": "tiny.en"},
+                "n_utterances": 12,
+                "reconstruction": {"l0": 32.0, "explained_variance": 0.887},
+                "conditions": {"clean": {"wer": 0.045}, "spliced": {"wer": 0.104}},
+                "ce_recovered": {"zero": 0.987, "mean": 0.986},
+            }
+        )
+    )
     assert push(sae_folder, "org/repo") == "hf://org/repo"
     upload = recorded_hub[-1]
     assert upload["path_in_repo"] is None

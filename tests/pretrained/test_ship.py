@@ -19,9 +19,13 @@ from whisper_sae.sae import SparseAutoencoder
 from .conftest import outputs_equal
 
 REPO = Path(__file__).resolve().parents[2]
-EVAL = {"meta": {"corpus": "librispeech/test-clean", "model": "tiny.en"}, "n_utterances": 12,
-        "reconstruction": {"l0": 32.0, "explained_variance": 0.8871},
-        "conditions": {"clean": {"wer": 0.045}, "spliced": {"wer": 0.104}}, "ce_recovered": {"zero": 0.987, "mean": 0.9861}}
+EVAL = {
+    "meta": {"corpus": "librispeech/test-clean", "model": "tiny.en"},
+    "n_utterances": 12,
+    "reconstruction": {"l0": 32.0, "explained_variance": 0.8871},
+    "conditions": {"clean": {"wer": 0.045}, "spliced": {"wer": 0.104}},
+    "ce_recovered": {"zero": 0.987, "mean": 0.9861},
+}
 
 
 def ship_script():
@@ -34,8 +38,13 @@ def ship_script():
 def test_add_ships_fp16_weights_a_card_and_an_index_entry(sae_folder, tmp_path):
     (sae_folder / "eval.json").write_text(json.dumps(EVAL))
     root = tmp_path / "shipped"
-    folder = add(sae_folder, "tiny.en/encoder.out-48", eval_json=sae_folder, root=root,
-                 training_data={"corpus": "LibriSpeech train-clean-100", "hours": 100.6, "speakers": 251})
+    folder = add(
+        sae_folder,
+        "tiny.en/encoder.out-48",
+        eval_json=sae_folder,
+        root=root,
+        training_data={"corpus": "LibriSpeech train-clean-100", "hours": 100.6, "speakers": 251},
+    )
     assert folder == root / "tiny.en--encoder.out-48"
     assert sorted(p.name for p in folder.iterdir()) == ["MODEL_CARD.md", "cfg.json", "sae_weights.safetensors"]
     with safe_open(str(folder / "sae_weights.safetensors"), framework="pt") as handle:
@@ -47,7 +56,13 @@ def test_add_ships_fp16_weights_a_card_and_an_index_entry(sae_folder, tmp_path):
     assert cfg["storage_dtype"] == "float16" and cfg["shipped_as"] == "tiny.en/encoder.out-48"
     assert "store" not in cfg["training"]["data"] and cfg["training"]["data"]["train_utterances"] == 18
     entry = pretrained.load_index(root)["tiny.en/encoder.out-48"]
-    assert (entry["architecture"], entry["width"], entry["k"], entry["hook"], entry["model"]) == ("topk", 48, 4, "encoder.out", "tiny.en")
+    assert (entry["architecture"], entry["width"], entry["k"], entry["hook"], entry["model"]) == (
+        "topk",
+        48,
+        4,
+        "encoder.out",
+        "tiny.en",
+    )
     assert entry["headline"]["explained_variance"] == 0.8871 and entry["headline"]["spliced_wer"] == 0.104
     card = pretrained.card("tiny.en/encoder.out-48", root)
     assert "| WER, SAE spliced in | 10.4 % |" in card and "LibriSpeech train-clean-100 (100.6 h, 251 speakers)" in card
@@ -81,16 +96,41 @@ def test_the_script_ships_with_given_numbers(sae_folder, tmp_path, capsys):
     notes.write_text("Trained for the README's table.\n")
     licence = tmp_path / "LICENSE"
     licence.write_text("MIT License\n")
-    code = ship_script()([str(sae_folder), "tiny.en/encoder.out-x", "--root", str(root), "--headline", "l0=31.5",
-                          "--headline", "spliced_wer=0.099", "--measured-on", "12 test-clean utterances",
-                          "--data", "synthetic", "--hours", "0.5", "--speakers", "96", "--licence-file", str(licence),
-                          "--notes", str(notes), "--not-recommended"])
+    code = ship_script()(
+        [
+            str(sae_folder),
+            "tiny.en/encoder.out-x",
+            "--root",
+            str(root),
+            "--headline",
+            "l0=31.5",
+            "--headline",
+            "spliced_wer=0.099",
+            "--measured-on",
+            "12 test-clean utterances",
+            "--data",
+            "synthetic",
+            "--hours",
+            "0.5",
+            "--speakers",
+            "96",
+            "--licence-file",
+            str(licence),
+            "--notes",
+            str(notes),
+            "--not-recommended",
+        ]
+    )
     out = capsys.readouterr().out
     assert code == 0 and "shipped tiny.en/encoder.out-x" in out and "of 20 MB" in out
     entry = pretrained.load_index(root)["tiny.en/encoder.out-x"]
     # held-out EV from the training record, the rest from the flags
-    assert entry["headline"] == {"held_out_explained_variance": 0.8123, "measured_on": "12 test-clean utterances",
-                                 "l0": 31.5, "spliced_wer": 0.099}
+    assert entry["headline"] == {
+        "held_out_explained_variance": 0.8123,
+        "measured_on": "12 test-clean utterances",
+        "l0": 31.5,
+        "spliced_wer": 0.099,
+    }
     assert entry["recommended"] is False
     card = pretrained.card("tiny.en/encoder.out-x", root)
     assert "not as a recommended SAE" in card and "Trained for the README's table." in card

@@ -42,7 +42,13 @@ def test_every_shipped_sae_loads_by_name_and_matches_its_index(name):
     sae = SparseAutoencoder.from_pretrained(name)
     cfg = sae.cfg
     assert (cfg.d_in, cfg.d_sae, cfg.hook_name, cfg.model_name, cfg.architecture, cfg.k) == (
-        entry["d_in"], entry["width"], entry["hook"], entry["model"], entry["architecture"], entry["k"])
+        entry["d_in"],
+        entry["width"],
+        entry["hook"],
+        entry["model"],
+        entry["architecture"],
+        entry["k"],
+    )
     weights = folder / "sae_weights.safetensors"
     assert hashlib.sha256(weights.read_bytes()).hexdigest() == entry["weights_sha256"]
     with safe_open(str(weights), framework="pt") as handle:
@@ -79,14 +85,26 @@ def test_the_original_entry_says_what_it_is():
     entry = pretrained.load_index()[ORIGINAL]
     sae = SparseAutoencoder.from_pretrained(ORIGINAL)
     # the original's ReLU module, unchanged: codes = relu(x W + b), nothing subtracted from x first
-    assert (sae.cfg.d_in, sae.cfg.d_sae, sae.cfg.architecture, sae.cfg.apply_b_dec_to_input) == (384, 1152, "relu", False)
+    assert (sae.cfg.d_in, sae.cfg.d_sae, sae.cfg.architecture, sae.cfg.apply_b_dec_to_input) == (
+        384,
+        1152,
+        "relu",
+        False,
+    )
     assert entry["recommended"] is False and entry["licence"] == "MIT"
     assert entry["headline"]["explained_variance"] == 0.693 and entry["headline"]["spliced_wer"] == 1.53
     assert entry["headline"]["ce_recovered_zero"] == 0.427
     licence = (pretrained.folder(ORIGINAL) / "LICENSE").read_text()
     assert "MIT License" in licence and "Omar Khursheed" in licence
     card = pretrained.card(ORIGINAL)
-    for words in ("not a recommended SAE", "0.693", "153.0 %", "0.427", "multilingual", "encoder_sae_tiny_100k_1152_space.pth"):
+    for words in (
+        "not a recommended SAE",
+        "0.693",
+        "153.0 %",
+        "0.427",
+        "multilingual",
+        "encoder_sae_tiny_100k_1152_space.pth",
+    ):
         assert words in card
 
 
@@ -126,14 +144,19 @@ def test_open_sae_takes_a_name_and_outputs_go_to_a_user_folder(tmp_path, monkeyp
 def test_export_makes_a_normal_folder(tmp_path):
     out = pretrained.export(ORIGINAL, tmp_path / "copy")
     assert sorted(p.name for p in out.iterdir()) == ["LICENSE", "MODEL_CARD.md", "cfg.json", "sae_weights.safetensors"]
-    outputs_equal(SparseAutoencoder.from_pretrained(out), SparseAutoencoder.from_pretrained(ORIGINAL), 384, atol=0, rtol=0)
+    outputs_equal(
+        SparseAutoencoder.from_pretrained(out), SparseAutoencoder.from_pretrained(ORIGINAL), 384, atol=0, rtol=0
+    )
     assert output_dir_for(out, "analysis") == out / "analysis"
 
 
 def test_cli_list_info_export(tmp_path, capsys):
     code, out, _ = run_cli(["pretrained", "list"], capsys)
     assert code == 0
-    header, row = out.splitlines()[0].split(), next(line for line in out.splitlines() if line.startswith(ORIGINAL)).split()
+    header, row = (
+        out.splitlines()[0].split(),
+        next(line for line in out.splitlines() if line.startswith(ORIGINAL)).split(),
+    )
     assert header[:6] == ["name", "model", "hook", "arch", "width", "L0"]
     assert row[:6] == [ORIGINAL, "openai/whisper-tiny", "encoder.out", "relu", "1152", "575"]
     assert "100.6 h / 251" in out and row[-1] == "MIT"
@@ -148,8 +171,12 @@ def test_analyze_a_shipped_sae_by_name_writes_outside_the_package(tmp_path, monk
 
     monkeypatch.chdir(tmp_path)
     g = torch.Generator().manual_seed(0)
-    with StoreWriter("store", hooks={"encoder.out": {"d_model": 384, "kind": "frame"}},
-                     model={"name": "tiny.en", "spec": "tiny.en", "d_model": 384}, settings={"mode": "padded"}) as writer:
+    with StoreWriter(
+        "store",
+        hooks={"encoder.out": {"d_model": 384, "kind": "frame"}},
+        model={"name": "tiny.en", "spec": "tiny.en", "d_model": 384},
+        settings={"mode": "padded"},
+    ) as writer:
         for u in range(3):
             idx = writer.begin_utterance({"id": f"utt{u}", "duration": 1.2})
             writer.add("encoder.out", idx, torch.randn(60, 384, generator=g), torch.arange(60))
@@ -173,8 +200,22 @@ def test_evaluate_a_shipped_sae_by_name_writes_outside_the_package(tmp_path, mon
     (corpus / "1-2.trans.txt").write_text("1-2-0000 HELLO THERE\n")
     before = {p: p.stat().st_mtime_ns for p in pretrained.PACKAGE_DIR.rglob("*") if p.is_file()}
     monkeypatch.chdir(tmp_path)
-    code, _, err = run_cli(["evaluate", ORIGINAL, "--corpus", tmp_path / "corpus", "--model", "tiny.en",
-                              "--max-new-tokens", "6", "--device", "cpu", "--no-progress"], capsys)
+    code, _, err = run_cli(
+        [
+            "evaluate",
+            ORIGINAL,
+            "--corpus",
+            tmp_path / "corpus",
+            "--model",
+            "tiny.en",
+            "--max-new-tokens",
+            "6",
+            "--device",
+            "cpu",
+            "--no-progress",
+        ],
+        capsys,
+    )
     assert code == 0, err
     written = tmp_path / "whisper-sae-out" / ORIGINAL / "eval.json"
     assert json.loads(written.read_text())["meta"]["d_sae"] == 1152

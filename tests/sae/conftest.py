@@ -41,8 +41,14 @@ def sae_store(tmp_path):
 
     path = tmp_path / "store"
     hooks = {"encoder.out": {"d_model": D_IN, "kind": "frame"}, "encoder.blocks.0": {"d_model": D_IN, "kind": "frame"}}
-    with StoreWriter(path, hooks=hooks, model={"name": "synthetic", "spec": "synthetic", "d_model": D_IN},
-                     corpus="synthetic", settings={"mode": "padded"}, shard_rows=256) as writer:
+    with StoreWriter(
+        path,
+        hooks=hooks,
+        model={"name": "synthetic", "spec": "synthetic", "d_model": D_IN},
+        corpus="synthetic",
+        settings={"mode": "padded"},
+        shard_rows=256,
+    ) as writer:
         for u in range(20):
             idx = writer.begin_utterance({"id": f"utt{u}", "duration": 1.2})
             rows = sparse_rows(60, seed=500 + u)

@@ -63,7 +63,9 @@ def test_probe_flag_defaults_are_probe_options():
     defaults = ProbeOptions()
     for name in ("min_speakers", "frames_per_utterance", "ablate_k", "wer_utterances", "models", "tsne", "progress"):
         assert getattr(args, name) == getattr(defaults, name), name
-    assert build_parser().parse_args(["probe", "sae", "--attribute", "g", "--no-tsne", "--models", "logreg"]).tsne is False
+    assert (
+        build_parser().parse_args(["probe", "sae", "--attribute", "g", "--no-tsne", "--models", "logreg"]).tsne is False
+    )
 
 
 def test_building_the_parser_imports_no_torch():

@@ -102,8 +102,12 @@ def test_we_read_folders_saelens_writes(tmp_path):
 def test_convert_original_checkpoint(tmp_path):
     torch.manual_seed(0)
     encoder, decoder = nn.Linear(384, 96), nn.Linear(96, 384)  # tiny's width, as the original checkpoints
-    state = {"encoder.weight": encoder.weight.data, "encoder.bias": encoder.bias.data,
-             "decoder.weight": decoder.weight.data, "decoder.bias": decoder.bias.data}
+    state = {
+        "encoder.weight": encoder.weight.data,
+        "encoder.bias": encoder.bias.data,
+        "decoder.weight": decoder.weight.data,
+        "decoder.bias": decoder.bias.data,
+    }
     torch.save(state, tmp_path / "orig.pth")
     out = convert_original(tmp_path / "orig.pth", tmp_path / "converted", hook_name="decoder.out")
     sae = SparseAutoencoder.from_pretrained(out)
@@ -115,13 +119,33 @@ def test_convert_original_checkpoint(tmp_path):
 def test_convert_cli(tmp_path):
     from whisper_sae.cli import main
 
-    torch.save({"encoder.weight": torch.randn(12, 384), "encoder.bias": torch.randn(12),
-                "decoder.weight": torch.randn(384, 12), "decoder.bias": torch.randn(384)}, tmp_path / "o.pth")
+    torch.save(
+        {
+            "encoder.weight": torch.randn(12, 384),
+            "encoder.bias": torch.randn(12),
+            "decoder.weight": torch.randn(384, 12),
+            "decoder.bias": torch.randn(384),
+        },
+        tmp_path / "o.pth",
+    )
     assert main(["convert", str(tmp_path / "o.pth"), "--out", str(tmp_path / "c")]) == 0
     cfg = SparseAutoencoder.from_pretrained(tmp_path / "c").cfg
     assert (cfg.d_sae, cfg.hook_name, cfg.model_name) == (12, "encoder.out", "openai/whisper-tiny")
-    assert main(["convert", str(tmp_path / "o.pth"), "--out", str(tmp_path / "e"), "--hook", "decoder.blocks.3",
-                 "--model", "tiny.en"]) == 0
+    assert (
+        main(
+            [
+                "convert",
+                str(tmp_path / "o.pth"),
+                "--out",
+                str(tmp_path / "e"),
+                "--hook",
+                "decoder.blocks.3",
+                "--model",
+                "tiny.en",
+            ]
+        )
+        == 0
+    )
     assert SparseAutoencoder.from_pretrained(tmp_path / "e").cfg.hook_name == "decoder.blocks.3"
     torch.save({"W": torch.zeros(2)}, tmp_path / "bad.pth")
     assert main(["convert", str(tmp_path / "bad.pth"), "--out", str(tmp_path / "d")]) == 1

@@ -15,8 +15,12 @@ def test_sparse_topk_step_matches_dense_autograd(device):
     torch.manual_seed(0)
     batch, d, n, k, k_aux = 64, 16, 48, 5, 4
     x = torch.randn(batch, d, device=device)
-    params = [torch.randn(d, n, device=device, requires_grad=True), torch.randn(n, device=device, requires_grad=True),
-              torch.randn(n, d, device=device, requires_grad=True), torch.randn(d, device=device, requires_grad=True)]
+    params = [
+        torch.randn(d, n, device=device, requires_grad=True),
+        torch.randn(n, device=device, requires_grad=True),
+        torch.randn(n, d, device=device, requires_grad=True),
+        torch.randn(d, device=device, requires_grad=True),
+    ]
     dead = torch.zeros(n, dtype=torch.bool, device=device)
     dead[:12] = True
 

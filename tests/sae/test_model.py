@@ -20,13 +20,16 @@ def _sae(arch, d_in=16, d_sae=40, k=None, seed=0, **kw):
     return sae
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    (dict(d_in=4, d_sae=8, architecture="gated"), "architecture 'gated'"),
-    (dict(d_in=4, d_sae=8, architecture="topk"), "needs k"),
-    (dict(d_in=4, d_sae=8, architecture="topk", k=9), "1..d_sae=8"),
-    (dict(d_in=4, d_sae=8, architecture="relu", k=3), "only meaningful"),
-    (dict(d_in=0, d_sae=8), "d_in must be a positive integer"),
-])
+@pytest.mark.parametrize(
+    "kwargs, message",
+    [
+        (dict(d_in=4, d_sae=8, architecture="gated"), "architecture 'gated'"),
+        (dict(d_in=4, d_sae=8, architecture="topk"), "needs k"),
+        (dict(d_in=4, d_sae=8, architecture="topk", k=9), "1..d_sae=8"),
+        (dict(d_in=4, d_sae=8, architecture="relu", k=3), "only meaningful"),
+        (dict(d_in=0, d_sae=8), "d_in must be a positive integer"),
+    ],
+)
 def test_config_rejects_impossible_settings(kwargs, message):
     with pytest.raises(ValueError, match=message):
         SAEConfig(**kwargs)

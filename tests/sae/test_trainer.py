@@ -14,16 +14,26 @@ D = 24
 
 
 def _config(steps=60, **kw):
-    base = dict(steps=steps, lr=3e-3, log_every=10, eval_every=30, checkpoint_every=20, autocast="none",
-                device="cpu", dead_after_tokens=2000)
+    base = dict(
+        steps=steps,
+        lr=3e-3,
+        log_every=10,
+        eval_every=30,
+        checkpoint_every=20,
+        autocast="none",
+        device="cpu",
+        dead_after_tokens=2000,
+    )
     return TrainConfig(**{**base, **kw})
 
 
 def _specs():
-    return [SAESpec(SAEConfig(D, 64, "relu"), coef=0.5, name="relu"),
-            SAESpec(SAEConfig(D, 64, "topk", k=6), name="topk"),
-            SAESpec(SAEConfig(D, 64, "batchtopk", k=6), name="batchtopk"),
-            SAESpec(SAEConfig(D, 64, "jumprelu"), coef=0.05, name="jumprelu")]
+    return [
+        SAESpec(SAEConfig(D, 64, "relu"), coef=0.5, name="relu"),
+        SAESpec(SAEConfig(D, 64, "topk", k=6), name="topk"),
+        SAESpec(SAEConfig(D, 64, "batchtopk", k=6), name="batchtopk"),
+        SAESpec(SAEConfig(D, 64, "jumprelu"), coef=0.05, name="jumprelu"),
+    ]
 
 
 def test_every_architecture_learns_in_one_shared_pass(tmp_path, synth):
@@ -80,7 +90,7 @@ def test_resume_restores_the_loss_scale(tmp_path, synth, monkeypatch):
     whole = made[-1].get_scale()
     fit(spec, synth.stream(), _config(), tmp_path / "parts", stop_after=27)
     fit(spec, synth.stream(), _config(), tmp_path / "parts", resume=True)
-    assert whole == 65536.0 * 2 ** 12 and made[-1].get_scale() == whole
+    assert whole == 65536.0 * 2**12 and made[-1].get_scale() == whole
 
 
 def test_jumprelu_thresholds_can_learn_faster(tmp_path, synth):
@@ -128,8 +138,13 @@ def test_exploding_loss_is_caught(tmp_path, synth):
 
 @pytest.mark.parametrize("device", ["cpu"] + (["cuda"] if torch.cuda.is_available() else []))
 def test_bf16_autocast_trains(tmp_path, synth, device):
-    folders = fit(_specs(), synth.stream(), _config(steps=40, autocast="bf16", device=device), tmp_path,
-                  val=synth.rows(256, seed=9))
+    folders = fit(
+        _specs(),
+        synth.stream(),
+        _config(steps=40, autocast="bf16", device=device),
+        tmp_path,
+        val=synth.rows(256, seed=9),
+    )
     for folder in folders:
         val = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()][-1]
         assert val["split"] == "val" and val["ev"] > 0.3, (folder.name, val)
@@ -143,9 +158,21 @@ def test_lr_and_sparsity_schedules():
 
 
 def test_train_from_a_store_with_a_sweep_over_two_hooks(tmp_path, sae_store):
-    out = train(sae_store, "encoder.out,encoder.blocks.0", out=tmp_path / "run", arch="topk", width=48,
-                sweep="k=4,8", steps=30, batch_size=64, device="cpu", autocast="none", log_every=10,
-                eval_every=15, checkpoint_every=10)
+    out = train(
+        sae_store,
+        "encoder.out,encoder.blocks.0",
+        out=tmp_path / "run",
+        arch="topk",
+        width=48,
+        sweep="k=4,8",
+        steps=30,
+        batch_size=64,
+        device="cpu",
+        autocast="none",
+        log_every=10,
+        eval_every=15,
+        checkpoint_every=10,
+    )
     names = sorted(p.name for p in out.iterdir() if (p / "cfg.json").is_file())
     assert names == ["encoder.blocks.0-k4", "encoder.blocks.0-k8", "encoder.out-k4", "encoder.out-k8"]
     sae = SparseAutoencoder.from_pretrained(out / "encoder.out-k8")
@@ -158,15 +185,41 @@ def test_train_cli_and_resume_against_another_store(tmp_path, sae_store):
     from whisper_sae.activations import StoreWriter
     from whisper_sae.cli import main
 
-    args = ["train", "--store", str(sae_store.path), "--out", str(tmp_path / "run"), "--arch", "relu",
-            "--width", "48", "--steps", "20", "--batch-size", "64", "--device", "cpu", "--autocast", "none",
-            "--log-every", "5", "--eval-every", "10", "--checkpoint-every", "10"]
+    args = [
+        "train",
+        "--store",
+        str(sae_store.path),
+        "--out",
+        str(tmp_path / "run"),
+        "--arch",
+        "relu",
+        "--width",
+        "48",
+        "--steps",
+        "20",
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
+        "--autocast",
+        "none",
+        "--log-every",
+        "5",
+        "--eval-every",
+        "10",
+        "--checkpoint-every",
+        "10",
+    ]
     assert main(args) == 0
     assert (tmp_path / "run" / "cfg.json").is_file() and (tmp_path / "run" / "loss.png").is_file()
 
     other = tmp_path / "other"
-    with StoreWriter(other, hooks={"encoder.out": {"d_model": D, "kind": "frame"}},
-                     model={"name": "base", "spec": "base"}, settings={"mode": "padded"}) as writer:
+    with StoreWriter(
+        other,
+        hooks={"encoder.out": {"d_model": D, "kind": "frame"}},
+        model={"name": "base", "spec": "base"},
+        settings={"mode": "padded"},
+    ) as writer:
         for u in range(4):
             idx = writer.begin_utterance({"id": f"u{u}"})
             writer.add("encoder.out", idx, torch.randn(40, D), torch.arange(40))
@@ -174,17 +227,53 @@ def test_train_cli_and_resume_against_another_store(tmp_path, sae_store):
     resumed = [a if a != str(sae_store.path) else str(other) for a in args] + ["--resume"]
     assert main(resumed) == 1  # the checkpoint was made from another model's store: refused
     with pytest.raises(ValueError, match="model 'synthetic', but these have model 'base'"):
-        train(other, "encoder.out", out=tmp_path / "run", arch="relu", width=48, steps=20, batch_size=64,
-              device="cpu", autocast="none", log_every=5, eval_every=10, checkpoint_every=10, resume=True)
+        train(
+            other,
+            "encoder.out",
+            out=tmp_path / "run",
+            arch="relu",
+            width=48,
+            steps=20,
+            batch_size=64,
+            device="cpu",
+            autocast="none",
+            log_every=5,
+            eval_every=10,
+            checkpoint_every=10,
+            resume=True,
+        )
 
 
 def test_train_cli_passes_the_jumprelu_knobs(tmp_path, sae_store):
     from whisper_sae.cli import main
 
-    args = ["train", "--store", str(sae_store.path), "--out", str(tmp_path / "jr"), "--arch", "jumprelu",
-            "--width", "48", "--steps", "10", "--batch-size", "64", "--device", "cpu", "--autocast", "none",
-            "--checkpoint-every", "10", "--jumprelu-threshold-lr", "10", "--jumprelu-bandwidth", "0.02",
-            "--jumprelu-init-threshold", "0.3"]
+    args = [
+        "train",
+        "--store",
+        str(sae_store.path),
+        "--out",
+        str(tmp_path / "jr"),
+        "--arch",
+        "jumprelu",
+        "--width",
+        "48",
+        "--steps",
+        "10",
+        "--batch-size",
+        "64",
+        "--device",
+        "cpu",
+        "--autocast",
+        "none",
+        "--checkpoint-every",
+        "10",
+        "--jumprelu-threshold-lr",
+        "10",
+        "--jumprelu-bandwidth",
+        "0.02",
+        "--jumprelu-init-threshold",
+        "0.3",
+    ]
     assert main(args) == 0
     meta, _ = read_checkpoint(tmp_path / "jr" / "checkpoint" / "state.json")
     options = meta["config"]["architectures"]["jumprelu"]
@@ -214,8 +303,18 @@ def test_a_run_that_diverges_at_once_keeps_nothing(tmp_path, synth):
 def test_the_store_is_recorded_relative_to_the_sae(tmp_path, sae_store):
     from whisper_sae.artifacts import resolve_path
 
-    out = train(sae_store, "encoder.out", out=tmp_path / "sae", arch="topk", width=48, k=4, steps=5, batch_size=64,
-                device="cpu", autocast="none")
+    out = train(
+        sae_store,
+        "encoder.out",
+        out=tmp_path / "sae",
+        arch="topk",
+        width=48,
+        k=4,
+        steps=5,
+        batch_size=64,
+        device="cpu",
+        autocast="none",
+    )
     recorded = json.loads((out / "cfg.json").read_text())["whisper_sae"]["training"]["data"]["store"]
     assert recorded == "../store" and resolve_path(recorded, out) == str(sae_store.path)
 

@@ -7,18 +7,31 @@ import torch
 from transformers import WhisperConfig, WhisperForConditionalGeneration
 
 
-def tiny_config(multilingual: bool = False, encoder_layers: int = 3, decoder_layers: int = 2,
-                ffn: int = 64) -> WhisperConfig:
+def tiny_config(
+    multilingual: bool = False, encoder_layers: int = 3, decoder_layers: int = 2, ffn: int = 64
+) -> WhisperConfig:
     """A Whisper shape small enough for CPU tests; the 1500 source positions are kept (30-s windows)."""
     vocab = 51865 if multilingual else 51864
     sot = 50258 if multilingual else 50257
     eot = 50257 if multilingual else 50256
     return WhisperConfig(
-        vocab_size=vocab, num_mel_bins=80, d_model=32, encoder_layers=encoder_layers,
-        decoder_layers=decoder_layers, encoder_attention_heads=2, decoder_attention_heads=2,
-        encoder_ffn_dim=ffn, decoder_ffn_dim=ffn, max_source_positions=1500, max_target_positions=64,
-        decoder_start_token_id=sot, pad_token_id=eot, bos_token_id=eot, eos_token_id=eot,
-        suppress_tokens=[], begin_suppress_tokens=[220, eot],
+        vocab_size=vocab,
+        num_mel_bins=80,
+        d_model=32,
+        encoder_layers=encoder_layers,
+        decoder_layers=decoder_layers,
+        encoder_attention_heads=2,
+        decoder_attention_heads=2,
+        encoder_ffn_dim=ffn,
+        decoder_ffn_dim=ffn,
+        max_source_positions=1500,
+        max_target_positions=64,
+        decoder_start_token_id=sot,
+        pad_token_id=eot,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        suppress_tokens=[],
+        begin_suppress_tokens=[220, eot],
     )
 
 

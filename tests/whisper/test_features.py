@@ -15,8 +15,9 @@ TOLERANCE = 1e-4  # max abs difference allowed to the feature extractor (feature
 
 
 def reference(fe: WhisperFeatureExtractor, audios) -> torch.Tensor:
-    return fe([np.asarray(a, dtype=np.float32) for a in audios], sampling_rate=16000,
-              return_tensors="pt")["input_features"]
+    return fe([np.asarray(a, dtype=np.float32) for a in audios], sampling_rate=16000, return_tensors="pt")[
+        "input_features"
+    ]
 
 
 def awkward_clips() -> list[np.ndarray]:
@@ -24,8 +25,12 @@ def awkward_clips() -> list[np.ndarray]:
     rng = np.random.default_rng(0)
     t = np.arange(480_000) / 16000
     chirp = np.clip(3 * np.sin(2 * np.pi * (100 + 120 * t) * t), -1, 1) + 0.05 * rng.standard_normal(len(t))
-    return [0.3 * rng.standard_normal(800), chirp.astype(np.float32), np.zeros(16000, np.float32),
-            (0.01 * rng.standard_normal(7 * 16000)).astype(np.float32)]
+    return [
+        0.3 * rng.standard_normal(800),
+        chirp.astype(np.float32),
+        np.zeros(16000, np.float32),
+        (0.01 * rng.standard_normal(7 * 16000)).astype(np.float32),
+    ]
 
 
 @pytest.mark.slow
@@ -53,7 +58,8 @@ def test_log_mel_backends_and_default(tiny_lw):
     clips = awkward_clips()[:2]
     assert transcribe.MEL_BACKEND == "torch"
     torch.testing.assert_close(tiny_lw.log_mel(clips), tiny_lw.log_mel(clips, backend="torch"), rtol=0, atol=0)
-    torch.testing.assert_close(tiny_lw.log_mel(clips, backend="numpy"), reference(tiny_lw.feature_extractor, clips),
-                               rtol=0, atol=0)
+    torch.testing.assert_close(
+        tiny_lw.log_mel(clips, backend="numpy"), reference(tiny_lw.feature_extractor, clips), rtol=0, atol=0
+    )
     with pytest.raises(ValueError, match="backend 'scipy' is not known"):
         tiny_lw.log_mel(clips, backend="scipy")

@@ -5,16 +5,31 @@ from __future__ import annotations
 import pytest
 import torch
 
-from whisper_sae.whisper import (HookPoint, UnknownHookError, capture, frames_for_duration, patch,
-                                 run_decoder_teacher_forced, run_encoder, valid_hook_names)
+from whisper_sae.whisper import (
+    HookPoint,
+    UnknownHookError,
+    capture,
+    frames_for_duration,
+    patch,
+    run_decoder_teacher_forced,
+    run_encoder,
+    valid_hook_names,
+)
 
 from .conftest import tiny_config
 
 
 def test_valid_names_follow_the_config():
     names = valid_hook_names(tiny_config(encoder_layers=3, decoder_layers=2), sub_blocks=False)
-    assert names == ["encoder.blocks.0", "encoder.blocks.1", "encoder.blocks.2", "encoder.out",
-                     "decoder.blocks.0", "decoder.blocks.1", "decoder.out"]
+    assert names == [
+        "encoder.blocks.0",
+        "encoder.blocks.1",
+        "encoder.blocks.2",
+        "encoder.out",
+        "decoder.blocks.0",
+        "decoder.blocks.1",
+        "decoder.out",
+    ]
 
 
 @pytest.mark.parametrize("bad", ["encoder.blocks.3", "decoder.blocks.2", "encoder.block.0", "decoder", "mlp.0"])
@@ -36,8 +51,10 @@ def test_parse_fields_and_depth():
     assert HookPoint.parse("encoder.blocks.01", config).name == "encoder.blocks.1"
 
 
-@pytest.mark.parametrize("seconds, frames", [(0.0, 0), (0.01, 1), (0.02, 1), (0.021, 2), (2.0, 100),
-                                             (29.99, 1500), (30.0, 1500), (45.0, 1500)])
+@pytest.mark.parametrize(
+    "seconds, frames",
+    [(0.0, 0), (0.01, 1), (0.02, 1), (0.021, 2), (2.0, 100), (29.99, 1500), (30.0, 1500), (45.0, 1500)],
+)
 def test_frames_for_duration(seconds, frames):
     assert frames_for_duration(seconds) == frames
 
@@ -127,8 +144,10 @@ def test_run_encoder_equals_full_forward(tiny_lw, features):
 
 def test_run_encoder_stops_after_the_deepest_hook(tiny_lw, features):
     calls = []
-    handles = [layer.register_forward_hook(lambda m, a, o, i=i: calls.append(i))
-               for i, layer in enumerate(tiny_lw.model.model.encoder.layers)]
+    handles = [
+        layer.register_forward_hook(lambda m, a, o, i=i: calls.append(i))
+        for i, layer in enumerate(tiny_lw.model.model.encoder.layers)
+    ]
     try:
         run_encoder(tiny_lw, features, ["encoder.blocks.1", "encoder.blocks.0"])
         assert calls == [0, 1]
@@ -165,6 +184,7 @@ def test_run_encoder_rows_computes_the_same_frames(tiny_lw, features):
     def double(acts):
         seen.append(acts.shape[1])
         return acts * 2
+
     with patch(tiny_lw, last, double):
         patched = run_encoder(tiny_lw, features, [last], rows=20)
     assert seen == [1500]
@@ -205,17 +225,18 @@ def test_run_encoder_bf16_autocast_stays_close(tiny_lw, features):
 def test_teacher_forced_rows_match_unpadded_runs_and_logits(tiny_lw, features):
     hidden = tiny_lw.model.model.encoder(features).last_hidden_state
     seqs = [tiny_lw.prompt_ids + [440, 2068, 7586, tiny_lw.eot_id], tiny_lw.prompt_ids + [1374, tiny_lw.eot_id]]
-    batch = run_decoder_teacher_forced(tiny_lw, hidden, seqs, ["decoder.blocks.0", "decoder.out"],
-                                       return_logits=True)
+    batch = run_decoder_teacher_forced(tiny_lw, hidden, seqs, ["decoder.blocks.0", "decoder.out"], return_logits=True)
     assert batch["decoder.out"].shape == (2, len(seqs[0]), tiny_lw.d_model)
     for b, seq in enumerate(seqs):
         with torch.no_grad():
-            ref = tiny_lw.model(encoder_outputs=(hidden[b:b + 1],), decoder_input_ids=torch.tensor([seq]),
-                                output_hidden_states=True)
+            ref = tiny_lw.model(
+                encoder_outputs=(hidden[b : b + 1],), decoder_input_ids=torch.tensor([seq]), output_hidden_states=True
+            )
         n = len(seq)
         torch.testing.assert_close(batch["decoder.out"][b, :n], ref.decoder_hidden_states[-1][0], rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(batch["decoder.blocks.0"][b, :n], ref.decoder_hidden_states[1][0],
-                                   rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(
+            batch["decoder.blocks.0"][b, :n], ref.decoder_hidden_states[1][0], rtol=1e-5, atol=1e-5
+        )
         torch.testing.assert_close(batch["logits"][b, :n], ref.logits[0], rtol=1e-4, atol=1e-4)
 
 

@@ -7,9 +7,9 @@ import struct
 import pytest
 import torch
 
+from whisper_sae.defaults import DEFAULT_MODEL
 from whisper_sae.whisper import load_whisper
 from whisper_sae.whisper.ct2 import CT2FormatError, read_model_bin
-from whisper_sae.defaults import DEFAULT_MODEL
 from whisper_sae.whisper.loading import default_spec
 
 from .conftest import tiny_model
@@ -59,21 +59,35 @@ def _openai_state_dict(model) -> tuple[dict, dict]:
     """The tiny model's weights under openai-whisper's names (written out here, independently of the loader)."""
     c, hf = model.config, dict(model.named_parameters())
     sd = {
-        "encoder.conv1.weight": hf["model.encoder.conv1.weight"], "encoder.conv1.bias": hf["model.encoder.conv1.bias"],
-        "encoder.conv2.weight": hf["model.encoder.conv2.weight"], "encoder.conv2.bias": hf["model.encoder.conv2.bias"],
+        "encoder.conv1.weight": hf["model.encoder.conv1.weight"],
+        "encoder.conv1.bias": hf["model.encoder.conv1.bias"],
+        "encoder.conv2.weight": hf["model.encoder.conv2.weight"],
+        "encoder.conv2.bias": hf["model.encoder.conv2.bias"],
         "encoder.positional_embedding": hf["model.encoder.embed_positions.weight"],
         "encoder.ln_post.weight": hf["model.encoder.layer_norm.weight"],
         "encoder.ln_post.bias": hf["model.encoder.layer_norm.bias"],
         "decoder.token_embedding.weight": hf["model.decoder.embed_tokens.weight"],
         "decoder.positional_embedding": hf["model.decoder.embed_positions.weight"],
-        "decoder.ln.weight": hf["model.decoder.layer_norm.weight"], "decoder.ln.bias": hf["model.decoder.layer_norm.bias"],
+        "decoder.ln.weight": hf["model.decoder.layer_norm.weight"],
+        "decoder.ln.bias": hf["model.decoder.layer_norm.bias"],
     }
-    pairs = [("attn.query", "self_attn.q_proj"), ("attn.key", "self_attn.k_proj"), ("attn.value", "self_attn.v_proj"),
-             ("attn.out", "self_attn.out_proj"), ("attn_ln", "self_attn_layer_norm"), ("mlp.0", "fc1"),
-             ("mlp.2", "fc2"), ("mlp_ln", "final_layer_norm")]
-    cross = [("cross_attn.query", "encoder_attn.q_proj"), ("cross_attn.key", "encoder_attn.k_proj"),
-             ("cross_attn.value", "encoder_attn.v_proj"), ("cross_attn.out", "encoder_attn.out_proj"),
-             ("cross_attn_ln", "encoder_attn_layer_norm")]
+    pairs = [
+        ("attn.query", "self_attn.q_proj"),
+        ("attn.key", "self_attn.k_proj"),
+        ("attn.value", "self_attn.v_proj"),
+        ("attn.out", "self_attn.out_proj"),
+        ("attn_ln", "self_attn_layer_norm"),
+        ("mlp.0", "fc1"),
+        ("mlp.2", "fc2"),
+        ("mlp_ln", "final_layer_norm"),
+    ]
+    cross = [
+        ("cross_attn.query", "encoder_attn.q_proj"),
+        ("cross_attn.key", "encoder_attn.k_proj"),
+        ("cross_attn.value", "encoder_attn.v_proj"),
+        ("cross_attn.out", "encoder_attn.out_proj"),
+        ("cross_attn_ln", "encoder_attn_layer_norm"),
+    ]
     for side, n_layers, names in (("encoder", c.encoder_layers, pairs), ("decoder", c.decoder_layers, pairs + cross)):
         for i in range(n_layers):
             for theirs, ours in names:
@@ -81,10 +95,18 @@ def _openai_state_dict(model) -> tuple[dict, dict]:
                     key = f"model.{side}.layers.{i}.{ours}.{kind}"
                     if key in hf:
                         sd[f"{side}.blocks.{i}.{theirs}.{kind}"] = hf[key]
-    dims = {"n_mels": 80, "n_vocab": c.vocab_size, "n_audio_ctx": 1500, "n_audio_state": c.d_model,
-            "n_audio_head": c.encoder_attention_heads, "n_audio_layer": c.encoder_layers,
-            "n_text_ctx": c.max_target_positions, "n_text_state": c.d_model, "n_text_head": c.decoder_attention_heads,
-            "n_text_layer": c.decoder_layers}
+    dims = {
+        "n_mels": 80,
+        "n_vocab": c.vocab_size,
+        "n_audio_ctx": 1500,
+        "n_audio_state": c.d_model,
+        "n_audio_head": c.encoder_attention_heads,
+        "n_audio_layer": c.encoder_layers,
+        "n_text_ctx": c.max_target_positions,
+        "n_text_state": c.d_model,
+        "n_text_head": c.decoder_attention_heads,
+        "n_text_layer": c.decoder_layers,
+    }
     # openai-whisper ships fp16 checkpoints; the loader must widen them.
     return dims, {k: v.detach().clone().half() for k, v in sd.items()}
 
@@ -99,8 +121,9 @@ def test_openai_pt_round_trip(tmp_path, features):
     _assert_same_weights(lw.model, half_rounded)
     assert lw.name == "tiny" and lw.prompt_ids == [50257, 50362]
     with torch.no_grad():
-        torch.testing.assert_close(lw.model.model.encoder(features).last_hidden_state,
-                                   half_rounded.model.encoder(features).last_hidden_state)
+        torch.testing.assert_close(
+            lw.model.model.encoder(features).last_hidden_state, half_rounded.model.encoder(features).last_hidden_state
+        )
 
 
 def test_openai_pt_that_is_not_a_checkpoint(tmp_path):
@@ -167,11 +190,14 @@ def test_model_bin_read_from_two_parts_equals_one_file(tmp_path):
     assert parts["x/weight"].tolist() == whole["x/weight"].tolist()
 
 
-@pytest.mark.parametrize("spec, match", [
-    ("/no/such/folder", "/no/such/folder"),
-    ("./missing-model", "missing-model"),
-    ("tiny-en", "offline name"),
-])
+@pytest.mark.parametrize(
+    "spec, match",
+    [
+        ("/no/such/folder", "/no/such/folder"),
+        ("./missing-model", "missing-model"),
+        ("tiny-en", "offline name"),
+    ],
+)
 def test_wrong_specs_are_named_in_the_error(spec, match):
     with pytest.raises(ValueError, match=match):
         load_whisper(spec)

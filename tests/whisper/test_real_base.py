@@ -46,4 +46,6 @@ def test_base_matches_ctranslate2(base, synth_corpus, tmp_path):
     ours = run_encoder(base, features, ["encoder.out"])["encoder.out"]
     assert (ours - theirs).abs().max() < 1e-2
     result = runtime.generate(view, [base.prompt_ids], beam_size=1)[0]
-    assert base.transcribe([audio]) == [base.tokenizer.decode(result.sequences_ids[0], skip_special_tokens=True).strip()]
+    assert base.transcribe([audio]) == [
+        base.tokenizer.decode(result.sequences_ids[0], skip_special_tokens=True).strip()
+    ]

@@ -40,8 +40,11 @@ def test_encoder_matches_ctranslate2(tiny_en, clips, ct2_model):
 
     features = tiny_en.log_mel(clips[0])
     ours = run_encoder(tiny_en, features, ["encoder.out"])["encoder.out"]
-    theirs = torch.from_numpy(np.array(ct2_model.encode(ctranslate2.StorageView.from_array(
-        np.ascontiguousarray(features.numpy())), to_cpu=True)))
+    theirs = torch.from_numpy(
+        np.array(
+            ct2_model.encode(ctranslate2.StorageView.from_array(np.ascontiguousarray(features.numpy())), to_cpu=True)
+        )
+    )
     assert theirs.shape == ours.shape == (N_CLIPS, 1500, 384)
     # Same fp16 weights, both computed in fp32: only summation order differs.
     assert (ours - theirs).abs().max() < 1e-2

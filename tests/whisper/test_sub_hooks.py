@@ -20,11 +20,21 @@ SUBS = {"encoder": ["attn_out", "mlp_in", "mlp_out"], "decoder": ["attn_out", "c
 def test_names_inside_blocks_follow_the_config():
     names = valid_hook_names(tiny_config(encoder_layers=2, decoder_layers=1))
     assert names == [
-        "encoder.blocks.0", "encoder.blocks.0.attn_out", "encoder.blocks.0.mlp_in", "encoder.blocks.0.mlp_out",
-        "encoder.blocks.1", "encoder.blocks.1.attn_out", "encoder.blocks.1.mlp_in", "encoder.blocks.1.mlp_out",
+        "encoder.blocks.0",
+        "encoder.blocks.0.attn_out",
+        "encoder.blocks.0.mlp_in",
+        "encoder.blocks.0.mlp_out",
+        "encoder.blocks.1",
+        "encoder.blocks.1.attn_out",
+        "encoder.blocks.1.mlp_in",
+        "encoder.blocks.1.mlp_out",
         "encoder.out",
-        "decoder.blocks.0", "decoder.blocks.0.attn_out", "decoder.blocks.0.cross_attn_out",
-        "decoder.blocks.0.mlp_in", "decoder.blocks.0.mlp_out", "decoder.out",
+        "decoder.blocks.0",
+        "decoder.blocks.0.attn_out",
+        "decoder.blocks.0.cross_attn_out",
+        "decoder.blocks.0.mlp_in",
+        "decoder.blocks.0.mlp_out",
+        "decoder.out",
     ]
     for name in names:
         assert HookPoint.parse(name, tiny_config(encoder_layers=2, decoder_layers=1)).name == name
@@ -39,9 +49,19 @@ def test_parse_sub_block_fields():
     assert HookPoint.parse("encoder.blocks.2", config).sub is None
 
 
-@pytest.mark.parametrize("bad", ["encoder.blocks.0.cross_attn_out", "encoder.blocks.0.mlp", "encoder.blocks.0.fc2",
-                                 "decoder.blocks.0.mlp_out.x", "encoder.blocks.3.mlp_in", "encoder.out.mlp_in",
-                                 "decoder.blocks.2.attn_out", "encoder.blocks.N.mlp_out"])
+@pytest.mark.parametrize(
+    "bad",
+    [
+        "encoder.blocks.0.cross_attn_out",
+        "encoder.blocks.0.mlp",
+        "encoder.blocks.0.fc2",
+        "decoder.blocks.0.mlp_out.x",
+        "encoder.blocks.3.mlp_in",
+        "encoder.out.mlp_in",
+        "decoder.blocks.2.attn_out",
+        "encoder.blocks.N.mlp_out",
+    ],
+)
 def test_unknown_sub_names_list_the_valid_ones(bad):
     with pytest.raises(UnknownHookError) as info:
         HookPoint.parse(bad, tiny_config())
@@ -76,12 +96,19 @@ def _attention(attn, x, kv, causal: bool):
 
 def _manual_block(layer, x, encoder_hidden=None):
     """{sub: value} and the block output, for an encoder block (encoder_hidden None) or a decoder block."""
-    out = {"attn_out": _attention(layer.self_attn, _layer_norm(layer.self_attn_layer_norm, x),
-                                  _layer_norm(layer.self_attn_layer_norm, x), causal=encoder_hidden is not None)}
+    out = {
+        "attn_out": _attention(
+            layer.self_attn,
+            _layer_norm(layer.self_attn_layer_norm, x),
+            _layer_norm(layer.self_attn_layer_norm, x),
+            causal=encoder_hidden is not None,
+        )
+    }
     y = x + out["attn_out"]
     if encoder_hidden is not None:
-        out["cross_attn_out"] = _attention(layer.encoder_attn, _layer_norm(layer.encoder_attn_layer_norm, y),
-                                           encoder_hidden, causal=False)
+        out["cross_attn_out"] = _attention(
+            layer.encoder_attn, _layer_norm(layer.encoder_attn_layer_norm, y), encoder_hidden, causal=False
+        )
         y = y + out["cross_attn_out"]
     out["mlp_in"] = _layer_norm(layer.final_layer_norm, y)
     hidden = F.gelu(F.linear(out["mlp_in"], layer.fc1.weight, layer.fc1.bias))
@@ -169,8 +196,10 @@ def test_run_encoder_inside_blocks_equals_capture(tiny_lw, features, rows):
 
 def test_run_encoder_stops_after_the_block_holding_the_deepest_sub_hook(tiny_lw, features):
     calls = []
-    handles = [layer.register_forward_hook(lambda m, a, o, i=i: calls.append(i))
-               for i, layer in enumerate(tiny_lw.model.model.encoder.layers)]
+    handles = [
+        layer.register_forward_hook(lambda m, a, o, i=i: calls.append(i))
+        for i, layer in enumerate(tiny_lw.model.model.encoder.layers)
+    ]
     try:
         run_encoder(tiny_lw, features, ["encoder.blocks.1.mlp_out"])
     finally:
@@ -191,8 +220,10 @@ def test_extraction_stores_the_mlp_output(tiny_random_whisper_dir, tmp_path):
 
     lw = load_whisper(tiny_random_whisper_dir)
     rng = np.random.default_rng(0)
-    utts = [Utterance(id=f"u{i}", audio=(0.1 * rng.standard_normal(int(d * 16000))).astype(np.float32))
-            for i, d in enumerate([0.7, 2.3])]
+    utts = [
+        Utterance(id=f"u{i}", audio=(0.1 * rng.standard_normal(int(d * 16000))).astype(np.float32))
+        for i, d in enumerate([0.7, 2.3])
+    ]
     hooks = ["encoder.blocks.1.mlp_out", "encoder.blocks.0.attn_out"]
     store = extract(lw, utts, hooks, tmp_path / "s", dtype="float32", batch_size=2, progress=False)
     for i, u in enumerate(utts):
@@ -220,5 +251,6 @@ def test_patch_inside_the_deepest_block_sees_every_frame_with_rows(tiny_lw, feat
     assert seen == [1500]
     # zeroing the MLP's output leaves the residual after attention: block input + attn_out
     before = run_encoder(tiny_lw, features, ["encoder.blocks.0"])["encoder.blocks.0"]
-    torch.testing.assert_close(got["encoder.blocks.1"], (before + full["encoder.blocks.1.attn_out"])[:, :20],
-                               rtol=0, atol=1e-5)
+    torch.testing.assert_close(
+        got["encoder.blocks.1"], (before + full["encoder.blocks.1.attn_out"])[:, :20], rtol=0, atol=1e-5
+    )

@@ -6,9 +6,10 @@
 
 from __future__ import annotations
 
+from whisper_sae._lazy import lazy_exports
+
 from .store import ActivationStore
 from .writer import FORMAT, StoreWriter
-from whisper_sae._lazy import lazy_exports
 
 __all__ = ["ActivationStore", "StoreWriter", "FORMAT", "extract", "plan_windows"]
 

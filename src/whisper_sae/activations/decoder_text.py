@@ -76,8 +76,9 @@ def window_texts(utts: list[Utterance], windows: list[Window], decoder_text: str
     return texts, source
 
 
-def window_token_ids(lw, utts: list[Utterance], windows: list[Window], audios: list[np.ndarray],
-                     decoder_text: str, batch_size: int) -> tuple[list[list[int]], list[str]]:
+def window_token_ids(
+    lw, utts: list[Utterance], windows: list[Window], audios: list[np.ndarray], decoder_text: str, batch_size: int
+) -> tuple[list[list[int]], list[str]]:
     """Teacher-forcing token ids for each window, and each utterance's text source."""
     if any(len(w.segments) != 1 for w in windows):
         raise ValueError("decoder hooks need one utterance per window (mode 'padded')")
@@ -90,10 +91,10 @@ def window_token_ids(lw, utts: list[Utterance], windows: list[Window], audios: l
             ids[i] = None
             source[windows[i].segments[0].utt] = "model"
     todo = [i for i, seq in enumerate(ids) if seq is None]
-    for language in sorted({(utts[windows[i].segments[0].utt].attributes or {}).get("language") or "en"
-                            for i in todo}):
-        mine = [i for i in todo if ((utts[windows[i].segments[0].utt].attributes or {}).get("language") or "en")
-                == language]
+    for language in sorted({(utts[windows[i].segments[0].utt].attributes or {}).get("language") or "en" for i in todo}):
+        mine = [
+            i for i in todo if ((utts[windows[i].segments[0].utt].attributes or {}).get("language") or "en") == language
+        ]
         lang = language if getattr(lw, "is_multilingual", False) else None
         said = lw.transcribe([windows[i].audio(audios) for i in mine], batch_size=batch_size, language=lang)
         for i, text in zip(mine, said):

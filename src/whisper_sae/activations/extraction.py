@@ -11,9 +11,9 @@ from __future__ import annotations
 import logging
 import math
 import time
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 import numpy as np
 import torch
@@ -21,11 +21,10 @@ from tqdm.auto import tqdm
 
 from whisper_sae.audio import Utterance, load_corpus
 from whisper_sae.audio.constants import FRAME_SECONDS, FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_SAMPLES
-from whisper_sae.whisper import HookPoint, frames_for_duration, load_whisper, run_encoder
-from whisper_sae.whisper import run_decoder_teacher_forced
 from whisper_sae.runtime import cpu_has_fast_bf16, init_distributed, resolve_device
 from whisper_sae.runtime.disk import check_free_space
 from whisper_sae.runtime.locks import exclusive
+from whisper_sae.whisper import HookPoint, frames_for_duration, load_whisper, run_decoder_teacher_forced, run_encoder
 
 from .decoder_text import window_token_ids
 from .ranks import check_layout, extract_rank
@@ -35,8 +34,15 @@ from .writer import DEFAULT_SHARD_ROWS, StoreWriter, parse_dtype
 
 log = logging.getLogger(__name__)
 
-AUTOCAST = {None: None, "none": None, "fp32": None, "bf16": torch.bfloat16, "bfloat16": torch.bfloat16,
-            "fp16": torch.float16, "float16": torch.float16}
+AUTOCAST = {
+    None: None,
+    "none": None,
+    "fp32": None,
+    "bf16": torch.bfloat16,
+    "bfloat16": torch.bfloat16,
+    "fp16": torch.float16,
+    "float16": torch.float16,
+}
 # Measured with benchmarks/extract.py (tiny.en, encoder.out, LibriSpeech test-clean): bf16 autocast
 # keeps mean cosine 0.9999 to fp32, but 0.06 % of frames fall below 0.999 and the worst to 0.58
 # (H200; 0.95 on CPU). Not "within 0.999" for every frame, so the faithful default is fp32.
@@ -88,8 +94,15 @@ def _bad_reason(u: Utterance) -> str | None:
 
 
 def _record(u: Utterance, n_windows: int, decoder_text: str | None) -> dict:
-    rec = {"id": u.id, "duration": round(u.duration, 4), "text": u.text, "speaker": u.speaker, "path": u.path,
-           "attributes": u.attributes or {}, "n_windows": n_windows}
+    rec = {
+        "id": u.id,
+        "duration": round(u.duration, 4),
+        "text": u.text,
+        "speaker": u.speaker,
+        "path": u.path,
+        "attributes": u.attributes or {},
+        "n_windows": n_windows,
+    }
     if decoder_text:
         rec["decoder_text"] = decoder_text  # "reference", "alignment" (reference cut by time) or "model"
     if u.alignment:
@@ -118,13 +131,16 @@ def _encode_group(lw, utts: list[Utterance], points: list[HookPoint], opts: Opti
     enc = [p.name for p in points if p.side == "encoder"]
     dec = [p.name for p in points if p.side == "decoder"]
     run = enc + (["encoder.out"] if dec and "encoder.out" not in enc else [])
-    tokens, sources = (window_token_ids(lw, utts, windows, audios, opts.decoder_text, opts.batch_size) if dec
-                       else (None, [None] * len(utts)))
+    tokens, sources = (
+        window_token_ids(lw, utts, windows, audios, opts.decoder_text, opts.batch_size)
+        if dec
+        else (None, [None] * len(utts))
+    )
     rows: list[dict[str, list]] = [{h: [] for h in enc + dec} for _ in utts]
     n_windows = [0] * len(utts)
     token_pos = [0] * len(utts)
     for b in range(0, len(windows), opts.batch_size):
-        batch: list[Window] = windows[b:b + opts.batch_size]
+        batch: list[Window] = windows[b : b + opts.batch_size]
         features = lw.log_mel([w.audio(audios) for w in batch], backend=opts.mel_backend)  # on the model's device
         # Only real frames are stored, so the deepest block needs only those rows (the same function of the input).
         needed = None if dec or opts.pad_rows else max(g.first_frame + g.n_frames for w in batch for g in w.segments)
@@ -134,12 +150,15 @@ def _encode_group(lw, utts: list[Utterance], points: list[HookPoint], opts: Opti
                 n_windows[seg.utt] += 1
                 pos = torch.arange(seg.n_frames, dtype=torch.int32) + seg.pos_offset
                 for h in enc:
-                    a = acts[h][j, seg.first_frame:seg.first_frame + seg.n_frames]
+                    a = acts[h][j, seg.first_frame : seg.first_frame + seg.n_frames]
                     rows[seg.utt][h].append((a, pos, pos.float() * FRAME_SECONDS, None))
         if dec:
             ids = [tokens[b + j] for j in range(len(batch))]
-            autocast = (torch.autocast(lw.device.type, dtype=opts.autocast) if opts.autocast is not None
-                        else torch.autocast(lw.device.type, enabled=False))
+            autocast = (
+                torch.autocast(lw.device.type, dtype=opts.autocast)
+                if opts.autocast is not None
+                else torch.autocast(lw.device.type, enabled=False)
+            )
             with autocast:
                 out = run_decoder_teacher_forced(lw, acts["encoder.out"], ids, dec)
             for j, w in enumerate(batch):
@@ -167,12 +186,27 @@ def _open_corpus(corpus):
     return corpus, getattr(corpus, "spec", "<in-memory utterances>")
 
 
-def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded", batch_size: int | None = None,
-            dtype: str = "float16", autocast: str | None = DEFAULT_AUTOCAST, shard_rows: int = DEFAULT_SHARD_ROWS,
-            max_utterances: int | None = None, decoder_text: str = "reference", device=None,
-            max_store_gb: float | None = None, pad_rows: bool = False, mel_backend: str | None = None,
-            background_writes: bool = True,
-            progress: bool = True, on_utterance: Callable[[int], None] | None = None) -> ActivationStore:
+def extract(
+    model,
+    corpus,
+    hooks: list[str] | str,
+    out,
+    *,
+    mode: str = "padded",
+    batch_size: int | None = None,
+    dtype: str = "float16",
+    autocast: str | None = DEFAULT_AUTOCAST,
+    shard_rows: int = DEFAULT_SHARD_ROWS,
+    max_utterances: int | None = None,
+    decoder_text: str = "reference",
+    device=None,
+    max_store_gb: float | None = None,
+    pad_rows: bool = False,
+    mel_backend: str | None = None,
+    background_writes: bool = True,
+    progress: bool = True,
+    on_utterance: Callable[[int], None] | None = None,
+) -> ActivationStore:
     """Extract activations at ``hooks`` for every utterance of ``corpus`` into the store ``out``; resumes.
 
     ``model``: a ``LoadedWhisper`` or a ``load_whisper`` spec. ``corpus``: a ``load_corpus`` spec, a
@@ -203,38 +237,74 @@ def extract(model, corpus, hooks: list[str] | str, out, *, mode: str = "padded",
     if decoder_text not in ("reference", "model"):
         raise ValueError(f"decoder_text {decoder_text!r} is not known; use 'reference' or 'model'")
     if mode == "packed" and any(p.side == "decoder" for p in points):
-        raise ValueError("mode 'packed' shares one window among several utterances, so a decoder hook has no "
-                         "single transcript to teacher-force; use mode 'padded' for decoder hooks")
+        raise ValueError(
+            "mode 'packed' shares one window among several utterances, so a decoder hook has no "
+            "single transcript to teacher-force; use mode 'padded' for decoder hooks"
+        )
     if _autocast_is_slow(AUTOCAST[autocast], lw.device):
-        log.warning("this CPU (%s) has no bf16/fp16 matrix instructions: autocast %s will run far slower "
-                    "than fp32 (bf16 matmul measured over 30x slower than fp32 on an AVX2 machine); use --autocast none",
-                    torch.backends.cpu.get_cpu_capability(), autocast)
+        log.warning(
+            "this CPU (%s) has no bf16/fp16 matrix instructions: autocast %s will run far slower "
+            "than fp32 (bf16 matmul measured over 30x slower than fp32 on an AVX2 machine); use --autocast none",
+            torch.backends.cpu.get_cpu_capability(),
+            autocast,
+        )
     if batch_size is None:
         batch_size = 16 if lw.device.type == "cuda" else 1  # on 2 CPU cores batching did not pay (PEERS.md)
     if batch_size < 1:
         raise ValueError(f"batch_size must be a positive number of windows, got {batch_size}")
-    opts = Options(mode=mode, batch_size=batch_size, autocast=AUTOCAST[autocast], decoder_text=decoder_text,
-                   max_bytes=None if max_store_gb is None else int(max_store_gb * 1e9), pad_rows=pad_rows,
-                   mel_backend=mel_backend)
+    opts = Options(
+        mode=mode,
+        batch_size=batch_size,
+        autocast=AUTOCAST[autocast],
+        decoder_text=decoder_text,
+        max_bytes=None if max_store_gb is None else int(max_store_gb * 1e9),
+        pad_rows=pad_rows,
+        mel_backend=mel_backend,
+    )
     corpus, spec = _open_corpus(corpus)
-    settings = {"mode": mode, "autocast": None if opts.autocast is None else str(opts.autocast).replace("torch.", ""),
-                "frames_per_second": FRAMES_PER_SECOND}
+    settings = {
+        "mode": mode,
+        "autocast": None if opts.autocast is None else str(opts.autocast).replace("torch.", ""),
+        "frames_per_second": FRAMES_PER_SECOND,
+    }
     if any(p.side == "decoder" for p in points):
-        settings.update(decoder_text=decoder_text, prompt_ids=list(lw.prompt_ids), eot_id=lw.eot_id,
-                        reference_case="all-capitals transcripts are sentence-cased, as Whisper writes")
-    model_info = {"name": lw.name, "spec": lw.spec, "d_model": lw.d_model, "n_encoder_layers": lw.n_encoder_layers,
-                  "n_decoder_layers": lw.n_decoder_layers, "vocab_size": lw.config.vocab_size}
-    writer_kw = dict(hooks={p.name: {"d_model": lw.d_model, "kind": p.kind} for p in points},
-                     model=model_info, corpus=spec, settings=settings, dtype=dtype, shard_rows=shard_rows,
-                     background=background_writes)
+        settings.update(
+            decoder_text=decoder_text,
+            prompt_ids=list(lw.prompt_ids),
+            eot_id=lw.eot_id,
+            reference_case="all-capitals transcripts are sentence-cased, as Whisper writes",
+        )
+    model_info = {
+        "name": lw.name,
+        "spec": lw.spec,
+        "d_model": lw.d_model,
+        "n_encoder_layers": lw.n_encoder_layers,
+        "n_decoder_layers": lw.n_decoder_layers,
+        "vocab_size": lw.config.vocab_size,
+    }
+    writer_kw = dict(
+        hooks={p.name: {"d_model": lw.d_model, "kind": p.kind} for p in points},
+        model=model_info,
+        corpus=spec,
+        settings=settings,
+        dtype=dtype,
+        shard_rows=shard_rows,
+        background=background_writes,
+    )
     if opts.max_bytes is not None:
         opts.max_bytes //= world.size  # each rank stops at its share of the limit
         _check_limit_holds_a_shard(max_store_gb, opts.max_bytes, world.size, len(points), lw.d_model, dtype, shard_rows)
     if max_store_gb is not None and world.is_main:
         check_free_space(out, max_store_gb)  # refuse before the run rather than fail half-way
     if world.distributed:  # each rank extracts its share into its own sub-store; see ranks.py
-        store = extract_rank(out, world, writer_kw, lambda writer, share: _run(
-            lw, share, points, opts, writer, None, progress and world.is_main, on_utterance), corpus, max_utterances)
+        store = extract_rank(
+            out,
+            world,
+            writer_kw,
+            lambda writer, share: _run(lw, share, points, opts, writer, None, progress and world.is_main, on_utterance),
+            corpus,
+            max_utterances,
+        )
     else:
         with exclusive(out, "store"):  # a second run into this store fails here, naming this one
             check_layout(out, world)
@@ -251,9 +321,11 @@ def _check_limit_holds_a_shard(limit_gb, limit_bytes, n_processes, n_hooks, d_mo
     one = shard_rows * d_model * item * n_hooks
     if limit_bytes < one:
         per = f" per process ({n_processes} processes)" if n_processes > 1 else ""
-        raise ValueError(f"--max-store-gb {limit_gb:g} is below one shard per hook{per}: {one / 1e9:.3g} GB "
-                         f"({shard_rows} rows x d_model {d_model} x {item} bytes x {n_hooks} hooks); raise the "
-                         "limit or lower --shard-rows")
+        raise ValueError(
+            f"--max-store-gb {limit_gb:g} is below one shard per hook{per}: {one / 1e9:.3g} GB "
+            f"({shard_rows} rows x d_model {d_model} x {item} bytes x {n_hooks} hooks); raise the "
+            "limit or lower --shard-rows"
+        )
 
 
 def _check_extracted(store: ActivationStore, spec: str) -> None:
@@ -263,12 +335,16 @@ def _check_extracted(store: ActivationStore, spec: str) -> None:
         return
     skipped = u.get("skipped", [])
     if not skipped:
-        raise ExtractionFailedError(f"corpus {spec} gave no utterances, so {store.path} holds nothing; check the "
-                                    "corpus spec (and --max-utterances)")
+        raise ExtractionFailedError(
+            f"corpus {spec} gave no utterances, so {store.path} holds nothing; check the "
+            "corpus spec (and --max-utterances)"
+        )
     first = "; ".join(f"{s['id']}: {s['reason']}" for s in skipped[:3])
-    raise ExtractionFailedError(f"no utterance of {spec} could be extracted: all {len(skipped)} were skipped "
-                                f"(first: {first}); the full list is in {store.path / 'manifest.json'} "
-                                "(`whisper-sae store info`)")
+    raise ExtractionFailedError(
+        f"no utterance of {spec} could be extracted: all {len(skipped)} were skipped "
+        f"(first: {first}); the full list is in {store.path / 'manifest.json'} "
+        "(`whisper-sae store info`)"
+    )
 
 
 def _todo(corpus, writer: StoreWriter, max_utterances: int | None, bar) -> Iterator[Utterance]:
@@ -334,18 +410,28 @@ def _run_writing(lw, corpus, points, opts: Options, writer: StoreWriter, max_utt
             wall = time.perf_counter() - start
             bar.set_postfix(audio_s_per_s=f"{seconds / max(wall, 1e-9):.1f}")
             if opts.max_bytes is not None and writer.n_bytes >= opts.max_bytes:
-                log.warning("stopping: the store holds %.2f GB, the limit is %.2f GB; rerun with a larger "
-                            "limit to go on", writer.n_bytes / 1e9, opts.max_bytes / 1e9)
+                log.warning(
+                    "stopping: the store holds %.2f GB, the limit is %.2f GB; rerun with a larger limit to go on",
+                    writer.n_bytes / 1e9,
+                    opts.max_bytes / 1e9,
+                )
                 writer.set_info(stopped_at_max_store_gb=opts.max_bytes / 1e9)
                 stopped = True
                 break
         for s in getattr(corpus, "skipped", []):
             writer.skip(s["id"], s["reason"], s.get("path"))
         wall = time.perf_counter() - start
-        writer.set_info(last_run={"utterances": n_new, "audio_seconds": round(seconds, 2),
-                                  "wall_seconds": round(wall, 2), "batch_size": opts.batch_size, "windows": n_windows,
-                                  "audio_seconds_per_second": round(seconds / max(wall, 1e-9), 2),
-                                  "nonfinite_utterances": n_nonfinite})
+        writer.set_info(
+            last_run={
+                "utterances": n_new,
+                "audio_seconds": round(seconds, 2),
+                "wall_seconds": round(wall, 2),
+                "batch_size": opts.batch_size,
+                "windows": n_windows,
+                "audio_seconds_per_second": round(seconds / max(wall, 1e-9), 2),
+                "nonfinite_utterances": n_nonfinite,
+            }
+        )
         # A run where every utterance was skipped is not complete (extract then fails, keeping the list).
         all_skipped = writer.n_done == 0 and writer.manifest["utterances"]["n_skipped"] > 0
         writer.close(complete=not stopped and not all_skipped)
@@ -358,6 +444,8 @@ def _nonfinite_reason(writer: StoreWriter, per_hook: dict[str, list]) -> str | N
         if bad:
             total = sum(len(acts) for acts, *_ in chunks)
             dtype = str(writer.dtype).replace("torch.", "")
-            return (f"{bad} of {total} rows of hook {hook} are NaN or infinite once stored as {dtype} "
-                    "(float16 holds at most 65504 in magnitude); not stored")
+            return (
+                f"{bad} of {total} rows of hook {hook} are NaN or infinite once stored as {dtype} "
+                "(float16 holds at most 65504 in magnitude); not stored"
+            )
     return None

@@ -13,8 +13,8 @@ any other. Rerunning the same ``torchrun`` command resumes each rank's part.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
-from typing import Callable, Iterable, Iterator
 
 from whisper_sae.artifacts import record_path, resolve_path
 from whisper_sae.runtime import World, barrier
@@ -64,15 +64,21 @@ def check_layout(out, world: World) -> None:
     ranked = (out / RANKS_DIR).is_dir()
     if world.size == 1 and ranked:
         sizes = _recorded_world_size(out)
-        raise ValueError(f"{out} was extracted by {sizes or 'several'} processes (it has {out / RANKS_DIR}); "
-                         f"resume it with torchrun --nproc-per-node {sizes or 'N'}, or use a new --out")
+        raise ValueError(
+            f"{out} was extracted by {sizes or 'several'} processes (it has {out / RANKS_DIR}); "
+            f"resume it with torchrun --nproc-per-node {sizes or 'N'}, or use a new --out"
+        )
     if world.size > 1 and manifest.is_file() and not ranked:
-        raise ValueError(f"{out} holds a store extracted by a single process; resume it without torchrun, "
-                         "or use a new --out for a multi-process extraction")
+        raise ValueError(
+            f"{out} holds a store extracted by a single process; resume it without torchrun, "
+            "or use a new --out for a multi-process extraction"
+        )
     recorded = _recorded_world_size(out)
     if world.size > 1 and recorded not in (None, world.size):
-        raise ValueError(f"{out} was extracted by {recorded} processes, not {world.size}: each rank's share "
-                         f"of the corpus depends on the count; resume with torchrun --nproc-per-node {recorded}")
+        raise ValueError(
+            f"{out} was extracted by {recorded} processes, not {world.size}: each rank's share "
+            f"of the corpus depends on the count; resume with torchrun --nproc-per-node {recorded}"
+        )
 
 
 def _recorded_world_size(out: Path) -> int | None:
@@ -82,8 +88,14 @@ def _recorded_world_size(out: Path) -> int | None:
     return json.loads(sub.read_text(encoding="utf-8"))["settings"].get("world_size")
 
 
-def extract_rank(out, world: World, writer_kw: dict, run: Callable[[StoreWriter, Iterable], None],
-                 corpus: Iterable, max_utterances: int | None) -> ActivationStore:
+def extract_rank(
+    out,
+    world: World,
+    writer_kw: dict,
+    run: Callable[[StoreWriter, Iterable], None],
+    corpus: Iterable,
+    max_utterances: int | None,
+) -> ActivationStore:
     """Extract this rank's share into ``ranks/RRRRR``, wait for every rank, merge on rank 0.
 
     Each rank holds its own lock on the store (``suffix=.rankR``): ranks of one run never block each
@@ -93,8 +105,12 @@ def extract_rank(out, world: World, writer_kw: dict, run: Callable[[StoreWriter,
         check_layout(out, world)
         barrier()  # every rank has checked the layout before any writes into it
         settings = dict(writer_kw.get("settings") or {}, rank=world.rank, world_size=world.size)
-        writer = StoreWriter(rank_dir(out, world.rank), **{**writer_kw, "settings": settings},
-                             index_offset=world.rank, index_stride=world.size)
+        writer = StoreWriter(
+            rank_dir(out, world.rank),
+            **{**writer_kw, "settings": settings},
+            index_offset=world.rank,
+            index_stride=world.size,
+        )
         run(writer, RankShard(corpus, world.rank, world.size, max_utterances))
         barrier()  # every rank's sub-store is closed
         if world.is_main:
@@ -123,8 +139,13 @@ def merge_ranks(out, size: int) -> Path:
         for r, sub in enumerate(subs):
             for s in sub["hooks"][name]["shards"]:
                 shards.append(dict(s, path=f"{RANKS_DIR}/{r:05d}/{name}/{s['file']}"))
-        hooks[name] = {"d_model": spec["d_model"], "kind": spec["kind"], "n_shards": len(shards),
-                       "n_rows": sum(s["rows"] for s in shards), "shards": shards}
+        hooks[name] = {
+            "d_model": spec["d_model"],
+            "kind": spec["kind"],
+            "n_shards": len(shards),
+            "n_rows": sum(s["rows"] for s in shards),
+            "shards": shards,
+        }
     skipped = {}
     for sub in subs:
         for s in sub["utterances"]["skipped"]:
@@ -133,10 +154,17 @@ def merge_ranks(out, size: int) -> Path:
     # Each rank recorded the corpus relative to its own sub-store; the merged manifest, relative to ``out``.
     corpus = record_path(resolve_path(first["corpus"], rank_dir(out, 0)), out) if first.get("corpus") else ""
     manifest = {
-        "format": FORMAT, "model": first["model"], "corpus": corpus, "settings": settings,
+        "format": FORMAT,
+        "model": first["model"],
+        "corpus": corpus,
+        "settings": settings,
         "hooks": hooks,
-        "utterances": {"n_done": sum(s["utterances"]["n_done"] for s in subs), "n_skipped": len(skipped),
-                       "skipped": list(skipped.values()), "open": []},
+        "utterances": {
+            "n_done": sum(s["utterances"]["n_done"] for s in subs),
+            "n_skipped": len(skipped),
+            "skipped": list(skipped.values()),
+            "open": [],
+        },
         "complete": all(s.get("complete") for s in subs),
         "info": {"ranks": [dict(s.get("info", {}), rank=r, complete=s.get("complete")) for r, s in enumerate(subs)]},
     }

@@ -14,8 +14,8 @@ turned into :class:`StoreDamagedError`.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 import torch
@@ -34,8 +34,10 @@ class StoreDamagedError(RuntimeError):
 
 
 def _damaged(store: Path, shard: Path, what: str) -> StoreDamagedError:
-    return StoreDamagedError(f"shard {shard} of store {store} {what}; run `whisper-sae store info --verify {store}` "
-                             "to list every bad shard, then re-extract into a new --out (or delete the store and rerun)")
+    return StoreDamagedError(
+        f"shard {shard} of store {store} {what}; run `whisper-sae store info --verify {store}` "
+        "to list every bad shard, then re-extract into a new --out (or delete the store and rerun)"
+    )
 
 
 class ActivationStore:
@@ -48,8 +50,9 @@ class ActivationStore:
             raise FileNotFoundError(f"{self.path} is not an activation store: it has no manifest.json")
         self.manifest = json.loads(manifest.read_text(encoding="utf-8"))
         if self.manifest.get("format") != FORMAT:
-            raise ValueError(f"{manifest} has format {self.manifest.get('format')!r}; this reader "
-                             f"understands {FORMAT!r}")
+            raise ValueError(
+                f"{manifest} has format {self.manifest.get('format')!r}; this reader understands {FORMAT!r}"
+            )
         self._utterances = None
 
     def __repr__(self) -> str:
@@ -164,8 +167,9 @@ class ActivationStore:
             cols = {k: v[keep] for k, v in cols.items()}
         return cols
 
-    def read(self, hook: str, utterances=None, *, dtype: torch.dtype = torch.float32
-             ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    def read(
+        self, hook: str, utterances=None, *, dtype: torch.dtype = torch.float32
+    ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """All rows of ``hook`` (or of the given utterance indices) in store order: (acts [n, d], index).
 
         ``index`` holds the columns ``utt``, ``pos``, ``time``, ``token`` aligned with the rows.
@@ -174,15 +178,29 @@ class ActivationStore:
         parts = [self._load(*shard) for shard in self._shards(hook, utterances)]
         d = self.d_model(hook)
         if not parts:
-            empty = {"utt": torch.zeros(0, dtype=torch.int32), "pos": torch.zeros(0, dtype=torch.int32),
-                     "time": torch.zeros(0), "token": torch.zeros(0, dtype=torch.int32)}
+            empty = {
+                "utt": torch.zeros(0, dtype=torch.int32),
+                "pos": torch.zeros(0, dtype=torch.int32),
+                "time": torch.zeros(0),
+                "token": torch.zeros(0, dtype=torch.int32),
+            }
             return torch.zeros(0, d, dtype=dtype), empty
         acts = torch.cat([c["acts"] for c in parts]).to(dtype)
         return acts, {k: torch.cat([c[k] for c in parts]) for k in INDEX_COLUMNS}
 
-    def batches(self, hook: str, batch_size: int, *, shuffle: bool = True, seed: int = 0, utterances=None,
-                dtype: torch.dtype = torch.float32, loop: bool = False, drop_last: bool = True,
-                buffer_rows: int = 262_144) -> Iterator[torch.Tensor]:
+    def batches(
+        self,
+        hook: str,
+        batch_size: int,
+        *,
+        shuffle: bool = True,
+        seed: int = 0,
+        utterances=None,
+        dtype: torch.dtype = torch.float32,
+        loop: bool = False,
+        drop_last: bool = True,
+        buffer_rows: int = 262_144,
+    ) -> Iterator[torch.Tensor]:
         """Yield ``[batch_size, d]`` batches of ``hook``'s rows; each epoch covers every row once.
 
         With ``shuffle``, each epoch visits the shards in a new random order, ``buffer_rows // shard
@@ -203,13 +221,13 @@ class ActivationStore:
             order = torch.randperm(len(shards), generator=gen).tolist() if shuffle else range(len(shards))
             order = list(order)
             for start in range(0, len(order), per_buffer):
-                group = [self._load(*shards[i])["acts"] for i in order[start:start + per_buffer]]
+                group = [self._load(*shards[i])["acts"] for i in order[start : start + per_buffer]]
                 rows = torch.cat([carry, *group])
                 if shuffle:
                     rows = rows[torch.randperm(len(rows), generator=gen)]
                 n_full = len(rows) // batch_size * batch_size
                 for b in range(0, n_full, batch_size):
-                    yield rows[b:b + batch_size].to(dtype)
+                    yield rows[b : b + batch_size].to(dtype)
                 carry = rows[n_full:]
             if not loop:
                 if len(carry) and not drop_last:
@@ -244,8 +262,10 @@ class ActivationStore:
         shards = [(h, e) for h, spec in self.manifest["hooks"].items() for e in spec["shards"]]
         bad = self.verify()
         unrecorded = sum("blake2b" not in e for _, e in shards)
-        lines = [f"verify    {len(shards) - len(bad)} of {len(shards)} shards sound"
-                 + (f" ({unrecorded} with no checksum recorded: checked by loading them)" if unrecorded else "")]
+        lines = [
+            f"verify    {len(shards) - len(bad)} of {len(shards)} shards sound"
+            + (f" ({unrecorded} with no checksum recorded: checked by loading them)" if unrecorded else "")
+        ]
         lines += [f"  BAD {path}: {problem}" for path, problem in bad]
         if bad:
             lines.append(f"  re-extract into a new --out (or delete {self.path} and rerun extract)")
@@ -257,7 +277,7 @@ class ActivationStore:
         u = m["utterances"]
         dur = sum(r.get("duration") or 0.0 for r in self.utterances)
         n_bad = len(self.verify(checksums=False))
-        state = ('complete' if m.get('complete') else 'incomplete: rerun extract to resume')
+        state = "complete" if m.get("complete") else "incomplete: rerun extract to resume"
         if n_bad:
             state = f"damaged: {n_bad} shard(s) missing or truncated; run store info --verify"
         lines = [
@@ -270,8 +290,10 @@ class ActivationStore:
         for s in u.get("skipped", [])[:5]:
             lines.append(f"  skipped {s['id']}: {s['reason']}")
         for name, h in m["hooks"].items():
-            lines.append(f"hook      {name}: {h['kind']} rows, d_model {h['d_model']}, "
-                         f"{h['n_rows']} rows in {h['n_shards']} shards")
+            lines.append(
+                f"hook      {name}: {h['kind']} rows, d_model {h['d_model']}, "
+                f"{h['n_rows']} rows in {h['n_shards']} shards"
+            )
         for k, v in m.get("info", {}).items():
             lines.append(f"info      {k}: {v}")
         return "\n".join(lines)

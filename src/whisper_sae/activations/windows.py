@@ -17,8 +17,8 @@ Only the frames of real audio are mapped back; the padding's frames are computed
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 
@@ -28,8 +28,18 @@ from whisper_sae.audio.windows import window_spans
 # The figures come from ``audio.constants``; these names are kept for the tests and callers that use them.
 FRAME_SAMPLES = SAMPLES_PER_FRAME  # one encoder frame: 2 mel hops of 10 ms
 WINDOW_FRAMES = FRAMES_PER_WINDOW
-__all__ = ["FRAME_SAMPLES", "MODES", "SAMPLE_RATE", "Segment", "WINDOW_FRAMES", "WINDOW_SAMPLES", "Window",
-           "frames_of_samples", "pieces", "plan_windows"]
+__all__ = [
+    "FRAME_SAMPLES",
+    "MODES",
+    "SAMPLE_RATE",
+    "Segment",
+    "WINDOW_FRAMES",
+    "WINDOW_SAMPLES",
+    "Window",
+    "frames_of_samples",
+    "pieces",
+    "plan_windows",
+]
 MODES = ("padded", "packed")
 
 
@@ -73,10 +83,10 @@ class Window:
         """The window's samples (up to the end of its last segment; the feature extractor pads the rest)."""
         if len(self.segments) == 1 and self.segments[0].dst_start == 0:
             s = self.segments[0]
-            return audios[s.utt][s.src_start:s.src_start + s.n_samples]
+            return audios[s.utt][s.src_start : s.src_start + s.n_samples]
         out = np.zeros(self.used_samples, dtype=np.float32)
         for s in self.segments:
-            out[s.dst_start:s.dst_start + s.n_samples] = audios[s.utt][s.src_start:s.src_start + s.n_samples]
+            out[s.dst_start : s.dst_start + s.n_samples] = audios[s.utt][s.src_start : s.src_start + s.n_samples]
         return out
 
 
@@ -86,8 +96,9 @@ def pieces(n_samples: int) -> list[tuple[int, int]]:
     return window_spans(n_samples)
 
 
-def plan_windows(lengths: list[int], mode: str = "padded",
-                 frames_for: Callable[[int], int] = frames_of_samples) -> list[Window]:
+def plan_windows(
+    lengths: list[int], mode: str = "padded", frames_for: Callable[[int], int] = frames_of_samples
+) -> list[Window]:
     """Windows covering utterances of the given sample counts, in order; see the module docstring.
 
     ``frames_for(n_samples)`` says how many encoder frames hold a piece's real audio.

@@ -123,10 +123,21 @@ class StoreWriter:
     speaker, path, attributes, ...) is stored as given in ``utterances.jsonl``.
     """
 
-    def __init__(self, path, *, hooks: dict[str, dict], model: dict | None = None, corpus: str = "",
-                 settings: dict | None = None, dtype: str = "float16",
-                 shard_rows: int = DEFAULT_SHARD_ROWS, resume: bool = True,
-                 index_offset: int = 0, index_stride: int = 1, background: bool = True):
+    def __init__(
+        self,
+        path,
+        *,
+        hooks: dict[str, dict],
+        model: dict | None = None,
+        corpus: str = "",
+        settings: dict | None = None,
+        dtype: str = "float16",
+        shard_rows: int = DEFAULT_SHARD_ROWS,
+        resume: bool = True,
+        index_offset: int = 0,
+        index_stride: int = 1,
+        background: bool = True,
+    ):
         self.path = Path(path)
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
@@ -134,8 +145,7 @@ class StoreWriter:
         # Utterance indices are offset + stride * k: several writers (one per rank, see ranks.py)
         # then fill disjoint index sets that merge into one store without renumbering.
         if index_stride < 1 or not 0 <= index_offset < index_stride:
-            raise ValueError(f"index_offset {index_offset} and index_stride {index_stride} need "
-                             "0 <= offset < stride")
+            raise ValueError(f"index_offset {index_offset} and index_stride {index_stride} need 0 <= offset < stride")
         self._index_offset, self._index_stride = index_offset, index_stride
         self.dtype = parse_dtype(dtype)
         if shard_rows < 1:
@@ -145,12 +155,17 @@ class StoreWriter:
                 raise ValueError(f"hook {name!r} needs d_model > 0 and kind in {HOOK_KINDS}, got {spec}")
         settings = dict(settings or {}, dtype=dtype, shard_rows=shard_rows)
         fresh = {
-            "format": FORMAT, "model": dict(model or {}), "corpus": record_path(str(corpus), self.path) if corpus else "",
+            "format": FORMAT,
+            "model": dict(model or {}),
+            "corpus": record_path(str(corpus), self.path) if corpus else "",
             "settings": settings,
-            "hooks": {h: {"d_model": int(s["d_model"]), "kind": s["kind"], "n_rows": 0, "n_shards": 0,
-                          "shards": []} for h, s in hooks.items()},
+            "hooks": {
+                h: {"d_model": int(s["d_model"]), "kind": s["kind"], "n_rows": 0, "n_shards": 0, "shards": []}
+                for h, s in hooks.items()
+            },
             "utterances": {"n_done": 0, "n_skipped": 0, "skipped": [], "open": []},
-            "complete": False, "info": {},
+            "complete": False,
+            "info": {},
         }
         manifest_path = self.path / "manifest.json"
         if manifest_path.exists():
@@ -186,21 +201,29 @@ class StoreWriter:
         if old.get("format") != FORMAT:
             raise ValueError(f"{self.path} has format {old.get('format')!r}, expected {FORMAT!r}")
         if not same_corpus(old.get("corpus"), corpus, self.path):
-            raise ValueError(f"{self.path} was extracted from corpus {resolve_path(old['corpus'], self.path)!r}, "
-                             f"not {corpus!r}; resume with the same --corpus or use a new --out")
+            raise ValueError(
+                f"{self.path} was extracted from corpus {resolve_path(old['corpus'], self.path)!r}, "
+                f"not {corpus!r}; resume with the same --corpus or use a new --out"
+            )
         for key in ("name", "spec"):
             if fresh["model"].get(key) and old["model"].get(key) != fresh["model"].get(key):
-                raise ValueError(f"{self.path} was extracted with model {key} {old['model'].get(key)!r}, "
-                                 f"not {fresh['model'].get(key)!r}; resume with the same model or use a new --out")
+                raise ValueError(
+                    f"{self.path} was extracted with model {key} {old['model'].get(key)!r}, "
+                    f"not {fresh['model'].get(key)!r}; resume with the same model or use a new --out"
+                )
         old_hooks = {h: (s["d_model"], s["kind"]) for h, s in old["hooks"].items()}
         new_hooks = {h: (s["d_model"], s["kind"]) for h, s in fresh["hooks"].items()}
         if old_hooks != new_hooks:
-            raise ValueError(f"{self.path} holds hooks {sorted(old_hooks)}, not {sorted(new_hooks)}; "
-                             "resume with the same hooks or use a new --out")
+            raise ValueError(
+                f"{self.path} holds hooks {sorted(old_hooks)}, not {sorted(new_hooks)}; "
+                "resume with the same hooks or use a new --out"
+            )
         for key, value in fresh["settings"].items():
             if key in old["settings"] and old["settings"][key] != value:
-                raise ValueError(f"{self.path} was extracted with {key}={old['settings'][key]!r}, not "
-                                 f"{value!r}; resume with the same settings or use a new --out")
+                raise ValueError(
+                    f"{self.path} was extracted with {key}={old['settings'][key]!r}, not "
+                    f"{value!r}; resume with the same settings or use a new --out"
+                )
 
     def _repair(self) -> None:
         """Drop whatever a killed run left beyond the manifest: uncounted shards, temp files, lines."""
@@ -215,8 +238,10 @@ class StoreWriter:
         lines = table.read_text(encoding="utf-8").splitlines(keepends=True) if table.exists() else []
         n = self.manifest["utterances"]["n_done"]
         if len(lines) < n:
-            raise ValueError(f"{table} lists {len(lines)} utterances but the manifest counts {n}; "
-                             "the store is damaged, extract into a new --out")
+            raise ValueError(
+                f"{table} lists {len(lines)} utterances but the manifest counts {n}; "
+                "the store is damaged, extract into a new --out"
+            )
         if len(lines) > n:
             tmp = table.with_name(table.name + ".tmp")
             tmp.write_text("".join(lines[:n]), encoding="utf-8")
@@ -260,10 +285,14 @@ class StoreWriter:
         else:
             idx, drop = self._next_idx, {}
             self._next_idx += self._index_stride
-        self._pending[idx] = {"record": dict(record, id=uid, idx=idx), "appended": {}, "committed": {},
-                              "ended": False,
-                              "drop": {h: drop.get(h, 0) for h in self.hooks},
-                              "kept": dict(drop)}
+        self._pending[idx] = {
+            "record": dict(record, id=uid, idx=idx),
+            "appended": {},
+            "committed": {},
+            "ended": False,
+            "drop": {h: drop.get(h, 0) for h in self.hooks},
+            "kept": dict(drop),
+        }
         return idx
 
     def add(self, hook: str, idx: int, acts: torch.Tensor, pos, time=None, token=None) -> None:
@@ -281,20 +310,27 @@ class StoreWriter:
         time = torch.full((n,), float("nan")) if time is None else torch.as_tensor(time, dtype=torch.float32)
         token = torch.full((n,), -1, dtype=torch.int32) if token is None else torch.as_tensor(token, dtype=torch.int32)
         if not (len(pos) == len(time.reshape(-1)) == len(token.reshape(-1)) == n):
-            raise ValueError(f"hook {hook!r}: {n} rows but index columns of lengths "
-                             f"{len(pos)}, {time.numel()}, {token.numel()}")
+            raise ValueError(
+                f"hook {hook!r}: {n} rows but index columns of lengths {len(pos)}, {time.numel()}, {token.numel()}"
+            )
         bad = self.count_nonfinite(acts)
         if bad:
-            raise ValueError(f"utterance {p['record']['id']!r}, hook {hook!r}: {bad} of {n} rows hold NaN or infinite "
-                             f"values (or values beyond {str(self.dtype).replace('torch.', '')}'s range); "
-                             "they would poison training, so the store refuses them: skip the utterance")
+            raise ValueError(
+                f"utterance {p['record']['id']!r}, hook {hook!r}: {bad} of {n} rows hold NaN or infinite "
+                f"values (or values beyond {str(self.dtype).replace('torch.', '')}'s range); "
+                "they would poison training, so the store refuses them: skip the utterance"
+            )
         skip = min(p["drop"][hook], n)  # rows a killed run already committed for this utterance
         p["drop"][hook] -= skip
         if skip == n:
             return
-        chunk = {"acts": acts[skip:].detach().to("cpu", self.dtype),
-                 "utt": torch.full((n - skip,), idx, dtype=torch.int32), "pos": pos[skip:],
-                 "time": time.reshape(-1)[skip:].float(), "token": token.reshape(-1)[skip:]}
+        chunk = {
+            "acts": acts[skip:].detach().to("cpu", self.dtype),
+            "utt": torch.full((n - skip,), idx, dtype=torch.int32),
+            "pos": pos[skip:],
+            "time": time.reshape(-1)[skip:].float(),
+            "token": token.reshape(-1)[skip:],
+        }
         self._buffer[hook].append(chunk)
         self._buffered[hook] += n - skip
         p["appended"][hook] = p["appended"].get(hook, 0) + n - skip

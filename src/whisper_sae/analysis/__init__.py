@@ -10,13 +10,21 @@ from __future__ import annotations
 from whisper_sae._lazy import lazy_exports
 
 _EXPORTS = {
-    "analyze": "features.pipeline", "load_sae": "features.pipeline",
-    "AnalysisResult": "features.result", "load_analysis": "features.result",
-    "FeatureStats": "features.stats", "AlignmentLabeler": "features.labels", "f1_summary": "features.labels",
-    "intervene": "interventions", "Intervention": "interventions", "parse_frames": "interventions",
+    "analyze": "features.pipeline",
+    "load_sae": "features.pipeline",
+    "AnalysisResult": "features.result",
+    "load_analysis": "features.result",
+    "FeatureStats": "features.stats",
+    "AlignmentLabeler": "features.labels",
+    "f1_summary": "features.labels",
+    "intervene": "interventions",
+    "Intervention": "interventions",
+    "parse_frames": "interventions",
     "word_timestamps": "features.word_times",
     "build_dashboard": "dashboard.build",
-    "probe": "probing.run", "ProbeOptions": "probing.run", "ProbeResult": "probing.run",
+    "probe": "probing.run",
+    "ProbeOptions": "probing.run",
+    "ProbeResult": "probing.run",
     "ProbeReport": "probing.schema",
 }
 

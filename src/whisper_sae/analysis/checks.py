@@ -18,12 +18,16 @@ def sae_name(sae, sae_dir: str | Path | None) -> str:
 def check_sae_store(sae, sae_dir, store, hook: str) -> None:
     """The store holds ``hook`` and its width is the SAE's ``d_in``."""
     if hook not in store.hooks:
-        raise ValueError(f"store {store.path} has no {hook!r} activations; it holds {', '.join(store.hooks)}. "
-                         f"Extract {hook} into it, or use an SAE trained on one of those hooks")
+        raise ValueError(
+            f"store {store.path} has no {hook!r} activations; it holds {', '.join(store.hooks)}. "
+            f"Extract {hook} into it, or use an SAE trained on one of those hooks"
+        )
     width = int(store.d_model(hook))
     if width != int(sae.cfg.d_in):
-        raise ValueError(f"{sae_name(sae, sae_dir)} reads {hook} of width {sae.cfg.d_in} but store {store.path} holds "
-                         f"{hook} {width} wide; use the SAE trained on this store's model, or a store of the SAE's model")
+        raise ValueError(
+            f"{sae_name(sae, sae_dir)} reads {hook} of width {sae.cfg.d_in} but store {store.path} holds "
+            f"{hook} {width} wide; use the SAE trained on this store's model, or a store of the SAE's model"
+        )
 
 
 def check_sae_model(sae, sae_dir, lw, hook: str) -> None:
@@ -31,9 +35,11 @@ def check_sae_model(sae, sae_dir, lw, hook: str) -> None:
     width = int(lw.d_model)
     if width != int(sae.cfg.d_in):
         model = getattr(lw, "name", None) or getattr(lw, "spec", None) or "the model given"
-        raise ValueError(f"{sae_name(sae, sae_dir)} reads {hook} of width {sae.cfg.d_in} but Whisper {model} has "
-                         f"d_model {width}; pass --model with the Whisper the SAE was trained on "
-                         f"({sae.cfg.model_name or 'see its cfg.json'})")
+        raise ValueError(
+            f"{sae_name(sae, sae_dir)} reads {hook} of width {sae.cfg.d_in} but Whisper {model} has "
+            f"d_model {width}; pass --model with the Whisper the SAE was trained on "
+            f"({sae.cfg.model_name or 'see its cfg.json'})"
+        )
     sae.check_compatible(width, hook, getattr(lw, "name", None))
 
 
@@ -41,9 +47,13 @@ def check_sae_analysis(sae, sae_dir, analysis, hook: str | None = None) -> None:
     """The analysis was made of an SAE with as many features, at the same hook."""
     where = f"analysis {analysis.path}" if analysis.path is not None else "the analysis given"
     if analysis.d_sae != int(sae.cfg.d_sae):
-        raise ValueError(f"{where} has {analysis.d_sae} features but {sae_name(sae, sae_dir)} has {sae.cfg.d_sae}; "
-                         "pass the analysis of this SAE (or run `whisper-sae analyze` on it)")
+        raise ValueError(
+            f"{where} has {analysis.d_sae} features but {sae_name(sae, sae_dir)} has {sae.cfg.d_sae}; "
+            "pass the analysis of this SAE (or run `whisper-sae analyze` on it)"
+        )
     hook = hook or sae.cfg.hook_name
     if hook and analysis.meta.get("hook") not in (None, hook):
-        raise ValueError(f"{where} is of hook {analysis.meta.get('hook')!r} but {sae_name(sae, sae_dir)} reads {hook!r}; "
-                         "pass the analysis of this SAE")
+        raise ValueError(
+            f"{where} is of hook {analysis.meta.get('hook')!r} but {sae_name(sae, sae_dir)} reads {hook!r}; "
+            "pass the analysis of this SAE"
+        )

@@ -101,10 +101,19 @@ def _frame_mask(lengths: list[int], frames: tuple[float, float] | None, n_positi
     return mask
 
 
-def intervene(sae, lw, audios: list[np.ndarray], feature: int | list[int], mode: str = "ablate",
-              value: float | None = None,
-              frames: tuple[float, float] | str | None = None, *, hook: str | None = None,
-              batch_size: int = 8, max_new_tokens: int | None = None) -> list[Intervention]:
+def intervene(
+    sae,
+    lw,
+    audios: list[np.ndarray],
+    feature: int | list[int],
+    mode: str = "ablate",
+    value: float | None = None,
+    frames: tuple[float, float] | str | None = None,
+    *,
+    hook: str | None = None,
+    batch_size: int = 8,
+    max_new_tokens: int | None = None,
+) -> list[Intervention]:
     """Transcribe each clip (<= 30 s) before and after ablating or clamping ``feature`` (an id, or a
     list of ids edited together, e.g. every feature labelled /s/).
 
@@ -123,12 +132,14 @@ def intervene(sae, lw, audios: list[np.ndarray], feature: int | list[int], mode:
     if frames is not None:
         longest = min(max((len(a) / SAMPLE_RATE for a in audios), default=0.0), float(WINDOW_SECONDS))
         if not (_frame_mask([frames_for_duration(longest)], frames, lw.config.max_source_positions).any()):
-            raise ValueError(f"frames {frames[0]:g}:{frames[1]:g} s lie outside every clip (the longest is {longest:.2f} s); "
-                             f"choose a range inside the audio, e.g. 0:{longest:.2f}")
+            raise ValueError(
+                f"frames {frames[0]:g}:{frames[1]:g} s lie outside every clip (the longest is {longest:.2f} s); "
+                f"choose a range inside the audio, e.g. 0:{longest:.2f}"
+            )
     before = lw.transcribe(list(audios), batch_size=batch_size, max_new_tokens=max_new_tokens)
     after: list[str] = []
     for start in range(0, len(audios), batch_size):
-        chunk = list(audios[start:start + batch_size])
+        chunk = list(audios[start : start + batch_size])
         mask = None
         if point.side == "encoder":
             lengths = [frames_for_duration(len(a) / SAMPLE_RATE) for a in chunk]

@@ -70,8 +70,12 @@ class ConcatCorpus(Corpus):
                 uid = f"{name}/{s['id']}" if s["id"] in earlier else s["id"]
                 self.skipped.append({**s, "id": uid, "corpus": name})
             if clashes:
-                log.warning("corpus %s: %d utterance ids also belong to an earlier corpus; they are called %s/ID",
-                            name, clashes, name)
+                log.warning(
+                    "corpus %s: %d utterance ids also belong to an earlier corpus; they are called %s/ID",
+                    name,
+                    clashes,
+                    name,
+                )
             earlier |= mine
 
     def records(self) -> Iterator[dict]:

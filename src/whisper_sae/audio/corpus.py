@@ -20,10 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
-from whisper_sae.audio.formats import READERS, SPEC_GRAMMAR, Spec, default_name, detect_format, parse_spec
+from whisper_sae.audio.formats import READERS, Spec, default_name, detect_format, parse_spec
 from whisper_sae.audio.io import AUDIO_EXTENSIONS, load_audio
-from whisper_sae.audio.textfile import read_lines, read_text
 from whisper_sae.audio.metadata import MetadataTable, find_tables, merge_attributes, read_table, warn_unmatched
+from whisper_sae.audio.textfile import read_lines, read_text
 from whisper_sae.audio.utterance import SAMPLE_RATE, AudioError, Utterance
 
 log = logging.getLogger(__name__)
@@ -58,8 +58,15 @@ class Corpus:
     it counts entries, including any that a pass will skip as unreadable.
     """
 
-    def __init__(self, spec: str, entries: Callable[[], Iterator[Entry]], *, length: int | None = None,
-                 tables: list[MetadataTable] | None = None, max_utterances: int | None = None):
+    def __init__(
+        self,
+        spec: str,
+        entries: Callable[[], Iterator[Entry]],
+        *,
+        length: int | None = None,
+        tables: list[MetadataTable] | None = None,
+        max_utterances: int | None = None,
+    ):
         self.spec = spec
         self._entries = entries
         self._length = length
@@ -98,9 +105,14 @@ class Corpus:
                 seen.append(entry.id)
             attributes = merge_attributes(self.tables, entry.id, entry.speaker, entry.attributes)
             yield Utterance(
-                id=entry.id, audio=audio, sample_rate=SAMPLE_RATE, text=entry.text,
-                alignment=_read_alignment(entry), speaker=entry.speaker or attributes.get("speaker"),
-                path=entry.path, attributes=attributes,
+                id=entry.id,
+                audio=audio,
+                sample_rate=SAMPLE_RATE,
+                text=entry.text,
+                alignment=_read_alignment(entry),
+                speaker=entry.speaker or attributes.get("speaker"),
+                path=entry.path,
+                attributes=attributes,
             )
         warn_unmatched(self.tables, seen)
 
@@ -151,8 +163,13 @@ def _alignment_index(root: Path) -> dict[str, Path]:
 
 
 def _audio_files(root: Path) -> list[Path]:
-    files = [p for p in root.rglob("*") if p.suffix.lower() in AUDIO_EXTENSIONS and p.is_file()
-             and not any(part.startswith(".") for part in p.relative_to(root).parts)]
+    files = [
+        p
+        for p in root.rglob("*")
+        if p.suffix.lower() in AUDIO_EXTENSIONS
+        and p.is_file()
+        and not any(part.startswith(".") for part in p.relative_to(root).parts)
+    ]
     return sorted(files)
 
 
@@ -168,8 +185,7 @@ def folder_corpus(root: Path, tables: list[MetadataTable], max_utterances: int |
     files = _audio_files(root)
     if not files:
         raise ValueError(
-            f"corpus folder {root} holds no audio files ({', '.join(AUDIO_EXTENSIONS)}); "
-            f"a corpus spec is {SPEC_FORMS}."
+            f"corpus folder {root} holds no audio files ({', '.join(AUDIO_EXTENSIONS)}); a corpus spec is {SPEC_FORMS}."
         )
     ids = _folder_ids(root, files)
     alignments = _alignment_index(root)
@@ -180,7 +196,9 @@ def folder_corpus(root: Path, tables: list[MetadataTable], max_utterances: int |
             match = LIBRISPEECH_NAME.match(path.stem)
             side = path.with_suffix(".json")
             yield Entry(
-                id=utt_id, load=lambda p=path: load_audio(p), path=str(path),
+                id=utt_id,
+                load=lambda p=path: load_audio(p),
+                path=str(path),
                 text=_read_transcripts(path.parent, cache).get(path.stem),
                 speaker=match.group(1) if match else None,
                 alignment=side if side.is_file() else alignments.get(path.stem),
@@ -194,8 +212,13 @@ def single_file_corpus(path: Path, tables: list[MetadataTable], max_utterances: 
     side = path.with_suffix(".json")
 
     def entries() -> Iterator[Entry]:
-        yield Entry(id=path.stem, load=lambda: load_audio(path), path=str(path),
-                    speaker=match.group(1) if match else None, alignment=side if side.is_file() else None)
+        yield Entry(
+            id=path.stem,
+            load=lambda: load_audio(path),
+            path=str(path),
+            speaker=match.group(1) if match else None,
+            alignment=side if side.is_file() else None,
+        )
 
     return Corpus(str(path), entries, length=1, tables=tables, max_utterances=max_utterances)
 
@@ -204,8 +227,16 @@ def _is_saved_dataset(path: Path) -> bool:
     return any((path / name).is_file() for name in ("dataset_info.json", "state.json", "dataset_dict.json"))
 
 
-def load_corpus(spec, *, max_utterances: int | None = None, metadata=None, split: str | None = None,
-                text_column: str | None = None, audio_column: str | None = None, text: str | None = None) -> Corpus:
+def load_corpus(
+    spec,
+    *,
+    max_utterances: int | None = None,
+    metadata=None,
+    split: str | None = None,
+    text_column: str | None = None,
+    audio_column: str | None = None,
+    text: str | None = None,
+) -> Corpus:
     """Open a corpus from ``spec`` as a lazy, re-iterable ``Corpus``; a list of specs is one corpus of all.
 
     Spec grammar (``whisper-sae corpus info --help`` prints the same)::
@@ -240,17 +271,24 @@ def load_corpus(spec, *, max_utterances: int | None = None, metadata=None, split
     if isinstance(spec, (list, tuple)):
         from whisper_sae.audio.concat import concat_corpora
 
-        return concat_corpora([load_corpus(s, metadata=metadata, split=split, text_column=text_column,
-                                           audio_column=audio_column, text=text) for s in spec],
-                              max_utterances=max_utterances)
+        return concat_corpora(
+            [
+                load_corpus(
+                    s, metadata=metadata, split=split, text_column=text_column, audio_column=audio_column, text=text
+                )
+                for s in spec
+            ],
+            max_utterances=max_utterances,
+        )
     extra = [metadata] if isinstance(metadata, (str, Path)) else list(metadata or [])
     extra_tables = [read_table(p) for p in extra]
     parsed = parse_spec(str(spec))
     if parsed.format == "hf":
         from whisper_sae.audio.hf import hub_corpus  # datasets is slow to import; only when asked
 
-        corpus = hub_corpus(parsed.path, extra_tables, max_utterances, text_column=text_column,
-                            audio_column=audio_column)
+        corpus = hub_corpus(
+            parsed.path, extra_tables, max_utterances, text_column=text_column, audio_column=audio_column
+        )
         return _named(corpus, parsed.name or parsed.path[3:], text)
     path = Path(parsed.path).expanduser()
     if not path.exists():
@@ -260,28 +298,33 @@ def load_corpus(spec, *, max_utterances: int | None = None, metadata=None, split
         from importlib import import_module
 
         reader = import_module(f"whisper_sae.audio.formats.{READERS[fmt]}")
-        corpus = reader.open_corpus(Spec(parsed.text, str(path), fmt, parsed.arg, parsed.name, parsed.options),
-                                    extra_tables, max_utterances)
+        corpus = reader.open_corpus(
+            Spec(parsed.text, str(path), fmt, parsed.arg, parsed.name, parsed.options), extra_tables, max_utterances
+        )
     else:
         corpus = _path_corpus(path, fmt, parsed.text, extra_tables, max_utterances, split, text_column, audio_column)
     return _named(corpus, parsed.name or default_name(path, parsed.arg), text)
 
 
-def _path_corpus(path: Path, fmt: str | None, spec_str: str, extra_tables, max_utterances, split, text_column,
-                 audio_column) -> Corpus:
+def _path_corpus(
+    path: Path, fmt: str | None, spec_str: str, extra_tables, max_utterances, split, text_column, audio_column
+) -> Corpus:
     """The layouts that predate ``audio/formats``: one audio file, a saved dataset, an audio folder."""
     found = find_tables(path if path.is_dir() else path.parent)
     tables = [read_table(p) for p in found] + extra_tables
     if path.is_file():
         if path.suffix.lower() not in AUDIO_EXTENSIONS:
-            raise ValueError(f"corpus {spec_str!r} is a file but not audio ({', '.join(AUDIO_EXTENSIONS)}); "
-                             f"a corpus spec is {SPEC_FORMS}.")
+            raise ValueError(
+                f"corpus {spec_str!r} is a file but not audio ({', '.join(AUDIO_EXTENSIONS)}); "
+                f"a corpus spec is {SPEC_FORMS}."
+            )
         return single_file_corpus(path, tables, max_utterances)
     if fmt == "dataset" or (fmt is None and _is_saved_dataset(path)):
         from whisper_sae.audio.hf import disk_corpus
 
-        return disk_corpus(path, tables, max_utterances, split=split, text_column=text_column,
-                           audio_column=audio_column)
+        return disk_corpus(
+            path, tables, max_utterances, split=split, text_column=text_column, audio_column=audio_column
+        )
     return folder_corpus(path, tables, max_utterances)
 
 

@@ -77,9 +77,14 @@ def _entries(ds, name: str, audio_col: str, text_col: str | None) -> Iterator[En
                 attributes[column] = value
         text = row.get(text_col) if text_col else None
         label = f"{name} row {idx} ({utt_id})"
-        yield Entry(id=utt_id, load=lambda v=row[audio_col], n=label: _decode_row_audio(v, n),
-                    path=f"{name}#{idx}", text=text.strip() if isinstance(text, str) else None,
-                    speaker=speaker, attributes=attributes)
+        yield Entry(
+            id=utt_id,
+            load=lambda v=row[audio_col], n=label: _decode_row_audio(v, n),
+            path=f"{name}#{idx}",
+            text=text.strip() if isinstance(text, str) else None,
+            speaker=speaker,
+            attributes=attributes,
+        )
 
 
 def _prepared(ds, name: str, audio_column: str | None, text_column: str | None):
@@ -95,8 +100,15 @@ def _prepared(ds, name: str, audio_column: str | None, text_column: str | None):
     return ds, audio_col, text_col
 
 
-def disk_corpus(path: Path, tables: list[MetadataTable], max_utterances: int | None, *, split: str | None,
-                text_column: str | None, audio_column: str | None) -> Corpus:
+def disk_corpus(
+    path: Path,
+    tables: list[MetadataTable],
+    max_utterances: int | None,
+    *,
+    split: str | None,
+    text_column: str | None,
+    audio_column: str | None,
+) -> Corpus:
     """A dataset (or one split of a ``DatasetDict``) written by ``save_to_disk``."""
     import datasets
 
@@ -109,16 +121,22 @@ def disk_corpus(path: Path, tables: list[MetadataTable], max_utterances: int | N
             raise ValueError(f"dataset {path} has splits {splits}; choose one with split=NAME.")
         ds = ds[split]
     ds, audio_col, text_col = _prepared(ds, str(path), audio_column, text_column)
-    return Corpus(str(path), lambda: _entries(ds, path.name, audio_col, text_col), length=len(ds),
-                  tables=tables, max_utterances=max_utterances)
+    return Corpus(
+        str(path),
+        lambda: _entries(ds, path.name, audio_col, text_col),
+        length=len(ds),
+        tables=tables,
+        max_utterances=max_utterances,
+    )
 
 
 def parse_hub_spec(spec: str) -> tuple[str, str | None, str]:
     """``hf:NAME[:CONFIG]:SPLIT`` → (name, config, split); a bare ``hf:NAME`` reads split "train"."""
-    parts = spec[len("hf:"):].split(":")
+    parts = spec[len("hf:") :].split(":")
     if not parts[0] or len(parts) > 3:
-        raise ValueError(f"corpus spec {spec!r} is not hf:NAME[:CONFIG]:SPLIT "
-                         f"(e.g. hf:openslr/librispeech_asr:clean:test).")
+        raise ValueError(
+            f"corpus spec {spec!r} is not hf:NAME[:CONFIG]:SPLIT (e.g. hf:openslr/librispeech_asr:clean:test)."
+        )
     if len(parts) == 1:
         return parts[0], None, "train"
     if len(parts) == 2:
@@ -126,8 +144,14 @@ def parse_hub_spec(spec: str) -> tuple[str, str | None, str]:
     return parts[0], parts[1] or None, parts[2]
 
 
-def hub_corpus(spec: str, tables: list[MetadataTable], max_utterances: int | None, *,
-               text_column: str | None, audio_column: str | None) -> Corpus:
+def hub_corpus(
+    spec: str,
+    tables: list[MetadataTable],
+    max_utterances: int | None,
+    *,
+    text_column: str | None,
+    audio_column: str | None,
+) -> Corpus:
     """Stream a dataset with ``datasets.load_dataset(..., streaming=True)``; rows are read lazily."""
     import datasets
 
@@ -141,5 +165,6 @@ def hub_corpus(spec: str, tables: list[MetadataTable], max_utterances: int | Non
             f"or a local dataset folder given as hf:PATH:SPLIT."
         ) from err
     ds, audio_col, text_col = _prepared(ds, name, audio_column, text_column)
-    return Corpus(spec, lambda: _entries(ds, name, audio_col, text_col), length=None,
-                  tables=tables, max_utterances=max_utterances)
+    return Corpus(
+        spec, lambda: _entries(ds, name, audio_col, text_col), length=None, tables=tables, max_utterances=max_utterances
+    )

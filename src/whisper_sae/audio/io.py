@@ -62,9 +62,7 @@ def decode_audio(data: bytes | str | Path, name: str | None = None) -> np.ndarra
         audio, sr = sf.read(source, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, ValueError, TypeError) as err:
         formats = ", ".join(sorted(sf.available_formats()))
-        raise AudioError(
-            f"{name}: cannot decode this audio ({err}); readable formats here are {formats}."
-        ) from None
+        raise AudioError(f"{name}: cannot decode this audio ({err}); readable formats here are {formats}.") from None
     return check_audio(audio, sr, name)
 
 

@@ -23,8 +23,19 @@ log = logging.getLogger(__name__)
 
 # Column names that hold the row's key, most specific first. "id" is ambiguous on purpose: it is
 # matched against utterance ids and then speaker ids.
-KEY_COLUMNS = ("utterance_id", "utt_id", "utterance", "id", "path", "file", "filename", "speaker_id", "speaker",
-               "spk", "client_id")
+KEY_COLUMNS = (
+    "utterance_id",
+    "utt_id",
+    "utterance",
+    "id",
+    "path",
+    "file",
+    "filename",
+    "speaker_id",
+    "speaker",
+    "spk",
+    "client_id",
+)
 SPEAKER_COLUMNS = ("speaker", "speaker_id", "spk", "client_id")
 AUDIO_SUFFIXES = (".wav", ".flac", ".ogg", ".mp3", ".opus")
 _SEX_TO_GENDER = {"f": "female", "m": "male", "female": "female", "male": "male"}
@@ -143,8 +154,9 @@ def find_tables(root: Path) -> list[Path]:
     return found
 
 
-def merge_attributes(tables: list[MetadataTable], utterance_id: str, speaker: str | None,
-                     base: dict | None = None) -> dict:
+def merge_attributes(
+    tables: list[MetadataTable], utterance_id: str, speaker: str | None, base: dict | None = None
+) -> dict:
     """Attributes of one utterance: the speaker id, then table rows (later tables win), then ``base``."""
     attributes: dict = {}
     if speaker is not None:
@@ -172,5 +184,9 @@ def warn_unmatched(tables: list[MetadataTable], example_ids: list[str]) -> None:
             log.warning(
                 "metadata table %s: none of its %d ids (e.g. %s, column %r) matches an utterance or "
                 "speaker id of this corpus (e.g. %s); its columns were not used.",
-                table.name, len(table.rows), keys, table.key_column, example_ids[:3],
+                table.name,
+                len(table.rows),
+                keys,
+                table.key_column,
+                example_ids[:3],
             )

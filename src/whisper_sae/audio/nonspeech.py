@@ -125,10 +125,10 @@ def _music(rng, n):
         chord = _PROGRESSION[(index // 8) % len(_PROGRESSION)]
         semitone = chord[pattern[index % 4]] + 12  # arpeggio an octave above the key
         length = min(n - start, 4 * step)  # each note rings on under the next ones
-        wave[start:start + length] += _note(key * 2 ** (semitone / 12), length, rng, n_harmonics=6, decay=0.25)
+        wave[start : start + length] += _note(key * 2 ** (semitone / 12), length, rng, n_harmonics=6, decay=0.25)
         if index % 8 == 0:  # a bass note per chord (two beats)
             length = min(n - start, 8 * step)
-            wave[start:start + length] += 0.8 * _note(key / 2 * 2 ** (chord[0] / 12), length, rng, 3, decay=0.8)
+            wave[start : start + length] += 0.8 * _note(key / 2 * 2 ** (chord[0] / 12), length, rng, 3, decay=0.8)
     return wave, f"arpeggio, I-vi-IV-V in {_name(key)}, {bpm:.0f} bpm"
 
 
@@ -136,20 +136,31 @@ def _room_tone(rng, n):
     cutoff = float(rng.uniform(150, 600))
     hum = float(rng.choice([50.0, 60.0]))
     noise = _low_pass(_coloured_noise(rng, n, 1.0), cutoff)
-    noise /= max(np.sqrt(np.mean(noise ** 2)), 1e-12)
+    noise /= max(np.sqrt(np.mean(noise**2)), 1e-12)
     t = np.arange(n) / SAMPLE_RATE
     hum_db = float(rng.uniform(-20, -6))  # hum level relative to the noise
-    mains = sum(a * np.sin(2 * np.pi * k * hum * t + rng.uniform(0, 2 * np.pi)) for k, a in [(1, 1.0), (2, 0.5), (3, 0.3)])
-    mains *= 10 ** (hum_db / 20) / np.sqrt(np.mean(mains ** 2))
+    mains = sum(
+        a * np.sin(2 * np.pi * k * hum * t + rng.uniform(0, 2 * np.pi)) for k, a in [(1, 1.0), (2, 0.5), (3, 0.3)]
+    )
+    mains *= 10 ** (hum_db / 20) / np.sqrt(np.mean(mains**2))
     return noise + mains, f"room tone, low-pass {cutoff:.0f} Hz, hum {hum:.0f} Hz at {hum_db:.0f} dB"
 
 
-_MAKERS = {"silence": _silence, "white_noise": _white, "pink_noise": _pink, "brown_noise": _brown, "tone": _tone,
-           "chord": _chord, "music": _music, "room_tone": _room_tone}
+_MAKERS = {
+    "silence": _silence,
+    "white_noise": _white,
+    "pink_noise": _pink,
+    "brown_noise": _brown,
+    "tone": _tone,
+    "chord": _chord,
+    "music": _music,
+    "room_tone": _room_tone,
+}
 
 
-def make_clip(kind: str, index: int, seed: int = 0, *, min_seconds: float = 1.0,
-              max_seconds: float = WINDOW_SECONDS) -> tuple[np.ndarray, dict]:
+def make_clip(
+    kind: str, index: int, seed: int = 0, *, min_seconds: float = 1.0, max_seconds: float = WINDOW_SECONDS
+) -> tuple[np.ndarray, dict]:
     """(audio float32 at 16 kHz, its metadata row) of clip ``index`` of ``kind``; the same for the same
     (kind, index, seed) and duration range."""
     if kind not in _MAKERS:
@@ -167,16 +178,30 @@ def make_clip(kind: str, index: int, seed: int = 0, *, min_seconds: float = 1.0,
         fade = min(int(_FADE_SECONDS * SAMPLE_RATE), n // 2)
         ramp = 0.5 - 0.5 * np.cos(np.linspace(0, np.pi, fade))
         wave[:fade] *= ramp
-        wave[n - fade:] *= ramp[::-1]
+        wave[n - fade :] *= ramp[::-1]
     audio = wave.astype(np.float32)
     level_db = _rms_db(audio)
-    row = {"id": f"{kind}-{index:03d}", "kind": kind, "seed": seed, "duration": duration,
-           "level_dbfs": round(level_db, 2) if np.isfinite(level_db) else "", "detail": detail}
+    row = {
+        "id": f"{kind}-{index:03d}",
+        "kind": kind,
+        "seed": seed,
+        "duration": duration,
+        "level_dbfs": round(level_db, 2) if np.isfinite(level_db) else "",
+        "detail": detail,
+    }
     return audio, row
 
 
-def make_nonspeech_corpus(out, n_per_kind: int = 8, seed: int = 0, *, kinds=KINDS, min_seconds: float = 1.0,
-                          max_seconds: float = WINDOW_SECONDS, overwrite: bool = False) -> Path:
+def make_nonspeech_corpus(
+    out,
+    n_per_kind: int = 8,
+    seed: int = 0,
+    *,
+    kinds=KINDS,
+    min_seconds: float = 1.0,
+    max_seconds: float = WINDOW_SECONDS,
+    overwrite: bool = False,
+) -> Path:
     """Write ``n_per_kind`` clips of each kind into folder ``out`` (see the module docstring); returns ``out``."""
     import soundfile as sf
 
@@ -188,17 +213,26 @@ def make_nonspeech_corpus(out, n_per_kind: int = 8, seed: int = 0, *, kinds=KIND
     if isinstance(n_per_kind, bool) or not isinstance(n_per_kind, int) or n_per_kind < 1:
         raise ValueError(f"n_per_kind must be a whole number of clips, at least 1; got {n_per_kind!r}")
     if not 0 < min_seconds <= max_seconds <= WINDOW_SECONDS:
-        raise ValueError(f"clip durations must satisfy 0 < min_seconds <= max_seconds <= {WINDOW_SECONDS} "
-                         f"(one Whisper window); got {min_seconds} to {max_seconds}")
+        raise ValueError(
+            f"clip durations must satisfy 0 < min_seconds <= max_seconds <= {WINDOW_SECONDS} "
+            f"(one Whisper window); got {min_seconds} to {max_seconds}"
+        )
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} is a file; give a folder to write the non-speech corpus into")
     if out.is_dir() and any(out.iterdir()):
         if not overwrite:
-            raise ValueError(f"{out} is not empty; give an empty or new folder, or pass overwrite "
-                             "(--overwrite) to replace a corpus written there before")
-        if not (out / "corpus.json").is_file() or json.loads((out / "corpus.json").read_text()).get("kind") != "nonspeech":
-            raise ValueError(f"{out} holds something other than a non-speech corpus (no corpus.json of kind "
-                             "'nonspeech'); overwrite only replaces such a corpus, so give another folder")
+            raise ValueError(
+                f"{out} is not empty; give an empty or new folder, or pass overwrite "
+                "(--overwrite) to replace a corpus written there before"
+            )
+        if (
+            not (out / "corpus.json").is_file()
+            or json.loads((out / "corpus.json").read_text()).get("kind") != "nonspeech"
+        ):
+            raise ValueError(
+                f"{out} holds something other than a non-speech corpus (no corpus.json of kind "
+                "'nonspeech'); overwrite only replaces such a corpus, so give another folder"
+            )
         shutil.rmtree(out / "nonspeech", ignore_errors=True)
     rows = []
     for kind in kinds:
@@ -211,8 +245,16 @@ def make_nonspeech_corpus(out, n_per_kind: int = 8, seed: int = 0, *, kinds=KIND
     columns = ["id", "kind", "seed", "duration", "level_dbfs", "detail"]
     lines = ["\t".join(columns)] + ["\t".join(str(r[c]) for c in columns) for r in rows]
     (out / "metadata.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    summary = {"kind": "nonspeech", "kinds": kinds, "n_per_kind": n_per_kind, "seed": seed,
-               "min_seconds": min_seconds, "max_seconds": max_seconds, "n_clips": len(rows),
-               "seconds": round(sum(r["duration"] for r in rows), 2), "sample_rate": SAMPLE_RATE}
+    summary = {
+        "kind": "nonspeech",
+        "kinds": kinds,
+        "n_per_kind": n_per_kind,
+        "seed": seed,
+        "min_seconds": min_seconds,
+        "max_seconds": max_seconds,
+        "n_clips": len(rows),
+        "seconds": round(sum(r["duration"] for r in rows), 2),
+        "sample_rate": SAMPLE_RATE,
+    }
     (out / "corpus.json").write_text(json.dumps(summary, indent=1) + "\n")
     return out

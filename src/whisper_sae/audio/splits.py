@@ -41,11 +41,18 @@ class SpeakerSplit:
         return iter((self.train, self.held_out))
 
     def to_json(self) -> dict:
-        return {"held_out_fraction": self.held_out_fraction, "seed": self.seed, "stratify": self.stratify,
-                **self.info,
-                "n_train": len(self.train), "n_held_out": len(self.held_out),
-                "train_speakers": sorted(self.train_speakers), "held_out_speakers": sorted(self.held_out_speakers),
-                "train": sorted(self.train), "held_out": sorted(self.held_out)}
+        return {
+            "held_out_fraction": self.held_out_fraction,
+            "seed": self.seed,
+            "stratify": self.stratify,
+            **self.info,
+            "n_train": len(self.train),
+            "n_held_out": len(self.held_out),
+            "train_speakers": sorted(self.train_speakers),
+            "held_out_speakers": sorted(self.held_out_speakers),
+            "train": sorted(self.train),
+            "held_out": sorted(self.held_out),
+        }
 
     def save(self, path) -> Path:
         path = Path(path)
@@ -59,10 +66,18 @@ def load_split(path) -> SpeakerSplit:
     data = json.loads(Path(path).read_text(encoding="utf-8"))
     missing = [k for k in ("train", "held_out", "train_speakers", "held_out_speakers") if k not in data]
     if missing:
-        raise ValueError(f"{path} is not a speaker split (no {', '.join(missing)}); write one with `whisper-sae corpus split`.")
-    return SpeakerSplit(set(data["train"]), set(data["held_out"]), set(data["train_speakers"]),
-                        set(data["held_out_speakers"]), data.get("held_out_fraction"), data.get("seed"),
-                        data.get("stratify"))
+        raise ValueError(
+            f"{path} is not a speaker split (no {', '.join(missing)}); write one with `whisper-sae corpus split`."
+        )
+    return SpeakerSplit(
+        set(data["train"]),
+        set(data["held_out"]),
+        set(data["train_speakers"]),
+        set(data["held_out_speakers"]),
+        data.get("held_out_fraction"),
+        data.get("seed"),
+        data.get("stratify"),
+    )
 
 
 def entry_records(corpus) -> Iterator[dict]:
@@ -100,8 +115,9 @@ def _quotas(sizes: dict, fraction: float) -> dict:
     return {k: min(q, sizes[k]) for k, q in quota.items()}
 
 
-def speaker_split(utterances_or_records: Iterable, held_out: float = 0.1, seed: int = 0,
-                  stratify: str | None = None) -> SpeakerSplit:
+def speaker_split(
+    utterances_or_records: Iterable, held_out: float = 0.1, seed: int = 0, stratify: str | None = None
+) -> SpeakerSplit:
     """Split utterances into train and held-out id sets with no speaker on both sides.
 
     ``utterances_or_records``: a ``Corpus`` (read without decoding audio), ``Utterance`` objects, or
@@ -110,7 +126,9 @@ def speaker_split(utterances_or_records: Iterable, held_out: float = 0.1, seed: 
     """
     if not 0 < held_out < 1:
         raise ValueError(f"held_out must be a fraction of speakers between 0 and 1, got {held_out}.")
-    items = entry_records(utterances_or_records) if hasattr(utterances_or_records, "_entries") else utterances_or_records
+    items = (
+        entry_records(utterances_or_records) if hasattr(utterances_or_records, "_entries") else utterances_or_records
+    )
     by_speaker: dict[str, list[str]] = {}
     strata: dict[str, Counter] = {}
     no_speaker, seen = [], set()
@@ -126,8 +144,10 @@ def speaker_split(utterances_or_records: Iterable, held_out: float = 0.1, seed: 
         if stratify is not None:
             strata.setdefault(str(speaker), Counter())[str(attributes.get(stratify))] += 1
     if no_speaker:
-        raise ValueError(f"{len(no_speaker)} utterances have no speaker (e.g. {', '.join(no_speaker[:3])}); a split by "
-                         "speaker needs one for each: give the corpus speakers (utt2spk, a speaker column, ?speaker=COLUMN).")
+        raise ValueError(
+            f"{len(no_speaker)} utterances have no speaker (e.g. {', '.join(no_speaker[:3])}); a split by "
+            "speaker needs one for each: give the corpus speakers (utt2spk, a speaker column, ?speaker=COLUMN)."
+        )
     if len(by_speaker) < 2:
         raise ValueError(f"a speaker split needs at least 2 speakers; the utterances have {len(by_speaker)}.")
     speakers = sorted(by_speaker)
@@ -145,11 +165,20 @@ def speaker_split(utterances_or_records: Iterable, held_out: float = 0.1, seed: 
     train_speakers = set(speakers) - held_speakers
     info = {}
     if stratify is not None:
-        info["strata"] = {g: {"train": sum(group[s] == g for s in train_speakers),
-                              "held_out": sum(group[s] == g for s in held_speakers)} for g in sorted(set(group.values()))}
+        info["strata"] = {
+            g: {
+                "train": sum(group[s] == g for s in train_speakers),
+                "held_out": sum(group[s] == g for s in held_speakers),
+            }
+            for g in sorted(set(group.values()))
+        }
     return SpeakerSplit(
         train={u for s in train_speakers for u in by_speaker[s]},
         held_out={u for s in held_speakers for u in by_speaker[s]},
-        train_speakers=train_speakers, held_out_speakers=held_speakers,
-        held_out_fraction=held_out, seed=seed, stratify=stratify, info=info,
+        train_speakers=train_speakers,
+        held_out_speakers=held_speakers,
+        held_out_fraction=held_out,
+        seed=seed,
+        stratify=stratify,
+        info=info,
     )

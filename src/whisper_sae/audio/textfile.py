@@ -57,13 +57,17 @@ def read_text(path: str | Path) -> str:
         text = data[skip:].decode(encoding)
     except UnicodeDecodeError as err:
         raise TextEncodingError(
-            f"{path} is not valid {encoding.upper()} (byte {err.start + skip}: {data[err.start + skip:err.start + skip + 1]!r}); "
+            f"{path} is not valid {encoding.upper()} (byte {err.start + skip}: {data[err.start + skip : err.start + skip + 1]!r}); "
             f"convert it, e.g. `iconv -f latin1 -t utf-8 {path.name} > {path.stem}.utf8{path.suffix}`, and use that"
         ) from None
     bad = text.count("\ufffd")
     if bad:
-        log.warning("%s holds %d U+FFFD replacement characters (a lossy conversion before it was written); "
-                    "the affected words will not match", path, bad)
+        log.warning(
+            "%s holds %d U+FFFD replacement characters (a lossy conversion before it was written); "
+            "the affected words will not match",
+            path,
+            bad,
+        )
     return text
 
 

@@ -26,7 +26,7 @@ def window_spans(n_samples: int) -> list[tuple[int, int]]:
 
 def split_windows(audio) -> list[tuple[int, np.ndarray]]:
     """``(start_sample, chunk)`` per 30-s window of 16-kHz mono ``audio``; chunks are views, the last may be short."""
-    return [(start, audio[start:start + length]) for start, length in window_spans(len(audio))]
+    return [(start, audio[start : start + length]) for start, length in window_spans(len(audio))]
 
 
 def first_window(audio):

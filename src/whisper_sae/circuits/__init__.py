@@ -19,8 +19,11 @@ Names are imported on first use, so that importing the package does not load ``t
 from whisper_sae._lazy import lazy_exports
 
 _EXPORTS = {
-    "LensResult": "lens", "encoder_lens": "lens", "lens_items": "lens",
-    "HallucinationResult": "hallucination", "hallucination_rate": "hallucination",
+    "LensResult": "lens",
+    "encoder_lens": "lens",
+    "lens_items": "lens",
+    "HallucinationResult": "hallucination",
+    "hallucination_rate": "hallucination",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

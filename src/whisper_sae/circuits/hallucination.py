@@ -49,15 +49,25 @@ class HallucinationResult:
 
     def table(self) -> str:
         attribute = self.meta["attribute"]
-        lines = [f"| {attribute} | clips | hallucinated | rate | mean P(no speech) | example |",
-                 "| --- | ---: | ---: | ---: | ---: | --- |"]
+        lines = [
+            f"| {attribute} | clips | hallucinated | rate | mean P(no speech) | example |",
+            "| --- | ---: | ---: | ---: | ---: | --- |",
+        ]
         for name, g in [*sorted(self.groups.items()), ("overall", self.overall)]:
-            example = next((c["transcript"] for c in self.clips if c["hallucinated"]
-                            and (name == "overall" or c["group"] == name)), "")
+            example = next(
+                (
+                    c["transcript"]
+                    for c in self.clips
+                    if c["hallucinated"] and (name == "overall" or c["group"] == name)
+                ),
+                "",
+            )
             example = (example[:60] + "…") if len(example) > 60 else example
             prob = "n/a" if g["no_speech_prob"] is None else f"{g['no_speech_prob']:.2f}"
-            lines.append(f"| {name} | {g['clips']} | {g['hallucinated']} | {g['rate']:.0%} | {prob} | "
-                         f"{example.replace('|', '/')} |")
+            lines.append(
+                f"| {name} | {g['clips']} | {g['hallucinated']} | {g['rate']:.0%} | {prob} | "
+                f"{example.replace('|', '/')} |"
+            )
         return "\n".join(lines)
 
 
@@ -78,13 +88,25 @@ def _no_speech_token(lw) -> int | None:
 def _summary(rows: list[dict]) -> dict:
     probs = [r["no_speech_prob"] for r in rows if r["no_speech_prob"] is not None]
     hallucinated = sum(r["hallucinated"] for r in rows)
-    return {"clips": len(rows), "hallucinated": hallucinated, "rate": hallucinated / len(rows) if rows else math.nan,
-            "no_speech_prob": float(np.mean(probs)) if probs else None}
+    return {
+        "clips": len(rows),
+        "hallucinated": hallucinated,
+        "rate": hallucinated / len(rows) if rows else math.nan,
+        "no_speech_prob": float(np.mean(probs)) if probs else None,
+    }
 
 
-def hallucination_rate(model, corpus, *, attribute: str = "kind", batch_size: int = 8,
-                       max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS, max_utterances: int | None = None, device=None,
-                       progress: bool = False) -> HallucinationResult:
+def hallucination_rate(
+    model,
+    corpus,
+    *,
+    attribute: str = "kind",
+    batch_size: int = 8,
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
+    max_utterances: int | None = None,
+    device=None,
+    progress: bool = False,
+) -> HallucinationResult:
     """The share of clips of ``corpus`` (a spec or utterances; meant for audio without speech) that
     ``model`` transcribes with at least one word, per value of ``attribute`` and overall."""
     if batch_size < 1:
@@ -97,19 +119,25 @@ def hallucination_rate(model, corpus, *, attribute: str = "kind", batch_size: in
     for utt in utterances:
         if len(utt.audio) == 0:
             continue
-        clips.append({"id": utt.id, "group": str((utt.attributes or {}).get(attribute, "(none)")),
-                      "duration": round(utt.duration, 3)})
+        clips.append(
+            {
+                "id": utt.id,
+                "group": str((utt.attributes or {}).get(attribute, "(none)")),
+                "duration": round(utt.duration, 3),
+            }
+        )
         windows += [(len(clips) - 1, chunk) for _, chunk in split_windows(np.asarray(utt.audio, dtype=np.float32))]
     skipped = [{"id": s.get("id"), "reason": s.get("reason")} for s in getattr(utterances, "skipped", [])]
     if not clips:
-        raise ValueError(f"corpus {spec} holds no readable audio clip; make one with "
-                         "`whisper-sae corpus nonspeech --out DIR`")
+        raise ValueError(
+            f"corpus {spec} holds no readable audio clip; make one with `whisper-sae corpus nonspeech --out DIR`"
+        )
     prompt, no_speech = list(lw.prompt_ids), _no_speech_token(lw)
     budget = min(max_new_tokens, lw.config.max_target_positions - len(prompt))
     texts: list[list[str]] = [[] for _ in clips]
     first_prob: dict[int, float] = {}
     for start in tqdm(range(0, len(windows), batch_size), desc="hallucination", unit="batch", disable=not progress):
-        batch = windows[start:start + batch_size]
+        batch = windows[start : start + batch_size]
         features = lw.log_mel([audio for _, audio in batch])
         with torch.no_grad():
             hidden = _core(lw).encoder(features.to(lw.model.dtype)).last_hidden_state
@@ -127,7 +155,14 @@ def hallucination_rate(model, corpus, *, attribute: str = "kind", batch_size: in
     groups = {}
     for name in dict.fromkeys(r["group"] for r in clips):
         groups[name] = _summary([r for r in clips if r["group"] == name])
-    meta = {"model": lw.name, "spec": lw.spec, "corpus": spec, "attribute": attribute, "max_new_tokens": budget,
-            "seconds": round(sum(r["duration"] for r in clips), 2), "device": str(lw.device),
-            "no_speech_token": no_speech}
+    meta = {
+        "model": lw.name,
+        "spec": lw.spec,
+        "corpus": spec,
+        "attribute": attribute,
+        "max_new_tokens": budget,
+        "seconds": round(sum(r["duration"] for r in clips), 2),
+        "device": str(lw.device),
+        "no_speech_token": no_speech,
+    }
     return HallucinationResult(meta=meta, groups=groups, overall=_summary(clips), clips=clips, skipped=skipped)

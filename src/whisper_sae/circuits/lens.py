@@ -58,8 +58,10 @@ def lens_items(corpus, max_utterances: int | None = None) -> tuple[list[LensItem
             items.append(LensItem(utt.id, np.asarray(utt.audio, dtype=np.float32), utt.text))
     skipped += [{"id": s.get("id"), "reason": s.get("reason")} for s in getattr(utterances, "skipped", [])]
     if not items:
-        raise ValueError(f"corpus {spec} has no utterance with a reference transcript of at most {WINDOW_SECONDS} s; "
-                         "the lenses need transcribed speech (e.g. a LibriSpeech-layout folder)")
+        raise ValueError(
+            f"corpus {spec} has no utterance with a reference transcript of at most {WINDOW_SECONDS} s; "
+            "the lenses need transcribed speech (e.g. a LibriSpeech-layout folder)"
+        )
     return items, skipped, spec
 
 
@@ -86,25 +88,41 @@ class LensResult:
 
     def table(self, examples: int = 2) -> str:
         """Markdown: WER per encoder layer, top-1 / CE per decoder block, the checks, example transcripts."""
-        lines = ["| encoder lens at | WER | errors / words | median utterance WER | empty transcripts |",
-                 "| --- | ---: | ---: | ---: | ---: |"]
+        lines = [
+            "| encoder lens at | WER | errors / words | median utterance WER | empty transcripts |",
+            "| --- | ---: | ---: | ---: | ---: |",
+        ]
         p = self.plain
         for row in [*self.encoder, {"hook": "Whisper (encoder.out)"} | p]:
-            lines.append(f"| {row['hook']} | {_pct(row['wer'])} | {row['errors']} / {row['ref_words']} | "
-                         f"{_pct(row['median_utterance_wer'])} | {row['empty']} |")
+            lines.append(
+                f"| {row['hook']} | {_pct(row['wer'])} | {row['errors']} / {row['ref_words']} | "
+                f"{_pct(row['median_utterance_wer'])} | {row['empty']} |"
+            )
         if self.decoder:
             lines += ["", "| logit lens at | top-1 accuracy | CE (nats/token) |", "| --- | ---: | ---: |"]
             for row in self.decoder:
                 lines.append(f"| {row['hook']} | {row['top1']:.1%} | {row['ce']:.3f} |")
             lines.append(f"| Whisper (logits) | {p['top1']:.1%} | {p['ce']:.3f} |")
         c = self.checks
-        lines += ["", f"Checks: last encoder block's lens transcripts equal Whisper's for "
-                      f"{c['last_layer_same_transcripts']} of {self.n_utterances} utterances"
-                  + (f"; last decoder block's lens logits differ from Whisper's by at most "
-                     f"{c['logit_lens_max_abs_diff']:.2e}." if self.decoder else ".")]
+        lines += [
+            "",
+            f"Checks: last encoder block's lens transcripts equal Whisper's for "
+            f"{c['last_layer_same_transcripts']} of {self.n_utterances} utterances"
+            + (
+                f"; last decoder block's lens logits differ from Whisper's by at most "
+                f"{c['logit_lens_max_abs_diff']:.2e}."
+                if self.decoder
+                else "."
+            ),
+        ]
         for utt in self.utterances[:examples]:
-            lines += ["", f"Example {utt['id']}: reference \"{utt['reference']}\"", "",
-                      "| lens at | transcript |", "| --- | --- |"]
+            lines += [
+                "",
+                f'Example {utt["id"]}: reference "{utt["reference"]}"',
+                "",
+                "| lens at | transcript |",
+                "| --- | --- |",
+            ]
             for row, text in zip(self.encoder, utt["layers"]):
                 lines.append(f"| {row['hook']} | {_cell(text)} |")
             lines.append(f"| Whisper | {_cell(utt['plain'])} |")
@@ -126,18 +144,34 @@ class LensResult:
         top = min(max(wers + [100 * self.plain["wer"], 10]) * 1.1, 150)
         ax.plot(layers, [min(w, top) for w in wers], "o-", label="encoder lens")
         for x, w in zip(layers, wers):
-            ax.annotate(f"{w:.0f}%" if w >= 10 else f"{w:.1f}%", (x, min(w, top)), textcoords="offset points",
-                        xytext=(0, 6), ha="center", fontsize=8)
+            ax.annotate(
+                f"{w:.0f}%" if w >= 10 else f"{w:.1f}%",
+                (x, min(w, top)),
+                textcoords="offset points",
+                xytext=(0, 6),
+                ha="center",
+                fontsize=8,
+            )
         ax.axhline(100 * self.plain["wer"], color="grey", ls="--", label="Whisper")
-        ax.set(xlabel="encoder block", ylabel="WER (%)", ylim=(0, top * 1.08), xticks=layers,
-               title=f"{self.meta['model']}: encoder lens")
+        ax.set(
+            xlabel="encoder block",
+            ylabel="WER (%)",
+            ylim=(0, top * 1.08),
+            xticks=layers,
+            title=f"{self.meta['model']}: encoder lens",
+        )
         ax.legend(fontsize=8)
         if self.decoder:
             ax = axes[0][1]
             blocks = [row["layer"] for row in self.decoder]
             ax.plot(blocks, [100 * row["top1"] for row in self.decoder], "o-", color="tab:green")
-            ax.set(xlabel="decoder block", ylabel="top-1 accuracy (%)", ylim=(0, 100), xticks=blocks,
-                   title=f"{self.meta['model']}: logit lens")
+            ax.set(
+                xlabel="decoder block",
+                ylabel="top-1 accuracy (%)",
+                ylim=(0, 100),
+                xticks=blocks,
+                title=f"{self.meta['model']}: logit lens",
+            )
             twin = ax.twinx()
             twin.plot(blocks, [row["ce"] for row in self.decoder], "s--", color="tab:red")
             twin.set_ylabel("CE (nats/token)", color="tab:red")
@@ -154,9 +188,11 @@ class LensResult:
         self.files = {"json": str(out / "lens.json"), "markdown": str(out / "lens.md"), "plot": str(out / "lens.png")}
         self.plot(out / "lens.png")
         m = self.meta
-        header = (f"# Layer lenses: {m['model']} on {m['corpus']}\n\n{self.n_utterances} utterances "
-                  f"({m['seconds']:.0f} s), {len(self.skipped)} skipped; greedy decoding, "
-                  f"{m['max_new_tokens']}.\n\n![lens](lens.png)\n\n")
+        header = (
+            f"# Layer lenses: {m['model']} on {m['corpus']}\n\n{self.n_utterances} utterances "
+            f"({m['seconds']:.0f} s), {len(self.skipped)} skipped; greedy decoding, "
+            f"{m['max_new_tokens']}.\n\n![lens](lens.png)\n\n"
+        )
         Path(self.files["markdown"]).write_text(header + self.table() + "\n")
         Path(self.files["json"]).write_text(json.dumps(self.to_dict(), indent=1) + "\n")
         return self.files
@@ -199,7 +235,7 @@ class _Tally:
     def logits(self, logits: torch.Tensor, ids: torch.Tensor, lengths: list[int], n_prompt: int) -> None:
         for row, length in enumerate(lengths):
             # position p predicts token p + 1; the first predicted token follows the prompt
-            pred, target = logits[row, n_prompt - 1:length - 1].float(), ids[row, n_prompt:length]
+            pred, target = logits[row, n_prompt - 1 : length - 1].float(), ids[row, n_prompt:length]
             self.correct += int((pred.argmax(-1) == target).sum())
             self.nll += float(torch.nn.functional.cross_entropy(pred, target, reduction="sum"))
             self.n_tokens += int(target.numel())
@@ -213,9 +249,18 @@ class _Tally:
         return {"top1": self.correct / n, "ce": self.nll / n, "n_tokens": self.n_tokens}
 
 
-def encoder_lens(model, corpus, *, max_utterances: int | None = None, batch_size: int = 8,
-                 max_new_tokens: int | None = None, logit_lens: bool = True, device=None,
-                 out: str | Path | None = None, progress: bool = False) -> LensResult:
+def encoder_lens(
+    model,
+    corpus,
+    *,
+    max_utterances: int | None = None,
+    batch_size: int = 8,
+    max_new_tokens: int | None = None,
+    logit_lens: bool = True,
+    device=None,
+    out: str | Path | None = None,
+    progress: bool = False,
+) -> LensResult:
     """The encoder lens (and, with ``logit_lens``, the decoder's logit lens) of ``model`` (a spec or a
     ``LoadedWhisper``) on ``corpus`` (a spec or utterances with transcripts); see the module docstring.
     With ``out``, writes lens.json, lens.md and lens.png there."""
@@ -238,7 +283,7 @@ def encoder_lens(model, corpus, *, max_utterances: int | None = None, batch_size
 
     starts = range(0, len(items), batch_size)
     for start in tqdm(starts, desc="lens", unit="batch", disable=not progress):
-        batch = items[start:start + batch_size]
+        batch = items[start : start + batch_size]
         seqs = [prompt + lw.text_tokens(as_whisper_writes(it.text)) + [lw.eot_id] for it in batch]
         budget = min(max_new_tokens or 2 * (max(map(len, seqs)) - len(prompt)) + 8, limit)
         features = lw.log_mel([it.audio for it in batch])
@@ -250,9 +295,14 @@ def encoder_lens(model, corpus, *, max_utterances: int | None = None, batch_size
                 hidden = core.encoder.layer_norm(acts[f"encoder.blocks.{i}"].to(lw.model.dtype))
                 layers.append([text(s) for s in lw.greedy_from_encoder(hidden, prompt, budget)])
         for j, it in enumerate(batch):
-            row = {"id": it.id, "reference": it.text, "plain": whisper[j], "plain_wer": plain.words(it.text, whisper[j]),
-                   "layers": [layers[i][j] for i in range(n_enc)],
-                   "layer_wer": [enc[i].words(it.text, layers[i][j]) for i in range(n_enc)]}
+            row = {
+                "id": it.id,
+                "reference": it.text,
+                "plain": whisper[j],
+                "plain_wer": plain.words(it.text, whisper[j]),
+                "layers": [layers[i][j] for i in range(n_enc)],
+                "layer_wer": [enc[i].words(it.text, layers[i][j]) for i in range(n_enc)],
+            }
             same += row["layers"][-1] == row["plain"]
             rows.append(row)
         if logit_lens:
@@ -276,16 +326,32 @@ def encoder_lens(model, corpus, *, max_utterances: int | None = None, batch_size
     plain_row = plain.wer_row() | (plain.logit_row() if logit_lens else {})
     plain_row["median_utterance_wer"] = median(r["plain_wer"] for r in rows)
     result = LensResult(
-        meta={"model": lw.name, "spec": lw.spec, "corpus": spec, "n_encoder_layers": n_enc, "n_decoder_layers": n_dec,
-              "seconds": sum(len(it.audio) for it in items) / 16000, "device": str(lw.device),
-              "max_new_tokens": (f"at most {max_new_tokens} new tokens" if max_new_tokens else
-                                 "at most twice the batch's longest reference + 8 new tokens")},
-        n_utterances=len(items), plain=plain_row,
-        encoder=[{"layer": i, "hook": f"encoder.blocks.{i}"} | t.wer_row()
-                 | {"median_utterance_wer": median(r["layer_wer"][i] for r in rows)} for i, t in enumerate(enc)],
+        meta={
+            "model": lw.name,
+            "spec": lw.spec,
+            "corpus": spec,
+            "n_encoder_layers": n_enc,
+            "n_decoder_layers": n_dec,
+            "seconds": sum(len(it.audio) for it in items) / 16000,
+            "device": str(lw.device),
+            "max_new_tokens": (
+                f"at most {max_new_tokens} new tokens"
+                if max_new_tokens
+                else "at most twice the batch's longest reference + 8 new tokens"
+            ),
+        },
+        n_utterances=len(items),
+        plain=plain_row,
+        encoder=[
+            {"layer": i, "hook": f"encoder.blocks.{i}"}
+            | t.wer_row()
+            | {"median_utterance_wer": median(r["layer_wer"][i] for r in rows)}
+            for i, t in enumerate(enc)
+        ],
         decoder=[{"layer": i, "hook": f"decoder.blocks.{i}"} | t.logit_row() for i, t in enumerate(dec)],
         checks={"last_layer_same_transcripts": same, "logit_lens_max_abs_diff": max_diff if logit_lens else None},
-        utterances=rows, skipped=skipped,
+        utterances=rows,
+        skipped=skipped,
     )
     if out is not None:
         result.write(out)

@@ -63,8 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="`whisper-sae COMMAND --help` explains each command.",
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    parser.add_argument("--debug", action="store_true", default=False,
-                        help=f"show the full traceback of an error (also with {DEBUG_ENV}=1)")
+    parser.add_argument(
+        "--debug",
+        action="store_true",
+        default=False,
+        help=f"show the full traceback of an error (also with {DEBUG_ENV}=1)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in SUBCOMMANDS:
         importlib.import_module(f"whisper_sae.cli.{name}").register(sub)
@@ -106,8 +110,9 @@ def _configure_logging(debug: bool) -> None:
 
 def _is_sentence(err: BaseException) -> bool:
     """A library error written as a sentence naming the bad value (ours, or a plain ValueError & co.)."""
-    return type(err) in _SENTENCE_ERRORS or (isinstance(err, _SENTENCE_ERRORS)
-                                             and type(err).__module__.startswith("whisper_sae"))
+    return type(err) in _SENTENCE_ERRORS or (
+        isinstance(err, _SENTENCE_ERRORS) and type(err).__module__.startswith("whisper_sae")
+    )
 
 
 def error_line(err: BaseException) -> str:

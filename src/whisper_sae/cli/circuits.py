@@ -18,20 +18,28 @@ example:
 
 def register(subparsers) -> None:
     parser = subparsers.add_parser(
-        "lens", help="layer lenses: WER of each encoder block's residual, logit lens on decoder blocks",
+        "lens",
+        help="layer lenses: WER of each encoder block's residual, logit lens on decoder blocks",
         description="Decode every encoder layer as if it were the encoder's output, and read every decoder "
-                    "block through the output projection: at which depth Whisper's transcript is there.",
+        "block through the output projection: at which depth Whisper's transcript is there.",
         epilog=LENS_EPILOG,
     )
-    parser.add_argument("--model", default=None, help="Whisper model spec (default: tiny.en, or openai/whisper-tiny "
-                                                      "when it is in the Hugging Face cache)")
+    parser.add_argument(
+        "--model",
+        default=None,
+        help="Whisper model spec (default: tiny.en, or openai/whisper-tiny when it is in the Hugging Face cache)",
+    )
     parser.add_argument("--corpus", required=True, help="speech with reference transcripts (corpus spec)")
     parser.add_argument("--out", required=True, help="folder for lens.json, lens.md and lens.png")
     parser.add_argument("--max-utterances", type=int, default=None, metavar="N", help="use at most N utterances")
     parser.add_argument("--batch-size", type=int, default=8, help="utterances per forward pass (default 8)")
-    parser.add_argument("--max-new-tokens", type=int, default=None, metavar="N",
-                        help="stop each transcript after N tokens (default: twice the longest reference in the "
-                             "batch + 8)")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=int,
+        default=None,
+        metavar="N",
+        help="stop each transcript after N tokens (default: twice the longest reference in the batch + 8)",
+    )
     parser.add_argument("--no-logit-lens", action="store_true", help="run the encoder lens only")
     parser.add_argument("--device", default="auto", help="auto (the GPU when CUDA is present, else cpu), cpu, cuda:N")
     parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
@@ -48,9 +56,17 @@ def run_lens(args: argparse.Namespace) -> int:
         raise ValueError(f"--batch-size must be at least 1, got {args.batch_size}")
     if args.max_new_tokens is not None and args.max_new_tokens < 1:
         raise ValueError(f"--max-new-tokens must be at least 1, got {args.max_new_tokens}")
-    result = encoder_lens(args.model, args.corpus, max_utterances=args.max_utterances, batch_size=args.batch_size,
-                          max_new_tokens=args.max_new_tokens, logit_lens=not args.no_logit_lens,
-                          device=resolve_device(args.device), out=args.out, progress=not args.no_progress)
+    result = encoder_lens(
+        args.model,
+        args.corpus,
+        max_utterances=args.max_utterances,
+        batch_size=args.batch_size,
+        max_new_tokens=args.max_new_tokens,
+        logit_lens=not args.no_logit_lens,
+        device=resolve_device(args.device),
+        out=args.out,
+        progress=not args.no_progress,
+    )
     print(f"{result.meta['model']}: layer lenses on {result.n_utterances} utterances of {result.meta['corpus']}")
     print(result.table(examples=0))
     print(f"written: {result.files['markdown']}, {result.files['json']}, {result.files['plot']}")

@@ -23,8 +23,14 @@ class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     def _get_help_string(self, action: argparse.Action) -> str:
         text = action.help or ""
         default = action.default
-        if (default is None or default is False or default == argparse.SUPPRESS or "default" in text.lower()
-                or f"({default})" in text or isinstance(action, (argparse._HelpAction, argparse._VersionAction))):
+        if (
+            default is None
+            or default is False
+            or default == argparse.SUPPRESS
+            or "default" in text.lower()
+            or f"({default})" in text
+            or isinstance(action, (argparse._HelpAction, argparse._VersionAction))
+        ):
             return text
         return super()._get_help_string(action)
 
@@ -72,24 +78,39 @@ def split_list(text: str | None) -> list[str]:
 # ---------------------------------------------------------------- flags
 
 
-def add_hooks(parser: argparse.ArgumentParser, *, required: bool = False, default: str | None = None,
-              alias: bool = False, help: str | None = None) -> argparse.Action:
+def add_hooks(
+    parser: argparse.ArgumentParser,
+    *,
+    required: bool = False,
+    default: str | None = None,
+    alias: bool = False,
+    help: str | None = None,
+) -> argparse.Action:
     """``--hooks a,b`` (``args.hooks``, a normalised comma string); ``alias`` also accepts ``--hook``.
 
     Commands that used to take one ``--hook`` keep it as an alias so that old command lines still work.
     """
     flags = ["--hooks", "--hook"] if alias else ["--hooks"]
     return parser.add_argument(
-        *flags, dest="hooks", type=comma_list, required=required, default=default, metavar="HOOK[,HOOK...]",
-        help=help or "comma-separated hook points: encoder.blocks.N, encoder.out, decoder.blocks.N, decoder.out "
-                     "(N from 0; an unknown name is an error listing the valid ones)")
+        *flags,
+        dest="hooks",
+        type=comma_list,
+        required=required,
+        default=default,
+        metavar="HOOK[,HOOK...]",
+        help=help
+        or "comma-separated hook points: encoder.blocks.N, encoder.out, decoder.blocks.N, decoder.out "
+        "(N from 0; an unknown name is an error listing the valid ones)",
+    )
 
 
 def add_device(parser: argparse.ArgumentParser, *, default: str = "auto") -> argparse.Action:
     """``--device``: auto (this process's GPU when CUDA is present, else the CPU), cpu, cuda or cuda:N."""
-    return parser.add_argument("--device", default=default,
-                               help="torch device: auto (this rank's GPU when CUDA is present, else cpu), cpu, cuda "
-                                    "or cuda:N")
+    return parser.add_argument(
+        "--device",
+        default=default,
+        help="torch device: auto (this rank's GPU when CUDA is present, else cpu), cpu, cuda or cuda:N",
+    )
 
 
 def add_no_progress(parser: argparse.ArgumentParser) -> argparse.Action:
@@ -97,8 +118,14 @@ def add_no_progress(parser: argparse.ArgumentParser) -> argparse.Action:
     return parser.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def add_batch_size(parser: argparse.ArgumentParser, *, unit: str, default: int | None = None,
-                   per: str = "forward pass", default_help: str | None = None) -> argparse.Action:
+def add_batch_size(
+    parser: argparse.ArgumentParser,
+    *,
+    unit: str,
+    default: int | None = None,
+    per: str = "forward pass",
+    default_help: str | None = None,
+) -> argparse.Action:
     """``--batch-size N`` whose help names what it counts: ``unit`` is e.g. "utterances" or "activation rows"."""
     text = f"{unit} per {per}"
     if default_help:
@@ -106,13 +133,15 @@ def add_batch_size(parser: argparse.ArgumentParser, *, unit: str, default: int |
     return parser.add_argument("--batch-size", type=positive_int, default=default, metavar="N", help=text)
 
 
-def add_model(parser: argparse.ArgumentParser, *, default: str | None = None,
-              default_help: str | None = None) -> argparse.Action:
+def add_model(
+    parser: argparse.ArgumentParser, *, default: str | None = None, default_help: str | None = None
+) -> argparse.Action:
     """``--model SPEC``: any ``load_whisper`` spec. ``default_help`` says what no ``--model`` means."""
     if default_help is None:
         default_help = f"{DEFAULT_MODEL}, offline" if default is None else str(default)
-    return parser.add_argument("--model", default=default, metavar="SPEC",
-                               help=f"Whisper model: {SPEC_FORMS_SHORT} (default: {default_help})")
+    return parser.add_argument(
+        "--model", default=default, metavar="SPEC", help=f"Whisper model: {SPEC_FORMS_SHORT} (default: {default_help})"
+    )
 
 
 def add_max_utterances(parser: argparse.ArgumentParser, *, help: str = "use at most N utterances") -> argparse.Action:

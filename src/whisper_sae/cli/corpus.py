@@ -27,23 +27,33 @@ def _synth(args: argparse.Namespace) -> int:
 
     languages = [lang.strip() for lang in args.languages.split(",") if lang.strip()]
     out = synthesize_corpus(
-        args.out, minutes=args.minutes, languages=languages, seed=args.seed, balanced=args.balanced,
-        voices_per_text=args.voices_per_text, n_speakers=args.speakers, whispered=args.whispered,
+        args.out,
+        minutes=args.minutes,
+        languages=languages,
+        seed=args.seed,
+        balanced=args.balanced,
+        voices_per_text=args.voices_per_text,
+        n_speakers=args.speakers,
+        whispered=args.whispered,
         accents=[a.strip() for a in args.accents.split(",") if a.strip()] if args.accents else None,
         max_words=args.max_words,
-        workers=args.workers, overwrite=args.overwrite,
+        workers=args.workers,
+        overwrite=args.overwrite,
     )
     summary = json.loads((out / "corpus.json").read_text())
-    print(f"wrote {summary['n_utterances']} utterances, {summary['seconds'] / 60:.1f} min of speech by "
-          f"{summary['n_speakers']} voices (eSpeak NG {summary['espeak']}) to {out}")
+    print(
+        f"wrote {summary['n_utterances']} utterances, {summary['seconds'] / 60:.1f} min of speech by "
+        f"{summary['n_speakers']} voices (eSpeak NG {summary['espeak']}) to {out}"
+    )
     return 0
 
 
 def _info(args: argparse.Namespace) -> int:
     from whisper_sae.audio import load_corpus
 
-    corpus = load_corpus(args.spec, max_utterances=args.max_utterances, metadata=args.metadata or None,
-                         text=_shared_text(args.text))
+    corpus = load_corpus(
+        args.spec, max_utterances=args.max_utterances, metadata=args.metadata or None, text=_shared_text(args.text)
+    )
     n, seconds, with_text, with_alignment = 0, 0.0, 0, 0
     speakers: set = set()
     columns: dict[str, Counter] = {}
@@ -55,8 +65,10 @@ def _info(args: argparse.Namespace) -> int:
         speakers.add(utt.speaker)
         for key, value in utt.attributes.items():
             columns.setdefault(key, Counter())[value] += 1
-    print(f"corpus {corpus.spec}: {n} utterances, {seconds / 60:.1f} min, {len(speakers - {None})} speakers, "
-          f"{with_text} with transcripts, {with_alignment} with alignments, {len(corpus.skipped)} skipped")
+    print(
+        f"corpus {corpus.spec}: {n} utterances, {seconds / 60:.1f} min, {len(speakers - {None})} speakers, "
+        f"{with_text} with transcripts, {with_alignment} with alignments, {len(corpus.skipped)} skipped"
+    )
     for key, counts in sorted(columns.items()):
         shown = ", ".join(f"{v}: {c}" for v, c in counts.most_common(6))
         more = f", … ({len(counts)} values)" if len(counts) > 6 else ""
@@ -79,7 +91,9 @@ def _labels(args: argparse.Namespace) -> int:
     from whisper_sae.audio.formats.emotion import write_labels
 
     n, bad = write_labels(args.dir, args.scheme, args.out, labels=args.labels)
-    print(f"wrote {n} rows to {args.out}" + (f"; left out {len(bad)} files whose names break the scheme:" if bad else ""))
+    print(
+        f"wrote {n} rows to {args.out}" + (f"; left out {len(bad)} files whose names break the scheme:" if bad else "")
+    )
     for err in bad:
         print(f"  {err}")
     print(f"read it back with: csv:{args.dir}:{args.out}")
@@ -111,81 +125,127 @@ def _split(args: argparse.Namespace) -> int:
     split = speaker_split(corpus, held_out=args.held_out, seed=args.seed, stratify=args.stratify)
     split.info["corpus"] = corpus.spec
     split.save(args.out)
-    print(f"{len(split.train_speakers)} speakers ({len(split.train)} utterances) to train, "
-          f"{len(split.held_out_speakers)} speakers ({len(split.held_out)} utterances) held out; wrote {args.out}")
+    print(
+        f"{len(split.train_speakers)} speakers ({len(split.train)} utterances) to train, "
+        f"{len(split.held_out_speakers)} speakers ({len(split.held_out)} utterances) held out; wrote {args.out}"
+    )
     return 0
 
 
 def register(subparsers) -> None:
-    parser = subparsers.add_parser("corpus", help="make a synthetic speech corpus, or summarise a corpus",
-                                   description="Speech corpora: synthesize one offline with eSpeak NG, or "
-                                               "summarise any corpus spec.")
+    parser = subparsers.add_parser(
+        "corpus",
+        help="make a synthetic speech corpus, or summarise a corpus",
+        description="Speech corpora: synthesize one offline with eSpeak NG, or summarise any corpus spec.",
+    )
     sub = parser.add_subparsers(dest="corpus_command", metavar="ACTION")  # none given: this help, as `store` does
 
     synth = sub.add_parser(
-        "synth", help="synthesize English (or other) prose with many eSpeak NG voices",
+        "synth",
+        help="synthesize English (or other) prose with many eSpeak NG voices",
         description="Synthesize varied prose offline with eSpeak NG voices (genders, accents, rates, "
-                    "pitches), with word and phone alignments and per-utterance speaker attributes.",
+        "pitches), with word and phone alignments and per-utterance speaker attributes.",
         epilog=SYNTH_EPILOG,
     )
     synth.add_argument("--out", required=True, help="folder to write the corpus into")
     synth.add_argument("--minutes", type=float, default=2.0, help="about how much speech to make (default 2)")
-    synth.add_argument("--languages", default="en",
-                       help="comma-separated languages, from en, de, fr, es, it, nl, pt (default en)")
-    synth.add_argument("--balanced", action="store_true",
-                       help="have every text spoken by several voices of both genders, so that what is said "
-                            "and who says it are not confounded")
-    synth.add_argument("--voices-per-text", type=positive_int, default=3, help="voices per text with --balanced (default 3)")
+    synth.add_argument(
+        "--languages", default="en", help="comma-separated languages, from en, de, fr, es, it, nl, pt (default en)"
+    )
+    synth.add_argument(
+        "--balanced",
+        action="store_true",
+        help="have every text spoken by several voices of both genders, so that what is said "
+        "and who says it are not confounded",
+    )
+    synth.add_argument(
+        "--voices-per-text", type=positive_int, default=3, help="voices per text with --balanced (default 3)"
+    )
     synth.add_argument("--speakers", type=positive_int, default=12, help="voices per language (default 12)")
-    synth.add_argument("--whispered", type=float, default=0.0,
-                       help="fraction of voices that whisper (eSpeak's +whisper/+whisperf; default 0)")
-    synth.add_argument("--accents", default=None,
-                       help="comma-separated eSpeak voices to use, e.g. en-us,en-gb-x-rp (default: all of "
-                            "en-us, en-us-nyc, en, en-gb-x-rp, en-gb-scotland, en-gb-x-gbclan, en-gb-x-gbcwmd, en-029)")
-    synth.add_argument("--max-words", type=positive_int, default=None, help="only speak texts of at most this many words")
+    synth.add_argument(
+        "--whispered",
+        type=float,
+        default=0.0,
+        help="fraction of voices that whisper (eSpeak's +whisper/+whisperf; default 0)",
+    )
+    synth.add_argument(
+        "--accents",
+        default=None,
+        help="comma-separated eSpeak voices to use, e.g. en-us,en-gb-x-rp (default: all of "
+        "en-us, en-us-nyc, en, en-gb-x-rp, en-gb-scotland, en-gb-x-gbclan, en-gb-x-gbcwmd, en-029)",
+    )
+    synth.add_argument(
+        "--max-words", type=positive_int, default=None, help="only speak texts of at most this many words"
+    )
     synth.add_argument("--seed", type=int, default=0, help="the same seed gives the same corpus (default 0)")
     synth.add_argument("--workers", type=positive_int, default=None, help="processes (default: number of CPUs)")
     synth.add_argument("--overwrite", action="store_true", help="replace a corpus already in --out")
     synth.set_defaults(func=_synth)
 
-    info = sub.add_parser("info", help="count utterances, speakers, transcripts and attributes of a corpus",
-                          description="Read a corpus spec (folder, Kaldi dir, lhotse manifests, Common Voice, "
-                                      "LJSpeech, audio + CSV, emotional speech labelled by file names (RAVDESS, "
-                                      "TESS, SAVEE, EmoDB), saved dataset, hf:NAME:CONFIG:SPLIT, file) "
-                                      "and summarise it, listing any files that would be skipped.",
-                          epilog=SPEC_GRAMMAR)
+    info = sub.add_parser(
+        "info",
+        help="count utterances, speakers, transcripts and attributes of a corpus",
+        description="Read a corpus spec (folder, Kaldi dir, lhotse manifests, Common Voice, "
+        "LJSpeech, audio + CSV, emotional speech labelled by file names (RAVDESS, "
+        "TESS, SAVEE, EmoDB), saved dataset, hf:NAME:CONFIG:SPLIT, file) "
+        "and summarise it, listing any files that would be skipped.",
+        epilog=SPEC_GRAMMAR,
+    )
     info.add_argument("spec", metavar="SPEC", help="corpus spec (grammar below)")
-    info.add_argument("--metadata", action="append", metavar="FILE",
-                      help="extra metadata table (CSV/TSV/SPEAKERS.TXT) keyed by utterance or speaker id; repeatable")
-    info.add_argument("--text", default=None, help="transcript for every utterance without one (corpora where all "
-                                                   "read one paragraph); @FILE reads it from FILE")
+    info.add_argument(
+        "--metadata",
+        action="append",
+        metavar="FILE",
+        help="extra metadata table (CSV/TSV/SPEAKERS.TXT) keyed by utterance or speaker id; repeatable",
+    )
+    info.add_argument(
+        "--text",
+        default=None,
+        help="transcript for every utterance without one (corpora where all "
+        "read one paragraph); @FILE reads it from FILE",
+    )
     add_max_utterances(info, help="read at most N utterances")
     info.set_defaults(func=_info)
 
-    labels = sub.add_parser("labels", help="write the labels spelled into an emotional-speech corpus's file names as a table",
-                            description="Parse the file and folder names of an emotional-speech corpus (RAVDESS, TESS, "
-                                        "SAVEE, EmoDB) and write one row per file (emotion, speaker, gender, transcript...) "
-                                        "to a TSV you can inspect and edit. Files whose names break the scheme are "
-                                        "listed and left out.",
-                            epilog=LABELS_EPILOG)
+    labels = sub.add_parser(
+        "labels",
+        help="write the labels spelled into an emotional-speech corpus's file names as a table",
+        description="Parse the file and folder names of an emotional-speech corpus (RAVDESS, TESS, "
+        "SAVEE, EmoDB) and write one row per file (emotion, speaker, gender, transcript...) "
+        "to a TSV you can inspect and edit. Files whose names break the scheme are "
+        "listed and left out.",
+        epilog=LABELS_EPILOG,
+    )
     labels.add_argument("dir", help="the corpus folder")
-    labels.add_argument("--scheme", default=None, choices=("ravdess", "tess", "savee", "emodb"),
-                        help="naming scheme (default: the one most file names follow)")
-    labels.add_argument("--labels", default=None, metavar="CSV",
-                        help="EmoDB: table of labels for files named otherwise (default: audio_labels.csv in DIR or its parent)")
+    labels.add_argument(
+        "--scheme",
+        default=None,
+        choices=("ravdess", "tess", "savee", "emodb"),
+        help="naming scheme (default: the one most file names follow)",
+    )
+    labels.add_argument(
+        "--labels",
+        default=None,
+        metavar="CSV",
+        help="EmoDB: table of labels for files named otherwise (default: audio_labels.csv in DIR or its parent)",
+    )
     labels.add_argument("--out", required=True, help="TSV file to write, e.g. DIR/metadata.tsv")
     labels.set_defaults(func=_labels)
 
-    split = sub.add_parser("split", help="hold out a fraction of the speakers (never utterances of a training speaker)",
-                           description="Split a corpus (or several) into train and held-out utterance ids BY SPEAKER: "
-                                       "no speaker is on both sides. Deterministic for a seed. Writes JSON with "
-                                       "train/held_out ids and train_speakers/held_out_speakers.",
-                           epilog=SPEC_GRAMMAR)
+    split = sub.add_parser(
+        "split",
+        help="hold out a fraction of the speakers (never utterances of a training speaker)",
+        description="Split a corpus (or several) into train and held-out utterance ids BY SPEAKER: "
+        "no speaker is on both sides. Deterministic for a seed. Writes JSON with "
+        "train/held_out ids and train_speakers/held_out_speakers.",
+        epilog=SPEC_GRAMMAR,
+    )
     split.add_argument("spec", nargs="+", help="corpus spec(s); several are split as one corpus")
     split.add_argument("--held-out", type=float, default=0.1, help="fraction of speakers held out (default 0.1)")
     split.add_argument("--seed", type=int, default=0, help="the same seed gives the same split (default 0)")
-    split.add_argument("--stratify", default=None, metavar="ATTRIBUTE",
-                       help="keep this attribute's mix on both sides, e.g. gender")
+    split.add_argument(
+        "--stratify", default=None, metavar="ATTRIBUTE", help="keep this attribute's mix on both sides, e.g. gender"
+    )
     split.add_argument("--metadata", action="append", help="extra metadata table (CSV/TSV/SPEAKERS.TXT); repeatable")
     split.add_argument("--out", required=True, help="JSON file to write")
     split.set_defaults(func=_split)
@@ -199,27 +259,41 @@ def _nonspeech(args: argparse.Namespace) -> int:
     from whisper_sae.audio.nonspeech import make_nonspeech_corpus
 
     kinds = [k.strip() for k in args.kinds.split(",") if k.strip()] if args.kinds else None
-    out = make_nonspeech_corpus(args.out, args.per_kind, args.seed, overwrite=args.overwrite,
-                                min_seconds=args.min_seconds, max_seconds=args.max_seconds,
-                                **({"kinds": kinds} if kinds is not None else {}))
+    out = make_nonspeech_corpus(
+        args.out,
+        args.per_kind,
+        args.seed,
+        overwrite=args.overwrite,
+        min_seconds=args.min_seconds,
+        max_seconds=args.max_seconds,
+        **({"kinds": kinds} if kinds is not None else {}),
+    )
     summary = json.loads((out / "corpus.json").read_text())
-    print(f"wrote {summary['n_clips']} non-speech clips ({summary['seconds'] / 60:.1f} min; "
-          f"{', '.join(summary['kinds'])}) to {out}")
+    print(
+        f"wrote {summary['n_clips']} non-speech clips ({summary['seconds'] / 60:.1f} min; "
+        f"{', '.join(summary['kinds'])}) to {out}"
+    )
     return 0
 
 
 def _add_nonspeech(sub) -> None:
     parser = sub.add_parser(
-        "nonspeech", help="make audio without speech (silence, noises, tones, chords, music, room tone)",
+        "nonspeech",
+        help="make audio without speech (silence, noises, tones, chords, music, room tone)",
         description="Write 16-kHz FLAC clips of silence, white/pink/brown noise, tones, chords, music-like "
-                    "arpeggios and room tone, of varied durations and levels, with OUT/metadata.tsv (kind, seed, "
-                    "duration, level, detail); the same seed gives the same clips. For measuring how often "
-                    "Whisper transcribes words where there are none.")
+        "arpeggios and room tone, of varied durations and levels, with OUT/metadata.tsv (kind, seed, "
+        "duration, level, detail); the same seed gives the same clips. For measuring how often "
+        "Whisper transcribes words where there are none.",
+    )
     parser.add_argument("--out", required=True, help="folder to write the corpus into")
     parser.add_argument("--per-kind", type=int, default=8, help="clips per kind (default 8)")
     parser.add_argument("--seed", type=int, default=0, help="the same seed gives the same clips (default 0)")
-    parser.add_argument("--kinds", default=None, help="comma-separated kinds (default all: silence, white_noise, pink_noise, brown_noise, tone, chord, "
-                             "music, room_tone)")
+    parser.add_argument(
+        "--kinds",
+        default=None,
+        help="comma-separated kinds (default all: silence, white_noise, pink_noise, brown_noise, tone, chord, "
+        "music, room_tone)",
+    )
     parser.add_argument("--min-seconds", type=float, default=1.0, help="shortest clip (default 1)")
     parser.add_argument("--max-seconds", type=float, default=30.0, help="longest clip, at most 30 (default 30)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-speech corpus already in --out")

@@ -28,9 +28,10 @@ import importlib
 import importlib.util
 import inspect
 import operator
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 MISSING = dataclasses.MISSING
 
@@ -49,6 +50,7 @@ class FieldInfo:
 
 
 # ----------------------------------------------------------------------------------- reading a class
+
 
 class _Unresolved(Exception):
     """A default that cannot be read from the source alone."""
@@ -85,7 +87,12 @@ def _lookup(module: str, name: str, depth: int = 0):
             return module, node
         if isinstance(node, ast.Assign) and any(isinstance(t, ast.Name) and t.id == name for t in node.targets):
             return module, node.value
-        if isinstance(node, ast.AnnAssign) and isinstance(node.target, ast.Name) and node.target.id == name and node.value:
+        if (
+            isinstance(node, ast.AnnAssign)
+            and isinstance(node.target, ast.Name)
+            and node.target.id == name
+            and node.value
+        ):
             return module, node.value
     for node in tree.body:
         if isinstance(node, ast.ImportFrom):
@@ -95,8 +102,16 @@ def _lookup(module: str, name: str, depth: int = 0):
     raise _Unresolved(f"{module}.{name}")
 
 
-_OPS = {ast.Add: operator.add, ast.Sub: operator.sub, ast.Mult: operator.mul, ast.Div: operator.truediv,
-        ast.FloorDiv: operator.floordiv, ast.Pow: operator.pow, ast.USub: operator.neg, ast.UAdd: operator.pos}
+_OPS = {
+    ast.Add: operator.add,
+    ast.Sub: operator.sub,
+    ast.Mult: operator.mul,
+    ast.Div: operator.truediv,
+    ast.FloorDiv: operator.floordiv,
+    ast.Pow: operator.pow,
+    ast.USub: operator.neg,
+    ast.UAdd: operator.pos,
+}
 _FACTORIES = {"dict": dict, "list": list, "tuple": tuple, "set": set}
 
 
@@ -159,8 +174,10 @@ def read_fields(cls, only: Iterable[str] | None = None) -> list[FieldInfo]:
         raw = _class_fields(where, node)
         wanted = set(only) if only is not None else {n for n, _, _, _ in raw}
         try:
-            return [FieldInfo(n, a, MISSING if v is None or n not in wanted else _evaluate(v, where), d)
-                    for n, a, v, d in raw]
+            return [
+                FieldInfo(n, a, MISSING if v is None or n not in wanted else _evaluate(v, where), d)
+                for n, a, v, d in raw
+            ]
         except _Unresolved:
             real = getattr(importlib.import_module(where), name)  # a default only the running code knows
             defaults = _real_defaults(real)
@@ -186,13 +203,14 @@ def _real_defaults(cls) -> dict:
 
 # ----------------------------------------------------------------------------------- building flags
 
+
 def _split_optional(annotation: str) -> tuple[str, bool]:
     parts = [p.strip() for p in annotation.split("|")]
     if len(parts) > 1 and "None" in parts:
         rest = [p for p in parts if p != "None"]
         return " | ".join(rest), True
     if annotation.startswith("Optional[") and annotation.endswith("]"):
-        return annotation[len("Optional["):-1], True
+        return annotation[len("Optional[") : -1], True
     return annotation, False
 
 
@@ -206,7 +224,10 @@ def _convert(kind, nullable: bool, flag: str):
         try:
             return kind(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} wants {'an' if kind is int else 'a'} {kind.__name__}, got {text!r}")
+            raise argparse.ArgumentTypeError(
+                f"{flag} wants {'an' if kind is int else 'a'} {kind.__name__}, got {text!r}"
+            ) from None
+
     parse.__name__ = kind.__name__  # argparse names the type in its own messages
     return parse
 
@@ -216,7 +237,8 @@ def _list_of(kind, flag: str):
         try:
             return tuple(kind(part.strip()) for part in text.split(",") if part.strip())
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} wants comma-separated {kind.__name__}s, got {text!r}")
+            raise argparse.ArgumentTypeError(f"{flag} wants comma-separated {kind.__name__}s, got {text!r}") from None
+
     parse.__name__ = f"list of {kind.__name__}"
     return parse
 
@@ -241,7 +263,7 @@ def _flag_kwargs(info: FieldInfo, flag: str, choices) -> dict:
     elif annotation in _SCALARS:
         kwargs["type"] = _convert(_SCALARS[annotation], nullable, flag)
     elif annotation == "tuple" or annotation.startswith("tuple["):
-        inner = annotation[len("tuple["):-1].split(",")[0].strip() if annotation.startswith("tuple[") else "str"
+        inner = annotation[len("tuple[") : -1].split(",")[0].strip() if annotation.startswith("tuple[") else "str"
         kwargs["type"] = _list_of(_SCALARS.get(inner, str), flag)
         kwargs["metavar"] = "A,B"
     else:
@@ -257,9 +279,18 @@ def _literal_choices(annotation: str) -> tuple:
     return tuple(ast.literal_eval(item) for item in items)
 
 
-def add_flags(parser, cls, *, only: Iterable[str] | None = None, skip: Iterable[str] = (), prefix: str = "",
-              dest_prefix: str = "", choices: dict | None = None, help: dict | None = None,
-              flag_names: dict | None = None) -> dict[str, str]:
+def add_flags(
+    parser,
+    cls,
+    *,
+    only: Iterable[str] | None = None,
+    skip: Iterable[str] = (),
+    prefix: str = "",
+    dest_prefix: str = "",
+    choices: dict | None = None,
+    help: dict | None = None,
+    flag_names: dict | None = None,
+) -> dict[str, str]:
     """Add one flag per field of the dataclass ``cls`` to ``parser`` (a parser or argument group).
 
     ``only`` / ``skip`` pick fields; ``prefix`` goes before each flag name (``--jumprelu-bandwidth``) and
@@ -283,7 +314,9 @@ def add_flags(parser, cls, *, only: Iterable[str] | None = None, skip: Iterable[
         flags = (flag_names or {}).get(name) or [f"--{prefix}{name.replace('_', '-')}"]
         text = (help or {}).get(name) or info.doc
         if not text:
-            raise ValueError(f"field {name!r} of {cls} has no docstring; write one under the field (it is the flag's help)")
+            raise ValueError(
+                f"field {name!r} of {cls} has no docstring; write one under the field (it is the flag's help)"
+            )
         kwargs = _flag_kwargs(info, flags[0], (choices or {}).get(name))
         if info.default is MISSING:
             kwargs["required"] = True

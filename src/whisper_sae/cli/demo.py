@@ -21,11 +21,19 @@ def register(sub) -> None:
     )
     p.add_argument("--out", default="demo-out", help="folder for every output")
     common.add_model(p, default=DEFAULT_MODEL, default_help=f"{DEFAULT_MODEL}, offline")
-    common.add_hooks(p, default="encoder.out", alias=True,
-                     help="the one hook point whose activations the SAE is trained on, e.g. encoder.out or encoder.blocks.2")
+    common.add_hooks(
+        p,
+        default="encoder.out",
+        alias=True,
+        help="the one hook point whose activations the SAE is trained on, e.g. encoder.out or encoder.blocks.2",
+    )
     p.add_argument("--minutes", type=float, default=10.0, help="minutes of training speech to synthesize")
-    p.add_argument("--speakers", type=common.positive_int, default=24,
-                   help="eSpeak voices in the training corpus (default 24: 3 per accent)")
+    p.add_argument(
+        "--speakers",
+        type=common.positive_int,
+        default=24,
+        help="eSpeak voices in the training corpus (default 24: 3 per accent)",
+    )
     p.add_argument("--arch", default="topk", choices=ARCHITECTURES, help="SAE architecture")
     p.add_argument("--width", type=common.positive_int, default=1536, help="SAE features (default 1536 = 4 x 384)")
     p.add_argument("--k", type=common.positive_int, default=32, help="active features per frame for topk/batchtopk")
@@ -41,6 +49,17 @@ def _run(args) -> int:
     hooks = common.split_list(args.hooks)
     if len(hooks) != 1:
         raise ValueError(f"--hooks {args.hooks!r}: the demo trains one SAE, so give one hook point (e.g. encoder.out)")
-    run_demo(args.out, model=args.model, hook=hooks[0], minutes=args.minutes, speakers=args.speakers, arch=args.arch,
-             width=args.width, k=args.k, epochs=args.epochs, seed=args.seed, progress=not args.no_progress)
+    run_demo(
+        args.out,
+        model=args.model,
+        hook=hooks[0],
+        minutes=args.minutes,
+        speakers=args.speakers,
+        arch=args.arch,
+        width=args.width,
+        k=args.k,
+        epochs=args.epochs,
+        seed=args.seed,
+        progress=not args.no_progress,
+    )
     return 0

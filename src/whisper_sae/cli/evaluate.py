@@ -18,17 +18,33 @@ def register(subparsers) -> None:
             "eval_utterances.jsonl and feature_density.png into the SAE folder (or --out)."
         ),
     )
-    parser.add_argument("sae_dir", metavar="SAE_DIR", help="SAE folder (cfg.json + sae_weights.safetensors), shipped SAE name (whisper-sae pretrained list) or hf://ORG/REPO[/SUBDIR]")
-    parser.add_argument("--corpus", required=True,
-                        help="held-out speech with transcripts: a LibriSpeech-layout folder, a saved dataset, "
-                             "or hf:NAME[:CONFIG]:SPLIT")
+    parser.add_argument(
+        "sae_dir",
+        metavar="SAE_DIR",
+        help="SAE folder (cfg.json + sae_weights.safetensors), shipped SAE name (whisper-sae pretrained list) or hf://ORG/REPO[/SUBDIR]",
+    )
+    parser.add_argument(
+        "--corpus",
+        required=True,
+        help="held-out speech with transcripts: a LibriSpeech-layout folder, a saved dataset, "
+        "or hf:NAME[:CONFIG]:SPLIT",
+    )
     common.add_model(parser, default_help="the model named in the SAE's cfg.json")
     common.add_max_utterances(parser, help="evaluate at most N utterances")
     common.add_batch_size(parser, unit="utterances", default=8)
-    parser.add_argument("--max-new-tokens", type=common.positive_int, default=None, metavar="N",
-                        help="stop each transcript after N tokens (default: twice the longest reference in the batch)")
+    parser.add_argument(
+        "--max-new-tokens",
+        type=common.positive_int,
+        default=None,
+        metavar="N",
+        help="stop each transcript after N tokens (default: twice the longest reference in the batch)",
+    )
     common.add_device(parser)
-    parser.add_argument("--out", default=None, help="folder for the results (default: SAE_DIR; ./whisper-sae-out/NAME for a shipped or hf:// SAE)")
+    parser.add_argument(
+        "--out",
+        default=None,
+        help="folder for the results (default: SAE_DIR; ./whisper-sae-out/NAME for a shipped or hf:// SAE)",
+    )
     common.add_no_progress(parser)
     parser.set_defaults(func=run)
 
@@ -49,8 +65,10 @@ def run(args: argparse.Namespace) -> int:
         progress=not args.no_progress,
     )
     m = result.meta
-    print(f"{m['architecture']} SAE ({m['d_sae']} features) at {m['hook']} of {m['model']}, "
-          f"{result.n_utterances} utterances")
+    print(
+        f"{m['architecture']} SAE ({m['d_sae']} features) at {m['hook']} of {m['model']}, "
+        f"{result.n_utterances} utterances"
+    )
     print(result.table())
     if result.files:
         print(f"written: {result.files['markdown']}, {result.files['json']}, {result.files['utterances']}")

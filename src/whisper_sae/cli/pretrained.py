@@ -8,9 +8,11 @@ import argparse
 
 def register(subparsers) -> None:
     p = subparsers.add_parser(
-        "pretrained", help="SAEs that ship with whisper-sae: list them, show a model card, copy one out",
+        "pretrained",
+        help="SAEs that ship with whisper-sae: list them, show a model card, copy one out",
         description="Shipped SAEs load by name wherever an SAE folder is taken (whisper-sae evaluate NAME ..., "
-                    "SparseAutoencoder.from_pretrained(NAME)); their default outputs go to ./whisper-sae-out/NAME/.")
+        "SparseAutoencoder.from_pretrained(NAME)); their default outputs go to ./whisper-sae-out/NAME/.",
+    )
     sub = p.add_subparsers(dest="pretrained_command", metavar="ACTION", required=True)
     ls = sub.add_parser("list", help="table of the shipped SAEs")
     ls.set_defaults(func=run_list)
@@ -23,15 +25,19 @@ def register(subparsers) -> None:
     export.set_defaults(func=run_export)
 
     push = subparsers.add_parser(
-        "push", help="upload an SAE to the Hugging Face Hub (cfg.json, weights, model card)",
+        "push",
+        help="upload an SAE to the Hugging Face Hub (cfg.json, weights, model card)",
         description="Upload cfg.json, sae_weights.safetensors, LICENSE (if present) and a README.md model card (the "
-                    "folder's MODEL_CARD.md or README.md, else one written from cfg.json and eval.json) to ORG/REPO, "
-                    "creating the repository if needed. Log in first (`hf auth login`) or set HF_TOKEN. "
-                    "Load it back with SparseAutoencoder.from_pretrained('hf://ORG/REPO[/SUBDIR]').")
+        "folder's MODEL_CARD.md or README.md, else one written from cfg.json and eval.json) to ORG/REPO, "
+        "creating the repository if needed. Log in first (`hf auth login`) or set HF_TOKEN. "
+        "Load it back with SparseAutoencoder.from_pretrained('hf://ORG/REPO[/SUBDIR]').",
+    )
     push.add_argument("sae_dir", metavar="SAE_DIR", help="SAE folder, shipped SAE name or hf:// SAE")
     push.add_argument("repo_id", metavar="ORG/REPO", help="Hub model repository")
     push.add_argument("--subdir", default=None, help="folder inside the repository (one repository can hold many SAEs)")
-    push.add_argument("--private", action="store_true", help="create the repository private (an existing one keeps its visibility)")
+    push.add_argument(
+        "--private", action="store_true", help="create the repository private (an existing one keeps its visibility)"
+    )
     push.add_argument("--message", default=None, help="commit message")
     push.set_defaults(func=run_push)
 
@@ -45,8 +51,18 @@ def run_list(args: argparse.Namespace) -> int:
         l0 = (e.get("headline") or {}).get("l0")
         k = f" k={e['k']}" if e.get("k") else ""
         extent = f"{_num(data.get('hours'))} h / {_num(data.get('speakers'))}"
-        rows.append((name, str(e.get("model")), str(e.get("hook")), f"{e.get('architecture')}{k}", str(e.get("width")),
-                     "?" if l0 is None else f"{l0:g}", extent, str(e.get("licence"))))
+        rows.append(
+            (
+                name,
+                str(e.get("model")),
+                str(e.get("hook")),
+                f"{e.get('architecture')}{k}",
+                str(e.get("width")),
+                "?" if l0 is None else f"{l0:g}",
+                extent,
+                str(e.get("licence")),
+            )
+        )
     if len(rows) == 1:
         print("no SAEs are shipped with this installation")
         return 0

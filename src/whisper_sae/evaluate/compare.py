@@ -69,8 +69,10 @@ class CompareResult:
             "matched_fraction": {str(t): self.fraction_above(t) for t in THRESHOLDS},
             "matched_cosine": {"mean": float(self.cosine.mean()), **quantiles},
             "best_match_mean": {"a": float(self.best_a.mean()), "b": float(self.best_b.mean())},
-            "best_match_fraction": {side: {str(t): float((best > t).mean()) for t in THRESHOLDS}
-                                    for side, best in (("a", self.best_a), ("b", self.best_b))},
+            "best_match_fraction": {
+                side: {str(t): float((best > t).mean()) for t in THRESHOLDS}
+                for side, best in (("a", self.best_a), ("b", self.best_b))
+            },
             "splits": self.splits,
             "labels": self.labels,
         }
@@ -80,37 +82,51 @@ class CompareResult:
 
     def markdown(self) -> str:
         m = self.meta
-        lines = [f"# SAE comparison: {m['a']['name']} vs {m['b']['name']}", "",
-                 f"- A: `{m['a']['path']}` ({m['a']['architecture']}, {m['a']['d_sae']} features, hook "
-                 f"{m['a']['hook']}, loss {m['a']['loss']})",
-                 f"- B: `{m['b']['path']}` ({m['b']['architecture']}, {m['b']['d_sae']} features, hook "
-                 f"{m['b']['hook']}, loss {m['b']['loss']})", ""]
+        lines = [
+            f"# SAE comparison: {m['a']['name']} vs {m['b']['name']}",
+            "",
+            f"- A: `{m['a']['path']}` ({m['a']['architecture']}, {m['a']['d_sae']} features, hook "
+            f"{m['a']['hook']}, loss {m['a']['loss']})",
+            f"- B: `{m['b']['path']}` ({m['b']['architecture']}, {m['b']['d_sae']} features, hook "
+            f"{m['b']['hook']}, loss {m['b']['loss']})",
+            "",
+        ]
         if m.get("warning"):
             lines += [f"**Note:** {m['warning']}", ""]
-        lines += ["| one-to-one matches (Hungarian, decoder cosine) | value |", "| --- | --- |",
-                  f"| pairs (narrower width) | {self.n_pairs} |"]
+        lines += [
+            "| one-to-one matches (Hungarian, decoder cosine) | value |",
+            "| --- | --- |",
+            f"| pairs (narrower width) | {self.n_pairs} |",
+        ]
         for t in THRESHOLDS:
             lines.append(f"| fraction with cosine > {t} | {self.fraction_above(t):.3f} |")
         lines.append(f"| mean matched cosine | {float(self.cosine.mean()):.3f} |")
         lines.append(f"| median matched cosine | {float(np.median(self.cosine)):.3f} |")
-        lines.append(f"| mean best-match cosine A→B / B→A | {float(self.best_a.mean()):.3f} / "
-                     f"{float(self.best_b.mean()):.3f} |")
+        lines.append(
+            f"| mean best-match cosine A→B / B→A | {float(self.best_a.mean()):.3f} / {float(self.best_b.mean()):.3f} |"
+        )
         lines.append("")
         s = self.splits
         if s.get("applies"):
-            lines += [f"**Splits** ({s['wide']} is wider): {s['n_split_features']} of its features match a narrow "
-                      f"feature at cosine > {SPLIT_COSINE} without being its one-to-one partner; "
-                      f"{s['n_narrow_split']} narrow features are split in two or more.", ""]
+            lines += [
+                f"**Splits** ({s['wide']} is wider): {s['n_split_features']} of its features match a narrow "
+                f"feature at cosine > {SPLIT_COSINE} without being its one-to-one partner; "
+                f"{s['n_narrow_split']} narrow features are split in two or more.",
+                "",
+            ]
             for fam in s.get("largest", [])[:10]:
                 lines.append(f"- narrow feature {fam['narrow']}: wide features {fam['wide']} (cosines {fam['cosine']})")
             lines.append("")
         lab = self.labels
         if lab.get("available"):
-            lines += ["| labels of pairs matched at cosine > 0.7 | phone | word |", "| --- | --- | --- |",
-                      f"| pairs with a label on both sides | {lab['phone']['both_labelled']} | "
-                      f"{lab['word']['both_labelled']} |",
-                      f"| same label | {_fmt(lab['phone']['agree_fraction'])} | {_fmt(lab['word']['agree_fraction'])} |",
-                      ""]
+            lines += [
+                "| labels of pairs matched at cosine > 0.7 | phone | word |",
+                "| --- | --- | --- |",
+                f"| pairs with a label on both sides | {lab['phone']['both_labelled']} | "
+                f"{lab['word']['both_labelled']} |",
+                f"| same label | {_fmt(lab['phone']['agree_fraction'])} | {_fmt(lab['word']['agree_fraction'])} |",
+                "",
+            ]
         else:
             lines += [f"Labels: not compared ({lab.get('reason', 'no analysis')}).", ""]
         if self.files.get("plot"):
@@ -120,8 +136,11 @@ class CompareResult:
     def write(self, out) -> dict:
         out = Path(out)
         out.mkdir(parents=True, exist_ok=True)
-        self.files = {"json": str(out / "compare.json"), "markdown": str(out / "compare.md"),
-                      "plot": str(out / "cosines.png")}
+        self.files = {
+            "json": str(out / "compare.json"),
+            "markdown": str(out / "compare.md"),
+            "plot": str(out / "cosines.png"),
+        }
         _plot(self, out / "cosines.png")
         (out / "compare.json").write_text(json.dumps(self.to_dict(), indent=1) + "\n")
         (out / "compare.md").write_text(self.markdown() + "\n")
@@ -141,9 +160,16 @@ def _describe(sae, folder: Path | None, fallback: str) -> dict:
     training = {}
     if folder is not None and SAEFolder(folder).cfg.is_file():
         training = (json.loads(SAEFolder(folder).cfg.read_text()).get("whisper_sae") or {}).get("training") or {}
-    return {"name": folder.name if folder is not None else fallback, "path": str(folder) if folder else None,
-            "architecture": sae.cfg.architecture, "d_sae": sae.cfg.d_sae, "k": sae.cfg.k, "hook": sae.cfg.hook_name,
-            "model": sae.cfg.model_name, "loss": training.get("loss", "mse" if training else None)}
+    return {
+        "name": folder.name if folder is not None else fallback,
+        "path": str(folder) if folder else None,
+        "architecture": sae.cfg.architecture,
+        "d_sae": sae.cfg.d_sae,
+        "k": sae.cfg.k,
+        "hook": sae.cfg.hook_name,
+        "model": sae.cfg.model_name,
+        "loss": training.get("loss", "mse" if training else None),
+    }
 
 
 def match(cos: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -173,10 +199,16 @@ def _splits(cos: np.ndarray, pairs: np.ndarray, a_is_wide: bool, names: tuple[st
             n_split += 1
             families.setdefault(n, [partner[n]] if n in partner else []).append(w)
     largest = sorted(families.items(), key=lambda kv: -len(kv[1]))
-    return {"applies": True, "wide": names[0] if a_is_wide else names[1], "threshold": SPLIT_COSINE,
-            "n_split_features": n_split, "n_narrow_split": len(families),
-            "largest": [{"narrow": n, "wide": ws, "cosine": [round(float(wide_cos[w, n]), 3) for w in ws]}
-                        for n, ws in largest[:50]]}
+    return {
+        "applies": True,
+        "wide": names[0] if a_is_wide else names[1],
+        "threshold": SPLIT_COSINE,
+        "n_split_features": n_split,
+        "n_narrow_split": len(families),
+        "largest": [
+            {"narrow": n, "wide": ws, "cosine": [round(float(wide_cos[w, n]), 3) for w in ws]} for n, ws in largest[:50]
+        ],
+    }
 
 
 def _load_labels(folder: Path | None):
@@ -216,8 +248,12 @@ def _label_agreement(pairs: np.ndarray, cosine: np.ndarray, folder_a, folder_b) 
             agree += la == lb
             if len(examples) < 20:
                 examples.append({"a": int(i), "b": int(j), "cosine": round(float(c), 3), "label_a": la, "label_b": lb})
-        out[kind] = {"both_labelled": both, "agree": agree, "agree_fraction": agree / both if both else None,
-                     "examples": examples}
+        out[kind] = {
+            "both_labelled": both,
+            "agree": agree,
+            "agree_fraction": agree / both if both else None,
+            "examples": examples,
+        }
     return out
 
 
@@ -226,19 +262,29 @@ def compare_saes(a, b, *, device="cpu") -> CompareResult:
     sae_a, dir_a = open_sae(a, device)
     sae_b, dir_b = open_sae(b, device)
     if sae_a.cfg.d_in != sae_b.cfg.d_in:
-        raise ValueError(f"the SAEs read activations of different widths (A d_in={sae_a.cfg.d_in}, B "
-                         f"d_in={sae_b.cfg.d_in}); compare SAEs of the same hook of the same model")
+        raise ValueError(
+            f"the SAEs read activations of different widths (A d_in={sae_a.cfg.d_in}, B "
+            f"d_in={sae_b.cfg.d_in}); compare SAEs of the same hook of the same model"
+        )
     meta = {"a": _describe(sae_a, dir_a, "A"), "b": _describe(sae_b, dir_b, "B")}
     if (sae_a.cfg.hook_name, sae_a.cfg.model_name) != (sae_b.cfg.hook_name, sae_b.cfg.model_name):
-        meta["warning"] = (f"A reads {sae_a.cfg.hook_name} of {sae_a.cfg.model_name}, B reads {sae_b.cfg.hook_name} "
-                           f"of {sae_b.cfg.model_name}: their directions live in different spaces")
+        meta["warning"] = (
+            f"A reads {sae_a.cfg.hook_name} of {sae_a.cfg.model_name}, B reads {sae_b.cfg.hook_name} "
+            f"of {sae_b.cfg.model_name}: their directions live in different spaces"
+        )
     da, db = _directions(sae_a), _directions(sae_b)
     cos = (da @ db.T).numpy()
     pairs, matched = match(cos)
     names = (meta["a"]["name"], meta["b"]["name"])
-    result = CompareResult(meta=meta, pairs=pairs, cosine=matched, best_a=cos.max(1), best_b=cos.max(0),
-                           splits=_splits(cos, pairs, cos.shape[0] > cos.shape[1], names),
-                           labels=_label_agreement(pairs, matched, dir_a, dir_b))
+    result = CompareResult(
+        meta=meta,
+        pairs=pairs,
+        cosine=matched,
+        best_a=cos.max(1),
+        best_b=cos.max(0),
+        splits=_splits(cos, pairs, cos.shape[0] > cos.shape[1], names),
+        labels=_label_agreement(pairs, matched, dir_a, dir_b),
+    )
     return result
 
 

@@ -124,13 +124,9 @@ class ReconstructionAccumulator:
     def update(self, x: Tensor, x_hat: Tensor, codes: Tensor) -> None:
         """Add rows: ``x`` and ``x_hat`` [n, d_in], ``codes`` [n, d_sae]."""
         if x.shape != x_hat.shape or x.ndim != 2:
-            raise ValueError(
-                f"x and x_hat must both be [rows, d_in]; got {tuple(x.shape)} and {tuple(x_hat.shape)}"
-            )
+            raise ValueError(f"x and x_hat must both be [rows, d_in]; got {tuple(x.shape)} and {tuple(x_hat.shape)}")
         if codes.ndim != 2 or codes.shape != (x.shape[0], self.d_sae):
-            raise ValueError(
-                f"codes must be [rows, d_sae] = [{x.shape[0]}, {self.d_sae}]; got {tuple(codes.shape)}"
-            )
+            raise ValueError(f"codes must be [rows, d_sae] = [{x.shape[0]}, {self.d_sae}]; got {tuple(codes.shape)}")
         if x.shape[0] == 0:
             return
         x, x_hat = x.detach().double(), x_hat.detach().double()

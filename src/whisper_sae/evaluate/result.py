@@ -75,8 +75,12 @@ class EvalResult:
         ]
         worst = self.worst_utterances(5)
         if worst:
-            head += ["## Utterances the splice hurts most", "",
-                     "| id | clean WER | spliced WER | spliced transcript |", "| --- | ---: | ---: | --- |"]
+            head += [
+                "## Utterances the splice hurts most",
+                "",
+                "| id | clean WER | spliced WER | spliced transcript |",
+                "| --- | ---: | ---: | --- |",
+            ]
             for row in worst:
                 text = row["spliced"]["text"].replace("|", "\\|")
                 head.append(f"| {row['id']} | {_pct(row['clean']['wer'])} | {_pct(row['spliced']['wer'])} | {text} |")
@@ -87,6 +91,7 @@ class EvalResult:
 
     def worst_utterances(self, n: int) -> list[dict]:
         """The ``n`` utterances whose errors rose most when the SAE was spliced in (ties: by CE rise)."""
+
         def rise(row):
             return (row["spliced"]["errors"] - row["clean"]["errors"], row["spliced"]["ce"] - row["clean"]["ce"])
 
@@ -102,8 +107,11 @@ class EvalResult:
             "utterances": str(out / "eval_utterances.jsonl"),
             "density_png": str(out / "feature_density.png"),
         }
-        plot_feature_density(firing_frequency, self.files["density_png"],
-                             title=f"{self.meta['architecture']} {self.meta['d_sae']} @ {self.meta['hook']}")
+        plot_feature_density(
+            firing_frequency,
+            self.files["density_png"],
+            title=f"{self.meta['architecture']} {self.meta['d_sae']} @ {self.meta['hook']}",
+        )
         with open(self.files["utterances"], "w") as f:
             for row in self.utterances:
                 f.write(json.dumps(_json_safe(row)) + "\n")
@@ -112,8 +120,9 @@ class EvalResult:
         return self.files
 
 
-def summarise(*, rows: list[dict], reconstruction: ReconstructionMetrics, check: dict, meta: dict,
-              skipped: list[dict]) -> EvalResult:
+def summarise(
+    *, rows: list[dict], reconstruction: ReconstructionMetrics, check: dict, meta: dict, skipped: list[dict]
+) -> EvalResult:
     """Pool per-utterance rows into per-condition numbers, CE recovered and the error-term check."""
     conditions = {}
     for name in CONDITIONS:
@@ -139,8 +148,16 @@ def summarise(*, rows: list[dict], reconstruction: ReconstructionMetrics, check:
         "wer_equal": conditions["spliced_error"]["errors"] == conditions["clean"]["errors"],
         "passed": same_text and ce_diff < ERROR_TERM_CE_TOLERANCE,
     }
-    return EvalResult(meta=meta, n_utterances=len(rows), reconstruction=reconstruction, conditions=conditions,
-                      ce_recovered=recovered, error_term_check=full_check, utterances=rows, skipped=skipped)
+    return EvalResult(
+        meta=meta,
+        n_utterances=len(rows),
+        reconstruction=reconstruction,
+        conditions=conditions,
+        ce_recovered=recovered,
+        error_term_check=full_check,
+        utterances=rows,
+        skipped=skipped,
+    )
 
 
 def _pct(x) -> str:

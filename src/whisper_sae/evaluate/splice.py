@@ -25,7 +25,6 @@ CONDITION_LABELS = {
 }
 
 
-
 def sae_reconstruct(sae, x: Tensor) -> Tensor:
     """The SAE's reconstruction of rows ``x`` [n, d_in], computed in float32 whatever ``x``'s dtype."""
     return sae.decode(sae.encode(x.float()))

@@ -53,8 +53,9 @@ class _Batch:
 
     def transcribe(self, lw: LoadedWhisper) -> list[str]:
         # One generate call for the whole batch, so that hook masks line up with the batch rows.
-        return lw.transcribe([it.audio for it in self.items], batch_size=len(self.items),
-                             max_new_tokens=self.max_new_tokens)
+        return lw.transcribe(
+            [it.audio for it in self.items], batch_size=len(self.items), max_new_tokens=self.max_new_tokens
+        )
 
     def hook_mask(self, hook: HookPoint, n_frames: int) -> Tensor:
         """[B, T] real positions at the hook: audio frames for the encoder, unpadded tokens for the decoder."""
@@ -106,8 +107,9 @@ def evaluate(
     prepare = lambda chunk: _prepare(lw, chunk, max_new_tokens)  # noqa: E731
     known = _known_rows(baseline, hook, lw, items) if baseline is not None else {}
     with torch.inference_mode():
-        acc, mean, clean = _reference_pass(lw, sae, hook, map(prepare, batches), dense_threshold, progress,
-                                           len(batches), known.get("clean"))
+        acc, mean, clean = _reference_pass(
+            lw, sae, hook, map(prepare, batches), dense_threshold, progress, len(batches), known.get("clean")
+        )
         known["clean"] = clean
         rows, check = _condition_pass(lw, sae, hook, map(prepare, batches), mean, known, progress, len(batches))
     result = summarise(
@@ -225,13 +227,18 @@ def _known_rows(baseline: EvalResult, hook: HookPoint, lw: LoadedWhisper, items:
     """The SAE-independent condition results of ``baseline``, per item, after checking it fits."""
     meta = baseline.meta
     if meta["hook"] != hook.name or meta["model"] != lw.name:
-        raise ValueError(f"the baseline was measured at {meta['hook']} of {meta['model']}, not at {hook.name} of "
-                         f"{lw.name}; give a baseline from the same hook and model")
+        raise ValueError(
+            f"the baseline was measured at {meta['hook']} of {meta['model']}, not at {hook.name} of "
+            f"{lw.name}; give a baseline from the same hook and model"
+        )
     if [r["id"] for r in baseline.utterances] != [it.id for it in items]:
-        raise ValueError("the baseline was measured on other utterances; give one from the same corpus and "
-                         "max_utterances")
-    return {c: [{k: r[c][k] for k in ("nll", "n_tokens", "text")} for r in baseline.utterances]
-            for c in ("clean", "zero", "mean")}
+        raise ValueError(
+            "the baseline was measured on other utterances; give one from the same corpus and max_utterances"
+        )
+    return {
+        c: [{k: r[c][k] for k in ("nll", "n_tokens", "text")} for r in baseline.utterances]
+        for c in ("clean", "zero", "mean")
+    }
 
 
 def _reference_pass(lw, sae, hook, batches, dense_threshold, progress, n_batches=None, known_clean=None):

@@ -53,7 +53,9 @@ def load_index(root: str | Path | None = None) -> dict[str, dict]:
         return {}
     doc = json.loads(path.read_text(encoding="utf-8"))
     if doc.get("format") != INDEX_FORMAT:
-        raise ValueError(f"{path} is not a pretrained-SAE index (format {doc.get('format')!r}, expected {INDEX_FORMAT!r})")
+        raise ValueError(
+            f"{path} is not a pretrained-SAE index (format {doc.get('format')!r}, expected {INDEX_FORMAT!r})"
+        )
     return dict(doc.get("saes", {}))
 
 
@@ -85,7 +87,9 @@ def export(name: str, out: str | Path, root: str | Path | None = None) -> Path:
     source = folder(name, root)
     out = Path(out)
     if (out / "cfg.json").exists():
-        raise ValueError(f"{out} already holds an SAE (cfg.json); choose an empty or new folder to export {name!r} into")
+        raise ValueError(
+            f"{out} already holds an SAE (cfg.json); choose an empty or new folder to export {name!r} into"
+        )
     out.mkdir(parents=True, exist_ok=True)
     for file in SHIPPED_FILES:
         if (source / file).is_file():
@@ -158,7 +162,7 @@ def user_output_name(spec: str | Path) -> str | None:
     parts = path.resolve().parts  # a folder inside a Hugging Face cache snapshot: models--ORG--REPO/snapshots/SHA/...
     for i, part in enumerate(parts[:-2]):
         if part.startswith("models--") and parts[i + 1] == "snapshots":
-            return "/".join(["hf", *part.removeprefix("models--").split("--"), *parts[i + 3:]])
+            return "/".join(["hf", *part.removeprefix("models--").split("--"), *parts[i + 3 :]])
     return None
 
 

@@ -47,21 +47,39 @@ def headline_from_eval(eval_doc: dict) -> dict:
     try:
         rec, cond, ce = eval_doc["reconstruction"], eval_doc["conditions"], eval_doc["ce_recovered"]
         meta = eval_doc.get("meta", {})
-        numbers = {"l0": rec["l0"], "explained_variance": rec["explained_variance"], "clean_wer": cond["clean"]["wer"],
-                   "spliced_wer": cond["spliced"]["wer"], "ce_recovered_zero": ce["zero"], "ce_recovered_mean": ce["mean"]}
+        numbers = {
+            "l0": rec["l0"],
+            "explained_variance": rec["explained_variance"],
+            "clean_wer": cond["clean"]["wer"],
+            "spliced_wer": cond["spliced"]["wer"],
+            "ce_recovered_zero": ce["zero"],
+            "ce_recovered_mean": ce["mean"],
+        }
     except (KeyError, TypeError) as err:
         raise ValueError(f"the eval.json given lacks {err}; give one written by `whisper-sae evaluate`") from None
     where = f"{eval_doc.get('n_utterances', '?')} utterances of {meta.get('corpus', 'an unnamed corpus')}"
-    return {**{k: _round(v) for k, v in numbers.items()}, "measured_on": f"{where}, spliced into {meta.get('model', '?')}"}
+    return {
+        **{k: _round(v) for k, v in numbers.items()},
+        "measured_on": f"{where}, spliced into {meta.get('model', '?')}",
+    }
 
 
-def entry_from(cfg_doc: dict, *, folder: str, eval_doc: dict | None = None, headline: dict | None = None,
-               training_data: dict | None = None, licence: str = "MIT", recommended: bool = True, **extra) -> dict:
+def entry_from(
+    cfg_doc: dict,
+    *,
+    folder: str,
+    eval_doc: dict | None = None,
+    headline: dict | None = None,
+    training_data: dict | None = None,
+    licence: str = "MIT",
+    recommended: bool = True,
+    **extra,
+) -> dict:
     """An index entry for an SAE folder whose ``cfg.json`` is ``cfg_doc``."""
     ours = cfg_doc.get("whisper_sae") or {}
     numbers = dict(headline_from_eval(eval_doc)) if eval_doc else {}
     numbers.update(headline or {})
-    held_out = ((ours.get("training") or {}).get("held_out") or {})
+    held_out = (ours.get("training") or {}).get("held_out") or {}
     if isinstance(held_out.get("explained_variance"), (int, float)):
         numbers.setdefault("held_out_explained_variance", _round(held_out["explained_variance"]))
     return {
@@ -85,21 +103,33 @@ def render_card(name: str, entry: dict, *, notes: str | None = None, load_as: st
     data = entry.get("training_data") or {}
     model = entry.get("model") or "an unnamed Whisper model"
     licence = entry.get("licence") or "unknown"
-    front = ["---", "library_name: whisper-sae", f"license: {_hub_licence(licence)}",
-             "tags: [sparse-autoencoder, saelens, whisper, interpretability, speech]"]
+    front = [
+        "---",
+        "library_name: whisper-sae",
+        f"license: {_hub_licence(licence)}",
+        "tags: [sparse-autoencoder, saelens, whisper, interpretability, speech]",
+    ]
     if entry.get("model"):
         front.append(f"base_model: {entry['model']}")
     front.append("---")
     k = f", k={entry['k']}" if entry.get("k") else ""
-    what = (f"A {entry.get('architecture')} sparse autoencoder{k} of width {entry.get('width')} on the "
-            f"`{entry.get('hook')}` activations (d_in {entry.get('d_in')}) of `{model}`, in the SAELens layout "
-            "(`cfg.json` + `sae_weights.safetensors`).")
+    what = (
+        f"A {entry.get('architecture')} sparse autoencoder{k} of width {entry.get('width')} on the "
+        f"`{entry.get('hook')}` activations (d_in {entry.get('d_in')}) of `{model}`, in the SAELens layout "
+        "(`cfg.json` + `sae_weights.safetensors`)."
+    )
     lines = [*front, "", f"# {name}", "", what, ""]
     if not entry.get("recommended", True):
         lines += ["**Shipped for reference and reproduction, not as a recommended SAE** (see the notes below).", ""]
-    rows = [("model", f"`{model}`"), ("hook", f"`{entry.get('hook')}`"), ("architecture", entry.get("architecture")),
-            ("width (d_sae)", entry.get("width")), ("k", entry.get("k") or "–"),
-            ("training data", _data_text(data)), ("licence (weights)", licence)]
+    rows = [
+        ("model", f"`{model}`"),
+        ("hook", f"`{entry.get('hook')}`"),
+        ("architecture", entry.get("architecture")),
+        ("width (d_sae)", entry.get("width")),
+        ("k", entry.get("k") or "–"),
+        ("training data", _data_text(data)),
+        ("licence (weights)", licence),
+    ]
     if data.get("licence"):
         rows.append(("licence (training data)", data["licence"]))
     if entry.get("source"):
@@ -112,9 +142,19 @@ def render_card(name: str, entry: dict, *, notes: str | None = None, load_as: st
         if numbers.get("measured_on"):
             lines += [f"Measured on {numbers['measured_on']}.", ""]
     where = load_as or name
-    lines += ["## Load", "", "```python", "from whisper_sae.sae import SparseAutoencoder", "",
-              f'sae = SparseAutoencoder.from_pretrained("{where}")', "codes, x_hat = sae(activations)  # [..., d_in]",
-              "```", "", f"or `whisper-sae evaluate {where} --corpus ...`; `sae_lens.SAE.load_from_disk` reads the folder too.", ""]
+    lines += [
+        "## Load",
+        "",
+        "```python",
+        "from whisper_sae.sae import SparseAutoencoder",
+        "",
+        f'sae = SparseAutoencoder.from_pretrained("{where}")',
+        "codes, x_hat = sae(activations)  # [..., d_in]",
+        "```",
+        "",
+        f"or `whisper-sae evaluate {where} --corpus ...`; `sae_lens.SAE.load_from_disk` reads the folder too.",
+        "",
+    ]
     if notes:
         lines += ["## Notes", "", notes.strip(), ""]
     return "\n".join(lines)
@@ -124,8 +164,14 @@ def _data_text(data: dict) -> str:
     if not data:
         return "not recorded"
     parts = [data.get("corpus") or "unnamed corpus"]
-    extent = ", ".join(x for x in (f"{data['hours']:g} h" if data.get("hours") is not None else "",
-                                   f"{data['speakers']} speakers" if data.get("speakers") is not None else "") if x)
+    extent = ", ".join(
+        x
+        for x in (
+            f"{data['hours']:g} h" if data.get("hours") is not None else "",
+            f"{data['speakers']} speakers" if data.get("speakers") is not None else "",
+        )
+        if x
+    )
     return f"{parts[0]} ({extent})" if extent else parts[0]
 
 

@@ -61,12 +61,16 @@ def parse(spec: str) -> HubSpec:
     """``hf://ORG/REPO[@REVISION][/SUBDIR]`` → ``HubSpec``; a ValueError says which part is wrong."""
     if not spec.startswith(HUB_PREFIX):
         raise ValueError(f"{spec!r} is not a Hub SAE; write hf://ORG/REPO[/SUBDIR]")
-    parts = spec[len(HUB_PREFIX):].strip("/").split("/")
+    parts = spec[len(HUB_PREFIX) :].strip("/").split("/")
     if len(parts) < 2 or not parts[0] or not parts[1]:
-        raise ValueError(f"{spec!r} names no repository; write hf://ORG/REPO[/SUBDIR], e.g. hf://my-org/whisper-saes/tiny.en")
+        raise ValueError(
+            f"{spec!r} names no repository; write hf://ORG/REPO[/SUBDIR], e.g. hf://my-org/whisper-saes/tiny.en"
+        )
     repo, _, revision = parts[1].partition("@")
     if "@" in parts[1] and not revision:
-        raise ValueError(f"{spec!r} has an empty revision after '@'; write hf://ORG/REPO@REVISION[/SUBDIR] or drop the '@'")
+        raise ValueError(
+            f"{spec!r} has an empty revision after '@'; write hf://ORG/REPO@REVISION[/SUBDIR] or drop the '@'"
+        )
     repo_id = check_repo_id(f"{parts[0]}/{repo}")
     return HubSpec(repo_id, revision or None, check_subdir("/".join(parts[2:]), spec))
 
@@ -83,18 +87,29 @@ def download(spec: str) -> Path:
     prefix = f"{hub.subdir}/" if hub.subdir else ""
     offline = _env_true("HF_HUB_OFFLINE")
     try:
-        snapshot = snapshot_download(hub.repo_id, revision=hub.revision, allow_patterns=[prefix + f for f in DOWNLOADED],
-                                     cache_dir=os.environ.get("HF_HUB_CACHE") or None, local_files_only=offline)
+        snapshot = snapshot_download(
+            hub.repo_id,
+            revision=hub.revision,
+            allow_patterns=[prefix + f for f in DOWNLOADED],
+            cache_dir=os.environ.get("HF_HUB_CACHE") or None,
+            local_files_only=offline,
+        )
     except Exception as err:  # network, authentication, a missing repo or revision: one sentence, the cause kept
-        how = ("HF_HUB_OFFLINE is set and the SAE is not in the Hugging Face cache; unset it to download"
-               if offline else "check the repository name and revision, your network and your Hub login")
-        raise HubError(f"could not get {spec} from the Hugging Face Hub ({type(err).__name__}: "
-                       f"{str(err).splitlines()[0] if str(err) else ''}); {how}") from err
+        how = (
+            "HF_HUB_OFFLINE is set and the SAE is not in the Hugging Face cache; unset it to download"
+            if offline
+            else "check the repository name and revision, your network and your Hub login"
+        )
+        raise HubError(
+            f"could not get {spec} from the Hugging Face Hub ({type(err).__name__}: "
+            f"{str(err).splitlines()[0] if str(err) else ''}); {how}"
+        ) from err
     folder = Path(snapshot) / hub.subdir
     if not (folder / CFG_FILE).is_file():
         where = f"in {hub.subdir}/" if hub.subdir else "at its top level"
-        raise FileNotFoundError(f"{spec}: the repository holds no {CFG_FILE} {where}; name the subfolder of the SAE, "
-                                "hf://ORG/REPO/SUBDIR")
+        raise FileNotFoundError(
+            f"{spec}: the repository holds no {CFG_FILE} {where}; name the subfolder of the SAE, hf://ORG/REPO/SUBDIR"
+        )
     return folder
 
 
@@ -111,8 +126,15 @@ def model_card_for(folder: Path, load_as: str) -> str:
     return render_card(load_as.removeprefix(HUB_PREFIX), entry, load_as=load_as)
 
 
-def push(sae: str | Path, repo_id: str, *, subdir: str | None = None, private: bool = False, token: str | None = None,
-         message: str | None = None) -> str:
+def push(
+    sae: str | Path,
+    repo_id: str,
+    *,
+    subdir: str | None = None,
+    private: bool = False,
+    token: str | None = None,
+    message: str | None = None,
+) -> str:
     """Upload the SAE ``sae`` (a folder, a shipped name or another ``hf://`` SAE) to ``repo_id`` (created if
     needed; ``private`` only applies to a new repository) under ``subdir``; returns the ``hf://`` spec
     that loads it back."""
@@ -136,10 +158,17 @@ def push(sae: str | Path, repo_id: str, *, subdir: str | None = None, private: b
         api = HfApi(token=token)
         try:
             api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-            api.upload_folder(repo_id=repo_id, folder_path=str(stage), path_in_repo=subdir or None, repo_type="model",
-                              commit_message=message or f"Upload SAE {Path(str(sae)).name}" + (f" to {subdir}" if subdir else ""))
+            api.upload_folder(
+                repo_id=repo_id,
+                folder_path=str(stage),
+                path_in_repo=subdir or None,
+                repo_type="model",
+                commit_message=message or f"Upload SAE {Path(str(sae)).name}" + (f" to {subdir}" if subdir else ""),
+            )
         except Exception as err:
-            raise HubError(f"could not upload {folder} to {repo_id} ({type(err).__name__}: "
-                           f"{str(err).splitlines()[0] if str(err) else ''}); log in with `hf auth login` or set HF_TOKEN, "
-                           "and check that you may write to the repository") from err
+            raise HubError(
+                f"could not upload {folder} to {repo_id} ({type(err).__name__}: "
+                f"{str(err).splitlines()[0] if str(err) else ''}); log in with `hf auth login` or set HF_TOKEN, "
+                "and check that you may write to the repository"
+            ) from err
     return spec

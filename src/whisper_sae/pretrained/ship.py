@@ -40,15 +40,29 @@ def folder_for(name: str) -> str:
 
 def check_name(name: str) -> str:
     if not NAME_PATTERN.match(name or ""):
-        raise ValueError(f"shipped SAE name {name!r} is not of the form MODEL/HOOK[-VARIANT] in lower case, "
-                         "e.g. tiny.en/encoder.out or tiny.en/encoder.out-4608")
+        raise ValueError(
+            f"shipped SAE name {name!r} is not of the form MODEL/HOOK[-VARIANT] in lower case, "
+            "e.g. tiny.en/encoder.out or tiny.en/encoder.out-4608"
+        )
     return name
 
 
-def add(sae_dir: str | Path, name: str, *, eval_json: str | Path | None = None, headline: dict | None = None,
-        training_data: dict | None = None, licence: str = "MIT", licence_file: str | Path | None = None,
-        notes: str | None = None, recommended: bool = True, source: str | None = None, replace: bool = False,
-        root: str | Path | None = None, budget: int = BUDGET_BYTES) -> Path:
+def add(
+    sae_dir: str | Path,
+    name: str,
+    *,
+    eval_json: str | Path | None = None,
+    headline: dict | None = None,
+    training_data: dict | None = None,
+    licence: str = "MIT",
+    licence_file: str | Path | None = None,
+    notes: str | None = None,
+    recommended: bool = True,
+    source: str | None = None,
+    replace: bool = False,
+    root: str | Path | None = None,
+    budget: int = BUDGET_BYTES,
+) -> Path:
     """Ship the SAE folder ``sae_dir`` as ``name`` into ``root`` (default: this package); returns its folder.
 
     ``eval_json`` (an ``eval.json`` or its folder) gives the card's numbers, ``headline`` overrides or
@@ -75,8 +89,10 @@ def add(sae_dir: str | Path, name: str, *, eval_json: str | Path | None = None, 
     for key, tensor in tensors.items():
         if tensor.is_floating_point():
             if not torch.isfinite(tensor).all() or tensor.abs().max() > FP16_MAX:
-                raise ValueError(f"{sae_dir / WEIGHTS_FILE}: {key} has values that fp16 cannot hold (non-finite or "
-                                 f"beyond ±{FP16_MAX:g}); this SAE cannot be shipped in fp16")
+                raise ValueError(
+                    f"{sae_dir / WEIGHTS_FILE}: {key} has values that fp16 cannot hold (non-finite or "
+                    f"beyond ±{FP16_MAX:g}); this SAE cannot be shipped in fp16"
+                )
             tensor = tensor.half()
         half[key] = tensor.contiguous()
     cfg_doc = json.loads(json.dumps(cfg_doc))
@@ -95,10 +111,18 @@ def add(sae_dir: str | Path, name: str, *, eval_json: str | Path | None = None, 
             shutil.copyfile(licence_file, staging / LICENSE_FILE)
         load_pretrained(staging)  # and it must load after
         weights = (staging / WEIGHTS_FILE).read_bytes()
-        entry = entry_from(cfg_doc, folder=folder, eval_doc=read_json(eval_json, "eval.json") if eval_json else None,
-                           headline=headline, training_data=training_data, licence=licence, recommended=recommended,
-                           **({"source": source} if source else {}),
-                           weights_sha256=hashlib.sha256(weights).hexdigest(), storage_dtype="float16")
+        entry = entry_from(
+            cfg_doc,
+            folder=folder,
+            eval_doc=read_json(eval_json, "eval.json") if eval_json else None,
+            headline=headline,
+            training_data=training_data,
+            licence=licence,
+            recommended=recommended,
+            **({"source": source} if source else {}),
+            weights_sha256=hashlib.sha256(weights).hexdigest(),
+            storage_dtype="float16",
+        )
         (staging / CARD_FILE).write_text(render_card(name, entry, notes=notes), encoding="utf-8")
         for file in staging.iterdir():
             file.chmod(0o644)  # safetensors writes 0600; an installed package is read by every user
@@ -106,8 +130,10 @@ def add(sae_dir: str | Path, name: str, *, eval_json: str | Path | None = None, 
         old_size = sum(p.stat().st_size for p in (root / folder).rglob("*") if p.is_file()) if name in index else 0
         total = shipped_size(root) - old_size + new_size + 1024  # the index grows by about an entry
         if total > budget:
-            raise ValueError(f"shipping {name!r} ({new_size / 1e6:.1f} MB) would make the shipped SAEs {total / 1e6:.1f} MB, "
-                             f"over the {budget / 1e6:.0f} MB budget; ship a narrower SAE or remove one from {root / INDEX_FILE}")
+            raise ValueError(
+                f"shipping {name!r} ({new_size / 1e6:.1f} MB) would make the shipped SAEs {total / 1e6:.1f} MB, "
+                f"over the {budget / 1e6:.0f} MB budget; ship a narrower SAE or remove one from {root / INDEX_FILE}"
+            )
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise

@@ -4,11 +4,37 @@
 every stage may use it."""
 
 from .device import Prefetcher, autocast, cpu_has_fast_bf16, grad_scaler, prefetch, resolve_autocast, resolve_device
-from .distributed import (DISTRIBUTE_MODES, DataParallel, TrainingPlan, World, barrier, current_world,
-                          data_parallel, init_distributed, plan_training, rank_slice, shard_items)
+from .distributed import (
+    DISTRIBUTE_MODES,
+    DataParallel,
+    TrainingPlan,
+    World,
+    barrier,
+    current_world,
+    data_parallel,
+    init_distributed,
+    plan_training,
+    rank_slice,
+    shard_items,
+)
 
 __all__ = [
-    "DISTRIBUTE_MODES", "TrainingPlan", "plan_training", "DataParallel", "Prefetcher", "World", "autocast", "barrier", "current_world", "data_parallel",
-    "cpu_has_fast_bf16", "grad_scaler", "init_distributed", "prefetch", "rank_slice", "resolve_autocast", "resolve_device",
+    "DISTRIBUTE_MODES",
+    "TrainingPlan",
+    "plan_training",
+    "DataParallel",
+    "Prefetcher",
+    "World",
+    "autocast",
+    "barrier",
+    "current_world",
+    "data_parallel",
+    "cpu_has_fast_bf16",
+    "grad_scaler",
+    "init_distributed",
+    "prefetch",
+    "rank_slice",
+    "resolve_autocast",
+    "resolve_device",
     "shard_items",
 ]

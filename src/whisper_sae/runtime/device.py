@@ -8,7 +8,7 @@ import contextlib
 import os
 import queue
 import threading
-from typing import Iterable, Iterator
+from collections.abc import Iterable, Iterator
 
 import torch
 
@@ -53,8 +53,9 @@ def resolve_autocast(name: str | None, device: torch.device) -> torch.dtype | No
     if device.type == "cuda" and not torch.cuda.is_bf16_supported():
         if name == "auto":
             return None
-        raise ValueError(f"bf16 autocast was asked for but {torch.cuda.get_device_name(device)} lacks bf16; "
-                         "use fp16 or none")
+        raise ValueError(
+            f"bf16 autocast was asked for but {torch.cuda.get_device_name(device)} lacks bf16; use fp16 or none"
+        )
     if name == "auto" and device.type == "cpu" and not cpu_has_fast_bf16():
         # Measured on an AVX2-only EPYC: a bf16 autocast matmul ran ~40x slower than fp32.
         return None

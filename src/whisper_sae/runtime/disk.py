@@ -43,5 +43,7 @@ def check_free_space(path, limit_gb: float) -> None:
     free = free_gb(path)
     need = limit_gb - folder_gb(path)
     if need > free:
-        raise ValueError(f"--max-store-gb {limit_gb:g} needs {need:.2f} GB more but only {free:.2f} GB are free "
-                         f"at {Path(path).resolve()}; free some space, lower the limit or choose another --out")
+        raise ValueError(
+            f"--max-store-gb {limit_gb:g} needs {need:.2f} GB more but only {free:.2f} GB are free "
+            f"at {Path(path).resolve()}; free some space, lower the limit or choose another --out"
+        )

@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import datetime
 import os
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
 
 import torch
 import torch.distributed as dist
@@ -48,8 +48,7 @@ class World:
 def current_world() -> World:
     """The world of the process group this process joined, or a world of one."""
     if dist.is_available() and dist.is_initialized():
-        return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)),
-                     dist.get_backend())
+        return World(dist.get_rank(), dist.get_world_size(), int(os.environ.get("LOCAL_RANK", 0)), dist.get_backend())
     return World()
 
 
@@ -65,11 +64,14 @@ def init_distributed(device: str | torch.device | None = "auto", *, timeout_min:
         return current_world()
     for key in ("RANK", "MASTER_ADDR", "MASTER_PORT"):
         if key not in os.environ:
-            raise RuntimeError(f"WORLD_SIZE={size} is set but {key} is not; launch with torchrun "
-                               "(e.g. torchrun --nproc-per-node 2 -m whisper_sae.cli ...)")
+            raise RuntimeError(
+                f"WORLD_SIZE={size} is set but {key} is not; launch with torchrun "
+                "(e.g. torchrun --nproc-per-node 2 -m whisper_sae.cli ...)"
+            )
     local = int(os.environ.get("LOCAL_RANK", 0))
-    cuda = torch.cuda.is_available() and (device is None or str(device) in ("auto", "cuda")
-                                          or str(device).startswith("cuda"))
+    cuda = torch.cuda.is_available() and (
+        device is None or str(device) in ("auto", "cuda") or str(device).startswith("cuda")
+    )
     if cuda:
         torch.cuda.set_device(local % torch.cuda.device_count())
     dist.init_process_group("nccl" if cuda else "gloo", timeout=datetime.timedelta(minutes=timeout_min))
@@ -84,7 +86,7 @@ def barrier() -> None:
 def shard_items(items, world: World | None = None) -> list:
     """This rank's share of ``items``: every ``size``-th one starting at ``rank`` (disjoint, covering)."""
     world = world or current_world()
-    return list(items)[world.rank::world.size]
+    return list(items)[world.rank :: world.size]
 
 
 def _slice(batch, world: World):
@@ -92,10 +94,12 @@ def _slice(batch, world: World):
         return {k: _slice(v, world) for k, v in batch.items()}
     n = batch.shape[0]
     if n % world.size:
-        raise ValueError(f"a batch of {n} rows does not split evenly over {world.size} ranks; "
-                         f"use a batch size that is a multiple of {world.size}")
+        raise ValueError(
+            f"a batch of {n} rows does not split evenly over {world.size} ranks; "
+            f"use a batch size that is a multiple of {world.size}"
+        )
     part = n // world.size
-    return batch[world.rank * part:(world.rank + 1) * part]
+    return batch[world.rank * part : (world.rank + 1) * part]
 
 
 def rank_slice(batches: Iterable, world: World | None = None) -> Iterator:
@@ -144,7 +148,7 @@ class DataParallel:
         flat.div_(self.size)
         offset = 0
         for g in grads:
-            g.copy_(flat[offset:offset + g.numel()].view_as(g))
+            g.copy_(flat[offset : offset + g.numel()].view_as(g))
             offset += g.numel()
 
     def sum(self, tensor: torch.Tensor) -> torch.Tensor:
@@ -199,8 +203,12 @@ class TrainingPlan:
     """Checkpoint file, relative to the output folder; one per rank for ``saes``."""
 
 
-def plan_training(specs: list, world: World | None = None, distribute: str = "data",
-                  checkpoint: Path = Path("checkpoint") / "state.json") -> TrainingPlan:
+def plan_training(
+    specs: list,
+    world: World | None = None,
+    distribute: str = "data",
+    checkpoint: Path = Path("checkpoint") / "state.json",
+) -> TrainingPlan:
     """Split training over ranks.
 
     ``data``: every rank trains every SAE on its slice of each batch and the gradients are averaged
@@ -214,5 +222,9 @@ def plan_training(specs: list, world: World | None = None, distribute: str = "da
     if world.size == 1 or distribute == "data":
         return TrainingPlan(list(specs), DataParallel(world), world.size > 1, Path(checkpoint))
     mine = shard_items(specs, world)
-    return TrainingPlan(mine, DataParallel(World()), False,
-                        Path(checkpoint).parent / f"rank{world.rank:05d}-of-{world.size:05d}" / Path(checkpoint).name)
+    return TrainingPlan(
+        mine,
+        DataParallel(World()),
+        False,
+        Path(checkpoint).parent / f"rank{world.rank:05d}-of-{world.size:05d}" / Path(checkpoint).name,
+    )

@@ -13,9 +13,9 @@ import os
 import socket
 import sys
 import time
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 from filelock import FileLock, Timeout
 
@@ -63,8 +63,7 @@ def exclusive(folder: str | Path, what: str, *, suffix: str = "") -> Iterator[Pa
         ) from None
     holder = folder / holder_name
     try:
-        info = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv),
-                "started": time.time()}
+        info = {"pid": os.getpid(), "host": socket.gethostname(), "command": " ".join(sys.argv), "started": time.time()}
         holder.write_text(json.dumps(info) + "\n", encoding="utf-8")
         yield folder
     finally:

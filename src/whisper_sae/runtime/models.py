@@ -9,8 +9,12 @@ from .disk import gb_per_million_rows
 
 # name: (d_model, encoder layers, decoder layers, attention heads, mel bins); the FFN is 4 x d_model.
 SIZES = {
-    "tiny": (384, 4, 4, 6, 80), "base": (512, 6, 6, 8, 80), "small": (768, 12, 12, 12, 80),
-    "medium": (1024, 24, 24, 16, 80), "large-v2": (1280, 32, 32, 20, 80), "large-v3": (1280, 32, 32, 20, 128),
+    "tiny": (384, 4, 4, 6, 80),
+    "base": (512, 6, 6, 8, 80),
+    "small": (768, 12, 12, 12, 80),
+    "medium": (1024, 24, 24, 16, 80),
+    "large-v2": (1280, 32, 32, 20, 80),
+    "large-v3": (1280, 32, 32, 20, 128),
     "large-v3-turbo": (1280, 32, 4, 20, 128),
 }
 ENGLISH_ONLY = ("tiny", "base", "small", "medium")  # the sizes with a ``.en`` variant
@@ -33,10 +37,21 @@ def whisper_config(name: str):
     vocab = 51864 if english else (51866 if mels == 128 else 51865)
     eot = 50256 if english else 50257
     return WhisperConfig(
-        vocab_size=vocab, num_mel_bins=mels, d_model=d, encoder_layers=enc, decoder_layers=dec,
-        encoder_attention_heads=heads, decoder_attention_heads=heads, encoder_ffn_dim=4 * d, decoder_ffn_dim=4 * d,
-        max_source_positions=FRAMES_PER_WINDOW, max_target_positions=448, decoder_start_token_id=eot + 1,
-        pad_token_id=eot, bos_token_id=eot, eos_token_id=eot,
+        vocab_size=vocab,
+        num_mel_bins=mels,
+        d_model=d,
+        encoder_layers=enc,
+        decoder_layers=dec,
+        encoder_attention_heads=heads,
+        decoder_attention_heads=heads,
+        encoder_ffn_dim=4 * d,
+        decoder_ffn_dim=4 * d,
+        max_source_positions=FRAMES_PER_WINDOW,
+        max_target_positions=448,
+        decoder_start_token_id=eot + 1,
+        pad_token_id=eot,
+        bos_token_id=eot,
+        eos_token_id=eot,
     )
 
 
@@ -52,12 +67,16 @@ def parameter_count(name: str) -> int:
 
 def models_table(dtype: str = "float16") -> str:
     """Markdown: d_model, layers, and disk per million rows (and per 1000 h of audio) of one hook."""
-    lines = ["| model | d_model | layers (enc / dec) | params | GB per 1M activations per hook (fp16) "
-             "| GB per 1000 h, one encoder hook |", "|---|---:|---:|---:|---:|---:|"]
+    lines = [
+        "| model | d_model | layers (enc / dec) | params | GB per 1M activations per hook (fp16) "
+        "| GB per 1000 h, one encoder hook |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
     for name in model_names():
         d, enc, dec, _, _ = SIZES[name.removesuffix(".en")]
         per_m = gb_per_million_rows(d, dtype)
         per_kh = per_m * 1000 * 3600 * FRAMES_PER_SECOND / 1e6
-        lines.append(f"| {name} | {d} | {enc} / {dec} | {parameter_count(name) / 1e6:.0f} M | {per_m:.3f} "
-                     f"| {per_kh:.0f} |")
+        lines.append(
+            f"| {name} | {d} | {enc} / {dec} | {parameter_count(name) / 1e6:.0f} M | {per_m:.3f} | {per_kh:.0f} |"
+        )
     return "\n".join(lines)

@@ -22,15 +22,23 @@ architecture registry load without torch (the CLI builds its flags from them).
 from whisper_sae._lazy import lazy_exports
 
 _EXPORTS = {
-    "ARCHITECTURES": "architectures", "get_architecture": "architectures",
+    "ARCHITECTURES": "architectures",
+    "get_architecture": "architectures",
     "SAEConfig": "config",
-    "SAEOutput": "model", "SparseAutoencoder": "model",
-    "convert_original": "io", "load_pretrained": "io", "save_pretrained": "io",
-    "SAESpec": "trained_sae", "TrainedSAE": "trained_sae",
-    "TrainConfig": "train_config", "StoreConfig": "train_config",
-    "TrainingError": "loop", "fit": "loop",
+    "SAEOutput": "model",
+    "SparseAutoencoder": "model",
+    "convert_original": "io",
+    "load_pretrained": "io",
+    "save_pretrained": "io",
+    "SAESpec": "trained_sae",
+    "TrainedSAE": "trained_sae",
+    "TrainConfig": "train_config",
+    "StoreConfig": "train_config",
+    "TrainingError": "loop",
+    "fit": "loop",
     "CheckpointError": "checkpoint",
-    "train": "store_training", "train_specs": "store_training",
+    "train": "store_training",
+    "train_specs": "store_training",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -54,8 +54,11 @@ def write(path: Path, meta: dict, tensors: dict[str, torch.Tensor]) -> Path:
     step = int(meta["step"])
     tensor_file = path.with_name(f"{path.stem}-{step:09d}.safetensors")
     tmp = tensor_file.with_name(tensor_file.name + ".tmp")
-    save_file({key: value.detach().cpu().contiguous() for key, value in tensors.items()}, str(tmp),
-              metadata={"format": FORMAT, "step": str(step)})
+    save_file(
+        {key: value.detach().cpu().contiguous() for key, value in tensors.items()},
+        str(tmp),
+        metadata={"format": FORMAT, "step": str(step)},
+    )
     os.replace(tmp, tensor_file)
     doc = {"format": FORMAT, "tensors": tensor_file.name, **meta}
     tmp = path.with_name(path.name + ".tmp")
@@ -104,7 +107,9 @@ def rng_tensors(generator: torch.Generator) -> dict[str, torch.Tensor]:
 def restore_rng(tensors: dict[str, torch.Tensor], generator: torch.Generator) -> None:
     torch.set_rng_state(tensors["rng/cpu"])
     generator.set_state(tensors["rng/generator"])
-    cuda = [tensors[key] for key in sorted((k for k in tensors if k.startswith("rng/cuda/")),
-                                             key=lambda k: int(k.rsplit("/", 1)[1]))]
+    cuda = [
+        tensors[key]
+        for key in sorted((k for k in tensors if k.startswith("rng/cuda/")), key=lambda k: int(k.rsplit("/", 1)[1]))
+    ]
     if cuda and torch.cuda.is_available():
         torch.cuda.set_rng_state_all(cuda)

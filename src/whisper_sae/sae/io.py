@@ -25,8 +25,17 @@ FORMAT = "whisper-sae-sae/1"
 
 REQUIRED_KEYS = {"architecture", "d_in", "d_sae"}
 KNOWN_KEYS = REQUIRED_KEYS | {
-    "dtype", "device", "apply_b_dec_to_input", "normalize_activations", "reshape_activations", "metadata",
-    "k", "rescale_acts_by_decoder_norm", "hook_name", "model_name", "whisper_sae",
+    "dtype",
+    "device",
+    "apply_b_dec_to_input",
+    "normalize_activations",
+    "reshape_activations",
+    "metadata",
+    "k",
+    "rescale_acts_by_decoder_norm",
+    "hook_name",
+    "model_name",
+    "whisper_sae",
 }
 
 
@@ -41,7 +50,9 @@ def save_pretrained(sae: SparseAutoencoder, path, **training) -> Path:
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     cfg = sae.cfg
-    tensors = {name: getattr(sae, name).detach().float().cpu().contiguous() for name in ("W_enc", "b_enc", "W_dec", "b_dec")}
+    tensors = {
+        name: getattr(sae, name).detach().float().cpu().contiguous() for name in ("W_enc", "b_enc", "W_dec", "b_dec")
+    }
     if sae.arch.has_threshold:
         tensors["threshold"] = sae.get_threshold().detach().float().cpu().contiguous()
     meta = {"hook_name": cfg.hook_name, "model_name": cfg.model_name}
@@ -78,7 +89,9 @@ def read_config(path) -> tuple[SAEConfig, dict]:
     path = Path(path)
     cfg_path = path / CFG_FILE
     if not cfg_path.is_file():
-        raise FileNotFoundError(f"{path} is not an SAE folder: it has no {CFG_FILE} (expected {CFG_FILE} + {WEIGHTS_FILE})")
+        raise FileNotFoundError(
+            f"{path} is not an SAE folder: it has no {CFG_FILE} (expected {CFG_FILE} + {WEIGHTS_FILE})"
+        )
     try:
         doc = json.loads(cfg_path.read_text())
     except json.JSONDecodeError as err:
@@ -87,7 +100,9 @@ def read_config(path) -> tuple[SAEConfig, dict]:
         raise ValueError(f"{cfg_path} must hold a JSON object, got {type(doc).__name__}")
     missing = sorted(REQUIRED_KEYS - doc.keys())
     if missing:
-        raise ValueError(f"{cfg_path} lacks the required key(s) {missing}; an SAE cfg.json needs {sorted(REQUIRED_KEYS)}")
+        raise ValueError(
+            f"{cfg_path} lacks the required key(s) {missing}; an SAE cfg.json needs {sorted(REQUIRED_KEYS)}"
+        )
     unknown = sorted(doc.keys() - KNOWN_KEYS)
     if unknown:
         raise ValueError(f"{cfg_path} has unknown key(s) {unknown}; known keys are {sorted(KNOWN_KEYS)}")
@@ -99,8 +114,10 @@ def read_config(path) -> tuple[SAEConfig, dict]:
             f"are {saelens_names()}"
         )
     if doc.get("normalize_activations", "none") != "none":
-        raise ValueError(f"{cfg_path}: normalize_activations={doc['normalize_activations']!r} is not supported; "
-                         "fold the normalisation into the weights and write 'none'")
+        raise ValueError(
+            f"{cfg_path}: normalize_activations={doc['normalize_activations']!r} is not supported; "
+            "fold the normalisation into the weights and write 'none'"
+        )
     if doc.get("rescale_acts_by_decoder_norm"):
         raise ValueError(f"{cfg_path}: rescale_acts_by_decoder_norm=true is not supported")
     meta = doc.get("metadata") or {}
@@ -170,8 +187,10 @@ def model_config(model: str):
     name = text.rstrip("/").split("/")[-1].removeprefix("whisper-")
     if name in model_names():
         return whisper_config(name)
-    raise ValueError(f"Whisper model {text!r} is not known; give one of {', '.join(model_names())} (optionally as "
-                     "openai/whisper-NAME) or a model folder holding config.json")
+    raise ValueError(
+        f"Whisper model {text!r} is not known; give one of {', '.join(model_names())} (optionally as "
+        "openai/whisper-NAME) or a model folder holding config.json"
+    )
 
 
 def check_hook(hook_name: str, model_name: str, d_in: int, *, what: str = "this SAE") -> str:
@@ -182,9 +201,11 @@ def check_hook(hook_name: str, model_name: str, d_in: int, *, what: str = "this 
     config = model_config(model_name)
     point = HookPoint.parse(hook_name, config)  # UnknownHookError (a ValueError) lists the valid names
     if int(config.d_model) != int(d_in):
-        raise ValueError(f"{what} reads activations of width d_in={d_in}, but {model_name} has d_model="
-                         f"{config.d_model}; name the model it was trained on with --model (the original "
-                         "checkpoints, d_in 384, are of tiny / tiny.en)")
+        raise ValueError(
+            f"{what} reads activations of width d_in={d_in}, but {model_name} has d_model="
+            f"{config.d_model}; name the model it was trained on with --model (the original "
+            "checkpoints, d_in 384, are of tiny / tiny.en)"
+        )
     return point.name
 
 
@@ -199,7 +220,9 @@ def convert_original(pth, out, *, hook_name: str = ORIGINAL_HOOK, model_name: st
     try:
         state = torch.load(pth, map_location="cpu", weights_only=True)
     except Exception as err:  # a pickle with code in it, or not a torch file at all
-        raise ValueError(f"{pth} is not a plain state dict of tensors ({type(err).__name__}); it was not loaded") from None
+        raise ValueError(
+            f"{pth} is not a plain state dict of tensors ({type(err).__name__}); it was not loaded"
+        ) from None
     if not isinstance(state, dict) or "encoder.weight" not in state:
         keys = sorted(state)[:8] if isinstance(state, dict) else type(state).__name__
         raise ValueError(f"{pth} is not an original whisper-sae state dict (encoder.weight, ...); it holds {keys}")

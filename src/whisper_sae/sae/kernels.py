@@ -17,7 +17,6 @@ from torch import Tensor
 from torch.autograd import Function
 
 
-
 def _coo(rows: Tensor, cols: Tensor, values: Tensor, shape: tuple[int, int]) -> Tensor:
     return torch.sparse_coo_tensor(torch.stack([rows, cols]), values, shape, check_invariants=False)
 
@@ -88,8 +87,9 @@ class _SparseDecode(Function):
             crow = torch.arange(0, batch * k + 1, k, device=indices.device)
             with warnings.catch_warnings():  # "CSR support is in beta": sampled_addmm is what we need
                 warnings.simplefilter("ignore")
-                pattern = torch.sparse_csr_tensor(crow, indices.reshape(-1), values.new_zeros(batch * k).float(),
-                                                  (batch, n), check_invariants=False)
+                pattern = torch.sparse_csr_tensor(
+                    crow, indices.reshape(-1), values.new_zeros(batch * k).float(), (batch, n), check_invariants=False
+                )
             grad_values = torch.sparse.sampled_addmm(pattern, g_out, W_dec.T, beta=0.0).values().view(batch, k)
         elif ctx.needs_input_grad[0]:
             grad_values = values.new_zeros(batch, 0)
@@ -99,8 +99,16 @@ class _SparseDecode(Function):
         return grad_values, None, grad_w
 
 
-def topk_encode(x_c: Tensor, W_enc: Tensor, b_enc: Tensor, k: int, *, compute_dtype=torch.float32,
-                dead: Tensor | None = None, k_aux: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def topk_encode(
+    x_c: Tensor,
+    W_enc: Tensor,
+    b_enc: Tensor,
+    k: int,
+    *,
+    compute_dtype=torch.float32,
+    dead: Tensor | None = None,
+    k_aux: int = 0,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Top-k codes of x_c (already centred): (values, indices, aux_values, aux_indices)."""
     return _TopKEncode.apply(x_c, W_enc, b_enc, k, compute_dtype, dead, k_aux)
 

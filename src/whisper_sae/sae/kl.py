@@ -126,8 +126,9 @@ class SplicedWhisper:
             return run_encoder(self.lw, batch.features, [self.hook.name])[self.hook.name].float()
         enc = run_encoder(self.lw, batch.features, ["encoder.out"])["encoder.out"]
         batch.extra["encoder_out"] = enc
-        acts = run_decoder_teacher_forced(self.lw, enc, [it.tokens for it in batch.items], [self.hook.name],
-                                          pad_id=self.lw.eot_id)[self.hook.name]
+        acts = run_decoder_teacher_forced(
+            self.lw, enc, [it.tokens for it in batch.items], [self.hook.name], pad_id=self.lw.eot_id
+        )[self.hook.name]
         return acts.float()
 
     def mask(self, batch: KLBatch, acts: Tensor) -> Tensor:
@@ -142,7 +143,7 @@ class SplicedWhisper:
         if self.hook.side == "encoder":
             x = acts
             if self.hook.layer is not None:
-                for layer in self.core.encoder.layers[self.hook.layer + 1:]:
+                for layer in self.core.encoder.layers[self.hook.layer + 1 :]:
                     out = layer(x, None)
                     x = out[0] if isinstance(out, tuple) else out
                 x = self.core.encoder.layer_norm(x)
@@ -150,8 +151,11 @@ class SplicedWhisper:
         # Decoder hook: the decoder runs whole and the hook's output is swapped for ``acts``; the blocks
         # before the hook build no graph (nothing they touch requires grad).
         with patch(self.lw.model, self.hook.name, lambda _: acts):
-            return decoder(input_ids=batch.ids, encoder_hidden_states=batch.extra["encoder_out"].to(self.param.dtype),
-                           use_cache=False).last_hidden_state
+            return decoder(
+                input_ids=batch.ids,
+                encoder_hidden_states=batch.extra["encoder_out"].to(self.param.dtype),
+                use_cache=False,
+            ).last_hidden_state
 
     def logits(self, batch: KLBatch, hidden: Tensor) -> Tensor:
         """Logits [n_tokens, vocab] float32 at the predicting positions (the output projection runs on those only)."""
@@ -171,8 +175,10 @@ class SplicedWhisper:
 def token_kl(clean: Tensor, spliced: Tensor) -> Tensor:
     """Mean over tokens of KL(softmax(clean) || softmax(spliced)), in nats; ``clean`` carries no gradient."""
     if clean.shape != spliced.shape or clean.ndim != 2:
-        raise ValueError(f"clean and spliced logits must both be [tokens, vocab]; got {tuple(clean.shape)} and "
-                         f"{tuple(spliced.shape)}")
+        raise ValueError(
+            f"clean and spliced logits must both be [tokens, vocab]; got {tuple(clean.shape)} and "
+            f"{tuple(spliced.shape)}"
+        )
     if clean.shape[0] == 0:
         raise ValueError("no transcript token to score: every utterance of the batch has an empty token sequence")
     log_p = F.log_softmax(clean.detach().float(), dim=-1)

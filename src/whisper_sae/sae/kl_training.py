@@ -41,8 +41,10 @@ from .trained_sae import SAESpec, TrainedSAE
 
 # ------------------------------------------------------------------------------------ the data
 
-def load_items(lw, corpus, kl: KLConfig, *, batch_size: int = 8, need_text: bool = True
-               ) -> tuple[list[KLItem], list[dict], str]:
+
+def load_items(
+    lw, corpus, kl: KLConfig, *, batch_size: int = 8, need_text: bool = True
+) -> tuple[list[KLItem], list[dict], str]:
     """The corpus' utterances as ``KLItem`` (tokens ready), the skipped ones with the reason, the corpus spec.
     ``need_text=False`` (MSE at an encoder hook: the decoder never runs) skips transcribing utterances
     without a reference; they get the prompt and the end token only."""
@@ -65,7 +67,7 @@ def load_items(lw, corpus, kl: KLConfig, *, batch_size: int = 8, need_text: bool
             item.tokens, item.text_source = [*prompt, lw.eot_id], "none"
         items.append(item)
     for start in range(0, len(untranscribed), batch_size):
-        chunk = untranscribed[start: start + batch_size]
+        chunk = untranscribed[start : start + batch_size]
         for item, text in zip(chunk, lw.transcribe([it.audio for it in chunk], batch_size=len(chunk))):
             body = lw.text_tokens(text) if text.strip() else []
             item.tokens = [*prompt, *body, lw.eot_id]
@@ -76,17 +78,21 @@ def load_items(lw, corpus, kl: KLConfig, *, batch_size: int = 8, need_text: bool
         else:
             kept.append(item)
     if not kept:
-        raise ValueError(f"corpus {spec} gave no utterance of at most {WINDOW_SECONDS:.0f} s to train on; KL training "
-                         "needs speech in 30-s windows (with transcripts, or Whisper transcribes it)")
+        raise ValueError(
+            f"corpus {spec} gave no utterance of at most {WINDOW_SECONDS:.0f} s to train on; KL training "
+            "needs speech in 30-s windows (with transcripts, or Whisper transcribes it)"
+        )
     skipped += [{"id": s.get("id"), "reason": s.get("reason")} for s in getattr(utts, "skipped", [])]
     return kept, skipped, spec
 
 
 def utterance_batches(n: int, per_step: int, seed: int):
     """Endless lists of utterance indices: each epoch a fresh seeded permutation, cut into batches."""
+
     def order():
         for epoch in itertools.count():
             yield from np.random.default_rng([seed, epoch]).permutation(n).tolist()
+
     it = order()
     while True:
         yield list(itertools.islice(it, per_step))
@@ -94,11 +100,24 @@ def utterance_batches(n: int, per_step: int, seed: int):
 
 # ------------------------------------------------------------------------------------ the loop
 
+
 class KLTrainer(Trainer):
     """One SAE trained through Whisper (see the module docstring); the rest is ``sae.loop.Trainer``."""
 
-    def __init__(self, spec: SAESpec, config: TrainConfig, out, *, runner: SplicedWhisper, items: list[KLItem],
-                 kl: KLConfig, parent: SparseAutoencoder | None = None, parent_dir=None, init_rows=None, val=None):
+    def __init__(
+        self,
+        spec: SAESpec,
+        config: TrainConfig,
+        out,
+        *,
+        runner: SplicedWhisper,
+        items: list[KLItem],
+        kl: KLConfig,
+        parent: SparseAutoencoder | None = None,
+        parent_dir=None,
+        init_rows=None,
+        val=None,
+    ):
         super().__init__([spec], config, out, val=val)
         if self.parallel.size > 1:
             raise ValueError("KL training runs in one process; launch it without torchrun")
@@ -118,8 +137,14 @@ class KLTrainer(Trainer):
             else:
                 rows = self.init_rows
                 if rows is None:  # the first batch's activations
-                    batch = self.runner.prepare([self.items[i] for i in next(iter(utterance_batches(
-                        len(self.items), self.kl.utterances_per_step, self.config.seed)))])
+                    batch = self.runner.prepare(
+                        [
+                            self.items[i]
+                            for i in next(
+                                iter(utterance_batches(len(self.items), self.kl.utterances_per_step, self.config.seed))
+                            )
+                        ]
+                    )
                     acts = self.runner.prefix(batch)
                     rows = acts[self.runner.mask(batch, acts)]
                 member.init_from_data(rows.to(self.device).float(), self.config.b_dec_init, self.config.normalize)
@@ -137,11 +162,14 @@ class KLTrainer(Trainer):
             for _ in range(self.step):
                 next(it)
         elif ckpt_io.exists(ckpt):
-            raise FileExistsError(f"{self.out} already holds a training checkpoint; pass resume=True (--resume) to "
-                                  "continue it, or choose another output folder")
+            raise FileExistsError(
+                f"{self.out} already holds a training checkpoint; pass resume=True (--resume) to "
+                "continue it, or choose another output folder"
+            )
         for member in self.members:
-            self.logs[member.name] = MetricsLog(self._folder(member) / METRICS_FILE,
-                                                resume_step=self.step if resume else None)
+            self.logs[member.name] = MetricsLog(
+                self._folder(member) / METRICS_FILE, resume_step=self.step if resume else None
+            )
         return it
 
     def _train_step(self, batch) -> None:
@@ -178,7 +206,9 @@ class KLTrainer(Trainer):
                 loss = loss + kl.mse_weight * nmse
                 parts["nmse"] = nmse.detach()
         if not bool(torch.isfinite(loss)):
-            self._fail(f"the loss of SAE {member.name or member.hook!r} became {float(loss.detach())} at step {self.step}")
+            self._fail(
+                f"the loss of SAE {member.name or member.hook!r} became {float(loss.detach())} at step {self.step}"
+            )
         member.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.step(member.optimizer)
@@ -186,8 +216,13 @@ class KLTrainer(Trainer):
         member.objective.after_step()
         seconds = time.perf_counter() - start
         member.record(out._replace(loss=loss.detach(), parts=parts), x, seconds)
-        member.handle_dead(lambda: x, step=self.step, steps=cfg.steps, dead_after_tokens=cfg.dead_after_tokens,
-                           generator=self.generator)
+        member.handle_dead(
+            lambda: x,
+            step=self.step,
+            steps=cfg.steps,
+            dead_after_tokens=cfg.dead_after_tokens,
+            generator=self.generator,
+        )
         c = self.counters
         c["utterances"] += len(batch)
         c["tokens"] += data.n_tokens
@@ -200,23 +235,31 @@ class KLTrainer(Trainer):
     def _log_extra(self, member: TrainedSAE) -> dict:
         c = self.counters
         seconds = max(c["seconds"], 1e-9)
-        extra = {"utterances_per_s": c["utterances"] / seconds, "text_tokens_per_s": c["tokens"] / seconds,
-                 "prefix_frac": c["prefix_s"] / seconds, "objective": self.kl.objective}
+        extra = {
+            "utterances_per_s": c["utterances"] / seconds,
+            "text_tokens_per_s": c["tokens"] / seconds,
+            "prefix_frac": c["prefix_s"] / seconds,
+            "objective": self.kl.objective,
+        }
         self._reset_counters()
         return extra
 
     def _training_extra(self, member: TrainedSAE) -> dict:
         extra = {"loss": self.kl.objective, "kl": dataclasses.asdict(self.kl)}
         if self.parent_dir is not None:
-            extra["parent"] = {"path": str(Path(self.parent_dir).resolve()),
-                               "config": self.parent.cfg.to_dict() if self.parent is not None else None}
+            extra["parent"] = {
+                "path": str(Path(self.parent_dir).resolve()),
+                "config": self.parent.cfg.to_dict() if self.parent is not None else None,
+            }
         return extra
 
 
 def load_parent(member: TrainedSAE, parent: SparseAutoencoder) -> None:
     """Start ``member`` from a saved SAE: its weights, unfolded into normalised units with its activation_scale."""
     scale = float(parent.cfg.activation_scale)
-    state = {key: value.detach().clone().float().to(member.sae.W_enc.device) for key, value in parent.state_dict().items()}
+    state = {
+        key: value.detach().clone().float().to(member.sae.W_enc.device) for key, value in parent.state_dict().items()
+    }
     state["W_enc"] = state["W_enc"] / scale
     state["W_dec"] = state["W_dec"] * scale
     state["b_dec"] = state["b_dec"] * scale
@@ -225,6 +268,7 @@ def load_parent(member: TrainedSAE, parent: SparseAutoencoder) -> None:
 
 
 # ------------------------------------------------------------------------------------ entry points
+
 
 def _train_options(options: dict) -> tuple[dict, dict]:
     kl_fields = {f.name for f in dataclasses.fields(KLConfig)}
@@ -246,14 +290,30 @@ def _split(items: list[KLItem], store, holdout: float, split_seed: int):
     held = {store.utterance(int(i))["id"] for i in val_idx}
     train = [it for it in items if it.id not in held]
     if not train:
-        raise ValueError(f"every utterance of the corpus is held out by store {store.path}; give a corpus with "
-                         "other utterances or a smaller holdout")
+        raise ValueError(
+            f"every utterance of the corpus is held out by store {store.path}; give a corpus with "
+            "other utterances or a smaller holdout"
+        )
     return train, val_idx
 
 
-def run_kl(spec: SAESpec, lw, corpus, *, out, store=None, parent=None, parent_dir=None, steps: int | None = None,
-           resume: bool = False, stop_after: int | None = None, holdout: float = 0.1, split_seed: int = 0,
-           init_batch_size: int = 4096, **options) -> Path:
+def run_kl(
+    spec: SAESpec,
+    lw,
+    corpus,
+    *,
+    out,
+    store=None,
+    parent=None,
+    parent_dir=None,
+    steps: int | None = None,
+    resume: bool = False,
+    stop_after: int | None = None,
+    holdout: float = 0.1,
+    split_seed: int = 0,
+    init_batch_size: int = 4096,
+    **options,
+) -> Path:
     """Train ``spec`` through Whisper ``lw`` on ``corpus``; the shared body of ``finetune`` and ``train``."""
     kl_kw, train_kw = _train_options(options)
     kl = KLConfig(**kl_kw)
@@ -262,8 +322,10 @@ def run_kl(spec: SAESpec, lw, corpus, *, out, store=None, parent=None, parent_di
     hook = spec.config.hook_name
     store = open_store(store)
     if store is not None and hook not in store.hooks:
-        raise ValueError(f"store {store.path} has no hook {hook!r} (it holds {', '.join(store.hooks)}); give a store "
-                         "of the SAE's hook, or none")
+        raise ValueError(
+            f"store {store.path} has no hook {hook!r} (it holds {', '.join(store.hooks)}); give a store "
+            "of the SAE's hook, or none"
+        )
     need_text = kl.objective != "mse" or not str(hook).startswith("encoder")
     items, skipped, corpus_spec = load_items(lw, corpus, kl, need_text=need_text)
     val = None
@@ -274,24 +336,46 @@ def run_kl(spec: SAESpec, lw, corpus, *, out, store=None, parent=None, parent_di
     steps_per_epoch = len(items) / kl.utterances_per_step
     if steps is None:
         steps = max(1, math.ceil(kl.epochs * steps_per_epoch))
-    extra = {"objective": kl.objective, "mse_weight": kl.mse_weight, "utterances_per_step": kl.utterances_per_step,
-             "decoder_text": kl.decoder_text, "model": lw.name, "hook": hook,
-             "corpus": record_path(corpus_spec, out), "train_utterances": len(items),
-             "skipped_utterances": len(skipped), "store": record_path(store.path, out) if store is not None else None,
-             "holdout": holdout if store is not None else None, "split_seed": split_seed if store is not None else None,
-             "parent": record_path(parent_dir, out) if parent_dir is not None else None}
+    extra = {
+        "objective": kl.objective,
+        "mse_weight": kl.mse_weight,
+        "utterances_per_step": kl.utterances_per_step,
+        "decoder_text": kl.decoder_text,
+        "model": lw.name,
+        "hook": hook,
+        "corpus": record_path(corpus_spec, out),
+        "train_utterances": len(items),
+        "skipped_utterances": len(skipped),
+        "store": record_path(store.path, out) if store is not None else None,
+        "holdout": holdout if store is not None else None,
+        "split_seed": split_seed if store is not None else None,
+        "parent": record_path(parent_dir, out) if parent_dir is not None else None,
+    }
     config = TrainConfig(steps=steps, steps_per_epoch=steps_per_epoch, extra=extra, **train_kw)
     init_rows = None
     if parent is None and store is not None and not resume:
         train_idx, _ = store.split_utterances(holdout, split_seed)
-        head = itertools.islice(store.batches(hook, batch_size=init_batch_size, seed=config.seed,
-                                              utterances=train_idx, loop=True), config.init_batches)
+        head = itertools.islice(
+            store.batches(hook, batch_size=init_batch_size, seed=config.seed, utterances=train_idx, loop=True),
+            config.init_batches,
+        )
         init_rows = torch.cat(list(head))
     runner = SplicedWhisper(lw, hook)
-    trainer = KLTrainer(spec, config, out, runner=runner, items=items, kl=kl, parent=parent, parent_dir=parent_dir,
-                        init_rows=init_rows, val=val)
-    trainer.run(utterance_batches(len(items), kl.utterances_per_step, config.seed), resume=resume,
-                stop_after=stop_after)
+    trainer = KLTrainer(
+        spec,
+        config,
+        out,
+        runner=runner,
+        items=items,
+        kl=kl,
+        parent=parent,
+        parent_dir=parent_dir,
+        init_rows=init_rows,
+        val=val,
+    )
+    trainer.run(
+        utterance_batches(len(items), kl.utterances_per_step, config.seed), resume=resume, stop_after=stop_after
+    )
     return Path(out)
 
 
@@ -301,9 +385,22 @@ def default_out(sae_dir, objective: str) -> Path:
     return sae_dir.with_name(f"{sae_dir.name}-{objective.replace('+', '')}")
 
 
-def finetune(sae_dir, corpus=None, *, out=None, store=None, model=None, steps: int | None = None,
-             resume: bool = False, stop_after: int | None = None, coef: float | None = None, device: str = "auto",
-             holdout: float | None = None, split_seed: int | None = None, **options) -> Path:
+def finetune(
+    sae_dir,
+    corpus=None,
+    *,
+    out=None,
+    store=None,
+    model=None,
+    steps: int | None = None,
+    resume: bool = False,
+    stop_after: int | None = None,
+    coef: float | None = None,
+    device: str = "auto",
+    holdout: float | None = None,
+    split_seed: int | None = None,
+    **options,
+) -> Path:
     """Fine-tune the SAE in ``sae_dir`` on Whisper's logits (``objective="kl"`` by default; see ``KLConfig``).
 
     ``corpus``: speech to train on (default: the corpus of ``store``). ``store``: an activation store of the
@@ -320,8 +417,10 @@ def finetune(sae_dir, corpus=None, *, out=None, store=None, model=None, steps: i
     if steps is not None and (not isinstance(steps, int) or isinstance(steps, bool) or steps < 1):
         raise ValueError(f"steps must be an integer >= 1, got {steps!r}")
     if not SAEFolder(sae_dir).exists():
-        raise FileNotFoundError(f"SAE folder {sae_dir} does not exist or lacks cfg.json / sae_weights.safetensors; "
-                                "give a folder written by `whisper-sae train`")
+        raise FileNotFoundError(
+            f"SAE folder {sae_dir} does not exist or lacks cfg.json / sae_weights.safetensors; "
+            "give a folder written by `whisper-sae train`"
+        )
     from ..runtime import resolve_device
 
     parent = SparseAutoencoder.from_pretrained(sae_dir, device="cpu").eval()
@@ -332,10 +431,14 @@ def finetune(sae_dir, corpus=None, *, out=None, store=None, model=None, steps: i
         if corpus is None:
             raise ValueError("give --corpus (speech to fine-tune on), or a --store whose corpus is recorded")
     if not parent.cfg.hook_name:
-        raise ValueError(f"the SAE in {sae_dir} names no hook (hook_name is empty in its cfg.json); it cannot be spliced in")
+        raise ValueError(
+            f"the SAE in {sae_dir} names no hook (hook_name is empty in its cfg.json); it cannot be spliced in"
+        )
     if store is not None and parent.cfg.hook_name not in store.hooks:
-        raise ValueError(f"store {store.path} has no hook {parent.cfg.hook_name!r} (it holds {', '.join(store.hooks)}); "
-                         "give a store of the SAE's hook, or none")
+        raise ValueError(
+            f"store {store.path} has no hook {parent.cfg.hook_name!r} (it holds {', '.join(store.hooks)}); "
+            "give a store of the SAE's hook, or none"
+        )
     objective = options.get("objective", "kl")
     out = Path(out) if out is not None else default_out(sae_dir, objective)
     if out.resolve() == sae_dir.resolve():
@@ -344,10 +447,22 @@ def finetune(sae_dir, corpus=None, *, out=None, store=None, model=None, steps: i
     lw = open_model(model, sae=parent, device=device)
     parent.check_compatible(lw.d_model, parent.cfg.hook_name, lw.name)
     if coef is None:
-        coef = ((ours.get("training") or {}).get("coef"))
+        coef = (ours.get("training") or {}).get("coef")
     options.setdefault("sparsity_warmup_steps", 0)
     spec = SAESpec(SAEConfig(**parent.cfg.to_dict()), coef=coef)
-    return run_kl(spec, lw, corpus, out=out, store=store, parent=parent, parent_dir=sae_dir, steps=steps,
-                  resume=resume, stop_after=stop_after, holdout=split.holdout, split_seed=split.split_seed,
-                  device=str(device), **options)
-
+    return run_kl(
+        spec,
+        lw,
+        corpus,
+        out=out,
+        store=store,
+        parent=parent,
+        parent_dir=sae_dir,
+        steps=steps,
+        resume=resume,
+        stop_after=stop_after,
+        holdout=split.holdout,
+        split_seed=split.split_seed,
+        device=str(device),
+        **options,
+    )

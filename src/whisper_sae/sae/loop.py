@@ -52,7 +52,9 @@ class _NoLog:
 def _select(batch, member: TrainedSAE) -> Tensor:
     if isinstance(batch, dict):
         if member.hook not in batch:
-            raise ValueError(f"SAE {member.name!r} reads hook {member.hook!r}, which the batches lack ({sorted(batch)})")
+            raise ValueError(
+                f"SAE {member.name!r} reads hook {member.hook!r}, which the batches lack ({sorted(batch)})"
+            )
         return batch[member.hook]
     return batch
 
@@ -60,8 +62,16 @@ def _select(batch, member: TrainedSAE) -> Tensor:
 class Trainer:
     """One pass of training for a list of SAEs sharing the batches. Read ``run`` top to bottom."""
 
-    def __init__(self, specs: list[SAESpec], config: TrainConfig, out, *, val=None,
-                 parallel: DataParallel | None = None, checkpoint: Path = CHECKPOINT):
+    def __init__(
+        self,
+        specs: list[SAESpec],
+        config: TrainConfig,
+        out,
+        *,
+        val=None,
+        parallel: DataParallel | None = None,
+        checkpoint: Path = CHECKPOINT,
+    ):
         if not specs:
             raise ValueError("give at least one SAE to train")
         names = [spec.name for spec in specs]
@@ -80,8 +90,14 @@ class Trainer:
         self.generator = torch.Generator().manual_seed(config.seed)
         torch.manual_seed(config.seed)
         self.members = [
-            TrainedSAE(spec, device=self.device, compute_dtype=self.amp or torch.float32, lr=config.lr,
-                       betas=config.betas, options=config.options_for(spec.config.architecture))
+            TrainedSAE(
+                spec,
+                device=self.device,
+                compute_dtype=self.amp or torch.float32,
+                lr=config.lr,
+                betas=config.betas,
+                options=config.options_for(spec.config.architecture),
+            )
             for spec in specs
         ]
         self.step = 0
@@ -99,25 +115,33 @@ class Trainer:
         if resume and ckpt_io.exists(ckpt):
             self._load_checkpoint(ckpt)
             # Same seed, same stream: skipping the batches already trained on puts the data where it was.
-            for _ in tqdm(range(self.step), desc="skipping to the checkpoint's data position", leave=False,
-                          disable=self.step < 50):
+            for _ in tqdm(
+                range(self.step), desc="skipping to the checkpoint's data position", leave=False, disable=self.step < 50
+            ):
                 next(it)
         else:
             if ckpt_io.exists(ckpt):
-                raise FileExistsError(f"{self.out} already holds a training checkpoint; pass resume=True "
-                                      "(--resume) to continue it, or choose another output folder")
+                raise FileExistsError(
+                    f"{self.out} already holds a training checkpoint; pass resume=True "
+                    "(--resume) to continue it, or choose another output folder"
+                )
             head = list(itertools.islice(it, self.config.init_batches))
             if not head:
                 raise ValueError("the batch stream is empty: no activations to train on")
             for member in self.members:
                 # Every rank sees the global batches, so every rank picks the same scale and b_dec.
-                sample = torch.cat([self.parallel.gather_rows(_select(b, member).to(self.device)) for b in head]).float()
+                sample = torch.cat(
+                    [self.parallel.gather_rows(_select(b, member).to(self.device)) for b in head]
+                ).float()
                 member.init_from_data(sample, self.config.b_dec_init, self.config.normalize)
             it = itertools.chain(head, it)
         for member in self.members:
             folder = self._folder(member)
-            self.logs[member.name] = (MetricsLog(folder / METRICS_FILE, resume_step=self.step if resume else None)
-                                      if self.parallel.is_main else _NoLog())
+            self.logs[member.name] = (
+                MetricsLog(folder / METRICS_FILE, resume_step=self.step if resume else None)
+                if self.parallel.is_main
+                else _NoLog()
+            )
         return it
 
     # -- one step ----------------------------------------------------------------------------------
@@ -136,7 +160,9 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=self.amp or torch.bfloat16, enabled=self.amp is not None):
                 out = member.objective.step(x, member.spec.coef * sparsity, dead)
             if not bool(torch.isfinite(out.loss)):
-                self._fail(f"the loss of SAE {member.name or member.hook!r} became {float(out.loss.detach())} at step {self.step}")
+                self._fail(
+                    f"the loss of SAE {member.name or member.hook!r} became {float(out.loss.detach())} at step {self.step}"
+                )
             member.optimizer.zero_grad(set_to_none=True)
             self.scaler.scale(out.loss).backward()
             self.parallel.reduce_gradients(member.sae)
@@ -147,8 +173,13 @@ class Trainer:
             out = out._replace(fired=self.parallel.sum(out.fired))  # dead-feature clocks agree across ranks
             member.record(out, x, time.perf_counter() - start, rows=self.parallel.global_rows(x.shape[0]))
             # Dead features (e.g. ReLU resampling); every rank gathers the global batch at the same steps.
-            member.handle_dead(lambda: self.parallel.gather_rows(x), step=self.step, steps=cfg.steps,
-                               dead_after_tokens=cfg.dead_after_tokens, generator=self.generator)
+            member.handle_dead(
+                lambda x=x: self.parallel.gather_rows(x),
+                step=self.step,
+                steps=cfg.steps,
+                dead_after_tokens=cfg.dead_after_tokens,
+                generator=self.generator,
+            )
         self._last_batch = batch
 
     def _fail(self, what: str):
@@ -169,14 +200,24 @@ class Trainer:
                 continue
             n = w["steps"]
             frequency = w["fired"].float() / max(1, w["tokens"])
-            record = {"step": self.step, "split": "train", "sae": member.name, "tokens": self.step * (w["tokens"] // n),
-                      "loss": w["loss"] / n, **{key: value / n for key, value in w["parts"].items()},
-                      "ev": w["ev"] / n, "l0": w["l0"] / n,
-                      "dead_frac": float((member.tokens_since_fired > cfg.dead_after_tokens).float().mean()),
-                      "dense_frac": float((frequency > cfg.dense_frequency).float().mean()),
-                      "lr": cfg.lr_at(self.step - 1), "coef": member.spec.coef * cfg.sparsity_at(self.step - 1),
-                      "tokens_per_s": w["tokens"] / max(w["seconds"], 1e-9), "resampled": w["resampled"],
-                      "steps_per_epoch": cfg.steps_per_epoch, **self._log_extra(member)}
+            record = {
+                "step": self.step,
+                "split": "train",
+                "sae": member.name,
+                "tokens": self.step * (w["tokens"] // n),
+                "loss": w["loss"] / n,
+                **{key: value / n for key, value in w["parts"].items()},
+                "ev": w["ev"] / n,
+                "l0": w["l0"] / n,
+                "dead_frac": float((member.tokens_since_fired > cfg.dead_after_tokens).float().mean()),
+                "dense_frac": float((frequency > cfg.dense_frequency).float().mean()),
+                "lr": cfg.lr_at(self.step - 1),
+                "coef": member.spec.coef * cfg.sparsity_at(self.step - 1),
+                "tokens_per_s": w["tokens"] / max(w["seconds"], 1e-9),
+                "resampled": w["resampled"],
+                "steps_per_epoch": cfg.steps_per_epoch,
+                **self._log_extra(member),
+            }
             self.logs[member.name].write(record)
             member.reset_window()
 
@@ -208,8 +249,13 @@ class Trainer:
         member.sae.train()
         n = rows.shape[0]
         variance = sq - float(sums.pow(2).sum()) / n
-        return {"ev": 1.0 - sse / max(variance, 1e-12), "mse": sse / n, "l0": l0 / n,
-                "dead_frac": float((~fired).float().mean()), "rows": n}
+        return {
+            "ev": 1.0 - sse / max(variance, 1e-12),
+            "mse": sse / n,
+            "l0": l0 / n,
+            "dead_frac": float((~fired).float().mean()),
+            "rows": n,
+        }
 
     def _log_val(self) -> dict:
         results = {}
@@ -237,8 +283,10 @@ class Trainer:
                 if not bool(torch.isfinite(tensor).all()):
                     reason = f"SAE {label!r} has NaN or Inf in {name} at step {self.step}"
                 elif float(tensor.abs().max()) > WEIGHT_LIMIT:
-                    reason = (f"SAE {label!r} has {name} as large as {float(tensor.abs().max()):.3g} at step "
-                              f"{self.step} (beyond {WEIGHT_LIMIT:g}): the optimizer diverged")
+                    reason = (
+                        f"SAE {label!r} has {name} as large as {float(tensor.abs().max()):.3g} at step "
+                        f"{self.step} (beyond {WEIGHT_LIMIT:g}): the optimizer diverged"
+                    )
                 if reason:
                     break
             if reason is None and self._last_batch is not None:
@@ -261,9 +309,12 @@ class Trainer:
         if reason:
             self._fail(reason)
         if self.parallel.is_main:  # the ranks hold identical state; rank 0 keeps it
-            meta = {"step": self.step, "config": asdict(self.config),
-                    "scaler": self.scaler.state_dict(),  # fp16 loss scale and its growth tracker ({} when disabled)
-                    "saes": []}
+            meta = {
+                "step": self.step,
+                "config": asdict(self.config),
+                "scaler": self.scaler.state_dict(),  # fp16 loss scale and its growth tracker ({} when disabled)
+                "saes": [],
+            }
             tensors = ckpt_io.rng_tensors(self.generator)
             for index, member in enumerate(self.members):
                 member_meta, member_tensors = member.checkpoint_state()
@@ -278,36 +329,49 @@ class Trainer:
         try:
             self._restore(path, meta, tensors)
         except (KeyError, TypeError, RuntimeError) as err:
-            raise CheckpointError(f"training checkpoint {path} is incomplete or damaged ({type(err).__name__}: "
-                                  f"{err}); delete {path.parent} to train from the start, or write to a new --out") from None
+            raise CheckpointError(
+                f"training checkpoint {path} is incomplete or damaged ({type(err).__name__}: "
+                f"{err}); delete {path.parent} to train from the start, or write to a new --out"
+            ) from None
 
     def _restore(self, path: Path, meta: dict, tensors: dict) -> None:
         saved = meta["config"]
         now = json.loads(json.dumps(asdict(self.config)))  # as it would read back from JSON
         before, current = saved.get("extra", {}).get("model"), now["extra"].get("model")
         if before != current:
-            raise ValueError(f"cannot resume {path}: it was trained on activations with model {before!r}, but "
-                             f"these have model {current!r}; resume with the same store or use a new --out")
+            raise ValueError(
+                f"cannot resume {path}: it was trained on activations with model {before!r}, but "
+                f"these have model {current!r}; resume with the same store or use a new --out"
+            )
         if len(meta["saes"]) != len(self.members):
             names = [m.get("name") for m in meta["saes"]]
-            raise ValueError(f"cannot resume {path}: it trains {len(meta['saes'])} SAE(s) {names}, this run "
-                             f"{len(self.members)} {[m.name for m in self.members]}; use the same settings or a new --out")
+            raise ValueError(
+                f"cannot resume {path}: it trains {len(meta['saes'])} SAE(s) {names}, this run "
+                f"{len(self.members)} {[m.name for m in self.members]}; use the same settings or a new --out"
+            )
         for member, member_meta in zip(self.members, meta["saes"]):
             member.check_checkpoint(member_meta, path)
         for key in ("steps", "seed", "extra"):
             if saved.get(key) != now.get(key):
                 before, after = saved.get(key), now.get(key)
                 if key == "extra" and isinstance(before, dict) and isinstance(after, dict):  # name what differs
-                    diff = ", ".join(f"{name}={before.get(name)!r} (now {after.get(name)!r})"
-                                     for name in sorted(set(before) | set(after)) if before.get(name) != after.get(name))
-                    raise ValueError(f"cannot resume {path}: it was started with {diff}; use the same settings or a "
-                                     "new --out")
-                raise ValueError(f"cannot resume {path}: it was started with {key}={before!r} but this run "
-                                 f"asks for {key}={after!r}; use the same settings or a new --out")
+                    diff = ", ".join(
+                        f"{name}={before.get(name)!r} (now {after.get(name)!r})"
+                        for name in sorted(set(before) | set(after))
+                        if before.get(name) != after.get(name)
+                    )
+                    raise ValueError(
+                        f"cannot resume {path}: it was started with {diff}; use the same settings or a new --out"
+                    )
+                raise ValueError(
+                    f"cannot resume {path}: it was started with {key}={before!r} but this run "
+                    f"asks for {key}={after!r}; use the same settings or a new --out"
+                )
         for index, (member, member_meta) in enumerate(zip(self.members, meta["saes"])):
             prefix = f"sae/{index}/"
-            member.load_checkpoint_state(member_meta, {k[len(prefix):]: v for k, v in tensors.items()
-                                                       if k.startswith(prefix)}, path)
+            member.load_checkpoint_state(
+                member_meta, {k[len(prefix) :]: v for k, v in tensors.items() if k.startswith(prefix)}, path
+            )
         self.step = int(meta["step"])
         ckpt_io.restore_rng(tensors, self.generator)
         if meta.get("scaler") and self.scaler.is_enabled():
@@ -335,14 +399,17 @@ class Trainer:
         cfg = self.config
         it = self._start(batches, resume)
         stop_at = cfg.steps if stop_after is None else min(cfg.steps, self.step + stop_after)
-        bar = tqdm(total=cfg.steps, initial=self.step, desc="training SAEs", unit="step",
-                   disable=not self.parallel.is_main)
+        bar = tqdm(
+            total=cfg.steps, initial=self.step, desc="training SAEs", unit="step", disable=not self.parallel.is_main
+        )
         while self.step < stop_at:
             try:
                 batch = next(it)
             except StopIteration:
-                raise ValueError(f"the batches ran out at step {self.step} of {cfg.steps}; loop over the data "
-                                 "(loop=True) or ask for fewer steps") from None
+                raise ValueError(
+                    f"the batches ran out at step {self.step} of {cfg.steps}; loop over the data "
+                    "(loop=True) or ask for fewer steps"
+                ) from None
             self._train_step(batch)
             self.step += 1
             bar.update(1)
@@ -362,10 +429,17 @@ class Trainer:
         folders = []
         for member in self.members:
             folder = self._folder(member)
-            training = {"steps": self.config.steps, "lr": self.config.lr, "coef": member.spec.coef,
-                        "objective": type(member.objective).__name__, "options": asdict(member.options),
-                        "seed": self.config.seed, "data": self.config.extra, "held_out": final.get(member.name),
-                        **self._training_extra(member)}
+            training = {
+                "steps": self.config.steps,
+                "lr": self.config.lr,
+                "coef": member.spec.coef,
+                "objective": type(member.objective).__name__,
+                "options": asdict(member.options),
+                "seed": self.config.seed,
+                "data": self.config.extra,
+                "held_out": final.get(member.name),
+                **self._training_extra(member),
+            }
             if self.parallel.is_main:
                 save_pretrained(member.folded(), folder, training=training)
                 plot_training(folder, title=f"SAE {member.name or member.hook or ''} training loss")
@@ -373,13 +447,23 @@ class Trainer:
         return folders
 
 
-def fit(specs: list[SAESpec], batches, config: TrainConfig, out, *, val=None, resume: bool = False,
-        stop_after: int | None = None, parallel: DataParallel | None = None,
-        checkpoint: Path = CHECKPOINT) -> list[Path]:
+def fit(
+    specs: list[SAESpec],
+    batches,
+    config: TrainConfig,
+    out,
+    *,
+    val=None,
+    resume: bool = False,
+    stop_after: int | None = None,
+    parallel: DataParallel | None = None,
+    checkpoint: Path = CHECKPOINT,
+) -> list[Path]:
     """Train ``specs`` on ``batches`` (Tensor [B, d_in] or dict hook -> Tensor) with held-out ``val``
     (Tensor [N, d_in] or dict hook -> Tensor); returns the SAE folders (empty if stopped early).
 
     ``out`` is locked while training: a second run into it fails at once with a FolderBusyError naming
     the holder."""
     return Trainer(list(specs), config, out, val=val, parallel=parallel, checkpoint=checkpoint).run(
-        batches, resume=resume, stop_after=stop_after)
+        batches, resume=resume, stop_after=stop_after
+    )

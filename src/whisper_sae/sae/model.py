@@ -143,8 +143,12 @@ class SparseAutoencoder(nn.Module):
         if self.cfg.apply_b_dec_to_input:
             # (x - b_dec) @ W + b' == x @ W + b  when  b' = b + b_dec @ W: the same function, exactly.
             b_enc = b_enc + b_dec @ w_enc
-        return {"W_enc": w_enc.contiguous(), "b_enc": b_enc, "W_dec": state["decoder.weight"].T.float().contiguous(),
-                "b_dec": b_dec}
+        return {
+            "W_enc": w_enc.contiguous(),
+            "b_enc": b_enc,
+            "W_dec": state["decoder.weight"].T.float().contiguous(),
+            "b_dec": b_dec,
+        }
 
     # -- saving and loading (SAELens layout) --------------------------------------------------------
     def save_pretrained(self, path, **metadata) -> Path:
@@ -153,7 +157,7 @@ class SparseAutoencoder(nn.Module):
         return save_pretrained(self, path, **metadata)
 
     @classmethod
-    def from_pretrained(cls, path, *, device: str | torch.device = "cpu") -> "SparseAutoencoder":
+    def from_pretrained(cls, path, *, device: str | torch.device = "cpu") -> SparseAutoencoder:
         """Load an SAE folder, a shipped SAE by name (``"tiny/encoder.out-original"``; ``whisper-sae pretrained
         list``) or one on the Hugging Face Hub (``"hf://ORG/REPO[/SUBDIR]"``)."""
         from .io import load_pretrained

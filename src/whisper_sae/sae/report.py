@@ -19,13 +19,18 @@ class MetricsLog:
         if resume_step is None:
             self.path.write_text("")
         elif self.path.exists():
-            kept = [line for line in self.path.read_text().splitlines()
-                    if line.strip() and json.loads(line).get("step", 0) <= resume_step]
+            kept = [
+                line
+                for line in self.path.read_text().splitlines()
+                if line.strip() and json.loads(line).get("step", 0) <= resume_step
+            ]
             self.path.write_text("".join(line + "\n" for line in kept))
 
     def write(self, record: dict) -> None:
-        clean = {key: (None if isinstance(value, float) and not math.isfinite(value) else value)
-                 for key, value in record.items()}
+        clean = {
+            key: (None if isinstance(value, float) and not math.isfinite(value) else value)
+            for key, value in record.items()
+        }
         with self.path.open("a") as handle:
             handle.write(json.dumps(clean) + "\n")
 

@@ -43,8 +43,17 @@ def parse_sweep(text: str | None) -> dict[str, list]:
     return sweep
 
 
-def build_specs(hooks: list[str], store: ActivationStore, *, arch: str, width: int, k: int | None,
-                coef: float | None, sweep: dict, apply_b_dec_to_input: bool = True) -> list[SAESpec]:
+def build_specs(
+    hooks: list[str],
+    store: ActivationStore,
+    *,
+    arch: str,
+    width: int,
+    k: int | None,
+    coef: float | None,
+    sweep: dict,
+    apply_b_dec_to_input: bool = True,
+) -> list[SAESpec]:
     """One SAESpec per hook and per point of the sweep's grid, named after what differs."""
     model = store.manifest.get("model", {})
     names = list(sweep)
@@ -53,10 +62,15 @@ def build_specs(hooks: list[str], store: ActivationStore, *, arch: str, width: i
         for values in itertools.product(*(sweep[n] for n in names)) if names else [()]:
             point = {"arch": arch, "width": width, "k": k, "coef": coef, **dict(zip(names, values))}
             cfg = SAEConfig(
-                d_in=store.d_model(hook), d_sae=point["width"], architecture=point["arch"],
+                d_in=store.d_model(hook),
+                d_sae=point["width"],
+                architecture=point["arch"],
                 k=point["k"] if get_architecture(point["arch"]).needs_k else None,
-                apply_b_dec_to_input=apply_b_dec_to_input, hook_name=hook, model_name=model.get("name"),
-                model_spec=model.get("spec"), window_mode=store.settings.get("mode"),
+                apply_b_dec_to_input=apply_b_dec_to_input,
+                hook_name=hook,
+                model_name=model.get("name"),
+                model_spec=model.get("spec"),
+                window_mode=store.settings.get("mode"),
             )
             label = [hook] if len(hooks) > 1 else []
             label += [f"{n}{point[n]}" if n != "arch" else str(point[n]) for n in names]
@@ -86,15 +100,30 @@ def split_options(options: dict) -> tuple[dict, dict, dict]:
         else:
             arch = next((a for a in ARCHITECTURES if key.startswith(a + "_")), None)
             if arch is None:
-                raise ValueError(f"unknown training option {key!r}; options are {sorted(store_fields | train_fields)} "
-                                 f"and <architecture>_<option> for the architectures {', '.join(ARCHITECTURES)}")
-            architectures.setdefault(arch, {})[key[len(arch) + 1:]] = value
+                raise ValueError(
+                    f"unknown training option {key!r}; options are {sorted(store_fields | train_fields)} "
+                    f"and <architecture>_<option> for the architectures {', '.join(ARCHITECTURES)}"
+                )
+            architectures.setdefault(arch, {})[key[len(arch) + 1 :]] = value
     return store_kw, train_kw, architectures
 
 
-def train(store, hook, *, out, sweep: str | dict | None = None, steps: int | None = None, resume: bool = False,
-          stop_after: int | None = None, apply_b_dec_to_input: bool = True, distribute: str = "data",
-          objective: str = "mse", corpus=None, kl_options: dict | None = None, **options) -> Path:
+def train(
+    store,
+    hook,
+    *,
+    out,
+    sweep: str | dict | None = None,
+    steps: int | None = None,
+    resume: bool = False,
+    stop_after: int | None = None,
+    apply_b_dec_to_input: bool = True,
+    distribute: str = "data",
+    objective: str = "mse",
+    corpus=None,
+    kl_options: dict | None = None,
+    **options,
+) -> Path:
     """Train one SAE (or a sweep / several hooks in one pass) on ``hook`` of ``store``; returns ``out``.
 
     ``hook`` may be a list or "a,b"; ``sweep`` like ``"k=16,32,64"``. ``options``: the SAE and the data
@@ -121,23 +150,63 @@ def train(store, hook, *, out, sweep: str | dict | None = None, steps: int | Non
     store = store if isinstance(store, ActivationStore) else ActivationStore(store)
     hooks = [h.strip() for h in hook.split(",")] if isinstance(hook, str) else list(hook)
     sweep = parse_sweep(sweep) if isinstance(sweep, str) or sweep is None else dict(sweep)
-    specs = build_specs(hooks, store, arch=plan.arch, width=plan.width, k=plan.k, coef=plan.coef, sweep=sweep,
-                        apply_b_dec_to_input=apply_b_dec_to_input)
+    specs = build_specs(
+        hooks,
+        store,
+        arch=plan.arch,
+        width=plan.width,
+        k=plan.k,
+        coef=plan.coef,
+        sweep=sweep,
+        apply_b_dec_to_input=apply_b_dec_to_input,
+    )
     data_kw = {key: value for key, value in store_kw.items() if key not in ("arch", "width", "k", "coef")}
     if objective != "mse":
-        return _train_through_whisper(store, specs, out=out, steps=steps, resume=resume, stop_after=stop_after,
-                                      objective=objective, corpus=corpus, kl_options=kl_options or {},
-                                      data=StoreConfig(**store_kw), architectures=architectures, train_kw=train_kw)
+        return _train_through_whisper(
+            store,
+            specs,
+            out=out,
+            steps=steps,
+            resume=resume,
+            stop_after=stop_after,
+            objective=objective,
+            corpus=corpus,
+            kl_options=kl_options or {},
+            data=StoreConfig(**store_kw),
+            architectures=architectures,
+            train_kw=train_kw,
+        )
     if kl_options or corpus is not None:
-        raise ValueError("corpus and the KL options only apply to --objective kl or kl+mse; the MSE objective trains "
-                         "on the store's rows")
-    train_specs(store, specs, out=out, steps=steps, resume=resume, stop_after=stop_after, distribute=distribute,
-                architectures=architectures, **data_kw, **train_kw)
+        raise ValueError(
+            "corpus and the KL options only apply to --objective kl or kl+mse; the MSE objective trains "
+            "on the store's rows"
+        )
+    train_specs(
+        store,
+        specs,
+        out=out,
+        steps=steps,
+        resume=resume,
+        stop_after=stop_after,
+        distribute=distribute,
+        architectures=architectures,
+        **data_kw,
+        **train_kw,
+    )
     return Path(out)
 
 
-def train_specs(store, specs: list[SAESpec], *, out, steps: int | None = None, resume: bool = False,
-                stop_after: int | None = None, distribute: str = "data", **options) -> list[Path]:
+def train_specs(
+    store,
+    specs: list[SAESpec],
+    *,
+    out,
+    steps: int | None = None,
+    resume: bool = False,
+    stop_after: int | None = None,
+    distribute: str = "data",
+    **options,
+) -> list[Path]:
     """Train any list of SAEs (mixed architectures, hooks of ``store``) in one pass; returns their folders.
 
     ``options`` as for ``train`` except the SAE's own (arch, width, k, coef: the specs say them).
@@ -155,8 +224,10 @@ def train_specs(store, specs: list[SAESpec], *, out, steps: int | None = None, r
     hooks = list(dict.fromkeys(spec.config.hook_name for spec in specs))
     for spec in specs:
         if spec.config.d_in != store.d_model(spec.config.hook_name):
-            raise ValueError(f"SAE {spec.name!r} has d_in={spec.config.d_in} but hook {spec.config.hook_name!r} "
-                             f"of {store.path} is {store.d_model(spec.config.hook_name)} wide")
+            raise ValueError(
+                f"SAE {spec.name!r} has d_in={spec.config.d_in} but hook {spec.config.hook_name!r} "
+                f"of {store.path} is {store.d_model(spec.config.hook_name)} wide"
+            )
     train_idx, val_idx = store.split_utterances(data.holdout, data.split_seed)
     n_utts = max(1, len(store.utterances))
     # Rows per utterance vary little at this scale; the epoch count only sets the step budget.
@@ -164,11 +235,19 @@ def train_specs(store, specs: list[SAESpec], *, out, steps: int | None = None, r
     steps_per_epoch = train_rows / data.batch_size
     if steps is None:
         steps = max(1, math.ceil(data.epochs * steps_per_epoch))
-    extra = {"store": record_path(store.path, out), "model": store.manifest.get("model", {}).get("name"),
-             "d_model": {h: store.d_model(h) for h in hooks}, "holdout": data.holdout, "split_seed": data.split_seed,
-             "batch_size": data.batch_size, "train_utterances": len(train_idx), "val_utterances": len(val_idx)}
-    config = TrainConfig(steps=steps, steps_per_epoch=steps_per_epoch, extra=extra, architectures=architectures,
-                         **train_kw)
+    extra = {
+        "store": record_path(store.path, out),
+        "model": store.manifest.get("model", {}).get("name"),
+        "d_model": {h: store.d_model(h) for h in hooks},
+        "holdout": data.holdout,
+        "split_seed": data.split_seed,
+        "batch_size": data.batch_size,
+        "train_utterances": len(train_idx),
+        "val_utterances": len(val_idx),
+    }
+    config = TrainConfig(
+        steps=steps, steps_per_epoch=steps_per_epoch, extra=extra, architectures=architectures, **train_kw
+    )
     plan = plan_training(specs, world, distribute, checkpoint=CHECKPOINT)
     specs = plan.specs
     if not specs:  # more ranks than SAEs with distribute="saes"
@@ -183,27 +262,67 @@ def train_specs(store, specs: list[SAESpec], *, out, steps: int | None = None, r
     if plan.split_batches:  # every rank reads the same global batches and trains on its slice
         batches = rank_slice(batches, world)
     batches = prefetch(batches, resolve_device(config.device))  # a reader thread on CUDA
-    return fit(specs, batches, config, out, val=val, resume=resume, stop_after=stop_after,
-               parallel=plan.parallel, checkpoint=plan.checkpoint)
+    return fit(
+        specs,
+        batches,
+        config,
+        out,
+        val=val,
+        resume=resume,
+        stop_after=stop_after,
+        parallel=plan.parallel,
+        checkpoint=plan.checkpoint,
+    )
 
 
-def _train_through_whisper(store: ActivationStore, specs: list[SAESpec], *, out, steps, resume, stop_after, objective,
-                           corpus, kl_options: dict, data: StoreConfig, architectures: dict, train_kw: dict) -> Path:
+def _train_through_whisper(
+    store: ActivationStore,
+    specs: list[SAESpec],
+    *,
+    out,
+    steps,
+    resume,
+    stop_after,
+    objective,
+    corpus,
+    kl_options: dict,
+    data: StoreConfig,
+    architectures: dict,
+    train_kw: dict,
+) -> Path:
     """``train --objective kl``: one fresh SAE trained on Whisper's logits (``sae/kl_training.py``)."""
     from ..artifacts import open_model
     from .kl_training import run_kl
 
     if len(specs) != 1:
-        raise ValueError(f"--objective {objective} trains one SAE at a time (one hook, no --sweep); this run asks for "
-                         f"{len(specs)}")
+        raise ValueError(
+            f"--objective {objective} trains one SAE at a time (one hook, no --sweep); this run asks for {len(specs)}"
+        )
     if current_world().size > 1:
         raise ValueError(f"--objective {objective} runs in one process; launch it without torchrun")
     corpus = corpus if corpus is not None else store.corpus
     if not corpus:
-        raise ValueError(f"store {store.path} records no corpus; give --corpus (the speech the store was extracted from)")
+        raise ValueError(
+            f"store {store.path} records no corpus; give --corpus (the speech the store was extracted from)"
+        )
     model = store.manifest.get("model", {})
     lw = open_model(model.get("spec") or model.get("name"), device=resolve_device(train_kw.get("device", "auto")))
-    run_kl(specs[0], lw, corpus, out=out, store=store, steps=steps, resume=resume, stop_after=stop_after,
-           holdout=data.holdout, split_seed=data.split_seed, init_batch_size=data.batch_size, objective=objective,
-           epochs=data.epochs, architectures=architectures, **kl_options, **train_kw)
+    run_kl(
+        specs[0],
+        lw,
+        corpus,
+        out=out,
+        store=store,
+        steps=steps,
+        resume=resume,
+        stop_after=stop_after,
+        holdout=data.holdout,
+        split_seed=data.split_seed,
+        init_batch_size=data.batch_size,
+        objective=objective,
+        epochs=data.epochs,
+        architectures=architectures,
+        **kl_options,
+        **train_kw,
+    )
     return Path(out)

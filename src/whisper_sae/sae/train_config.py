@@ -32,8 +32,16 @@ def _need_int(owner, name: str, low: int, *, optional: bool = False) -> None:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
-def _need_number(owner, name: str, low: float, high: float | None = None, *, open_low: bool = False,
-                 open_high: bool = False, optional: bool = False) -> None:
+def _need_number(
+    owner,
+    name: str,
+    low: float,
+    high: float | None = None,
+    *,
+    open_low: bool = False,
+    open_high: bool = False,
+    optional: bool = False,
+) -> None:
     value = getattr(owner, name)
     if value is None and optional:
         return
@@ -132,8 +140,9 @@ class TrainConfig:
 
         from .architectures import get_architecture
 
-        self.architectures = {name: asdict(get_architecture(name).options(values))
-                              for name, values in self.architectures.items()}
+        self.architectures = {
+            name: asdict(get_architecture(name).options(values)) for name, values in self.architectures.items()
+        }
 
     def options_for(self, architecture: str):
         """The training options of ``architecture`` for this run (its defaults where none were given)."""

@@ -72,8 +72,17 @@ class TrainedSAE:
         return self.spec.config.hook_name
 
     def reset_window(self) -> None:
-        self.window = {"steps": 0, "tokens": 0, "seconds": 0.0, "fired": 0, "l0": 0.0, "loss": 0.0,
-                       "ev": 0.0, "parts": {}, "resampled": 0}
+        self.window = {
+            "steps": 0,
+            "tokens": 0,
+            "seconds": 0.0,
+            "fired": 0,
+            "l0": 0.0,
+            "loss": 0.0,
+            "ev": 0.0,
+            "parts": {},
+            "resampled": 0,
+        }
 
     @torch.no_grad()
     def init_from_data(self, sample: Tensor, b_dec_init: str, normalize: bool) -> None:
@@ -115,9 +124,15 @@ class TrainedSAE:
 
     def handle_dead(self, rows, *, step: int, steps: int, dead_after_tokens: int, generator) -> None:
         """The architecture's dead-feature handling after the optimizer step ``step`` (e.g. ReLU resampling)."""
-        self.window["resampled"] += self.arch.handle_dead(self, rows, step=step, steps=steps,
-                                                          dead_after_tokens=dead_after_tokens,
-                                                          options=self.options, generator=generator)
+        self.window["resampled"] += self.arch.handle_dead(
+            self,
+            rows,
+            step=step,
+            steps=steps,
+            dead_after_tokens=dead_after_tokens,
+            options=self.options,
+            generator=generator,
+        )
 
     # -- checkpoints: tensors (safetensors) and plain values (JSON) kept apart, nothing pickled ---------
     def checkpoint_state(self) -> tuple[dict, dict]:
@@ -130,8 +145,13 @@ class TrainedSAE:
                     raise TypeError(f"optimizer state {slot!r} is a {type(value).__name__}, not a tensor")
                 tensors[f"optim/{index}/{slot}"] = value
         tensors["tokens_since_fired"] = self.tokens_since_fired
-        meta = {"name": self.name, "config": self.spec.config.to_dict(), "coef": self.spec.coef,
-                "scale": self.scale, "param_groups": optim["param_groups"]}
+        meta = {
+            "name": self.name,
+            "config": self.spec.config.to_dict(),
+            "coef": self.spec.coef,
+            "scale": self.scale,
+            "param_groups": optim["param_groups"],
+        }
         return meta, tensors
 
     def check_checkpoint(self, meta: dict, where) -> None:
@@ -150,15 +170,16 @@ class TrainedSAE:
     def load_checkpoint_state(self, meta: dict, tensors: dict, where) -> None:
         self.check_checkpoint(meta, where)
         self.scale = float(meta["scale"])
-        model = {key[len("model/"):]: value for key, value in tensors.items() if key.startswith("model/")}
+        model = {key[len("model/") :]: value for key, value in tensors.items() if key.startswith("model/")}
         self.sae.load_state_dict(model)
         state: dict = {}
         for key, value in tensors.items():
             if key.startswith("optim/"):
                 _, index, slot = key.split("/", 2)
                 state.setdefault(int(index), {})[slot] = value
-        groups = [{**group, "betas": tuple(group["betas"])} if "betas" in group else group
-                  for group in meta["param_groups"]]
+        groups = [
+            {**group, "betas": tuple(group["betas"])} if "betas" in group else group for group in meta["param_groups"]
+        ]
         self.optimizer.load_state_dict({"state": state, "param_groups": groups})
         self.tokens_since_fired.copy_(tensors["tokens_since_fired"])
 

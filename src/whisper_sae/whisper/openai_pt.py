@@ -42,8 +42,18 @@ _BLOCK = re.compile(r"^(encoder|decoder)\.blocks\.(\d+)\.(.+)\.(weight|bias)$")
 # Buffers some checkpoints carry that have no counterpart in transformers' parameters.
 _IGNORED = {"alignment_heads", "decoder.mask"}
 
-DIMS_KEYS = ("n_mels", "n_vocab", "n_audio_ctx", "n_audio_state", "n_audio_head", "n_audio_layer",
-             "n_text_ctx", "n_text_state", "n_text_head", "n_text_layer")
+DIMS_KEYS = (
+    "n_mels",
+    "n_vocab",
+    "n_audio_ctx",
+    "n_audio_state",
+    "n_audio_head",
+    "n_audio_layer",
+    "n_text_ctx",
+    "n_text_state",
+    "n_text_head",
+    "n_text_layer",
+)
 
 
 def openai_name_to_transformers(name: str) -> str:

@@ -30,17 +30,21 @@ class LoadedWhisperMethods:
         device, see ``features.py``) or ``"numpy"`` (the ``transformers`` feature extractor, which hands its result back through numpy)."""
         for i, audio in enumerate(audios):
             if len(audio) > WINDOW_SAMPLES:
-                raise ValueError(f"Clip {i} is {len(audio) / SAMPLE_RATE:.1f} s long; Whisper's window holds at most "
-                                 f"{WINDOW_SECONDS} s. Split longer audio with whisper_sae.audio.split_windows first.")
+                raise ValueError(
+                    f"Clip {i} is {len(audio) / SAMPLE_RATE:.1f} s long; Whisper's window holds at most "
+                    f"{WINDOW_SECONDS} s. Split longer audio with whisper_sae.audio.split_windows first."
+                )
         backend = MEL_BACKEND if backend is None else backend
         if backend == "torch":
             return log_mel_torch(audios, self.feature_extractor, self.device)
         if backend != "numpy":
             raise ValueError(f"log-mel backend {backend!r} is not known; use 'torch' or 'numpy'")
-        features = self.feature_extractor([np.asarray(a, dtype=np.float32) for a in audios],
-                                          sampling_rate=SAMPLE_RATE, return_tensors="pt",
-                                          device=str(self.device) if self.device.type == "cuda" else "cpu",
-                                          )["input_features"]
+        features = self.feature_extractor(
+            [np.asarray(a, dtype=np.float32) for a in audios],
+            sampling_rate=SAMPLE_RATE,
+            return_tensors="pt",
+            device=str(self.device) if self.device.type == "cuda" else "cpu",
+        )["input_features"]
         return features.to(self.device)
 
     def text_tokens(self, text: str) -> list[int]:
@@ -52,8 +56,10 @@ class LoadedWhisperMethods:
         if language in (None, "en"):
             return list(self.prompt_ids)
         if not self.is_multilingual:
-            raise ValueError(f"{self.name} is an English-only model; language {language!r} needs a multilingual "
-                             "model such as 'base'.")
+            raise ValueError(
+                f"{self.name} is an English-only model; language {language!r} needs a multilingual "
+                "model such as 'base'."
+            )
         token = self.tokenizer.convert_tokens_to_ids(f"<|{language}|>")
         if token is None or self.tokenizer.convert_ids_to_tokens(token) != f"<|{language}|>":
             raise ValueError(f"{language!r} is not a Whisper language code (examples: 'en', 'de', 'fr').")
@@ -75,8 +81,9 @@ class LoadedWhisperMethods:
         return self.greedy_from_encoder(encoder_hidden, prompt, max_new_tokens)
 
     @torch.inference_mode()
-    def greedy_from_encoder(self, encoder_hidden: torch.Tensor, prompt: list[int],
-                            max_new_tokens: int) -> list[list[int]]:
+    def greedy_from_encoder(
+        self, encoder_hidden: torch.Tensor, prompt: list[int], max_new_tokens: int
+    ) -> list[list[int]]:
         """``greedy_tokens`` from given encoder outputs [B, 1500, d] (e.g. an earlier layer's, for a lens)."""
         from transformers.cache_utils import DynamicCache, EncoderDecoderCache
 
@@ -89,8 +96,9 @@ class LoadedWhisperMethods:
         done = torch.zeros(batch, dtype=torch.bool, device=self.device)
         out: list[torch.Tensor] = []
         for step in range(max_new_tokens):
-            hidden = model.model.decoder(input_ids=inputs, encoder_hidden_states=encoder_hidden,
-                                         use_cache=True, **{CACHE_KWARG: cache}).last_hidden_state
+            hidden = model.model.decoder(
+                input_ids=inputs, encoder_hidden_states=encoder_hidden, use_cache=True, **{CACHE_KWARG: cache}
+            ).last_hidden_state
             logits = model.proj_out(hidden[:, -1]).float()
             logits[:, suppress_first if step == 0 else suppress] = -float("inf")
             next_ids = torch.where(done, self.eot_id, logits.argmax(-1))
@@ -102,15 +110,22 @@ class LoadedWhisperMethods:
         tokens = torch.stack(out, 1).tolist() if out else [[] for _ in range(batch)]
         return [seq[: seq.index(self.eot_id)] if self.eot_id in seq else seq for seq in tokens]
 
-    def transcribe(self, audios: list[np.ndarray], *, batch_size: int = 8, max_new_tokens: int | None = None,
-                   language: str | None = None, progress: bool = False) -> list[str]:
+    def transcribe(
+        self,
+        audios: list[np.ndarray],
+        *,
+        batch_size: int = 8,
+        max_new_tokens: int | None = None,
+        language: str | None = None,
+        progress: bool = False,
+    ) -> list[str]:
         """Greedy transcripts (no timestamps) of clips of at most 30 s, in order."""
         prompt = self.prompt_for(language)
         max_new = max_new_tokens or self.config.max_target_positions - len(prompt)
         texts: list[str] = []
         starts = range(0, len(audios), batch_size)
         for start in tqdm(starts, desc="transcribe", unit="batch", disable=not progress):
-            features = self.log_mel(audios[start:start + batch_size])
+            features = self.log_mel(audios[start : start + batch_size])
             for seq in self.greedy_tokens(features, prompt, max_new):
                 texts.append(self.tokenizer.decode(seq, skip_special_tokens=True).strip())
         return texts

@@ -10,8 +10,8 @@ import soundfile as sf
 
 from whisper_sae.analysis import analyze, build_dashboard
 from whisper_sae.analysis.dashboard.build import page_features
-from whisper_sae.analysis.probing import ProbeOptions, probe
 from whisper_sae.analysis.dashboard.render import js_literal
+from whisper_sae.analysis.probing import ProbeOptions, probe
 
 from ..conftest import aligned_utterances, make_sae, voices
 
@@ -27,17 +27,29 @@ def dashboard(analysis_whisper, tmp_path_factory):
     utts[1].text = "hi " + EVIL
     utts[1].alignment["words"][0]["word"] = EVIL
     result = analyze(sae, utts, model=lw, top_n=3, progress=False)
-    probed = probe(None, voices(), ["gender", "rate"], out=tmp_path_factory.mktemp("probe"), sae=sae, lw=lw,
-                   options=QUICK_PROBE)
+    probed = probe(
+        None, voices(), ["gender", "rate"], out=tmp_path_factory.mktemp("probe"), sae=sae, lw=lw, options=QUICK_PROBE
+    )
     out = tmp_path_factory.mktemp("dash")
-    index = build_dashboard(sae, out, analysis=result, corpus=utts, model=lw, max_features=6,
-                            clips_per_feature=3, excerpt_seconds=1.0, probe=probed.out, attribute_pages=3,
-                            progress=False)
+    index = build_dashboard(
+        sae,
+        out,
+        analysis=result,
+        corpus=utts,
+        model=lw,
+        max_features=6,
+        clips_per_feature=3,
+        excerpt_seconds=1.0,
+        probe=probed.out,
+        attribute_pages=3,
+        progress=False,
+    )
     return index, result, utts, probed
 
 
-QUICK_PROBE = ProbeOptions(ks=(1,), models=("logreg",), ablate_k=0, wer_utterances=0, frames_per_utterance=4,
-                           tsne=False, progress=False)
+QUICK_PROBE = ProbeOptions(
+    ks=(1,), models=("logreg",), ablate_k=0, wer_utterances=0, frames_per_utterance=4, tsne=False, progress=False
+)
 
 
 def _features_literal(index: Path) -> list[dict]:
@@ -45,7 +57,7 @@ def _features_literal(index: Path) -> list[dict]:
 
     html = index.read_text()
     start = html.index("const FEATURES = ") + len("const FEATURES = ")
-    return json.loads(html[start: html.index(";const ATTRIBUTES", start)])
+    return json.loads(html[start : html.index(";const ATTRIBUTES", start)])
 
 
 def test_pages_clips_and_audio_files(dashboard):
@@ -77,10 +89,10 @@ def test_pages_and_index_show_attribute_selectivity(dashboard):
         if result.arrays["fire_count"][f] == 0:
             continue
         html = (index.parent / "features" / f"f{f}.html").read_text()
-        row = html[html.index('<tr data-attribute="gender"'):]
+        row = html[html.index('<tr data-attribute="gender"') :]
         row = row[: row.index("</tr>")]
         direction = f"{'lower' if sel['auroc'][f] < 0.5 else 'higher'} in {sel['class'][f]}"
-        assert f"<td class=\"num\">{sel['score'][f]:.3f}</td>" in row and f"<td>{direction}</td>" in row
+        assert f'<td class="num">{sel["score"][f]:.3f}</td>' in row and f"<td>{direction}</td>" in row
         assert f"{sel['auroc'][f]:.3f}" in row and f"{rank} of 48" in row
         assert '<tr data-attribute="rate"' in html and "Speaker attributes" in html
     rows = _features_literal(index)
@@ -102,7 +114,9 @@ def test_probe_of_another_sae_is_refused_before_anything_is_written(dashboard, t
     wrong = tmp_path / "wrong" / "probe.json"
     wrong.parent.mkdir()
     wrong.write_text(json.dumps(doc))
-    with pytest.raises(ValueError, match=r"wrong/probe.json was made on an SAE of 96 features; this dashboard's SAE has 48"):
+    with pytest.raises(
+        ValueError, match=r"wrong/probe.json was made on an SAE of 96 features; this dashboard's SAE has 48"
+    ):
         build_dashboard(make_sae(), tmp_path / "site", analysis=result, corpus=utts, probe=wrong.parent, progress=False)
     with pytest.raises(FileNotFoundError, match="no probe.json at"):
         build_dashboard(make_sae(), tmp_path / "site", analysis=result, corpus=utts, probe=tmp_path, progress=False)
@@ -128,8 +142,13 @@ def _browser():
 def test_dashboard_in_headless_chromium(dashboard):
     index, result, _, probed = dashboard
     pw = _browser()
-    args = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-            "--no-first-run"]
+    args = [
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--no-first-run",
+    ]
     with pw.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
         page = browser.new_page()
@@ -141,8 +160,9 @@ def test_dashboard_in_headless_chromium(dashboard):
         assert rows.count() == result.d_sae
         # Sort by max activation: descending on the first click, ascending on the second.
         page.click('th[data-key="max_act"]')
-        shown = [int(x) for x in page.locator("#features tbody tr").evaluate_all(
-            "rows => rows.map(r => r.dataset.feature)")]
+        shown = [
+            int(x) for x in page.locator("#features tbody tr").evaluate_all("rows => rows.map(r => r.dataset.feature)")
+        ]
         expected = sorted(range(result.d_sae), key=lambda f: (-round(float(result.arrays["max_act"][f]), 6), f))
         assert shown == expected
         page.click('th[data-key="max_act"]')
@@ -159,7 +179,10 @@ def test_dashboard_in_headless_chromium(dashboard):
         score, q, cls = np.asarray(sel["score"]), np.asarray(sel["q"]), sel["class"]
 
         def shown():
-            return [int(x) for x in page.locator("#features tbody tr").evaluate_all("rows => rows.map(r => r.dataset.feature)")]
+            return [
+                int(x)
+                for x in page.locator("#features tbody tr").evaluate_all("rows => rows.map(r => r.dataset.feature)")
+            ]
 
         page.select_option("#attr", "gender")
         expected = [f for f in np.argsort(-np.round(score, 5), kind="stable").tolist() if q[f] < 0.05]
@@ -170,7 +193,9 @@ def test_dashboard_in_headless_chromium(dashboard):
         assert expected and shown() == expected
         page.select_option("#attr-class", "male")
         assert shown() == [f for f in expected if cls[f] == "male"]
-        cell = page.locator(f'#features tbody tr[data-feature="{expected[0]}"] td[data-key="sel:gender"]').text_content()
+        cell = page.locator(
+            f'#features tbody tr[data-feature="{expected[0]}"] td[data-key="sel:gender"]'
+        ).text_content()
         low = "↓" if sel["auroc"][expected[0]] < 0.5 else ""
         assert cell == f"{score[expected[0]]:.3f} {low}{cls[expected[0]]}"
         page.select_option("#attr", "")
@@ -179,8 +204,9 @@ def test_dashboard_in_headless_chromium(dashboard):
         page.locator("#features tbody tr a").first.click()
         page.wait_for_load_state("load")
         assert page.locator(".clip audio").count() >= 1
-        page.wait_for_function("Array.from(document.querySelectorAll('audio')).every(a => a.readyState >= 1)",
-                               timeout=15000)
+        page.wait_for_function(
+            "Array.from(document.querySelectorAll('audio')).every(a => a.readyState >= 1)", timeout=15000
+        )
         durations = page.locator("audio").evaluate_all("els => els.map(a => a.duration)")
         assert all(d > 0 for d in durations)
         images = page.locator(".spec img").evaluate_all("els => els.map(i => i.naturalWidth)")
@@ -202,8 +228,9 @@ def test_store_analysis_of_the_synthetic_corpus_builds_without_a_corpus(analysis
     assert all(r["alignment_source"] == "alignments_dir" for r in result.utterances)
     labels = result.summary["phone_labels"]
     assert labels["n_alive"] > 0 and len(result.phone_vocab) > 10
-    index = build_dashboard(sae, tmp_path / "dash", analysis=result, model=lw, max_features=3,
-                            clips_per_feature=2, progress=False)
+    index = build_dashboard(
+        sae, tmp_path / "dash", analysis=result, model=lw, max_features=3, clips_per_feature=2, progress=False
+    )
     html = (index.parent / "features" / f"f{page_first(index)}.html").read_text()
     assert html.count('<audio controls preload="auto"') == 2 and 'class="w active' in html
     assert "Speaker attributes" not in html  # no probe.json beside this SAE: no attribute table
@@ -224,14 +251,24 @@ def test_rebuild_removes_only_what_the_dashboard_wrote(analysis_whisper, tmp_pat
     utts = aligned_utterances(durations=(1.0, 1.6))
     result = analyze(sae, utts, model=lw, top_n=2, progress=False)
     out = tmp_path / "site"
-    build_dashboard(sae, out, analysis=result, corpus=utts, model=lw, max_features=4, clips_per_feature=2, progress=False)
+    build_dashboard(
+        sae, out, analysis=result, corpus=utts, model=lw, max_features=4, clips_per_feature=2, progress=False
+    )
     first = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     manifest = json.loads((out / ".whisper-sae-dashboard.json").read_text())
     assert {f for f in first if not f.startswith(".whisper-sae")} <= set(manifest["files"])
     (out / "notes.txt").write_text("mine")
     (out / "features" / "mine.html").write_text("mine")
-    build_dashboard(sae, out, analysis=result, corpus=utts, model=lw, features=[page_first(out / "index.html")],
-                    clips_per_feature=1, progress=False)
+    build_dashboard(
+        sae,
+        out,
+        analysis=result,
+        corpus=utts,
+        model=lw,
+        features=[page_first(out / "index.html")],
+        clips_per_feature=1,
+        progress=False,
+    )
     pages = sorted(p.name for p in (out / "features").glob("*.html"))
     assert pages == sorted([f"f{page_first(out / 'index.html')}.html", "mine.html"])
     assert (out / "notes.txt").read_text() == "mine" and len(list((out / "clips").glob("*.wav"))) == 1

@@ -8,9 +8,14 @@ from whisper_sae.analysis.features.labels import AlignmentLabeler, f1_summary, f
 
 
 def _alignment():
-    return {"phones": [{"phone": "s", "start": 0.0, "end": 0.1}, {"phone": "a", "start": 0.1, "end": 0.3},
-                       {"phone": "s", "start": 0.3, "end": 0.4}],
-            "words": [{"word": "Sas,", "start": 0.0, "end": 0.4}]}
+    return {
+        "phones": [
+            {"phone": "s", "start": 0.0, "end": 0.1},
+            {"phone": "a", "start": 0.1, "end": 0.3},
+            {"phone": "s", "start": 0.3, "end": 0.4},
+        ],
+        "words": [{"word": "Sas,", "start": 0.0, "end": 0.4}],
+    }
 
 
 def test_frame_labels_use_frame_centres():

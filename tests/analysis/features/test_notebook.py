@@ -19,8 +19,9 @@ def test_notebook_runs_top_to_bottom(synth_corpus, tmp_path, monkeypatch):
     monkeypatch.setenv("WSAE_NB_WORK", str(tmp_path / "work"))
     monkeypatch.setenv("WSAE_NB_STEPS", "60")
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbclient.NotebookClient(nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
-                            ).execute()
+    nbclient.NotebookClient(
+        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     outputs = "".join(o.get("text", "") for cell in nb.cells if cell.cell_type == "code" for o in cell.outputs)
     assert "before:" in outputs and "after:" in outputs
     assert (tmp_path / "work" / "dashboard" / "index.html").is_file()

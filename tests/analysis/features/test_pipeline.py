@@ -48,7 +48,7 @@ def test_long_utterance_is_split_into_windows(analysis_whisper):
     assert item.codes.shape == (1500 + 50, 48)
     np.testing.assert_allclose(item.times[[0, 1500]], [0.01, 30.01])
     # The second window is computed on its own 30-s window, as Whisper would see it.
-    tail = long.audio[30 * 16000:]
+    tail = long.audio[30 * 16000 :]
     acts = run_encoder(lw, lw.log_mel([tail]), ["encoder.out"])["encoder.out"][0, :50]
     with torch.no_grad():
         np.testing.assert_allclose(item.codes[1500:], sae.encode(acts).numpy(), rtol=1e-4, atol=1e-5)

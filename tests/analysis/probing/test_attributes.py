@@ -60,7 +60,10 @@ def test_class_with_too_few_speakers_is_dropped_and_said():
 
 def test_one_class_left_after_dropping_is_an_error_with_counts():
     recs = records(["female"] * 5 + ["male"] * 2, speakers=list("abcdexx"))
-    with pytest.raises(ValueError, match=r"fewer than two classes.*'female': 5 utterances / 5 speakers; 'male': 2 utterances / 1 speakers"):
+    with pytest.raises(
+        ValueError,
+        match=r"fewer than two classes.*'female': 5 utterances / 5 speakers; 'male': 2 utterances / 1 speakers",
+    ):
         resolve(recs, "gender", min_speakers=3)
 
 
@@ -89,8 +92,10 @@ def test_speaker_attribute_uses_the_speaker_ids():
 def test_metadata_by_speaker_and_unmatched_ids(tmp_path):
     recs = records([None] * 4, speakers=["11", "11", "22", "33"])
     table = tmp_path / "SPEAKERS.TXT"
-    table.write_text("; ID |SEX| SUBSET |MINUTES| NAME\n11 | F | train | 25.0 | Ann\n22 | M | train | 25.0 | Bob\n"
-                     "99 | M | dev | 5.0 | Zed\n")
+    table.write_text(
+        "; ID |SEX| SUBSET |MINUTES| NAME\n11 | F | train | 25.0 | Ann\n22 | M | train | 25.0 | Bob\n"
+        "99 | M | dev | 5.0 | Zed\n"
+    )
     notes = apply_metadata(recs, table)
     assert [r["attributes"].get("gender") for r in recs] == ["female", "female", "male", None]
     assert any("1 of 4 utterances have no row" in n for n in notes)

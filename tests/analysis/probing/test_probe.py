@@ -16,8 +16,14 @@ from whisper_sae.analysis.probing.models import ProbeSettings
 
 from ..conftest import aligned_utterances, make_sae, voices
 
-FAST = ProbeOptions(ks=(1, 4), ablate_k=3, wer_utterances=2, frames_per_utterance=8, progress=False,
-                    settings=ProbeSettings(n_trees=8, max_depth=4))
+FAST = ProbeOptions(
+    ks=(1, 4),
+    ablate_k=3,
+    wer_utterances=2,
+    frames_per_utterance=8,
+    progress=False,
+    settings=ProbeSettings(n_trees=8, max_depth=4),
+)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +114,9 @@ def test_label_problems_stop_before_any_model_runs(monkeypatch, tmp_path):
         probe(None, voices(), ["accent"], metadata=table, out=tmp_path, sae=sae, options=FAST)
     from whisper_sae.analysis import AnalysisResult
 
-    other = AnalysisResult(meta={"hook": "encoder.out"}, utterances=[], arrays={"freq": np.zeros(24)}, path=tmp_path / "other")
+    other = AnalysisResult(
+        meta={"hook": "encoder.out"}, utterances=[], arrays={"freq": np.zeros(24)}, path=tmp_path / "other"
+    )
     with pytest.raises(ValueError, match=r"analysis .*other has 24 features but the SAE has 48"):
         probe(None, voices(), ["gender"], out=tmp_path, sae=sae, analysis=other, options=FAST)
 
@@ -120,9 +128,12 @@ def test_top_features_carry_the_analysis_labels(analysis_whisper, tmp_path):
 
     sae = make_sae(d_in=analysis_whisper.d_model, d_sae=48, k=6)
     labelled = analyze(sae, aligned_utterances(), model=analysis_whisper, top_n=2, progress=False)
-    options = ProbeOptions(ks=(1,), ablate_k=0, wer_utterances=0, frames_per_utterance=4, tsne=False, progress=False,
-                           models=("logreg",))
-    result = probe(None, voices(), ["gender"], out=tmp_path, sae=sae, lw=analysis_whisper, analysis=labelled, options=options)
+    options = ProbeOptions(
+        ks=(1,), ablate_k=0, wer_utterances=0, frames_per_utterance=4, tsne=False, progress=False, models=("logreg",)
+    )
+    result = probe(
+        None, voices(), ["gender"], out=tmp_path, sae=sae, lw=analysis_whisper, analysis=labelled, options=options
+    )
     top = result.attributes["gender"]["top_features"]
     assert len(top) == 10
     for row in top:
@@ -148,8 +159,24 @@ def test_cli_on_a_folder_with_metadata(analysis_whisper, tmp_path, capsys):
     (corpus / "metadata.tsv").write_text("\n".join(rows) + "\n")
     sae_dir = make_sae(d_in=analysis_whisper.d_model, d_sae=24, k=4).save_pretrained(tmp_path / "sae")
     out = sae_dir / "probe"  # the default place, where the dashboard looks
-    code = main(["probe", str(sae_dir), "--corpus", str(corpus), "--attribute", "accent", "--model", analysis_whisper.spec,
-                 "--ablate-k", "0", "--no-tsne", "--no-progress", "--models", "logreg"])
+    code = main(
+        [
+            "probe",
+            str(sae_dir),
+            "--corpus",
+            str(corpus),
+            "--attribute",
+            "accent",
+            "--model",
+            analysis_whisper.spec,
+            "--ablate-k",
+            "0",
+            "--no-tsne",
+            "--no-progress",
+            "--models",
+            "logreg",
+        ]
+    )
     assert code == 0
     printed = capsys.readouterr().out
     assert "accent" in printed and "written:" in printed and "most selective: " in printed
@@ -158,8 +185,21 @@ def test_cli_on_a_folder_with_metadata(analysis_whisper, tmp_path, capsys):
     assert data["attributes"]["accent"]["counts"]["us"] == {"utterances": 3, "speakers": 3}
     assert any("2 spellings merged into 'us'" in n for n in data["attributes"]["accent"]["notes"])
     assert data["ablation"] == {} and set(data["attributes"]["accent"]["probes"]["utterance"]) == {"logreg"}
-    code = main(["probe", str(sae_dir), "--corpus", str(corpus), "--attribute", "gender", "--model", analysis_whisper.spec,
-                 "--out", str(out), "--no-progress"])
+    code = main(
+        [
+            "probe",
+            str(sae_dir),
+            "--corpus",
+            str(corpus),
+            "--attribute",
+            "gender",
+            "--model",
+            analysis_whisper.spec,
+            "--out",
+            str(out),
+            "--no-progress",
+        ]
+    )
     assert code == 1
     assert "'gender' is not a column" in capsys.readouterr().err
 
@@ -178,12 +218,19 @@ def test_probe_from_a_store_matches_the_probe_from_the_corpus(analysis_whisper, 
     (corpus / "metadata.tsv").write_text("\n".join(rows) + "\n")
     store = extract(analysis_whisper, str(corpus), ["encoder.out"], tmp_path / "store", dtype="float32", progress=False)
     sae = make_sae(d_in=analysis_whisper.d_model, d_sae=48, k=6)
-    options = ProbeOptions(ks=(1,), models=("logreg",), ablate_k=2, wer_utterances=2, frames_per_utterance=4,
-                           tsne=False, progress=False)
+    options = ProbeOptions(
+        ks=(1,), models=("logreg",), ablate_k=2, wer_utterances=2, frames_per_utterance=4, tsne=False, progress=False
+    )
     direct = probe(None, str(corpus), ["gender"], out=tmp_path / "a", sae=sae, lw=analysis_whisper, options=options)
-    stored = probe(None, None, ["gender"], out=tmp_path / "b", sae=sae, lw=analysis_whisper, store=store.path, options=options)
+    stored = probe(
+        None, None, ["gender"], out=tmp_path / "b", sae=sae, lw=analysis_whisper, store=store.path, options=options
+    )
     a, b = direct.attributes["gender"], stored.attributes["gender"]
-    assert a["counts"] == b["counts"] == {"female": {"utterances": 6, "speakers": 3}, "male": {"utterances": 6, "speakers": 3}}
+    assert (
+        a["counts"]
+        == b["counts"]
+        == {"female": {"utterances": 6, "speakers": 3}, "male": {"utterances": 6, "speakers": 3}}
+    )
     np.testing.assert_allclose(b["selectivity"]["score"], a["selectivity"]["score"], atol=1e-3)
     assert stored.balanced_accuracy("gender") == pytest.approx(direct.balanced_accuracy("gender"), abs=1e-6)
     assert stored.summary["n_frames"] == direct.summary["n_frames"] and stored.summary["store"] == str(store.path)
@@ -191,10 +238,27 @@ def test_probe_from_a_store_matches_the_probe_from_the_corpus(analysis_whisper, 
     assert stored.summary["ablation"]["conditions"]["none"]["wer_vs_clean_transcript"] == 0.0
     part = extract(analysis_whisper, str(corpus), ["encoder.out"], tmp_path / "part", max_utterances=5, progress=False)
     with pytest.raises(ValueError, match=r"7 of 12 utterances are not in store .*part"):
-        probe(None, str(corpus), ["gender"], out=tmp_path / "c", sae=sae, lw=analysis_whisper, store=part.path, options=options)
+        probe(
+            None,
+            str(corpus),
+            ["gender"],
+            out=tmp_path / "c",
+            sae=sae,
+            lw=analysis_whisper,
+            store=part.path,
+            options=options,
+        )
     with pytest.raises(ValueError, match=r"has no 'encoder.blocks.0' activations; it holds encoder.out"):
-        probe(None, None, ["gender"], out=tmp_path / "c", sae=make_sae(hook="encoder.blocks.0", d_in=analysis_whisper.d_model),
-              lw=analysis_whisper, store=store.path, options=options)
+        probe(
+            None,
+            None,
+            ["gender"],
+            out=tmp_path / "c",
+            sae=make_sae(hook="encoder.blocks.0", d_in=analysis_whisper.d_model),
+            lw=analysis_whisper,
+            store=store.path,
+            options=options,
+        )
 
 
 def test_probe_json_has_one_typed_schema(probed):
@@ -207,13 +271,44 @@ def test_probe_json_has_one_typed_schema(probed):
     report = ProbeReport.load(result.out)
     assert report.dumps() == text and ProbeReport.from_json(json.loads(text)).to_json() == json.loads(text)
     doc = json.loads(text)
-    assert list(doc) == ["format", "sae", "model", "corpus", "store", "metadata", "analysis", "n_utterances", "n_frames",
-                         "n_frames_sampled", "n_speakers", "notes", "options", "attributes", "ablation"]
-    assert list(doc["attributes"]["gender"]) == ["kind", "column", "classes", "counts", "dropped", "notes", "features",
-                                                 "probes", "n_rows_frame", "n_rows_utterance", "selectivity", "top_features"]
+    assert list(doc) == [
+        "format",
+        "sae",
+        "model",
+        "corpus",
+        "store",
+        "metadata",
+        "analysis",
+        "n_utterances",
+        "n_frames",
+        "n_frames_sampled",
+        "n_speakers",
+        "notes",
+        "options",
+        "attributes",
+        "ablation",
+    ]
+    assert list(doc["attributes"]["gender"]) == [
+        "kind",
+        "column",
+        "classes",
+        "counts",
+        "dropped",
+        "notes",
+        "features",
+        "probes",
+        "n_rows_frame",
+        "n_rows_utterance",
+        "selectivity",
+        "top_features",
+    ]
     g, rate = report.attributes["gender"], report.attributes["rate"]
-    assert report.sae.d_sae == sae.cfg.d_sae and g.selectivity.score == doc["attributes"]["gender"]["selectivity"]["score"]
-    assert g.selectivity.class_ == doc["attributes"]["gender"]["selectivity"]["class"] and rate.selectivity.class_ is None
+    assert (
+        report.sae.d_sae == sae.cfg.d_sae and g.selectivity.score == doc["attributes"]["gender"]["selectivity"]["score"]
+    )
+    assert (
+        g.selectivity.class_ == doc["attributes"]["gender"]["selectivity"]["class"] and rate.selectivity.class_ is None
+    )
     assert g.top_features[0].to_json() == doc["attributes"]["gender"]["top_features"][0]
     assert rate.top_features[0].rho_utterance == doc["attributes"]["rate"]["top_features"][0]["rho_utterance"]
     assert g.scores() == result.balanced_accuracy("gender")

@@ -16,8 +16,9 @@ def test_speaker_attributes_notebook_runs(tmp_path, monkeypatch):
     pytest.importorskip("ipykernel")
     monkeypatch.delenv("WHISPER_SAE_PROBE_SAE", raising=False)
     nb = nbformat.read(NOTEBOOK, as_version=4)
-    nbclient.NotebookClient(nb, timeout=900, kernel_name="python3",
-                            resources={"metadata": {"path": str(tmp_path)}}).execute()
+    nbclient.NotebookClient(
+        nb, timeout=900, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+    ).execute()
     outputs = "".join(o.get("text", "") for c in nb.cells if c.cell_type == "code" for o in c.outputs)
     assert "gender, balanced accuracy per utterance:" in outputs
     # The accent cell shows the refusal, with the column named, rather than a probe on too few speakers.

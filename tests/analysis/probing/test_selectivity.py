@@ -7,8 +7,15 @@ import pytest
 from scipy import stats
 from sklearn.metrics import roc_auc_score
 
-from whisper_sae.analysis.probing.selectivity import (benjamini_hochberg, categorical_selectivity, cohens_d,
-                                              continuous_selectivity, one_vs_rest, pool_by_group, rank_features)
+from whisper_sae.analysis.probing.selectivity import (
+    benjamini_hochberg,
+    categorical_selectivity,
+    cohens_d,
+    continuous_selectivity,
+    one_vs_rest,
+    pool_by_group,
+    rank_features,
+)
 
 
 @pytest.fixture

@@ -76,8 +76,9 @@ def _from_paths(result: AnalysisResult, needed: set[int], alignments) -> dict:
         if alignment is None and beside.is_file():
             doc = json.loads(beside.read_text())
             alignment = doc if isinstance(doc, dict) and ("words" in doc or "phones" in doc) else None
-        found[i] = Utterance(id=row["id"], audio=audio, text=row.get("text"), speaker=row.get("speaker"),
-                             path=path, alignment=alignment)
+        found[i] = Utterance(
+            id=row["id"], audio=audio, text=row.get("text"), speaker=row.get("speaker"), path=path, alignment=alignment
+        )
     return found
 
 
@@ -92,8 +93,10 @@ def _load_utterances(result: AnalysisResult, needed: set[int], corpus, alignment
         return found
     source = corpus if corpus is not None else result.meta.get("corpus")
     if source is None or source == "<in-memory utterances>":
-        raise ValueError("the analysis was made from in-memory utterances; pass corpus= (the same utterances "
-                         "or a corpus spec) so the dashboard can play its clips")
+        raise ValueError(
+            "the analysis was made from in-memory utterances; pass corpus= (the same utterances "
+            "or a corpus spec) so the dashboard can play its clips"
+        )
     items = load_corpus(str(source)) if isinstance(source, (str, Path)) else source
     for utt in items:
         if utt.id in wanted:
@@ -103,8 +106,12 @@ def _load_utterances(result: AnalysisResult, needed: set[int], corpus, alignment
             if not wanted:
                 break
     if wanted:
-        logger.warning("%d utterances of the analysis are not in corpus %s (e.g. %s); their clips are left out",
-                       len(wanted), source, next(iter(wanted)))
+        logger.warning(
+            "%d utterances of the analysis are not in corpus %s (e.g. %s); their clips are left out",
+            len(wanted),
+            source,
+            next(iter(wanted)),
+        )
     return found
 
 
@@ -113,7 +120,9 @@ def _clip_plan(result, pages, n_clips) -> dict[int, list[dict]]:
     return {f: result.top_frames(f)[:n_clips] for f in pages}
 
 
-def _recompute(lw, sae, sae_dir, result: AnalysisResult, utts: dict, plan: dict, batch_size: int, progress: bool) -> dict:
+def _recompute(
+    lw, sae, sae_dir, result: AnalysisResult, utts: dict, plan: dict, batch_size: int, progress: bool
+) -> dict:
     """{(utterance index, feature): (times, acts [T], tokens)} for every shown clip, read from the
     analysis' activation store when it has one, else computed with Whisper."""
     wanted: dict[int, set[int]] = {}
@@ -181,7 +190,9 @@ def owned_files(out_dir) -> list[str]:
     missing or empty folder. Raises :class:`DashboardFolderError` for a non-empty folder without one."""
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
-        raise DashboardFolderError(f"dashboard output {out} is a file, not a folder; give a new or empty folder for --out")
+        raise DashboardFolderError(
+            f"dashboard output {out} is a file, not a folder; give a new or empty folder for --out"
+        )
     manifest = out / MANIFEST
     if manifest.is_file():
         try:
@@ -190,15 +201,18 @@ def owned_files(out_dir) -> list[str]:
         except (ValueError, KeyError, TypeError, AttributeError):
             files = None
         if not isinstance(files, list):
-            raise DashboardFolderError(f"{manifest} is not a whisper-sae dashboard manifest; remove the folder {out} "
-                                       "yourself or give another --out")
+            raise DashboardFolderError(
+                f"{manifest} is not a whisper-sae dashboard manifest; remove the folder {out} "
+                "yourself or give another --out"
+            )
         return [str(f) for f in files]
     others = sorted(p.name for p in out.iterdir() if not is_lock_file(p.name)) if out.is_dir() else []
     if others:
         shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
         raise DashboardFolderError(
             f"dashboard folder {out} is not empty ({shown}) and was not written by `whisper-sae dashboard` "
-            f"(no {MANIFEST}); nothing was changed. Give a new or empty folder for --out, or remove its contents yourself")
+            f"(no {MANIFEST}); nothing was changed. Give a new or empty folder for --out, or remove its contents yourself"
+        )
     return []
 
 
@@ -232,10 +246,24 @@ def _planned_files(pages: list[int], plan: dict) -> list[str]:
     return files
 
 
-def build_dashboard(sae, out_dir, analysis=None, *, corpus=None, model=None, features=None,
-                    max_features: int | None = 200, clips_per_feature: int = 5, excerpt_seconds: float = 3.0,
-                    alignments_dir=None, whisper_words: bool = True, batch_size: int = 8,
-                    probe=None, attribute_pages: int = 10, progress: bool = True) -> Path:
+def build_dashboard(
+    sae,
+    out_dir,
+    analysis=None,
+    *,
+    corpus=None,
+    model=None,
+    features=None,
+    max_features: int | None = 200,
+    clips_per_feature: int = 5,
+    excerpt_seconds: float = 3.0,
+    alignments_dir=None,
+    whisper_words: bool = True,
+    batch_size: int = 8,
+    probe=None,
+    attribute_pages: int = 10,
+    progress: bool = True,
+) -> Path:
     """Write the dashboard of ``sae`` (folder or object) to ``out_dir``; returns the index.html path.
 
     ``analysis`` is an AnalysisResult or its folder (default: ``SAE_DIR/analysis``). The clips' audio
@@ -283,8 +311,17 @@ def build_dashboard(sae, out_dir, analysis=None, *, corpus=None, model=None, fea
         (out / "features").mkdir(parents=True, exist_ok=True)
         (out / "clips").mkdir(exist_ok=True)
         _copy_assets(out)
-        ctx = render.PageContext(result=result, tokenizer=tokenizer, utts=utts, series=series, words=words,
-                                 excerpt_seconds=excerpt_seconds, side=side, out=out, attributes=attributes)
+        ctx = render.PageContext(
+            result=result,
+            tokenizer=tokenizer,
+            utts=utts,
+            series=series,
+            words=words,
+            excerpt_seconds=excerpt_seconds,
+            side=side,
+            out=out,
+            attributes=attributes,
+        )
         for n, f in enumerate(tqdm(pages, desc="dashboard pages", disable=not progress)):
             neighbours = (pages[n - 1] if n > 0 else None, pages[n + 1] if n + 1 < len(pages) else None)
             page = render.feature_page(ctx, f, plan[f], neighbours)
@@ -312,8 +349,10 @@ def bind_server(out_dir, port: int = 8000, host: str = "127.0.0.1"):
     try:
         return http.server.ThreadingHTTPServer((host, port), handler)
     except OSError as err:
-        raise PortBusyError(f"cannot serve the dashboard on {host}:{port}: {err.strerror or err}; pass --port with a "
-                            "free port, or stop what is using it") from None
+        raise PortBusyError(
+            f"cannot serve the dashboard on {host}:{port}: {err.strerror or err}; pass --port with a "
+            "free port, or stop what is using it"
+        ) from None
 
 
 def serve(out_dir, port: int = 8000, *, server=None) -> None:

@@ -25,7 +25,7 @@ def excerpt(audio: np.ndarray, start: float, end: float) -> np.ndarray:
     """audio[start:end] (seconds), exactly round((end - start) * SAMPLE_RATE) samples where the audio has them
     (flooring both ends separately could give one sample more than the excerpt's length)."""
     first = int(round(start * SAMPLE_RATE))
-    return np.asarray(audio[first:first + int(round((end - start) * SAMPLE_RATE))], dtype=np.float32)
+    return np.asarray(audio[first : first + int(round((end - start) * SAMPLE_RATE))], dtype=np.float32)
 
 
 def write_wav(path: Path, audio: np.ndarray, start: float, end: float) -> None:
@@ -57,8 +57,9 @@ def write_spectrogram_png(path: Path, audio: np.ndarray, start: float, end: floa
     plt.imsave(path, db, cmap="magma", vmin=top - 80, vmax=top)
 
 
-def activation_svg(times: np.ndarray, acts: np.ndarray, start: float, end: float, scale: float,
-                   peak: float | None = None) -> str:
+def activation_svg(
+    times: np.ndarray, acts: np.ndarray, start: float, end: float, scale: float, peak: float | None = None
+) -> str:
     """An SVG (stretched over the spectrogram) of activation against time in [start, end]."""
     keep = (times >= start) & (times <= end)
     t, a = times[keep], np.clip(acts[keep] / max(scale, 1e-12), 0, 1)
@@ -69,8 +70,10 @@ def activation_svg(times: np.ndarray, acts: np.ndarray, start: float, end: float
     if peak is not None and start <= peak <= end:
         x = (peak - start) / span * SVG_W
         marker = f'<line class="peak" x1="{x:.1f}" x2="{x:.1f}" y1="0" y2="{SVG_H}"/>'
-    return (f'<svg class="act" viewBox="0 0 {SVG_W} {SVG_H}" preserveAspectRatio="none" aria-hidden="true">'
-            f'<polygon class="area" points="{fill}"/><polyline class="line" points="{pts}"/>{marker}</svg>')
+    return (
+        f'<svg class="act" viewBox="0 0 {SVG_W} {SVG_H}" preserveAspectRatio="none" aria-hidden="true">'
+        f'<polygon class="area" points="{fill}"/><polyline class="line" points="{pts}"/>{marker}</svg>'
+    )
 
 
 def histogram_svg(counts: np.ndarray, edges: np.ndarray, width: int = 600, height: int = 120) -> str:
@@ -80,15 +83,20 @@ def histogram_svg(counts: np.ndarray, edges: np.ndarray, width: int = 600, heigh
     if len(nz) == 0:
         return '<p class="muted">This feature never fired on the analysed corpus.</p>'
     lo, hi = max(nz[0] - 2, 0), min(nz[-1] + 3, len(counts))
-    counts, edges = counts[lo:hi], edges[lo:hi + 1]
+    counts, edges = counts[lo:hi], edges[lo : hi + 1]
     bar_w = width / len(counts)
     top = counts.max()
     bars = "".join(
         f'<rect x="{i * bar_w:.1f}" y="{height - 20 - c / top * (height - 30):.1f}" width="{bar_w * 0.9:.1f}" '
         f'height="{c / top * (height - 30):.1f}"><title>{10 ** edges[i]:.3g}–{10 ** edges[i + 1]:.3g}: '
-        f'{int(c)}</title></rect>' for i, c in enumerate(counts))
+        f"{int(c)}</title></rect>"
+        for i, c in enumerate(counts)
+    )
     ticks = "".join(
         f'<text x="{i * bar_w:.1f}" y="{height - 4}">{10 ** edges[i]:.2g}</text>'
-        for i in range(0, len(counts) + 1, max(1, len(counts) // 6)))
-    return (f'<svg class="hist" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
-            f'role="img" aria-label="activation density">{bars}{ticks}</svg>')
+        for i in range(0, len(counts) + 1, max(1, len(counts) // 6))
+    )
+    return (
+        f'<svg class="hist" viewBox="0 0 {width} {height}" width="{width}" height="{height}" '
+        f'role="img" aria-label="activation density">{bars}{ticks}</svg>'
+    )

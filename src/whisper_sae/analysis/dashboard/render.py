@@ -20,8 +20,13 @@ from .selectivity import SIGNIFICANT_Q
 def js_literal(obj) -> str:
     """JSON safe to embed in a ``<script>`` element (no ``</script>``, no HTML-significant characters)."""
     text = json.dumps(obj, ensure_ascii=False, allow_nan=False)
-    for char, code in (("<", "\\u003c"), (">", "\\u003e"), ("&", "\\u0026"),
-                       ("\u2028", "\\u2028"), ("\u2029", "\\u2029")):
+    for char, code in (
+        ("<", "\\u003c"),
+        (">", "\\u003e"),
+        ("&", "\\u0026"),
+        ("\u2028", "\\u2028"),
+        ("\u2029", "\\u2029"),
+    ):
         text = text.replace(char, code)
     return text
 
@@ -41,22 +46,27 @@ class PageContext:
 
 
 def _head(title: str, css: str) -> str:
-    return (f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f'<link rel="stylesheet" href="{css}"></head><body>')
+    return (
+        f'<!DOCTYPE html><html lang="en"><head><meta charset="utf-8"><title>{escape(title)}</title>'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f'<link rel="stylesheet" href="{css}"></head><body>'
+    )
 
 
 def _scores(row: dict) -> str:
-    cells = [f"<dt>firing frequency</dt><dd>{row['freq']:.3%}</dd>",
-             f"<dt>mean activation (when firing)</dt><dd>{row['mean_act']:.3g}</dd>",
-             f"<dt>max activation</dt><dd>{row['max_act']:.3g}</dd>"]
+    cells = [
+        f"<dt>firing frequency</dt><dd>{row['freq']:.3%}</dd>",
+        f"<dt>mean activation (when firing)</dt><dd>{row['mean_act']:.3g}</dd>",
+        f"<dt>max activation</dt><dd>{row['max_act']:.3g}</dd>",
+    ]
     for kind in ("phone", "word"):
         if f"{kind}_f1" in row:
             label = row[kind] if row[kind] is not None else "—"
             cells.append(
                 f'<dt>best {kind}</dt><dd><span class="label {kind}">{escape(str(label))}</span> '
                 f"F1 {row[f'{kind}_f1']:.2f} (precision {row[f'{kind}_precision']:.2f}, "
-                f"recall {row[f'{kind}_recall']:.2f})</dd>")
+                f"recall {row[f'{kind}_recall']:.2f})</dd>"
+            )
     return '<dl class="scores">' + "".join(cells) + "</dl>"
 
 
@@ -70,8 +80,10 @@ def _highlighted_words(words: list[dict], times, acts, scale: float, start: floa
         near = float(w["end"]) >= start and float(w["start"]) <= end
         cls = "w active" if peak > 0 else "w"
         cls += " near" if near else ""
-        spans.append(f'<span class="{cls}" style="--a:{alpha:.2f}" title="{peak:.3g} at '
-                     f'{float(w["start"]):.2f} s">{escape(str(w["word"]))}</span>')
+        spans.append(
+            f'<span class="{cls}" style="--a:{alpha:.2f}" title="{peak:.3g} at '
+            f'{float(w["start"]):.2f} s">{escape(str(w["word"]))}</span>'
+        )
     return " ".join(spans)
 
 
@@ -82,16 +94,18 @@ def _token_context(ctx: PageContext, acts, tokens: list[int], pos: int, scale: f
         text = ctx.tokenizer.decode([tokens[j]])
         alpha = min(float(acts[j]) / max(scale, 1e-12), 1.0)
         cls = "tok here" if j == pos else "tok"
-        spans.append(f'<span class="{cls}" style="--a:{alpha:.2f}" title="{float(acts[j]):.3g}">'
-                     f"{escape(text)}</span>")
+        spans.append(f'<span class="{cls}" style="--a:{alpha:.2f}" title="{float(acts[j]):.3g}">{escape(text)}</span>')
     return "".join(spans)
 
 
 def _clip_card(ctx: PageContext, feature: int, j: int, clip: dict, scale: float) -> str:
     utt = ctx.utts.get(clip["utt"])
     key = (clip["utt"], feature)
-    head = (f'<div class="cliphead"><b>{escape(clip["id"])}</b> activation {clip["act"]:.3g}'
-            + (f' at {clip["time"]:.2f} s' if np.isfinite(clip["time"]) else "") + "</div>")
+    head = (
+        f'<div class="cliphead"><b>{escape(clip["id"])}</b> activation {clip["act"]:.3g}'
+        + (f" at {clip['time']:.2f} s" if np.isfinite(clip["time"]) else "")
+        + "</div>"
+    )
     if utt is None or key not in ctx.series:
         return f'<div class="clip missing">{head}<p class="muted">audio not available</p></div>'
     times, acts, tokens = ctx.series[key]
@@ -105,14 +119,14 @@ def _clip_card(ctx: PageContext, feature: int, j: int, clip: dict, scale: float)
         media.write_wav(ctx.out / "clips" / f"{stem}.wav", utt.audio, start, end)
         media.write_spectrogram_png(ctx.out / "clips" / f"{stem}.png", utt.audio, start, end)
         words = ctx.words.get(clip["utt"]) or []
-        transcript = (_highlighted_words(words, times, acts, scale, start, end) if words
-                      else escape(utt.text or ""))
-        body = (f'<div class="spec"><img src="../clips/{stem}.png" alt="spectrogram {start:.2f}–{end:.2f} s">'
-                f"{media.activation_svg(times, acts, start, end, scale, clip['time'])}</div>"
-                f'<div class="axis"><span>{start:.2f} s</span><span>{end:.2f} s</span></div>'
-                f'<p class="transcript">{transcript}</p>')
-    return (f'<div class="clip">{head}<audio controls preload="auto" src="../clips/{stem}.wav"></audio>'
-            f"{body}</div>")
+        transcript = _highlighted_words(words, times, acts, scale, start, end) if words else escape(utt.text or "")
+        body = (
+            f'<div class="spec"><img src="../clips/{stem}.png" alt="spectrogram {start:.2f}–{end:.2f} s">'
+            f"{media.activation_svg(times, acts, start, end, scale, clip['time'])}</div>"
+            f'<div class="axis"><span>{start:.2f} s</span><span>{end:.2f} s</span></div>'
+            f'<p class="transcript">{transcript}</p>'
+        )
+    return f'<div class="clip">{head}<audio controls preload="auto" src="../clips/{stem}.wav"></audio>{body}</div>'
 
 
 def _num(x, fmt: str) -> str:
@@ -139,14 +153,17 @@ def _attribute_section(ctx: PageContext, feature: int) -> str:
             f'<td class="num">{_num(r.get("score"), ".3f")}</td><td class="num">{r["rank"]} of {len(block.rank)}</td>'
             f'<td>{escape(direction) if direction is not None else "—"}</td><td class="num">{_num(r.get("auroc"), ".3f")}</td>'
             f'<td class="num">{_num(r.get("cohens_d"), ".2f")}</td><td class="num">{_num(r.get("rho"), ".3f")}</td>'
-            f'<td class="num">{_q(r.get("q"))}</td></tr>')
+            f'<td class="num">{_q(r.get("q"))}</td></tr>'
+        )
     sources = sorted({(b.source, b.n_utterances, b.n_speakers) for b in sel.attributes.values()})
     note = "; ".join(f"{escape(src)}: {n} utterances, {s} speakers" for src, n, s in sources)
-    return ('<h2>Speaker attributes</h2><table class="attrs"><thead><tr><th>attribute</th><th>selectivity</th>'
-            "<th>rank</th><th>direction</th><th>AUROC</th><th>Cohen's d</th><th>Spearman rho</th><th>q (BH)</th></tr></thead>"
-            f'<tbody>{"".join(rows)}</tbody></table>'
-            '<p class="muted">Utterance-mean codes. Selectivity: |2·AUROC − 1| of the class the feature separates best from the rest '
-            f"(|rho| for numbers); q: Mann–Whitney (or Spearman) p, Benjamini–Hochberg corrected. From {note}.</p>")
+    return (
+        '<h2>Speaker attributes</h2><table class="attrs"><thead><tr><th>attribute</th><th>selectivity</th>'
+        "<th>rank</th><th>direction</th><th>AUROC</th><th>Cohen's d</th><th>Spearman rho</th><th>q (BH)</th></tr></thead>"
+        f"<tbody>{''.join(rows)}</tbody></table>"
+        '<p class="muted">Utterance-mean codes. Selectivity: |2·AUROC − 1| of the class the feature separates best from the rest '
+        f"(|rho| for numbers); q: Mann–Whitney (or Spearman) p, Benjamini–Hochberg corrected. From {note}.</p>"
+    )
 
 
 def feature_page(ctx: PageContext, feature: int, clip_rows: list[dict], neighbours) -> str:
@@ -162,17 +179,20 @@ def feature_page(ctx: PageContext, feature: int, clip_rows: list[dict], neighbou
     label = row.get("phone") or row.get("word")
     cards = "".join(_clip_card(ctx, feature, j, clip, scale) for j, clip in enumerate(clip_rows))
     meta = result.meta
-    return (_head(f"{title} · {meta.get('hook', '')}", "../style.css")
-            + f'<nav>{" · ".join(nav)}</nav><h1>{title}'
-            + (f' <span class="label">{escape(str(label))}</span>' if label else "") + "</h1>"
-            + f'<p class="muted">{escape(str(meta.get("model")))} · {escape(str(meta.get("hook")))} · '
-              f'{escape(str(meta.get("corpus")))}</p>'
-            + _scores(row)
-            + _attribute_section(ctx, feature)
-            + "<h2>Activation density</h2>"
-            + media.histogram_svg(result.arrays["hist"][feature], result.arrays["hist_edges"])
-            + f'<h2>Top clips</h2><div class="clips" id="clips">{cards or "<p>No clips.</p>"}</div>'
-            + "</body></html>")
+    return (
+        _head(f"{title} · {meta.get('hook', '')}", "../style.css")
+        + f"<nav>{' · '.join(nav)}</nav><h1>{title}"
+        + (f' <span class="label">{escape(str(label))}</span>' if label else "")
+        + "</h1>"
+        + f'<p class="muted">{escape(str(meta.get("model")))} · {escape(str(meta.get("hook")))} · '
+        f"{escape(str(meta.get('corpus')))}</p>"
+        + _scores(row)
+        + _attribute_section(ctx, feature)
+        + "<h2>Activation density</h2>"
+        + media.histogram_svg(result.arrays["hist"][feature], result.arrays["hist_edges"])
+        + f'<h2>Top clips</h2><div class="clips" id="clips">{cards or "<p>No clips.</p>"}</div>'
+        + "</body></html>"
+    )
 
 
 def index_rows(result, pages: set[int], attributes=None) -> list[dict]:
@@ -188,36 +208,53 @@ def index_rows(result, pages: set[int], attributes=None) -> list[dict]:
 
 def index_page(result, pages: set[int], attributes=None) -> str:
     meta, summary = result.meta, result.summary
-    facts = [f"{escape(str(meta.get('model')))} · {escape(str(meta.get('hook')))} · "
-             f"{result.d_sae} features ({escape(str(meta.get('architecture')))}) · "
-             f"corpus {escape(str(meta.get('corpus')))} · {summary.get('n_utterances', 0)} utterances, "
-             f"{summary.get('n_positions', 0)} positions · {summary.get('n_dead', 0)} never fired"]
+    facts = [
+        f"{escape(str(meta.get('model')))} · {escape(str(meta.get('hook')))} · "
+        f"{result.d_sae} features ({escape(str(meta.get('architecture')))}) · "
+        f"corpus {escape(str(meta.get('corpus')))} · {summary.get('n_utterances', 0)} utterances, "
+        f"{summary.get('n_positions', 0)} positions · {summary.get('n_dead', 0)} never fired"
+    ]
     for kind in ("phone", "word"):
         s = summary.get(f"{kind}_labels")
         if s:
-            facts.append(f"{kind} labels: F1 &gt; 0.5 for {s['f1>0.5']}, &gt; 0.7 for {s['f1>0.7']}, "
-                         f"&gt; 0.9 for {s['f1>0.9']} of {s['n_alive']} features")
+            facts.append(
+                f"{kind} labels: F1 &gt; 0.5 for {s['f1>0.5']}, &gt; 0.7 for {s['f1>0.7']}, "
+                f"&gt; 0.9 for {s['f1>0.9']} of {s['n_alive']} features"
+            )
     spec, attr_heads, attr_controls = [], "", ""
     if attributes:
         spec = attributes.filter_spec()
-        facts.append("speaker attributes: " + ", ".join(
-            f"{escape(a)} ({b.n_utterances} utterances, {b.n_speakers} speakers)" for a, b in attributes.attributes.items()))
-        attr_heads = "".join(f'<th data-key="sel:{escape(a)}">{escape(a)} selectivity</th>' for a in attributes.attributes)
-        attr_controls = ('<span class="attr-filter"><label>selective for <select id="attr" aria-label="attribute">'
-                         '<option value="">—</option></select></label> <select id="attr-class" aria-label="class">'
-                         '<option value="">any class</option></select> <label>score ≥ <input id="min-sel" type="number" '
-                         'min="0" max="1" step="0.05" value="0"></label> <label><input id="significant" type="checkbox" checked>'
-                         f' q &lt; {SIGNIFICANT_Q:g}</label></span>')
-    return (_head("whisper-sae features", "style.css")
-            + "<h1>Features</h1>" + "".join(f'<p class="muted">{f}</p>' for f in facts)
-            + '<div class="controls"><input id="search" type="search" placeholder="search label or feature number"'
-              ' aria-label="search"> ' + attr_controls + ' <span id="count"></span></div>'
-            + '<table id="features"><thead><tr>'
-              '<th data-key="feature">feature</th><th data-key="freq">frequency</th>'
-              '<th data-key="max_act">max act.</th><th data-key="mean_act">mean act.</th>'
-              '<th data-key="phone">phone</th><th data-key="phone_f1">phone F1</th>'
-              '<th data-key="word">word</th><th data-key="word_f1">word F1</th>' + attr_heads + "</tr></thead>"
-              "<tbody></tbody></table>"
-            + f"<script>const FEATURES = {js_literal(index_rows(result, pages, attributes))};"
-              f"const ATTRIBUTES = {js_literal(spec)};const SIGNIFICANT_Q = {SIGNIFICANT_Q!r};</script>"
-            + '<script src="index.js"></script></body></html>')
+        facts.append(
+            "speaker attributes: "
+            + ", ".join(
+                f"{escape(a)} ({b.n_utterances} utterances, {b.n_speakers} speakers)"
+                for a, b in attributes.attributes.items()
+            )
+        )
+        attr_heads = "".join(
+            f'<th data-key="sel:{escape(a)}">{escape(a)} selectivity</th>' for a in attributes.attributes
+        )
+        attr_controls = (
+            '<span class="attr-filter"><label>selective for <select id="attr" aria-label="attribute">'
+            '<option value="">—</option></select></label> <select id="attr-class" aria-label="class">'
+            '<option value="">any class</option></select> <label>score ≥ <input id="min-sel" type="number" '
+            'min="0" max="1" step="0.05" value="0"></label> <label><input id="significant" type="checkbox" checked>'
+            f" q &lt; {SIGNIFICANT_Q:g}</label></span>"
+        )
+    return (
+        _head("whisper-sae features", "style.css")
+        + "<h1>Features</h1>"
+        + "".join(f'<p class="muted">{f}</p>' for f in facts)
+        + '<div class="controls"><input id="search" type="search" placeholder="search label or feature number"'
+        ' aria-label="search"> '
+        + attr_controls
+        + ' <span id="count"></span></div>'
+        + '<table id="features"><thead><tr>'
+        '<th data-key="feature">feature</th><th data-key="freq">frequency</th>'
+        '<th data-key="max_act">max act.</th><th data-key="mean_act">mean act.</th>'
+        '<th data-key="phone">phone</th><th data-key="phone_f1">phone F1</th>'
+        '<th data-key="word">word</th><th data-key="word_f1">word F1</th>' + attr_heads + "</tr></thead>"
+        "<tbody></tbody></table>" + f"<script>const FEATURES = {js_literal(index_rows(result, pages, attributes))};"
+        f"const ATTRIBUTES = {js_literal(spec)};const SIGNIFICANT_Q = {SIGNIFICANT_Q!r};</script>"
+        + '<script src="index.js"></script></body></html>'
+    )

@@ -101,8 +101,10 @@ class AttributeSelectivity:
 
     def filter_spec(self) -> list[dict]:
         """What the index's attribute filter offers: each attribute with its classes."""
-        return [{"name": name, "kind": a.kind, "classes": a.classes if a.kind == "categorical" else ["higher", "lower"]}
-                for name, a in self.attributes.items()]
+        return [
+            {"name": name, "kind": a.kind, "classes": a.classes if a.kind == "categorical" else ["higher", "lower"]}
+            for name, a in self.attributes.items()
+        ]
 
 
 def load_selectivity(paths, *, d_sae: int, hook: str | None) -> AttributeSelectivity:
@@ -113,16 +115,22 @@ def load_selectivity(paths, *, d_sae: int, hook: str | None) -> AttributeSelecti
         report = ProbeReport.load(raw)
         path = report.path
         if report.sae.d_sae != d_sae:
-            raise ValueError(f"{path} was made on an SAE of {report.sae.d_sae} features; this dashboard's SAE has {d_sae}. "
-                             "Pass the probe.json of this SAE")
+            raise ValueError(
+                f"{path} was made on an SAE of {report.sae.d_sae} features; this dashboard's SAE has {d_sae}. "
+                "Pass the probe.json of this SAE"
+            )
         if hook and report.sae.hook and report.sae.hook != hook:
             raise ValueError(f"{path} probed hook {report.sae.hook!r}; this dashboard's SAE reads {hook!r}")
         for name, block in report.attributes.items():
             if name in merged.attributes:
-                raise ValueError(f"attribute {name!r} is in both {merged.attributes[name].source} and {path}; pass one of them")
+                raise ValueError(
+                    f"attribute {name!r} is in both {merged.attributes[name].source} and {path}; pass one of them"
+                )
             if len(block.selectivity) != d_sae:
-                raise ValueError(f"{path} holds {len(block.selectivity)} selectivity scores for {name!r} but says its SAE has "
-                                 f"{d_sae} features; run `whisper-sae probe` again to rewrite it")
+                raise ValueError(
+                    f"{path} holds {len(block.selectivity)} selectivity scores for {name!r} but says its SAE has "
+                    f"{d_sae} features; run `whisper-sae probe` again to rewrite it"
+                )
             score = np.nan_to_num(np.asarray(block.selectivity.score, dtype=float), nan=0.0)
             rank = np.empty(len(score), dtype=np.int64)
             rank[np.argsort(-score, kind="stable")] = np.arange(1, len(score) + 1)

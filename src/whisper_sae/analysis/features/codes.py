@@ -7,8 +7,8 @@ decoder is teacher-forced on the utterance's transcript (or Whisper's own when t
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Iterable, Iterator
 
 import numpy as np
 import torch
@@ -31,8 +31,10 @@ class UtteranceCodes:
 
 def _windows(audio: np.ndarray) -> list[tuple[int, np.ndarray]]:
     """(first frame, samples) of consecutive 30-s windows covering the audio."""
-    return [(start // SAMPLES_PER_FRAME, audio[start:start + WINDOW_SAMPLES])
-            for start in range(0, max(len(audio), 1), WINDOW_SAMPLES)]
+    return [
+        (start // SAMPLES_PER_FRAME, audio[start : start + WINDOW_SAMPLES])
+        for start in range(0, max(len(audio), 1), WINDOW_SAMPLES)
+    ]
 
 
 @torch.no_grad()
@@ -48,8 +50,9 @@ def _encoder_batch(lw, sae, point: HookPoint, batch: list[tuple[int, int, np.nda
         yield item, first, _encode(sae, a)
 
 
-def encoder_codes(lw, sae, hook: str, utterances: Iterable[Utterance], *,
-                  batch_size: int = 8) -> Iterator[UtteranceCodes]:
+def encoder_codes(
+    lw, sae, hook: str, utterances: Iterable[Utterance], *, batch_size: int = 8
+) -> Iterator[UtteranceCodes]:
     """Codes of every utterance at an encoder hook, in order, batching windows across utterances."""
     point = HookPoint.parse(hook, lw.config)
     pending: dict[int, tuple[Utterance, list]] = {}
@@ -100,8 +103,9 @@ def decoder_codes(lw, sae, hook: str, utterances: Iterable[Utterance]) -> Iterat
         yield UtteranceCodes(utt, codes, np.full(len(codes), np.nan), tokens[keep])
 
 
-def utterance_codes(lw, sae, hook: str, utterances: Iterable[Utterance], *,
-                    batch_size: int = 8) -> Iterator[UtteranceCodes]:
+def utterance_codes(
+    lw, sae, hook: str, utterances: Iterable[Utterance], *, batch_size: int = 8
+) -> Iterator[UtteranceCodes]:
     """Codes at ``hook`` (encoder or decoder) for each utterance, in order."""
     point = HookPoint.parse(hook, lw.config)
     if point.side == "encoder":
@@ -109,8 +113,9 @@ def utterance_codes(lw, sae, hook: str, utterances: Iterable[Utterance], *,
     return decoder_codes(lw, sae, hook, utterances)
 
 
-def store_codes(store, sae, hook: str, *, utterances: list[int] | None = None,
-                chunk: int = 32) -> Iterator[tuple[dict, UtteranceCodes]]:
+def store_codes(
+    store, sae, hook: str, *, utterances: list[int] | None = None, chunk: int = 32
+) -> Iterator[tuple[dict, UtteranceCodes]]:
     """(utterance record, codes) from an activation store's rows, no Whisper needed.
 
     Rows are regrouped by utterance and ordered by position; records come from ``store.utterances``
@@ -121,7 +126,7 @@ def store_codes(store, sae, hook: str, *, utterances: list[int] | None = None,
     records = {r["idx"]: r for r in store.utterances}
     order = sorted(records) if utterances is None else list(utterances)
     for start in range(0, len(order), chunk):
-        part = order[start:start + chunk]
+        part = order[start : start + chunk]
         acts, index = store.read(hook, part)
         utt_col, pos_col = index["utt"].long().numpy(), index["pos"].long().numpy()
         for idx in part:
@@ -134,6 +139,11 @@ def store_codes(store, sae, hook: str, *, utterances: list[int] | None = None,
                 times = np.full(len(rows), np.nan)
             else:
                 tokens, times = None, (pos_col[rows] + 0.5) * FRAME_SECONDS
-            utt = Utterance(id=rec["id"], audio=np.zeros(0, np.float32), text=rec.get("text"),
-                            speaker=rec.get("speaker"), path=resolve_path(rec.get("path"), store.path))
+            utt = Utterance(
+                id=rec["id"],
+                audio=np.zeros(0, np.float32),
+                text=rec.get("text"),
+                speaker=rec.get("speaker"),
+                path=resolve_path(rec.get("path"), store.path),
+            )
             yield rec, UtteranceCodes(utt, codes, times, tokens)

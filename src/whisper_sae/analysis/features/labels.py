@@ -102,8 +102,12 @@ class _PairCounter:
         precision = co / np.maximum(active[feat], 1)
         recall = co / np.maximum(totals[lab], 1)
         f1 = np.where(co > 0, 2 * precision * recall / np.maximum(precision + recall, 1e-12), 0.0)
-        best = {"label": np.full(d_sae, -1, np.int64), "precision": np.zeros(d_sae),
-                "recall": np.zeros(d_sae), "f1": np.zeros(d_sae)}
+        best = {
+            "label": np.full(d_sae, -1, np.int64),
+            "precision": np.zeros(d_sae),
+            "recall": np.zeros(d_sae),
+            "f1": np.zeros(d_sae),
+        }
         # Sort by (feature, f1) so the last row of each feature holds its best label.
         order = np.lexsort((f1, feat))
         last = np.ones(len(order), bool)

@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 from tqdm.auto import tqdm
 
-from whisper_sae.artifacts import open_corpus, open_model, open_sae, open_store, output_dir_for, resolve_path
+from whisper_sae.artifacts import open_corpus, open_model, open_sae, open_store, output_dir_for
 from whisper_sae.audio import Utterance
 from whisper_sae.audio.constants import FRAME_SECONDS, WINDOW_SAMPLES
 from whisper_sae.whisper import HookPoint
@@ -80,10 +80,22 @@ def _source(sae, sae_dir, corpus, store, model, hook, batch_size, max_utterances
     return stream, side, spec, (lw.name, lw.spec), lw_loader, None
 
 
-def analyze(sae, corpus=None, *, store=None, top_n: int = 20, model=None, hook: str | None = None,
-            batch_size: int = 8, max_utterances: int | None = None, alignments_dir: str | Path | None = None,
-            whisper_words: bool = False, distinct_clips: bool = True, out: str | Path | None = None,
-            progress: bool = True) -> AnalysisResult:
+def analyze(
+    sae,
+    corpus=None,
+    *,
+    store=None,
+    top_n: int = 20,
+    model=None,
+    hook: str | None = None,
+    batch_size: int = 8,
+    max_utterances: int | None = None,
+    alignments_dir: str | Path | None = None,
+    whisper_words: bool = False,
+    distinct_clips: bool = True,
+    out: str | Path | None = None,
+    progress: bool = True,
+) -> AnalysisResult:
     """Statistics and labels of every feature of ``sae`` (folder or object) over a corpus.
 
     Activations come from running Whisper on ``corpus`` (a ``load_corpus`` spec, a Corpus or any
@@ -97,7 +109,8 @@ def analyze(sae, corpus=None, *, store=None, top_n: int = 20, model=None, hook: 
     if hook is None:
         raise ValueError("the SAE's cfg.json names no hook_name; pass hook= (e.g. 'encoder.out')")
     stream, side, spec, (model_name, model_spec), lw_loader, store_path = _source(
-        sae, sae_dir, corpus, store, model, hook, batch_size, max_utterances)
+        sae, sae_dir, corpus, store, model, hook, batch_size, max_utterances
+    )
     if alignments_dir is None and store_path is not None and Path(spec).is_dir():
         alignments_dir = spec  # the synthetic corpus keeps <id>.json beside the audio
     aligner = _Aligner(alignments_dir, whisper_words, lw_loader)
@@ -107,8 +120,14 @@ def analyze(sae, corpus=None, *, store=None, top_n: int = 20, model=None, hook: 
     rows: list[dict] = []
     for rec, item in tqdm(stream, desc="analyze", unit="utt", disable=not progress):
         utt, index = item.utterance, len(rows)
-        row = {"id": utt.id, "duration": float(rec["duration"] if rec else utt.duration), "text": utt.text,
-               "path": utt.path, "speaker": utt.speaker, "n_positions": int(len(item.codes))}
+        row = {
+            "id": utt.id,
+            "duration": float(rec["duration"] if rec else utt.duration),
+            "text": utt.text,
+            "path": utt.path,
+            "speaker": utt.speaker,
+            "n_positions": int(len(item.codes)),
+        }
         if rec is not None:
             row["store_idx"] = int(rec["idx"])
         stats.update(item.codes, index)
@@ -124,10 +143,19 @@ def analyze(sae, corpus=None, *, store=None, top_n: int = 20, model=None, hook: 
         rows.append(row)
     if not rows:
         raise ValueError(f"corpus {spec!r} yielded no utterances to analyse")
-    meta = {"sae_dir": str(sae_dir) if sae_dir else None, "hook": hook, "side": side, "model": model_name,
-            "model_spec": model_spec, "corpus": spec, "store": store_path, "d_sae": d_sae,
-            "architecture": sae.cfg.architecture, "frame_seconds": FRAME_SECONDS,
-            "alignments_dir": str(alignments_dir) if alignments_dir is not None else None}
+    meta = {
+        "sae_dir": str(sae_dir) if sae_dir else None,
+        "hook": hook,
+        "side": side,
+        "model": model_name,
+        "model_spec": model_spec,
+        "corpus": spec,
+        "store": store_path,
+        "d_sae": d_sae,
+        "architecture": sae.cfg.architecture,
+        "frame_seconds": FRAME_SECONDS,
+        "alignments_dir": str(alignments_dir) if alignments_dir is not None else None,
+    }
     result = _assemble(stats, labeler, rows, side, meta)
     target = out if out is not None else (output_dir_for(sae_dir, "analysis") if sae_dir is not None else None)
     if target is not None:
@@ -143,18 +171,27 @@ def _assemble(stats, labeler, rows, side: str, meta: dict) -> AnalysisResult:
     else:
         arrays["top_time"] = np.full(pos.shape, np.nan, np.float32)
         token = np.full(pos.shape, -1, np.int64)
-        for (f, j) in zip(*np.nonzero(pos >= 0)):
+        for f, j in zip(*np.nonzero(pos >= 0)):
             token[f, j] = rows[arrays["top_utt"][f, j]]["tokens"][pos[f, j]]
         arrays["top_token"] = token
     labels = labeler.result()
-    summary: dict = {"n_utterances": len(rows), "n_positions": stats.n_frames,
-                     "n_labelled_positions": labels["label_frames"],
-                     "n_dead": int((arrays["fire_count"] == 0).sum())}
+    summary: dict = {
+        "n_utterances": len(rows),
+        "n_positions": stats.n_frames,
+        "n_labelled_positions": labels["label_frames"],
+        "n_dead": int((arrays["fire_count"] == 0).sum()),
+    }
     alive = labeler.active > 0
     for kind in ("phone", "word"):
         if labels[f"{kind}_vocab"]:
             for name in ("label", "precision", "recall", "f1"):
                 arrays[f"{kind}_{name}"] = labels[f"{kind}_{name}"]
             summary[f"{kind}_labels"] = f1_summary(labels[f"{kind}_f1"], alive)
-    return AnalysisResult(meta=meta, utterances=rows, arrays=arrays, phone_vocab=labels["phone_vocab"],
-                          word_vocab=labels["word_vocab"], summary=summary)
+    return AnalysisResult(
+        meta=meta,
+        utterances=rows,
+        arrays=arrays,
+        phone_vocab=labels["phone_vocab"],
+        word_vocab=labels["word_vocab"],
+        summary=summary,
+    )

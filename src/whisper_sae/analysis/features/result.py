@@ -25,8 +25,9 @@ PATH_KEYS = ("sae_dir", "corpus", "store", "alignments_dir")
 def _map_paths(meta: dict, utterances: list[dict], fn) -> tuple[dict, list[dict]]:
     """``meta`` and ``utterances`` with ``fn`` applied to every path entry (``PATH_KEYS``, rows' ``path``);
     placeholders such as ``<in-memory utterances>`` are no paths and stay as they are."""
-    meta = {k: (fn(v) if k in PATH_KEYS and isinstance(v, str) and not v.startswith("<") else v)
-            for k, v in meta.items()}
+    meta = {
+        k: (fn(v) if k in PATH_KEYS and isinstance(v, str) and not v.startswith("<") else v) for k, v in meta.items()
+    }
     rows = [{**r, "path": fn(r["path"])} if isinstance(r.get("path"), str) else r for r in utterances]
     return meta, rows
 
@@ -74,14 +75,23 @@ class AnalysisResult:
     def feature_row(self, feature: int) -> dict:
         """Everything scalar about one feature, JSON-ready."""
         a = self.arrays
-        row = {"feature": feature, "freq": float(a["freq"][feature]),
-               "mean_act": float(a["mean_act"][feature]), "max_act": float(a["max_act"][feature])}
+        row = {
+            "feature": feature,
+            "freq": float(a["freq"][feature]),
+            "mean_act": float(a["mean_act"][feature]),
+            "max_act": float(a["max_act"][feature]),
+        }
         for kind in ("phone", "word"):
             name, f1 = self.label(feature, kind)
             if f"{kind}_f1" in a:
-                row.update({kind: name, f"{kind}_f1": f1,
-                            f"{kind}_precision": float(a[f"{kind}_precision"][feature]),
-                            f"{kind}_recall": float(a[f"{kind}_recall"][feature])})
+                row.update(
+                    {
+                        kind: name,
+                        f"{kind}_f1": f1,
+                        f"{kind}_precision": float(a[f"{kind}_precision"][feature]),
+                        f"{kind}_recall": float(a[f"{kind}_recall"][feature]),
+                    }
+                )
         return row
 
     def top_frames(self, feature: int) -> list[dict]:
@@ -92,8 +102,13 @@ class AnalysisResult:
             u = int(a["top_utt"][feature, j])
             if u < 0:
                 break
-            row = {"utt": u, "id": self.utterances[u]["id"], "pos": int(a["top_pos"][feature, j]),
-                   "time": float(a["top_time"][feature, j]), "act": float(a["top_act"][feature, j])}
+            row = {
+                "utt": u,
+                "id": self.utterances[u]["id"],
+                "pos": int(a["top_pos"][feature, j]),
+                "time": float(a["top_time"][feature, j]),
+                "act": float(a["top_act"][feature, j]),
+            }
             if "top_token" in a:
                 row["token"] = int(a["top_token"][feature, j])
             rows.append(row)
@@ -107,9 +122,15 @@ class AnalysisResult:
             np.save(tmp, np.asarray(arr), allow_pickle=False)
             tmp.replace(out / f"{name}.npy")
         meta, rows = _map_paths(self.meta, self.utterances, lambda p: record_path(p, out))
-        doc = {"format": FORMAT, "meta": meta, "summary": self.summary,
-               "arrays": sorted(self.arrays), "phone_vocab": self.phone_vocab,
-               "word_vocab": self.word_vocab, "utterances": rows}
+        doc = {
+            "format": FORMAT,
+            "meta": meta,
+            "summary": self.summary,
+            "arrays": sorted(self.arrays),
+            "phone_vocab": self.phone_vocab,
+            "word_vocab": self.word_vocab,
+            "utterances": rows,
+        }
         tmp = out / "analysis.json.tmp"
         tmp.write_text(json.dumps(doc, indent=1))
         tmp.replace(out / "analysis.json")
@@ -117,23 +138,31 @@ class AnalysisResult:
         return out
 
     @classmethod
-    def load(cls, path: str | Path) -> "AnalysisResult":
+    def load(cls, path: str | Path) -> AnalysisResult:
         path = Path(path)
         if path.is_dir() and not (path / "analysis.json").is_file() and SAEFolder(path).analysis.is_dir():
             path = SAEFolder(path).analysis  # an SAE folder whose analysis sits in its default place
         doc_path = path / "analysis.json"
         if not doc_path.is_file():
             what = "does not exist" if not path.exists() else "holds no analysis.json"
-            raise FileNotFoundError(f"analysis folder {path} {what}; run `whisper-sae analyze SAE_DIR --corpus ...` "
-                                    "(or --store ...) to make one, or pass the folder it wrote")
+            raise FileNotFoundError(
+                f"analysis folder {path} {what}; run `whisper-sae analyze SAE_DIR --corpus ...` "
+                "(or --store ...) to make one, or pass the folder it wrote"
+            )
         doc = json.loads(doc_path.read_text())
         if doc.get("format") != FORMAT:
             raise ValueError(f"{doc_path} has format {doc.get('format')!r}; expected {FORMAT!r}")
         arrays = {name: np.load(path / f"{name}.npy", allow_pickle=False) for name in doc["arrays"]}
         meta, rows = _map_paths(doc["meta"], doc["utterances"], lambda p: resolve_path(p, path))
-        return cls(meta=meta, utterances=rows, arrays=arrays,
-                   phone_vocab=doc["phone_vocab"], word_vocab=doc["word_vocab"],
-                   summary=doc["summary"], path=path)
+        return cls(
+            meta=meta,
+            utterances=rows,
+            arrays=arrays,
+            phone_vocab=doc["phone_vocab"],
+            word_vocab=doc["word_vocab"],
+            summary=doc["summary"],
+            path=path,
+        )
 
 
 def load_analysis(path: str | Path) -> AnalysisResult:

@@ -71,8 +71,7 @@ class TopN:
             utt = np.pad(utt, ((0, 0), (0, pad)), constant_values=-1)
             pos = np.pad(pos, ((0, 0), (0, pad)), constant_values=-1)
         empty = ~np.isfinite(values)
-        return (np.where(empty, 0.0, values).astype(np.float32), np.where(empty, -1, utt),
-                np.where(empty, -1, pos))
+        return (np.where(empty, 0.0, values).astype(np.float32), np.where(empty, -1, utt), np.where(empty, -1, pos))
 
 
 class FeatureStats:
@@ -106,8 +105,9 @@ class FeatureStats:
         np.maximum(self.act_max, codes.max(0), out=self.act_max)
         t_idx, f_idx = np.nonzero(firing)
         if len(f_idx):
-            bins = np.clip(np.searchsorted(HIST_EDGES, np.log10(codes[t_idx, f_idx]), "right") - 1,
-                           0, len(HIST_EDGES) - 2)
+            bins = np.clip(
+                np.searchsorted(HIST_EDGES, np.log10(codes[t_idx, f_idx]), "right") - 1, 0, len(HIST_EDGES) - 2
+            )
             np.add.at(self.hist, (f_idx, bins), 1)
         if self.distinct_clips:
             peak = codes.argmax(0)

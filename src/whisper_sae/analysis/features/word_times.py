@@ -119,7 +119,9 @@ def word_timestamps(lw, audios: list[np.ndarray], texts: list[str] | None = None
         n_frames = max(frames_for_duration(len(audio) / SAMPLE_RATE), 1)
         # Row p predicts token p + 1: rows from the prompt's last position to the last text token.
         first = len(lw.prompt_ids) - 1
-        w = torch.stack([attn[layer, head] for layer, head in heads])[:, first:first + len(text_tokens) + 1, :n_frames]
+        w = torch.stack([attn[layer, head] for layer, head in heads])[
+            :, first : first + len(text_tokens) + 1, :n_frames
+        ]
         w = w.numpy()
         w = (w - w.mean(-2, keepdims=True)) / (w.std(-2, keepdims=True) + 1e-6)
         w = median_filter(w, size=(1, 1, 7), mode="nearest").mean(0)

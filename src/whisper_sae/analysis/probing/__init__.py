@@ -17,7 +17,9 @@ from __future__ import annotations
 from whisper_sae._lazy import lazy_exports
 
 _EXPORTS = {
-    "probe": "run", "ProbeOptions": "run", "ProbeResult": "run",
+    "probe": "run",
+    "ProbeOptions": "run",
+    "ProbeResult": "run",
     "ProbeReport": "schema",
 }
 

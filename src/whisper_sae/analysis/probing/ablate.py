@@ -9,7 +9,7 @@ Everything the SAE does not explain stays in place, so a change is caused by tho
 from __future__ import annotations
 
 import contextlib
-from typing import Callable
+from collections.abc import Callable
 
 import numpy as np
 import torch

@@ -80,13 +80,19 @@ def apply_metadata(records: list[dict], path: str | Path) -> list[str]:
         )
     notes = []
     if unmatched:
-        notes.append(f"metadata table {path}: {unmatched} of {len(records)} utterances have no row; their metadata columns are missing")
+        notes.append(
+            f"metadata table {path}: {unmatched} of {len(records)} utterances have no row; their metadata columns are missing"
+        )
     if keys - matched_keys:
-        notes.append(f"metadata table {path}: {len(keys - matched_keys)} of its {len(keys)} ids match no utterance or speaker of the corpus ({_examples(keys - matched_keys)}); ignored")
+        notes.append(
+            f"metadata table {path}: {len(keys - matched_keys)} of its {len(keys)} ids match no utterance or speaker of the corpus ({_examples(keys - matched_keys)}); ignored"
+        )
     return notes
 
 
-def resolve(records: list[dict], attribute: str, *, min_speakers: int = 3, categorical: bool | None = None) -> AttributeLabels:
+def resolve(
+    records: list[dict], attribute: str, *, min_speakers: int = 3, categorical: bool | None = None
+) -> AttributeLabels:
     """Resolve ``attribute`` over ``records`` (dicts with ``id``, ``speaker``, ``attributes``).
 
     ``categorical=None`` decides from the values: numbers with at least 3 distinct values are
@@ -115,9 +121,13 @@ def _continuous(name, column, raw, speakers, notes, min_speakers) -> AttributeLa
     kept = [v for v in values if v is not None]
     spk = {s for s, v in zip(speakers, values) if v is not None}
     if len(set(kept)) < 2:
-        raise ValueError(f"column {column!r} is constant ({_fmt(kept[0]) if kept else 'no values'} for all {len(kept)} labelled utterances); a probe needs values that vary")
+        raise ValueError(
+            f"column {column!r} is constant ({_fmt(kept[0]) if kept else 'no values'} for all {len(kept)} labelled utterances); a probe needs values that vary"
+        )
     if name != SPEAKER and len(spk) < min_speakers:
-        raise ValueError(f"column {column!r} is labelled for only {len(spk)} speakers; held-out-speaker regression needs at least {min_speakers}")
+        raise ValueError(
+            f"column {column!r} is labelled for only {len(spk)} speakers; held-out-speaker regression needs at least {min_speakers}"
+        )
     counts = {"utterances": len(kept), "speakers": len(spk), "min": min(kept), "max": max(kept)}
     return AttributeLabels(name, column, "continuous", values, counts=counts, notes=notes)
 
@@ -133,7 +143,9 @@ def _categorical(name, column, raw, speakers, notes, min_speakers) -> AttributeL
         values.append(label)
     for label, forms in sorted(spellings.items()):
         if len(forms) > 1:
-            notes.append(f"column {column!r}: {len(forms)} spellings merged into {label!r} ({', '.join(repr(f) for f in sorted(forms))})")
+            notes.append(
+                f"column {column!r}: {len(forms)} spellings merged into {label!r} ({', '.join(repr(f) for f in sorted(forms))})"
+            )
     counts = _class_counts(values, speakers)
     if len(counts) < 2:
         only = next(iter(counts), None)
@@ -145,7 +157,9 @@ def _categorical(name, column, raw, speakers, notes, min_speakers) -> AttributeL
     unit, need = ("utterances", 2) if name == SPEAKER else ("speakers", min_speakers)
     dropped = {c: n for c, n in counts.items() if n[unit] < need}
     for c, n in dropped.items():
-        notes.append(f"column {column!r}: class {c!r} dropped: {n['speakers']} speakers, {n['utterances']} utterances (fewer than {need} {unit})")
+        notes.append(
+            f"column {column!r}: class {c!r} dropped: {n['speakers']} speakers, {n['utterances']} utterances (fewer than {need} {unit})"
+        )
     kept = {c: n for c, n in counts.items() if c not in dropped}
     if len(kept) < 2:
         raise ValueError(
@@ -153,7 +167,9 @@ def _categorical(name, column, raw, speakers, notes, min_speakers) -> AttributeL
             f"(counts per class: {_fmt_counts(counts)}); a probe on one class would be meaningless"
         )
     values = [v if v in kept else None for v in values]
-    return AttributeLabels(name, column, "categorical", values, classes=sorted(kept), counts=kept, dropped=dropped, notes=notes)
+    return AttributeLabels(
+        name, column, "categorical", values, classes=sorted(kept), counts=kept, dropped=dropped, notes=notes
+    )
 
 
 def _column_values(records: list[dict], attribute: str) -> tuple[str, list]:

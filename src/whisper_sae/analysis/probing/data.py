@@ -5,8 +5,8 @@ fixed subsample of frames for the frame-level statistics and probes.
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
@@ -37,17 +37,28 @@ def records_of(utterances: Iterable[Utterance]) -> tuple[list[Utterance], list[d
         attrs = dict(u.attributes or {})
         speaker = u.speaker if u.speaker is not None else attrs.get("speaker")
         utts.append(u)
-        records.append({"id": u.id, "speaker": None if speaker is None else str(speaker), "text": u.text,
-                        "attributes": attrs, "duration": u.duration})
+        records.append(
+            {
+                "id": u.id,
+                "speaker": None if speaker is None else str(speaker),
+                "text": u.text,
+                "attributes": attrs,
+                "duration": u.duration,
+            }
+        )
     return utts, records
 
 
-def encoder_frames(lw, hook: str, utterances: list[Utterance], *, batch_size: int = 8, progress: bool = True) -> FrameActivations:
+def encoder_frames(
+    lw, hook: str, utterances: list[Utterance], *, batch_size: int = 8, progress: bool = True
+) -> FrameActivations:
     """Run the encoder over every utterance (longer ones in consecutive 30-s windows) and keep the
     frames of real audio at ``hook``."""
     point = HookPoint.parse(hook, lw.config)
     if point.side != "encoder":
-        raise ValueError(f"probe reads encoder hooks (speaker attributes live in the audio frames); got {hook!r}. Use an SAE trained on encoder.blocks.N or encoder.out")
+        raise ValueError(
+            f"probe reads encoder hooks (speaker attributes live in the audio frames); got {hook!r}. Use an SAE trained on encoder.blocks.N or encoder.out"
+        )
     windows = [(i, w) for i, u in enumerate(utterances) for w in _windows(np.asarray(u.audio, dtype=np.float32))]
     parts: list[np.ndarray] = []
     owner: list[np.ndarray] = []
@@ -109,16 +120,19 @@ def store_frames(store, hook: str, ids: list[str]) -> FrameActivations:
     by_id = {r["id"]: r["idx"] for r in store.utterances}
     missing = [i for i in ids if i not in by_id]
     if missing:
-        raise ValueError(f"{len(missing)} of {len(ids)} utterances are not in store {store.path} (e.g. {missing[0]!r}); "
-                         "extract them first, or probe from the corpus without --store")
+        raise ValueError(
+            f"{len(missing)} of {len(ids)} utterances are not in store {store.path} (e.g. {missing[0]!r}); "
+            "extract them first, or probe from the corpus without --store"
+        )
     idx = np.array([by_id[i] for i in ids], dtype=np.int64)
     acts, index = store.read(hook, utterances=idx)
     ours = np.full(int(idx.max()) + 1, -1, dtype=np.int64)
     ours[idx] = np.arange(len(idx))
     utt = ours[index["utt"].numpy().astype(np.int64)]
     order = np.lexsort((index["pos"].numpy(), utt))
-    return FrameActivations(raw=acts.numpy()[order].astype(np.float32), utt=utt[order].astype(np.int32),
-                            n_utterances=len(ids))
+    return FrameActivations(
+        raw=acts.numpy()[order].astype(np.float32), utt=utt[order].astype(np.int32), n_utterances=len(ids)
+    )
 
 
 def sample_frames(utt: np.ndarray, n_utterances: int, *, per_utterance: int, max_frames: int) -> np.ndarray:
@@ -135,8 +149,16 @@ def sample_frames(utt: np.ndarray, n_utterances: int, *, per_utterance: int, max
 
 
 @torch.no_grad()
-def codes_and_means(sae, raw: np.ndarray, utt: np.ndarray, n_utterances: int, sample: np.ndarray, *,
-                    transform: Callable[[torch.Tensor], torch.Tensor] | None = None, chunk: int = 4096) -> dict[str, np.ndarray]:
+def codes_and_means(
+    sae,
+    raw: np.ndarray,
+    utt: np.ndarray,
+    n_utterances: int,
+    sample: np.ndarray,
+    *,
+    transform: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    chunk: int = 4096,
+) -> dict[str, np.ndarray]:
     """SAE codes and raw activations (optionally after ``transform``, e.g. an ablation), as
     ``{"codes_frames" [S, F], "raw_frames" [S, d], "codes_pooled" [U, F], "raw_pooled" [U, d]}``:
     frames at ``sample``; pooled = the mean over all of an utterance's frames."""

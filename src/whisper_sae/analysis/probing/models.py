@@ -54,12 +54,21 @@ def make_model(name: str, *, categorical: bool, settings: ProbeSettings):
     if name == "forest":
         cls = RandomForestClassifier if categorical else RandomForestRegressor
         kw = {"class_weight": "balanced"} if categorical else {}
-        return cls(n_estimators=settings.n_trees, max_depth=settings.max_depth, min_samples_leaf=3, max_features="sqrt",
-                   n_jobs=-1, random_state=settings.seed, **kw)
+        return cls(
+            n_estimators=settings.n_trees,
+            max_depth=settings.max_depth,
+            min_samples_leaf=3,
+            max_features="sqrt",
+            n_jobs=-1,
+            random_state=settings.seed,
+            **kw,
+        )
     raise ValueError(f"unknown probe model {name!r}; valid: {', '.join(MODELS)}")
 
 
-def speaker_folds(y: np.ndarray, groups: np.ndarray, *, categorical: bool, settings: ProbeSettings = ProbeSettings()) -> list[tuple[np.ndarray, np.ndarray]]:
+def speaker_folds(
+    y: np.ndarray, groups: np.ndarray, *, categorical: bool, settings: ProbeSettings = ProbeSettings()
+) -> list[tuple[np.ndarray, np.ndarray]]:
     """Train/test index pairs with every group (speaker) entirely on one side.
 
     For classes the number of folds is at most the fewest speakers of any class, so that every class
@@ -113,7 +122,11 @@ def cross_validate(
         pred[test] = fitted.predict(X[test][:, cols])
         covered[test] = True
     y_true, y_pred = y[covered], pred[covered]
-    out = _class_metrics(y_true, y_pred) if categorical else _regression_metrics(y_true, y_pred.astype(np.float64), folds, y, pred)
+    out = (
+        _class_metrics(y_true, y_pred)
+        if categorical
+        else _regression_metrics(y_true, y_pred.astype(np.float64), folds, y, pred)
+    )
     out.update({"n_rows": int(covered.sum()), "n_folds": len(folds)})
     if picked:
         out["features_per_fold"] = picked
@@ -155,10 +168,15 @@ def run_probes(
     folds = speaker_folds(y, groups, categorical=categorical, settings=settings)
     out: dict[str, dict] = {}
     for m in models:
-        out[m] = {name: cross_validate(X, y, folds, model=m, categorical=categorical, settings=settings) for name, X in feature_sets.items()}
+        out[m] = {
+            name: cross_validate(X, y, folds, model=m, categorical=categorical, settings=settings)
+            for name, X in feature_sets.items()
+        }
         if topk_from in feature_sets:
             X = feature_sets[topk_from]
             for k in ks:
                 if k < X.shape[1]:
-                    out[m][f"top{k}"] = cross_validate(X, y, folds, model=m, categorical=categorical, k=k, settings=settings)
+                    out[m][f"top{k}"] = cross_validate(
+                        X, y, folds, model=m, categorical=categorical, k=k, settings=settings
+                    )
     return out

@@ -16,7 +16,16 @@ from sklearn.decomposition import PCA  # noqa: E402
 from sklearn.manifold import TSNE  # noqa: E402
 
 
-def projection(pooled: np.ndarray, values: np.ndarray, *, categorical: bool, title: str, out: Path, method: str = "pca", seed: int = 0) -> Path | None:
+def projection(
+    pooled: np.ndarray,
+    values: np.ndarray,
+    *,
+    categorical: bool,
+    title: str,
+    out: Path,
+    method: str = "pca",
+    seed: int = 0,
+) -> Path | None:
     """Scatter of utterance-pooled codes ``[n_utt, F]`` in 2-D, coloured by the attribute ``values``.
 
     Codes are log1p-compressed first so that a handful of very strong features do not make the picture;
@@ -56,7 +65,9 @@ def projection(pooled: np.ndarray, values: np.ndarray, *, categorical: bool, tit
     return _save(fig, out)
 
 
-def class_heatmap(pooled: np.ndarray, values: np.ndarray, classes: list[str], features: list[int], *, title: str, out: Path) -> Path:
+def class_heatmap(
+    pooled: np.ndarray, values: np.ndarray, classes: list[str], features: list[int], *, title: str, out: Path
+) -> Path:
     """Per-class mean of the given features, each feature z-scored across utterances, as a heatmap
     (classes × features) so that weak and strong features share one colour scale."""
     X = pooled[:, features]
@@ -74,7 +85,9 @@ def class_heatmap(pooled: np.ndarray, values: np.ndarray, classes: list[str], fe
     return _save(fig, out)
 
 
-def class_dendrogram(pooled: np.ndarray, values: np.ndarray, classes: list[str], *, title: str, out: Path) -> Path | None:
+def class_dendrogram(
+    pooled: np.ndarray, values: np.ndarray, classes: list[str], *, title: str, out: Path
+) -> Path | None:
     """Average-linkage dendrogram of the classes' mean pooled codes (correlation distance), the way
     accents were grouped in the original analysis. Needs at least three classes."""
     if len(classes) < 3:

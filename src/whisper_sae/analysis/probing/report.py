@@ -25,9 +25,20 @@ def selectivity_block(stats: Selectivity | Correlation) -> dict:
     score, pref = stats.score()
     cls = np.array(stats.classes, dtype=object)[pref]
     pick = lambda table: np.stack([table[c] for c in stats.classes])[pref, np.arange(len(pref))]  # noqa: E731
-    summary = {"score": score, "class": cls.tolist(), "auroc": pick(stats.auroc), "cohens_d": pick(stats.cohens_d),
-               "q": pick(stats.q_mannwhitney), "q_welch": pick(stats.q_welch)}
-    per_class = {"auroc": stats.auroc, "cohens_d": stats.cohens_d, "q_mannwhitney": stats.q_mannwhitney, "q_welch": stats.q_welch}
+    summary = {
+        "score": score,
+        "class": cls.tolist(),
+        "auroc": pick(stats.auroc),
+        "cohens_d": pick(stats.cohens_d),
+        "q": pick(stats.q_mannwhitney),
+        "q_welch": pick(stats.q_welch),
+    }
+    per_class = {
+        "auroc": stats.auroc,
+        "cohens_d": stats.cohens_d,
+        "q_mannwhitney": stats.q_mannwhitney,
+        "q_welch": stats.q_welch,
+    }
     return {"summary": summary, "per_class": per_class}
 
 
@@ -39,12 +50,25 @@ def top_features(block: dict, n: int) -> list[dict]:
     for i in order.tolist():
         row = {"feature": i, "score": float(u["score"][i])}
         if "class" in u:
-            row.update({"class": u["class"][i], "auroc_utterance": float(u["auroc"][i]), "cohens_d_utterance": float(u["cohens_d"][i]),
-                        "q_utterance": float(u["q"][i]), "auroc_frame": _frame_auroc(block, u["class"][i], i),
-                        "q_frame": _frame_q(block, u["class"][i], i)})
+            row.update(
+                {
+                    "class": u["class"][i],
+                    "auroc_utterance": float(u["auroc"][i]),
+                    "cohens_d_utterance": float(u["cohens_d"][i]),
+                    "q_utterance": float(u["q"][i]),
+                    "auroc_frame": _frame_auroc(block, u["class"][i], i),
+                    "q_frame": _frame_q(block, u["class"][i], i),
+                }
+            )
         else:
-            row.update({"rho_utterance": float(u["rho"][i]), "q_utterance": float(u["q"][i]),
-                        "rho_frame": float(f["rho"][i]), "q_frame": float(f["q"][i])})
+            row.update(
+                {
+                    "rho_utterance": float(u["rho"][i]),
+                    "q_utterance": float(u["q"][i]),
+                    "rho_frame": float(f["rho"][i]),
+                    "q_frame": float(f["q"][i]),
+                }
+            )
         rows.append(row)
     return rows
 
@@ -73,10 +97,14 @@ def _frame_q(block, cls, i) -> float:
 
 
 def write_markdown(report: ProbeReport, path: Path, pictures: list[str]) -> Path:
-    lines = [f"# Speaker-attribute probe: {report.sae.hook} SAE ({report.sae.d_sae} features)", "",
-             f"Corpus `{report.corpus}`: {report.n_utterances} utterances, {report.n_speakers} speakers, "
-             f"{report.n_frames} frames ({report.n_frames_sampled} sampled for frame-level numbers). "
-             f"Model `{report.model}`. All probe scores are on held-out speakers (out-of-fold).", ""]
+    lines = [
+        f"# Speaker-attribute probe: {report.sae.hook} SAE ({report.sae.d_sae} features)",
+        "",
+        f"Corpus `{report.corpus}`: {report.n_utterances} utterances, {report.n_speakers} speakers, "
+        f"{report.n_frames} frames ({report.n_frames_sampled} sampled for frame-level numbers). "
+        f"Model `{report.model}`. All probe scores are on held-out speakers (out-of-fold).",
+        "",
+    ]
     lines += [f"- {n}" for n in report.notes]
     for name, block in report.attributes.items():
         lines += _attribute_md(name, block)
@@ -92,7 +120,10 @@ def _attribute_md(name: str, block: AttributeBlock) -> list[str]:
     categorical = block.categorical
     lines = ["", f"## {name} (column `{block.column}`, {block.kind})", ""]
     if categorical:
-        lines.append("Classes: " + ", ".join(f"{c} ({n['utterances']} utt., {n['speakers']} spk.)" for c, n in block.counts.items()))
+        lines.append(
+            "Classes: "
+            + ", ".join(f"{c} ({n['utterances']} utt., {n['speakers']} spk.)" for c, n in block.counts.items())
+        )
     else:
         c = block.counts
         lines.append(f"{c['utterances']} utterances, {c['speakers']} speakers, values {c['min']:g} … {c['max']:g}")
@@ -102,24 +133,44 @@ def _attribute_md(name: str, block: AttributeBlock) -> list[str]:
     models = [m for m, v in block.probes["frame"].items() if isinstance(v, dict)]
     cols = [(m, lvl) for m in models for lvl in ("frame", "utterance")]
     shown = {"logreg": "logreg" if categorical else "ridge", "forest": "forest"}  # "logreg" fits a ridge for numbers
-    lines += ["", f"Probe {metric}{chance}:", "", "| features | " + " | ".join(f"{shown.get(m, m)} {lvl}" for m, lvl in cols) + " |",
-              "|---" * (len(cols) + 1) + "|"]
+    lines += [
+        "",
+        f"Probe {metric}{chance}:",
+        "",
+        "| features | " + " | ".join(f"{shown.get(m, m)} {lvl}" for m, lvl in cols) + " |",
+        "|---" * (len(cols) + 1) + "|",
+    ]
     for fs in block.probes["utterance"][models[0]]:
         cells = [block.probes[lvl][m].get(fs, {}).get(block.metric) for m, lvl in cols]
         lines.append(f"| {fs} | " + " | ".join("–" if v is None else f"{v:.3f}" for v in cells) + " |")
     if categorical:
         rec = block.probes["utterance"]["logreg"]["sae"]["recall"]
-        lines += ["", "Per-class recall (logreg, SAE codes, utterance level): " + ", ".join(f"{c} {r:.2f}" for c, r in rec.items())]
-        lines += ["", "| feature | class | AUROC utt. | d utt. | q utt. | AUROC frame | q frame | labels (F1) |",
-                  "|---|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "Per-class recall (logreg, SAE codes, utterance level): "
+            + ", ".join(f"{c} {r:.2f}" for c, r in rec.items()),
+        ]
+        lines += [
+            "",
+            "| feature | class | AUROC utt. | d utt. | q utt. | AUROC frame | q frame | labels (F1) |",
+            "|---|---|---|---|---|---|---|---|",
+        ]
         for t in block.top_features:
-            lines.append(f"| {t.feature} | {t.class_} | {t.auroc_utterance:.3f} | {t.cohens_d_utterance:.2f} | "
-                         f"{t.q_utterance:.2g} | {t.auroc_frame:.3f} | {t.q_frame:.2g} | {_labels_md(t)} |")
+            lines.append(
+                f"| {t.feature} | {t.class_} | {t.auroc_utterance:.3f} | {t.cohens_d_utterance:.2f} | "
+                f"{t.q_utterance:.2g} | {t.auroc_frame:.3f} | {t.q_frame:.2g} | {_labels_md(t)} |"
+            )
     else:
-        lines += ["", "| feature | rho utt. | q utt. | rho frame | q frame | labels (F1) |", "|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| feature | rho utt. | q utt. | rho frame | q frame | labels (F1) |",
+            "|---|---|---|---|---|---|",
+        ]
         for t in block.top_features:
-            lines.append(f"| {t.feature} | {t.rho_utterance:.3f} | {t.q_utterance:.2g} | {t.rho_frame:.3f} | "
-                         f"{t.q_frame:.2g} | {_labels_md(t)} |")
+            lines.append(
+                f"| {t.feature} | {t.rho_utterance:.3f} | {t.q_utterance:.2g} | {t.rho_frame:.3f} | "
+                f"{t.q_frame:.2g} | {_labels_md(t)} |"
+            )
     return lines
 
 
@@ -127,14 +178,23 @@ def _ablation_md(ablation) -> list[str]:
     conds = ablation.conditions
     names = list(next(iter(conds.values())).probes)
     head = [f"{a} {lvl} {fs}" for a in names for lvl in ("frame", "utterance") for fs in ("sae", "raw")]
-    lines = ["", f"## Ablation of the top {ablation.k} selective features (x − their decoder contribution; SAE error kept)", "",
-             "Linear probes re-trained on the edited activations (held-out speakers; balanced accuracy or R²); "
-             f"WER over {ablation.n_wer_utterances} utterances.", "",
-             "| ablated | " + " | ".join(head) + " | WER | WER vs clean |", "|---" * (len(head) + 3) + "|"]
+    lines = [
+        "",
+        f"## Ablation of the top {ablation.k} selective features (x − their decoder contribution; SAE error kept)",
+        "",
+        "Linear probes re-trained on the edited activations (held-out speakers; balanced accuracy or R²); "
+        f"WER over {ablation.n_wer_utterances} utterances.",
+        "",
+        "| ablated | " + " | ".join(head) + " | WER | WER vs clean |",
+        "|---" * (len(head) + 3) + "|",
+    ]
     for cond, e in conds.items():
         cells = [e.probes[a][lvl][fs] for a in names for lvl in ("frame", "utterance") for fs in ("sae", "raw")]
-        lines.append(f"| {cond} | " + " | ".join(f"{v:.3f}" for v in cells)
-                     + f" | {_pct(e.wer.get('wer'))} | {_pct(e.wer.get('wer_vs_clean_transcript'))} |")
+        lines.append(
+            f"| {cond} | "
+            + " | ".join(f"{v:.3f}" for v in cells)
+            + f" | {_pct(e.wer.get('wer'))} | {_pct(e.wer.get('wer_vs_clean_transcript'))} |"
+        )
     return lines
 
 

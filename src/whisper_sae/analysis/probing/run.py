@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 
@@ -21,7 +21,15 @@ from ..checks import check_sae_analysis, check_sae_model, check_sae_store
 from . import plots
 from .ablate import ablation_transform, random_alive_features, transcribe_ablated, wer_rows
 from .attributes import SPEAKER, AttributeLabels, apply_metadata, resolve
-from .data import FrameActivations, codes_and_means, encoder_frames, records_of, sample_frames, store_frames, stored_utterances
+from .data import (
+    FrameActivations,
+    codes_and_means,
+    encoder_frames,
+    records_of,
+    sample_frames,
+    store_frames,
+    stored_utterances,
+)
 from .models import MODELS, ProbeSettings, run_probes
 from .report import attach_labels, selectivity_block, top_features, write_markdown
 from .schema import FORMAT, ProbeReport
@@ -98,9 +106,21 @@ class _ProbeRun:
     options: ProbeOptions
 
 
-def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=None, out=None,
-          max_utterances: int | None = None, model=None, options: ProbeOptions = ProbeOptions(),
-          analysis=None, store=None, sae=None, lw=None) -> ProbeResult:
+def probe(
+    sae_dir,
+    corpus,
+    attributes: Iterable[str] = ("gender",),
+    *,
+    metadata=None,
+    out=None,
+    max_utterances: int | None = None,
+    model=None,
+    options: ProbeOptions = ProbeOptions(),
+    analysis=None,
+    store=None,
+    sae=None,
+    lw=None,
+) -> ProbeResult:
     """Probe the SAE at ``sae_dir`` (its ``cfg.hook_name``, an encoder hook) for ``attributes`` over ``corpus``.
 
     ``corpus``: a spec for ``load_corpus`` or an iterable of ``Utterance``; ``metadata``: a CSV/TSV or
@@ -120,15 +140,20 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
     sae, _ = open_sae(sae if sae is not None else sae_dir)
     hook = sae.cfg.hook_name
     if not hook:
-        raise ValueError(f"the SAE at {sae_dir} does not record its hook (cfg.hook_name); probe needs it to know where to read")
+        raise ValueError(
+            f"the SAE at {sae_dir} does not record its hook (cfg.hook_name); probe needs it to know where to read"
+        )
     analysis = _analysis_for(analysis, sae, sae_dir, hook)
     store = open_store(store)
     if store is not None:
         check_sae_store(sae, sae_dir, store, hook)
     if corpus is None and store is None:
         raise ValueError("probe needs a corpus, or an activation store whose utterance records carry the attributes")
-    spec, utts, records = (_read_corpus(corpus, max_utterances) if corpus is not None
-                           else (f"store {store.path}", *records_of(stored_utterances(store, max_utterances))))
+    spec, utts, records = (
+        _read_corpus(corpus, max_utterances)
+        if corpus is not None
+        else (f"store {store.path}", *records_of(stored_utterances(store, max_utterances)))
+    )
     notes = apply_metadata(records, metadata) if metadata is not None else []
     labels = {a: resolve(records, a, min_speakers=options.min_speakers) for a in attributes}
     for lab in labels.values():
@@ -141,8 +166,12 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
     if store is not None:
         frames = store_frames(store, hook, [utts[i].id for i in used])
     else:
-        frames = encoder_frames(lw, hook, [utts[i] for i in used], batch_size=options.batch_size, progress=options.progress)
-    sample = sample_frames(frames.utt, len(used), per_utterance=options.frames_per_utterance, max_frames=options.max_frames)
+        frames = encoder_frames(
+            lw, hook, [utts[i] for i in used], batch_size=options.batch_size, progress=options.progress
+        )
+    sample = sample_frames(
+        frames.utt, len(used), per_utterance=options.frames_per_utterance, max_frames=options.max_frames
+    )
     arrays = codes_and_means(sae, frames.raw, frames.utt, len(used), sample)
     frame_utt = frames.utt[sample]
     sub_records = [records[i] for i in used]
@@ -159,22 +188,51 @@ def probe(sae_dir, corpus, attributes: Iterable[str] = ("gender",), *, metadata=
         if analysis is not None:
             attach_labels(blocks[name]["top_features"], analysis)
         pictures += _attribute_plots(lab, values, arrays, blocks[name], out, options)
-    ablation = _ablation(_ProbeRun(sae=sae, lw=lw, hook=hook, frames=frames, sample=sample, frame_utt=frame_utt, labels=labels,
-                                   used=used, records=sub_records, utts=utts, arrays=arrays, blocks=blocks, options=options))
+    ablation = _ablation(
+        _ProbeRun(
+            sae=sae,
+            lw=lw,
+            hook=hook,
+            frames=frames,
+            sample=sample,
+            frame_utt=frame_utt,
+            labels=labels,
+            used=used,
+            records=sub_records,
+            utts=utts,
+            arrays=arrays,
+            blocks=blocks,
+            options=options,
+        )
+    )
 
     def rec(path):  # paths inside probe.json are relative to its folder
         return record_path(None if path is None else str(path), out)
 
     summary = {
         "format": FORMAT,
-        "sae": {"path": rec(sae_dir), "hook": hook, "d_sae": sae.cfg.d_sae,
-                "architecture": sae.cfg.architecture, "model_name": sae.cfg.model_name},
-        "model": getattr(lw, "name", None), "corpus": _record_spec(spec, out), "store": None if store is None else rec(store.path),
+        "sae": {
+            "path": rec(sae_dir),
+            "hook": hook,
+            "d_sae": sae.cfg.d_sae,
+            "architecture": sae.cfg.architecture,
+            "model_name": sae.cfg.model_name,
+        },
+        "model": getattr(lw, "name", None),
+        "corpus": _record_spec(spec, out),
+        "store": None if store is None else rec(store.path),
         "metadata": rec(metadata),
-        "analysis": None if analysis is None else {"path": rec(analysis.path), "corpus": _record_spec(analysis.meta.get("corpus"), out)},
-        "n_utterances": int(len(used)), "n_frames": int(len(frames.raw)), "n_frames_sampled": int(len(sample)),
+        "analysis": None
+        if analysis is None
+        else {"path": rec(analysis.path), "corpus": _record_spec(analysis.meta.get("corpus"), out)},
+        "n_utterances": int(len(used)),
+        "n_frames": int(len(frames.raw)),
+        "n_frames_sampled": int(len(sample)),
         "n_speakers": len({r["speaker"] or r["id"] for r in sub_records}),
-        "notes": notes, "options": asdict(options), "attributes": blocks, "ablation": ablation,
+        "notes": notes,
+        "options": asdict(options),
+        "attributes": blocks,
+        "ablation": ablation,
     }
     report = ProbeReport.from_json(json.loads(json.dumps(_jsonable(summary))))
     report.write(out / "probe.json")
@@ -188,7 +246,7 @@ def _record_spec(spec: str | None, out: Path) -> str | None:
     if spec is None:
         return None
     if spec.startswith("store "):
-        return "store " + record_path(spec[len("store "):], out)
+        return "store " + record_path(spec[len("store ") :], out)
     return spec if spec.startswith("<") else record_path(spec, out)
 
 
@@ -220,56 +278,124 @@ def _groups(name: str, records: list[dict]) -> tuple[np.ndarray, str | None]:
     itself the groups are the texts (a speaker's utterances of one text stay together) or utterances."""
     if name != SPEAKER:
         missing = sum(r["speaker"] is None for r in records)
-        note = (f"{missing} utterances have no speaker id; each is its own group, so held-out scores may "
-                "include seen speakers") if missing else None
+        note = (
+            (
+                f"{missing} utterances have no speaker id; each is its own group, so held-out scores may "
+                "include seen speakers"
+            )
+            if missing
+            else None
+        )
         return np.array([r["speaker"] or r["id"] for r in records], dtype=object), note
     if all(r.get("text") for r in records):
-        return np.array([r["text"] for r in records], dtype=object), "speaker probe: folds hold out texts (not speakers), so it scores recognising known voices on unseen content"
-    return np.array([r["id"] for r in records], dtype=object), "speaker probe: folds hold out utterances (no transcripts to hold out texts)"
+        return np.array(
+            [r["text"] for r in records], dtype=object
+        ), "speaker probe: folds hold out texts (not speakers), so it scores recognising known voices on unseen content"
+    return np.array(
+        [r["id"] for r in records], dtype=object
+    ), "speaker probe: folds hold out utterances (no transcripts to hold out texts)"
 
 
 def _levels(values: list, groups: np.ndarray, arrays: dict, frame_utt: np.ndarray, categorical: bool) -> dict:
     """``{level: (codes, raw, y, groups)}`` for the labelled rows at frame level and utterance level."""
     has = np.array([v is not None for v in values])
-    y_all = np.array([v if v is not None else ("" if categorical else np.nan) for v in values],
-                     dtype=object if categorical else np.float64)
+    y_all = np.array(
+        [v if v is not None else ("" if categorical else np.nan) for v in values],
+        dtype=object if categorical else np.float64,
+    )
     rows_f = has[frame_utt]
     return {
-        "frame": (arrays["codes_frames"][rows_f], arrays["raw_frames"][rows_f], y_all[frame_utt[rows_f]], groups[frame_utt[rows_f]]),
+        "frame": (
+            arrays["codes_frames"][rows_f],
+            arrays["raw_frames"][rows_f],
+            y_all[frame_utt[rows_f]],
+            groups[frame_utt[rows_f]],
+        ),
         "utterance": (arrays["codes_pooled"][has], arrays["raw_pooled"][has], y_all[has], groups[has]),
     }
 
 
-def _attribute_block(lab: AttributeLabels, values: list, groups: np.ndarray, arrays: dict, frame_utt: np.ndarray, options: ProbeOptions) -> dict:
+def _attribute_block(
+    lab: AttributeLabels, values: list, groups: np.ndarray, arrays: dict, frame_utt: np.ndarray, options: ProbeOptions
+) -> dict:
     categorical = lab.kind == "categorical"
-    block = {"kind": lab.kind, "column": lab.column, "classes": lab.classes, "counts": lab.counts,
-             "dropped": lab.dropped, "notes": lab.notes, "features": {}, "probes": {}}
+    block = {
+        "kind": lab.kind,
+        "column": lab.column,
+        "classes": lab.classes,
+        "counts": lab.counts,
+        "dropped": lab.dropped,
+        "notes": lab.notes,
+        "features": {},
+        "probes": {},
+    }
     for level, (codes, raw, y, g) in _levels(values, groups, arrays, frame_utt, categorical).items():
         stats = categorical_selectivity(codes, y, lab.classes) if categorical else continuous_selectivity(codes, y)
         block["features"][level] = selectivity_block(stats)
-        block["probes"][level] = run_probes({"sae": codes, "raw": raw}, y, g, categorical=categorical,
-                                            ks=options.ks, models=options.models, settings=options.settings)
+        block["probes"][level] = run_probes(
+            {"sae": codes, "raw": raw},
+            y,
+            g,
+            categorical=categorical,
+            ks=options.ks,
+            models=options.models,
+            settings=options.settings,
+        )
         block["n_rows_" + level] = int(len(y))
     block["selectivity"] = block["features"]["utterance"]["summary"]
     block["top_features"] = top_features(block, options.n_top)
     return block
 
 
-def _attribute_plots(lab: AttributeLabels, values: list, arrays: dict, block: dict, out: Path, options: ProbeOptions) -> list[Path]:
+def _attribute_plots(
+    lab: AttributeLabels, values: list, arrays: dict, block: dict, out: Path, options: ProbeOptions
+) -> list[Path]:
     has = np.array([v is not None for v in values])
     pooled = arrays["codes_pooled"][has]
     y = np.array([v for v in values if v is not None], dtype=object if lab.kind == "categorical" else np.float64)
     categorical = lab.kind == "categorical"
-    made = [plots.projection(pooled, y, categorical=categorical, title=f"{lab.name}: utterance-mean SAE codes, PCA", out=out / f"{lab.name}_pca.png")]
+    made = [
+        plots.projection(
+            pooled,
+            y,
+            categorical=categorical,
+            title=f"{lab.name}: utterance-mean SAE codes, PCA",
+            out=out / f"{lab.name}_pca.png",
+        )
+    ]
     if options.tsne:
-        made.append(plots.projection(pooled, y, categorical=categorical, title=f"{lab.name}: utterance-mean SAE codes, t-SNE",
-                                     out=out / f"{lab.name}_tsne.png", method="tsne", seed=options.seed))
+        made.append(
+            plots.projection(
+                pooled,
+                y,
+                categorical=categorical,
+                title=f"{lab.name}: utterance-mean SAE codes, t-SNE",
+                out=out / f"{lab.name}_tsne.png",
+                method="tsne",
+                seed=options.seed,
+            )
+        )
     if categorical:
         top = [t["feature"] for t in block["top_features"]][:20]
-        made.append(plots.class_heatmap(pooled, y, lab.classes, top, title=f"{lab.name}: class means of the most selective features",
-                                        out=out / f"{lab.name}_heatmap.png"))
-        made.append(plots.class_dendrogram(pooled, y, lab.classes, title=f"{lab.name}: classes clustered by mean codes",
-                                           out=out / f"{lab.name}_dendrogram.png"))
+        made.append(
+            plots.class_heatmap(
+                pooled,
+                y,
+                lab.classes,
+                top,
+                title=f"{lab.name}: class means of the most selective features",
+                out=out / f"{lab.name}_heatmap.png",
+            )
+        )
+        made.append(
+            plots.class_dendrogram(
+                pooled,
+                y,
+                lab.classes,
+                title=f"{lab.name}: classes clustered by mean codes",
+                out=out / f"{lab.name}_dendrogram.png",
+            )
+        )
     return [p for p in made if p is not None]
 
 
@@ -284,7 +410,9 @@ def _ablation(run: _ProbeRun) -> dict:
     for a in targets:
         conditions[f"top{options.ablate_k} {a}"] = [t["feature"] for t in top_features(blocks[a], options.ablate_k)]
     chosen = {f for fs in conditions.values() for f in fs}
-    conditions[f"random{options.ablate_k}"] = random_alive_features(run.arrays["codes_pooled"], options.ablate_k, chosen, options.seed)
+    conditions[f"random{options.ablate_k}"] = random_alive_features(
+        run.arrays["codes_pooled"], options.ablate_k, chosen, options.seed
+    )
     # Transcribe utterances spread over the corpus (every n-th), so several speakers are in the sample.
     step = max(1, len(used) // max(options.wer_utterances, 1))
     wer_idx = [int(used[i]) for i in range(0, len(used), step)][: options.wer_utterances]
@@ -293,8 +421,11 @@ def _ablation(run: _ProbeRun) -> dict:
     result, clean = {}, None
     for cond, feats in conditions.items():
         transform = ablation_transform(run.sae, feats) if feats else None
-        edited = (run.arrays if transform is None else
-                  codes_and_means(run.sae, run.frames.raw, run.frames.utt, len(used), run.sample, transform=transform))
+        edited = (
+            run.arrays
+            if transform is None
+            else codes_and_means(run.sae, run.frames.raw, run.frames.utt, len(used), run.sample, transform=transform)
+        )
         entry = {"features": feats, "probes": {}}
         for name in targets:
             lab = run.labels[name]
@@ -305,10 +436,16 @@ def _ablation(run: _ProbeRun) -> dict:
             hyps = transcribe_ablated(run.lw, run.hook, audios, transform, batch_size=options.batch_size)
             clean = hyps if clean is None else clean
             entry.update(wer_rows(refs, clean, hyps))
-            entry["examples"] = [{"id": run.utts[i].id, "reference": r, "hypothesis": h}
-                                 for i, r, h in list(zip(wer_idx, refs, hyps))[:3]]
+            entry["examples"] = [
+                {"id": run.utts[i].id, "reference": r, "hypothesis": h}
+                for i, r, h in list(zip(wer_idx, refs, hyps))[:3]
+            ]
         result[cond] = entry
-    return {"k": options.ablate_k, "n_wer_utterances": len(wer_idx) if options.wer_utterances > 0 else 0, "conditions": result}
+    return {
+        "k": options.ablate_k,
+        "n_wer_utterances": len(wer_idx) if options.wer_utterances > 0 else 0,
+        "conditions": result,
+    }
 
 
 def _probe_only(lab, values, groups, arrays, frame_utt, options) -> dict:
@@ -317,7 +454,15 @@ def _probe_only(lab, values, groups, arrays, frame_utt, options) -> dict:
     key = "balanced_accuracy" if categorical else "r2"
     out = {}
     for level, (codes, raw, y, g) in _levels(values, groups, arrays, frame_utt, categorical).items():
-        scores = run_probes({"sae": codes, "raw": raw}, y, g, categorical=categorical, ks=(), models=("logreg",), settings=options.settings)
+        scores = run_probes(
+            {"sae": codes, "raw": raw},
+            y,
+            g,
+            categorical=categorical,
+            ks=(),
+            models=("logreg",),
+            settings=options.settings,
+        )
         out[level] = {name: m[key] for name, m in scores["logreg"].items()}
     return out
 

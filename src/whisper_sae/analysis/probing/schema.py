@@ -52,14 +52,27 @@ class SelectivitySummary:
         return self.class_ is not None
 
     @classmethod
-    def from_json(cls, d: dict) -> "SelectivitySummary":
-        return cls(score=d["score"], q=d["q"], class_=d.get("class"), auroc=d.get("auroc"), cohens_d=d.get("cohens_d"),
-                   q_welch=d.get("q_welch"), rho=d.get("rho"))
+    def from_json(cls, d: dict) -> SelectivitySummary:
+        return cls(
+            score=d["score"],
+            q=d["q"],
+            class_=d.get("class"),
+            auroc=d.get("auroc"),
+            cohens_d=d.get("cohens_d"),
+            q_welch=d.get("q_welch"),
+            rho=d.get("rho"),
+        )
 
     def to_json(self) -> dict:
         if self.categorical:
-            return {"score": self.score, "class": self.class_, "auroc": self.auroc, "cohens_d": self.cohens_d,
-                    "q": self.q, "q_welch": self.q_welch}
+            return {
+                "score": self.score,
+                "class": self.class_,
+                "auroc": self.auroc,
+                "cohens_d": self.cohens_d,
+                "q": self.q,
+                "q_welch": self.q_welch,
+            }
         return {"score": self.score, "rho": self.rho, "q": self.q}
 
     def row(self, feature: int) -> dict:
@@ -79,7 +92,7 @@ class LevelSelectivity:
     per_class: dict | None
 
     @classmethod
-    def from_json(cls, d: dict) -> "LevelSelectivity":
+    def from_json(cls, d: dict) -> LevelSelectivity:
         return cls(SelectivitySummary.from_json(d["summary"]), d["per_class"])
 
     def to_json(self) -> dict:
@@ -105,22 +118,43 @@ class TopFeature:
     """``{"phone": (label or None, F1), "word": ...}`` for the kinds the analysis has."""
 
     @classmethod
-    def from_json(cls, d: dict) -> "TopFeature":
-        return cls(feature=d["feature"], score=d["score"], q_utterance=d["q_utterance"], q_frame=d["q_frame"],
-                   class_=d.get("class"), auroc_utterance=d.get("auroc_utterance"),
-                   cohens_d_utterance=d.get("cohens_d_utterance"), auroc_frame=d.get("auroc_frame"),
-                   rho_utterance=d.get("rho_utterance"), rho_frame=d.get("rho_frame"),
-                   labels={k: (d[k], d.get(f"{k}_f1")) for k in _LABEL_KINDS if k in d})
+    def from_json(cls, d: dict) -> TopFeature:
+        return cls(
+            feature=d["feature"],
+            score=d["score"],
+            q_utterance=d["q_utterance"],
+            q_frame=d["q_frame"],
+            class_=d.get("class"),
+            auroc_utterance=d.get("auroc_utterance"),
+            cohens_d_utterance=d.get("cohens_d_utterance"),
+            auroc_frame=d.get("auroc_frame"),
+            rho_utterance=d.get("rho_utterance"),
+            rho_frame=d.get("rho_frame"),
+            labels={k: (d[k], d.get(f"{k}_f1")) for k in _LABEL_KINDS if k in d},
+        )
 
     def to_json(self) -> dict:
         out: dict[str, Any] = {"feature": self.feature, "score": self.score}
         if self.class_ is not None:
-            out.update({"class": self.class_, "auroc_utterance": self.auroc_utterance,
-                        "cohens_d_utterance": self.cohens_d_utterance, "q_utterance": self.q_utterance,
-                        "auroc_frame": self.auroc_frame, "q_frame": self.q_frame})
+            out.update(
+                {
+                    "class": self.class_,
+                    "auroc_utterance": self.auroc_utterance,
+                    "cohens_d_utterance": self.cohens_d_utterance,
+                    "q_utterance": self.q_utterance,
+                    "auroc_frame": self.auroc_frame,
+                    "q_frame": self.q_frame,
+                }
+            )
         else:
-            out.update({"rho_utterance": self.rho_utterance, "q_utterance": self.q_utterance,
-                        "rho_frame": self.rho_frame, "q_frame": self.q_frame})
+            out.update(
+                {
+                    "rho_utterance": self.rho_utterance,
+                    "q_utterance": self.q_utterance,
+                    "rho_frame": self.rho_frame,
+                    "q_frame": self.q_frame,
+                }
+            )
         for kind, (label, f1) in self.labels.items():
             out[kind], out[f"{kind}_f1"] = label, f1
         return out
@@ -161,20 +195,35 @@ class AttributeBlock:
         return {name: m[self.metric] for name, m in self.probes[level][model].items()}
 
     @classmethod
-    def from_json(cls, d: dict) -> "AttributeBlock":
-        return cls(kind=d["kind"], column=d["column"], classes=d["classes"], counts=d["counts"], dropped=d["dropped"],
-                   notes=d["notes"], features={lvl: LevelSelectivity.from_json(v) for lvl, v in d["features"].items()},
-                   probes=d["probes"], n_rows={lvl: d[f"n_rows_{lvl}"] for lvl in LEVELS if f"n_rows_{lvl}" in d},
-                   selectivity=SelectivitySummary.from_json(d["selectivity"]),
-                   top_features=[TopFeature.from_json(t) for t in d["top_features"]])
+    def from_json(cls, d: dict) -> AttributeBlock:
+        return cls(
+            kind=d["kind"],
+            column=d["column"],
+            classes=d["classes"],
+            counts=d["counts"],
+            dropped=d["dropped"],
+            notes=d["notes"],
+            features={lvl: LevelSelectivity.from_json(v) for lvl, v in d["features"].items()},
+            probes=d["probes"],
+            n_rows={lvl: d[f"n_rows_{lvl}"] for lvl in LEVELS if f"n_rows_{lvl}" in d},
+            selectivity=SelectivitySummary.from_json(d["selectivity"]),
+            top_features=[TopFeature.from_json(t) for t in d["top_features"]],
+        )
 
     def to_json(self) -> dict:
-        return {"kind": self.kind, "column": self.column, "classes": self.classes, "counts": self.counts,
-                "dropped": self.dropped, "notes": self.notes,
-                "features": {lvl: v.to_json() for lvl, v in self.features.items()}, "probes": self.probes,
-                **{f"n_rows_{lvl}": n for lvl, n in self.n_rows.items()},
-                "selectivity": self.selectivity.to_json(),
-                "top_features": [t.to_json() for t in self.top_features]}
+        return {
+            "kind": self.kind,
+            "column": self.column,
+            "classes": self.classes,
+            "counts": self.counts,
+            "dropped": self.dropped,
+            "notes": self.notes,
+            "features": {lvl: v.to_json() for lvl, v in self.features.items()},
+            "probes": self.probes,
+            **{f"n_rows_{lvl}": n for lvl, n in self.n_rows.items()},
+            "selectivity": self.selectivity.to_json(),
+            "top_features": [t.to_json() for t in self.top_features],
+        }
 
 
 @dataclass
@@ -189,7 +238,7 @@ class AblationCondition:
     examples: list[dict] | None = None
 
     @classmethod
-    def from_json(cls, d: dict) -> "AblationCondition":
+    def from_json(cls, d: dict) -> AblationCondition:
         wer = {k: d[k] for k in ("wer_vs_clean_transcript", "wer") if k in d}
         return cls(features=d["features"], probes=d["probes"], wer=wer, examples=d.get("examples"))
 
@@ -209,15 +258,21 @@ class Ablation:
     conditions: dict[str, AblationCondition]
 
     @classmethod
-    def from_json(cls, d: dict) -> "Ablation | None":
+    def from_json(cls, d: dict) -> Ablation | None:
         if not d:
             return None
-        return cls(k=d["k"], n_wer_utterances=d["n_wer_utterances"],
-                   conditions={c: AblationCondition.from_json(v) for c, v in d["conditions"].items()})
+        return cls(
+            k=d["k"],
+            n_wer_utterances=d["n_wer_utterances"],
+            conditions={c: AblationCondition.from_json(v) for c, v in d["conditions"].items()},
+        )
 
     def to_json(self) -> dict:
-        return {"k": self.k, "n_wer_utterances": self.n_wer_utterances,
-                "conditions": {c: v.to_json() for c, v in self.conditions.items()}}
+        return {
+            "k": self.k,
+            "n_wer_utterances": self.n_wer_utterances,
+            "conditions": {c: v.to_json() for c, v in self.conditions.items()},
+        }
 
 
 @dataclass
@@ -231,13 +286,23 @@ class ProbedSAE:
     model_name: str | None
 
     @classmethod
-    def from_json(cls, d: dict) -> "ProbedSAE":
-        return cls(path=d.get("path"), hook=d["hook"], d_sae=int(d["d_sae"]), architecture=d.get("architecture"),
-                   model_name=d.get("model_name"))
+    def from_json(cls, d: dict) -> ProbedSAE:
+        return cls(
+            path=d.get("path"),
+            hook=d["hook"],
+            d_sae=int(d["d_sae"]),
+            architecture=d.get("architecture"),
+            model_name=d.get("model_name"),
+        )
 
     def to_json(self) -> dict:
-        return {"path": self.path, "hook": self.hook, "d_sae": self.d_sae, "architecture": self.architecture,
-                "model_name": self.model_name}
+        return {
+            "path": self.path,
+            "hook": self.hook,
+            "d_sae": self.d_sae,
+            "architecture": self.architecture,
+            "model_name": self.model_name,
+        }
 
 
 @dataclass
@@ -264,29 +329,56 @@ class ProbeReport:
     """The file it was read from (not written)."""
 
     @classmethod
-    def from_json(cls, d: dict, path: Path | None = None) -> "ProbeReport":
+    def from_json(cls, d: dict, path: Path | None = None) -> ProbeReport:
         where = path if path is not None else "the probe report given"
         if not str(d.get("format", "")).startswith("whisper-sae-probe/"):
-            raise ValueError(f"{where} is not a whisper-sae probe.json (format {d.get('format')!r}); "
-                             "pass the probe.json that `whisper-sae probe` wrote")
+            raise ValueError(
+                f"{where} is not a whisper-sae probe.json (format {d.get('format')!r}); "
+                "pass the probe.json that `whisper-sae probe` wrote"
+            )
         try:
-            return cls(sae=ProbedSAE.from_json(d["sae"]), model=d.get("model"), corpus=d["corpus"], store=d.get("store"),
-                       metadata=d.get("metadata"), analysis=d.get("analysis"), n_utterances=d["n_utterances"],
-                       n_frames=d["n_frames"], n_frames_sampled=d["n_frames_sampled"], n_speakers=d["n_speakers"],
-                       notes=d["notes"], options=d["options"],
-                       attributes={a: AttributeBlock.from_json(b) for a, b in d["attributes"].items()},
-                       ablation=Ablation.from_json(d.get("ablation") or {}), format=d["format"], path=path)
+            return cls(
+                sae=ProbedSAE.from_json(d["sae"]),
+                model=d.get("model"),
+                corpus=d["corpus"],
+                store=d.get("store"),
+                metadata=d.get("metadata"),
+                analysis=d.get("analysis"),
+                n_utterances=d["n_utterances"],
+                n_frames=d["n_frames"],
+                n_frames_sampled=d["n_frames_sampled"],
+                n_speakers=d["n_speakers"],
+                notes=d["notes"],
+                options=d["options"],
+                attributes={a: AttributeBlock.from_json(b) for a, b in d["attributes"].items()},
+                ablation=Ablation.from_json(d.get("ablation") or {}),
+                format=d["format"],
+                path=path,
+            )
         except (KeyError, TypeError) as err:
-            raise ValueError(f"{where} is not a complete probe.json (missing or malformed {err}); "
-                             "run `whisper-sae probe` again to rewrite it") from None
+            raise ValueError(
+                f"{where} is not a complete probe.json (missing or malformed {err}); "
+                "run `whisper-sae probe` again to rewrite it"
+            ) from None
 
     def to_json(self) -> dict:
-        return {"format": self.format, "sae": self.sae.to_json(), "model": self.model, "corpus": self.corpus,
-                "store": self.store, "metadata": self.metadata, "analysis": self.analysis,
-                "n_utterances": self.n_utterances, "n_frames": self.n_frames, "n_frames_sampled": self.n_frames_sampled,
-                "n_speakers": self.n_speakers, "notes": self.notes, "options": self.options,
-                "attributes": {a: b.to_json() for a, b in self.attributes.items()},
-                "ablation": self.ablation.to_json() if self.ablation is not None else {}}
+        return {
+            "format": self.format,
+            "sae": self.sae.to_json(),
+            "model": self.model,
+            "corpus": self.corpus,
+            "store": self.store,
+            "metadata": self.metadata,
+            "analysis": self.analysis,
+            "n_utterances": self.n_utterances,
+            "n_frames": self.n_frames,
+            "n_frames_sampled": self.n_frames_sampled,
+            "n_speakers": self.n_speakers,
+            "notes": self.notes,
+            "options": self.options,
+            "attributes": {a: b.to_json() for a, b in self.attributes.items()},
+            "ablation": self.ablation.to_json() if self.ablation is not None else {},
+        }
 
     def dumps(self) -> str:
         """The file's text (one line of JSON and a newline, as ``probe`` always wrote it)."""
@@ -300,7 +392,7 @@ class ProbeReport:
         return path
 
     @classmethod
-    def load(cls, path: str | Path) -> "ProbeReport":
+    def load(cls, path: str | Path) -> ProbeReport:
         """Read ``path`` (a probe.json, or the folder holding one); its recorded paths are resolved
         against its folder so they work from any working directory."""
         from whisper_sae.artifacts import resolve_path
@@ -308,7 +400,9 @@ class ProbeReport:
         raw = Path(path)
         file = raw / "probe.json" if raw.is_dir() else raw
         if not file.is_file():
-            raise FileNotFoundError(f"no probe.json at {raw}; run `whisper-sae probe SAE_DIR --corpus ... --attribute ...` first")
+            raise FileNotFoundError(
+                f"no probe.json at {raw}; run `whisper-sae probe SAE_DIR --corpus ... --attribute ...` first"
+            )
         try:
             doc = json.loads(file.read_text(encoding="utf-8"))
         except ValueError as err:
@@ -321,8 +415,11 @@ class ProbeReport:
         report.corpus = _resolve_spec(report.corpus, base)
         report.store, report.metadata = resolve_path(report.store, base), resolve_path(report.metadata, base)
         if report.analysis:
-            report.analysis = {**report.analysis, "path": resolve_path(report.analysis.get("path"), base),
-                               "corpus": _resolve_spec(report.analysis.get("corpus"), base)}
+            report.analysis = {
+                **report.analysis,
+                "path": resolve_path(report.analysis.get("path"), base),
+                "corpus": _resolve_spec(report.analysis.get("corpus"), base),
+            }
         return report
 
 
@@ -334,5 +431,5 @@ def _resolve_spec(spec: str | None, base: Path) -> str | None:
     if spec is None or spec.startswith("<"):
         return spec
     if spec.startswith("store "):
-        return "store " + resolve_path(spec[len("store "):], base)
+        return "store " + resolve_path(spec[len("store ") :], base)
     return resolve_path(spec, base)

@@ -44,8 +44,17 @@ FORMATS: dict[str, tuple[str | None, tuple[str, ...]]] = {
     "emodb": (None, ("labels",)),
 }
 # Readers of the new formats, imported only when a spec needs one.
-READERS = {"kaldi": "kaldi", "lhotse": "lhotse_manifest", "commonvoice": "commonvoice", "ljspeech": "ljspeech",
-           "csv": "csv_folder", "ravdess": "emotion", "tess": "emotion", "savee": "emotion", "emodb": "emotion"}
+READERS = {
+    "kaldi": "kaldi",
+    "lhotse": "lhotse_manifest",
+    "commonvoice": "commonvoice",
+    "ljspeech": "ljspeech",
+    "csv": "csv_folder",
+    "ravdess": "emotion",
+    "tess": "emotion",
+    "savee": "emotion",
+    "emodb": "emotion",
+}
 NAME_SCHEMES = ("ravdess", "tess", "savee", "emodb")
 
 SPEC_GRAMMAR = """\
@@ -74,8 +83,26 @@ corpus spec grammar:  [NAME=][FORMAT:]PATH[:ARG][?KEY=VALUE&...]   or   [NAME=]h
     ljs=LJSpeech-1.1             hf:openslr/librispeech_asr:clean:test    ravdess:data/ravdess
 """
 
-GENERIC_NAMES = {"train", "test", "dev", "valid", "validation", "eval", "data", "audio", "wav", "wavs", "clips",
-                 "validated", "all", "corpus", "speech", "en", "manifests", "."}
+GENERIC_NAMES = {
+    "train",
+    "test",
+    "dev",
+    "valid",
+    "validation",
+    "eval",
+    "data",
+    "audio",
+    "wav",
+    "wavs",
+    "clips",
+    "validated",
+    "all",
+    "corpus",
+    "speech",
+    "en",
+    "manifests",
+    ".",
+}
 _NAME = re.compile(r"^([A-Za-z0-9_.+-]+)=(.+)$")
 _OPTIONS = re.compile(r"^[A-Za-z_]+=[^&]*(&[A-Za-z_]+=[^&]*)*$")
 MANIFEST = re.compile(r"\.jsonl(\.gz)?$|\.json(\.gz)?$")
@@ -116,8 +143,10 @@ def parse_spec(spec: str) -> Spec:
     fmt, sep, rest = spec.partition(":")
     if not sep or fmt not in FORMATS or Path(spec).expanduser().exists():
         if options:
-            raise SpecError(f"corpus spec {text!r} has options ({'&'.join(options)}) but no FORMAT: prefix; "
-                            f"options belong to a format, e.g. csv:DIR?text_file=PATH.\n{SPEC_GRAMMAR}")
+            raise SpecError(
+                f"corpus spec {text!r} has options ({'&'.join(options)}) but no FORMAT: prefix; "
+                f"options belong to a format, e.g. csv:DIR?text_file=PATH.\n{SPEC_GRAMMAR}"
+            )
         return Spec(text, spec, None, name=name)
     path, arg = rest, None
     if not Path(rest).expanduser().exists() and ":" in rest:
@@ -126,12 +155,16 @@ def parse_spec(spec: str) -> Spec:
             path, arg = head, tail
     arg_help, allowed = FORMATS[fmt]
     if arg is not None and arg_help is None:
-        raise SpecError(f"corpus spec {text!r}: format {fmt} takes no ':{arg}' after its path "
-                        f"(no such folder {rest!r} either).\n{SPEC_GRAMMAR}")
+        raise SpecError(
+            f"corpus spec {text!r}: format {fmt} takes no ':{arg}' after its path "
+            f"(no such folder {rest!r} either).\n{SPEC_GRAMMAR}"
+        )
     unknown = sorted(set(options) - set(allowed))
     if unknown:
-        raise SpecError(f"corpus spec {text!r}: format {fmt} has no option {', '.join(unknown)}; "
-                        f"its options are {', '.join(allowed) or 'none'}.")
+        raise SpecError(
+            f"corpus spec {text!r}: format {fmt} has no option {', '.join(unknown)}; "
+            f"its options are {', '.join(allowed) or 'none'}."
+        )
     return Spec(text, path, fmt, arg=arg, name=name, options=options)
 
 
@@ -173,8 +206,11 @@ def detect_format(path: Path) -> str | None:
     Raises ``SpecError`` when the folder fits two formats, naming both and the prefixes to choose.
     """
     if path.is_file():
-        return "lhotse" if MANIFEST.search(path.name) and any(
-            k in path.name for k in ("cuts", "recordings", "supervisions")) else None
+        return (
+            "lhotse"
+            if MANIFEST.search(path.name) and any(k in path.name for k in ("cuts", "recordings", "supervisions"))
+            else None
+        )
     found = []
     if (path / "wav.scp").is_file():
         found.append("kaldi")
@@ -198,8 +234,10 @@ def detect_format(path: Path) -> str | None:
         if scheme:
             found.append(scheme)
     if len(found) > 1:
-        raise SpecError(f"corpus folder {path} looks like {' and like '.join(found)}; say which with a prefix, "
-                        f"e.g. {found[0]}:{path}.\n{SPEC_GRAMMAR}")
+        raise SpecError(
+            f"corpus folder {path} looks like {' and like '.join(found)}; say which with a prefix, "
+            f"e.g. {found[0]}:{path}.\n{SPEC_GRAMMAR}"
+        )
     return found[0] if found else None
 
 

@@ -23,8 +23,18 @@ from whisper_sae.audio.utterance import AudioError
 
 log = logging.getLogger(__name__)
 
-AGE_BANDS = {"teens": 16, "twenties": 25, "thirties": 35, "fourties": 45, "forties": 45, "fifties": 55,
-             "sixties": 65, "seventies": 75, "eighties": 85, "nineties": 95}
+AGE_BANDS = {
+    "teens": 16,
+    "twenties": 25,
+    "thirties": 35,
+    "fourties": 45,
+    "forties": 45,
+    "fifties": 55,
+    "sixties": 65,
+    "seventies": 75,
+    "eighties": 85,
+    "nineties": 95,
+}
 RENAMED = {"accents": "accent"}  # Common Voice renamed accent to accents in v7
 
 
@@ -96,7 +106,9 @@ def typed_columns(rows: list[dict], keep_text: tuple[str, ...] = ()) -> None:
                 row[column] = next(it)
 
 
-def read_delimited(path: Path, delimiter: str, *, quoting: bool = True, header: bool = True) -> tuple[list[str], list[list[str]]]:
+def read_delimited(
+    path: Path, delimiter: str, *, quoting: bool = True, header: bool = True
+) -> tuple[list[str], list[list[str]]]:
     """(header, rows) of a CSV/TSV/bar-separated file, decoded by ``textfile.read_text``.
 
     ``quoting=False`` reads every quote character as text, as Common Voice's TSVs and LJSpeech's
@@ -104,7 +116,9 @@ def read_delimited(path: Path, delimiter: str, *, quoting: bool = True, header: 
     into the next line).
     """
     text = read_text(path)
-    reader = csv.reader(text.splitlines(), delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE)
+    reader = csv.reader(
+        text.splitlines(), delimiter=delimiter, quoting=csv.QUOTE_MINIMAL if quoting else csv.QUOTE_NONE
+    )
     lines = [r for r in reader if r and any(c.strip() for c in r)]
     if not header:
         return [], lines
@@ -136,8 +150,9 @@ def load_segment(path: Path, start: float, end: float | None, name: str) -> np.n
         first = int(round(start * info.samplerate))
         last = None if end is None or end < 0 else int(round(end * info.samplerate))
         if first >= info.frames or (last is not None and last <= first):
-            raise AudioError(f"{name}: segment {start:.3f}-{end} s lies outside {path} "
-                             f"({info.frames / info.samplerate:.3f} s long).")
+            raise AudioError(
+                f"{name}: segment {start:.3f}-{end} s lies outside {path} ({info.frames / info.samplerate:.3f} s long)."
+            )
         audio, sr = sf.read(str(path), start=first, stop=last, dtype="float32", always_2d=True)
     except (sf.LibsndfileError, RuntimeError, TypeError) as err:
         raise AudioError(f"{name}: cannot decode {path} ({err}).") from None
@@ -153,8 +168,11 @@ def keep_present(rows: list, path_of, where: str) -> list:
     still skipped, named and counted one by one.
     """
     kept = [r for r in rows if path_of(r).is_file()]
-    warn_missing(f"of its {len(rows)} rows name an audio file that is absent; they are left out",
-                 [str(path_of(r).name) for r in rows if not path_of(r).is_file()], where)
+    warn_missing(
+        f"of its {len(rows)} rows name an audio file that is absent; they are left out",
+        [str(path_of(r).name) for r in rows if not path_of(r).is_file()],
+        where,
+    )
     return kept
 
 

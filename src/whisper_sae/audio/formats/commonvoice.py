@@ -39,19 +39,26 @@ def choose_tsv(root: Path, split: str | None) -> Path:
         if (root / name).is_file():
             return root / name
     have = ", ".join(p.name for p in sorted(root.glob("*.tsv"))) or "none"
-    raise FileNotFoundError(f"Common Voice folder {root} has neither validated.tsv nor train.tsv (TSVs: {have}); "
-                            f"choose one with commonvoice:{root}:SPLIT (one of {', '.join(CV_SPLITS)}).")
+    raise FileNotFoundError(
+        f"Common Voice folder {root} has neither validated.tsv nor train.tsv (TSVs: {have}); "
+        f"choose one with commonvoice:{root}:SPLIT (one of {', '.join(CV_SPLITS)})."
+    )
 
 
-def commonvoice_corpus(root: Path, split: str | None, tables: list[MetadataTable], max_utterances: int | None,
-                       spec: str) -> Corpus:
+def commonvoice_corpus(
+    root: Path, split: str | None, tables: list[MetadataTable], max_utterances: int | None, spec: str
+) -> Corpus:
     if not root.is_dir():
-        raise FileNotFoundError(f"Common Voice folder {root}: no such folder; give the folder holding clips/ and the TSVs.")
+        raise FileNotFoundError(
+            f"Common Voice folder {root}: no such folder; give the folder holding clips/ and the TSVs."
+        )
     tsv = choose_tsv(root, split)
     header, records = read_delimited(tsv, "\t", quoting=False)
     if "path" not in header:
-        raise ValueError(f"Common Voice table {tsv} has columns {header} but no 'path' column; "
-                         "expected client_id, path, sentence, age, gender, accent(s), locale.")
+        raise ValueError(
+            f"Common Voice table {tsv} has columns {header} but no 'path' column; "
+            "expected client_id, path, sentence, age, gender, accent(s), locale."
+        )
     clips = root / "clips"
 
     def clip_of(row: dict) -> Path:
@@ -68,8 +75,14 @@ def commonvoice_corpus(root: Path, split: str | None, tables: list[MetadataTable
             language = whisper_language(row.get("locale")) if row.get("locale") else None
             if language:
                 attributes["language"] = language
-            yield Entry(id=clip.stem, load=lambda p=clip: load_audio(p), path=str(clip),
-                        text=row.get("sentence") or None, speaker=row.get("client_id") or None, attributes=attributes)
+            yield Entry(
+                id=clip.stem,
+                load=lambda p=clip: load_audio(p),
+                path=str(clip),
+                text=row.get("sentence") or None,
+                speaker=row.get("client_id") or None,
+                attributes=attributes,
+            )
 
     return Corpus(spec, entries, length=len(rows), tables=tables, max_utterances=max_utterances)
 

@@ -51,21 +51,34 @@ def _choose_table(root: Path, table: str | None) -> Path:
     found = accent_tables(root)
     if len(found) != 1:
         listed = ", ".join(p.name for p in found) or "none with a filename/file/path column"
-        raise SpecError(f"csv corpus {root}: choose its table with csv:{root}:TABLE (CSV tables here: {listed}).\n{SPEC_GRAMMAR}")
+        raise SpecError(
+            f"csv corpus {root}: choose its table with csv:{root}:TABLE (CSV tables here: {listed}).\n{SPEC_GRAMMAR}"
+        )
     return found[0]
 
 
 def _pick(header: list[str], wanted: str | None, candidates: tuple[str, ...], table: Path, what: str) -> str | None:
     if wanted is not None:
         if wanted.lower() not in header:
-            raise ValueError(f"metadata table {table} has no column {wanted!r} for the {what}; its columns are {header}.")
+            raise ValueError(
+                f"metadata table {table} has no column {wanted!r} for the {what}; its columns are {header}."
+            )
         return wanted.lower()
     return next((c for c in candidates if c in header), None)
 
 
-def csv_corpus(root: Path, table: str | None, tables: list[MetadataTable], max_utterances: int | None, spec: str, *,
-               key: str | None = None, speaker: str | None = None, text_column: str | None = None,
-               text: str | None = None) -> Corpus:
+def csv_corpus(
+    root: Path,
+    table: str | None,
+    tables: list[MetadataTable],
+    max_utterances: int | None,
+    spec: str,
+    *,
+    key: str | None = None,
+    speaker: str | None = None,
+    text_column: str | None = None,
+    text: str | None = None,
+) -> Corpus:
     if not root.is_dir():
         raise FileNotFoundError(f"csv corpus {root}: no such folder; give the folder holding the audio files.")
     path = _choose_table(root, table)
@@ -75,8 +88,10 @@ def csv_corpus(root: Path, table: str | None, tables: list[MetadataTable], max_u
         header, records = read_delimited(path, "\t")
     key_column = _pick(header, key, KEY_COLUMNS, path, "file name")
     if key_column is None:
-        raise ValueError(f"metadata table {path} has columns {header} but no file-name column "
-                         f"({', '.join(KEY_COLUMNS)}); name it with ?key=COLUMN.")
+        raise ValueError(
+            f"metadata table {path} has columns {header} but no file-name column "
+            f"({', '.join(KEY_COLUMNS)}); name it with ?key=COLUMN."
+        )
     speaker_column = _pick(header, speaker, SPEAKER_COLUMNS, path, "speaker")
     text_col = _pick(header, text_column, TEXT_COLUMNS, path, "transcript")
     rows = [dict(zip(header, record)) for record in records]
@@ -96,8 +111,11 @@ def csv_corpus(root: Path, table: str | None, tables: list[MetadataTable], max_u
         k = rel if rel in by_key else f.stem if f.stem in by_key else None
         matched.append((f, by_key.get(k) if k else None))
         used.add(k)
-    warn_missing("audio files have no row in the table; they have no attributes",
-                 [f.name for f, row in matched if row is None], str(path))
+    warn_missing(
+        "audio files have no row in the table; they have no attributes",
+        [f.name for f, row in matched if row is None],
+        str(path),
+    )
     warn_missing("rows name no audio file of the folder; they are left out", sorted(set(by_key) - used), str(path))
     ids = [f.stem for f, _ in matched]
     if len(set(ids)) != len(ids):
@@ -109,9 +127,14 @@ def csv_corpus(root: Path, table: str | None, tables: list[MetadataTable], max_u
             row = row or {}
             spk = row.get(speaker_column) if speaker_column else None
             said = (row.get(text_col) or "").strip() if text_col else ""
-            yield Entry(id=utt, load=lambda p=f: load_audio(p), path=str(f), text=said or text,
-                        speaker=None if spk in (None, "") else str(spk),
-                        attributes=normalise_attributes({k: v for k, v in row.items() if k not in skip}))
+            yield Entry(
+                id=utt,
+                load=lambda p=f: load_audio(p),
+                path=str(f),
+                text=said or text,
+                speaker=None if spk in (None, "") else str(spk),
+                attributes=normalise_attributes({k: v for k, v in row.items() if k not in skip}),
+            )
 
     return Corpus(spec, entries, length=len(files), tables=tables, max_utterances=max_utterances)
 
@@ -120,6 +143,14 @@ def open_corpus(spec, tables, max_utterances) -> Corpus:
     text = spec.options.get("text")
     if spec.options.get("text_file"):
         text = read_text(Path(spec.options["text_file"]).expanduser()).strip()
-    return csv_corpus(Path(spec.path).expanduser(), spec.arg, tables, max_utterances, spec.text,
-                      key=spec.options.get("key"), speaker=spec.options.get("speaker"),
-                      text_column=spec.options.get("text_column"), text=text or None)
+    return csv_corpus(
+        Path(spec.path).expanduser(),
+        spec.arg,
+        tables,
+        max_utterances,
+        spec.text,
+        key=spec.options.get("key"),
+        speaker=spec.options.get("speaker"),
+        text_column=spec.options.get("text_column"),
+        text=text or None,
+    )

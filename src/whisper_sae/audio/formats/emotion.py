@@ -63,11 +63,26 @@ log = logging.getLogger(__name__)
 EMOTIONS = ("neutral", "calm", "happy", "sad", "angry", "fearful", "disgust", "surprised")
 # A corpus's own emotion word → the shared vocabulary.
 NORMALISED = {
-    "neutral": "neutral", "calm": "calm", "happy": "happy", "happiness": "happy", "joy": "happy",
-    "sad": "sad", "sadness": "sad", "angry": "angry", "anger": "angry", "fear": "fearful", "fearful": "fearful",
-    "anxiety": "fearful", "anxiety/fear": "fearful", "disgust": "disgust", "surprise": "surprised",
-    "surprised": "surprised", "pleasant_surprise": "surprised", "pleasant_surprised": "surprised",
-    "ps": "surprised", "boredom": "boredom",
+    "neutral": "neutral",
+    "calm": "calm",
+    "happy": "happy",
+    "happiness": "happy",
+    "joy": "happy",
+    "sad": "sad",
+    "sadness": "sad",
+    "angry": "angry",
+    "anger": "angry",
+    "fear": "fearful",
+    "fearful": "fearful",
+    "anxiety": "fearful",
+    "anxiety/fear": "fearful",
+    "disgust": "disgust",
+    "surprise": "surprised",
+    "surprised": "surprised",
+    "pleasant_surprise": "surprised",
+    "pleasant_surprised": "surprised",
+    "ps": "surprised",
+    "boredom": "boredom",
 }
 
 
@@ -103,9 +118,11 @@ _RAVDESS_LOOK = re.compile(r"^\d\d(-\d\d){6}$")
 def ravdess(path: Path) -> Labels:
     fields = path.stem.split("-")
     if len(fields) != 7 or not all(re.fullmatch(r"\d\d", f) for f in fields):
-        raise BadName(f"{path}: a RAVDESS name is 7 two-digit fields MODALITY-CHANNEL-EMOTION-INTENSITY-STATEMENT-"
-                      f"REPETITION-ACTOR (e.g. 03-01-05-01-02-01-12.wav), not {path.stem!r} ({len(fields)} fields); "
-                      "rename or remove the file.")
+        raise BadName(
+            f"{path}: a RAVDESS name is 7 two-digit fields MODALITY-CHANNEL-EMOTION-INTENSITY-STATEMENT-"
+            f"REPETITION-ACTOR (e.g. 03-01-05-01-02-01-12.wav), not {path.stem!r} ({len(fields)} fields); "
+            "rename or remove the file."
+        )
     modality, channel, emotion, intensity, statement, repetition, actor = map(int, fields)
     _code(path, "RAVDESS", "modality (1st field)", modality, {1: "audio-video", 2: "video-only", 3: "audio-only"})
     vocal = _code(path, "RAVDESS", "vocal channel (2nd field)", channel, {1: "speech", 2: "song"})
@@ -114,11 +131,24 @@ def ravdess(path: Path) -> Labels:
     text = _code(path, "RAVDESS", "statement (5th field)", statement, RAVDESS_STATEMENTS)
     _code(path, "RAVDESS", "repetition (6th field)", repetition, {1: "first", 2: "second"})
     if actor < 1:
-        raise BadName(f"{path}: RAVDESS actor (7th field) 00 is not an actor number (01-24); rename or remove the file.")
-    return Labels(f"Actor_{actor:02d}", text, {
-        "emotion": label, "emotion_raw": label, "intensity": strength, "statement": statement,
-        "repetition": repetition, "actor": actor, "gender": "male" if actor % 2 else "female",
-        "vocal_channel": vocal, "language": "en"})
+        raise BadName(
+            f"{path}: RAVDESS actor (7th field) 00 is not an actor number (01-24); rename or remove the file."
+        )
+    return Labels(
+        f"Actor_{actor:02d}",
+        text,
+        {
+            "emotion": label,
+            "emotion_raw": label,
+            "intensity": strength,
+            "statement": statement,
+            "repetition": repetition,
+            "actor": actor,
+            "gender": "male" if actor % 2 else "female",
+            "vocal_channel": vocal,
+            "language": "en",
+        },
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -134,27 +164,49 @@ def tess(path: Path) -> Labels:
     folder = _TESS_FOLDER.match(path.parent.name)
     name = _TESS_FILE.match(path.stem)
     if name is None:
-        raise BadName(f"{path}: a TESS name is SPEAKER_WORD_EMOTION (e.g. OAF_angry/OAF_back_angry.wav), not "
-                      f"{path.stem!r}; rename or remove the file.")
+        raise BadName(
+            f"{path}: a TESS name is SPEAKER_WORD_EMOTION (e.g. OAF_angry/OAF_back_angry.wav), not "
+            f"{path.stem!r}; rename or remove the file."
+        )
     speaker = (folder.group(1) if folder else name.group(1)).upper()
     if speaker not in TESS_SPEAKERS:
-        raise BadName(f"{path}: TESS speaker {speaker!r} is not OAF or YAF (and the folder {path.parent.name!r} "
-                      "names neither); rename or remove the file.")
+        raise BadName(
+            f"{path}: TESS speaker {speaker!r} is not OAF or YAF (and the folder {path.parent.name!r} "
+            "names neither); rename or remove the file."
+        )
     raw = (folder.group(2) if folder else name.group(3)).lower()
     raw = "pleasant_surprise" if raw in ("ps", "pleasant_surprised") else raw
     if raw not in TESS_EMOTIONS:
-        raise BadName(f"{path}: TESS emotion {raw!r} is not one of {', '.join(TESS_EMOTIONS)}; rename or remove the file.")
+        raise BadName(
+            f"{path}: TESS emotion {raw!r} is not one of {', '.join(TESS_EMOTIONS)}; rename or remove the file."
+        )
     word = name.group(2).lower()
-    return Labels(speaker, f"Say the word {word}.", {
-        "emotion": NORMALISED[raw], "emotion_raw": raw, "word": word, "gender": "female",
-        "age": TESS_SPEAKERS[speaker], "language": "en"})
+    return Labels(
+        speaker,
+        f"Say the word {word}.",
+        {
+            "emotion": NORMALISED[raw],
+            "emotion_raw": raw,
+            "word": word,
+            "gender": "female",
+            "age": TESS_SPEAKERS[speaker],
+            "language": "en",
+        },
+    )
 
 
 # ------------------------------------------------------------------------------------------------
 # SAVEE
 
-SAVEE_EMOTIONS = {"a": "anger", "d": "disgust", "f": "fear", "h": "happiness", "n": "neutral", "sa": "sadness",
-                  "su": "surprise"}
+SAVEE_EMOTIONS = {
+    "a": "anger",
+    "d": "disgust",
+    "f": "fear",
+    "h": "happiness",
+    "n": "neutral",
+    "sa": "sadness",
+    "su": "surprise",
+}
 _SAVEE_FILE = re.compile(r"^(?:([A-Z]{2})_)?([a-z]+)(\d{2})$")
 _SAVEE_LOOK = re.compile(r"^(?:[A-Z]{2}_)?(a|d|f|h|n|sa|su)\d\d$")
 
@@ -162,26 +214,54 @@ _SAVEE_LOOK = re.compile(r"^(?:[A-Z]{2}_)?(a|d|f|h|n|sa|su)\d\d$")
 def savee(path: Path) -> Labels:
     m = _SAVEE_FILE.match(path.stem)
     if m is None:
-        raise BadName(f"{path}: a SAVEE name is an emotion prefix and two digits (e.g. DC/a01.wav or DC_sa03.wav), "
-                      f"not {path.stem!r}; rename or remove the file.")
+        raise BadName(
+            f"{path}: a SAVEE name is an emotion prefix and two digits (e.g. DC/a01.wav or DC_sa03.wav), "
+            f"not {path.stem!r}; rename or remove the file."
+        )
     speaker = m.group(1) or (path.parent.name if re.fullmatch(r"[A-Z]{2}", path.parent.name) else None)
     if speaker is None:
-        raise BadName(f"{path}: a SAVEE file sits in its speaker's folder (DC, JE, JK, KL) or starts with it "
-                      "(DC_a01.wav); move or rename the file.")
+        raise BadName(
+            f"{path}: a SAVEE file sits in its speaker's folder (DC, JE, JK, KL) or starts with it "
+            "(DC_a01.wav); move or rename the file."
+        )
     raw = _code(path, "SAVEE", "emotion prefix", m.group(2), SAVEE_EMOTIONS)
-    return Labels(speaker, None, {
-        "emotion": NORMALISED[raw], "emotion_raw": raw, "sentence_index": int(m.group(3)), "gender": "male",
-        "language": "en"})
+    return Labels(
+        speaker,
+        None,
+        {
+            "emotion": NORMALISED[raw],
+            "emotion_raw": raw,
+            "sentence_index": int(m.group(3)),
+            "gender": "male",
+            "language": "en",
+        },
+    )
 
 
 # ------------------------------------------------------------------------------------------------
 # EmoDB (Berlin Database of Emotional Speech)
 
-EMODB_EMOTIONS = {"W": "anger", "L": "boredom", "E": "disgust", "A": "fear", "F": "happiness", "T": "sadness",
-                  "N": "neutral"}
-EMODB_SPEAKERS = {"03": ("male", 31), "08": ("female", 34), "09": ("female", 21), "10": ("male", 32),
-                  "11": ("male", 26), "12": ("male", 30), "13": ("female", 32), "14": ("female", 35),
-                  "15": ("male", 25), "16": ("female", 31)}
+EMODB_EMOTIONS = {
+    "W": "anger",
+    "L": "boredom",
+    "E": "disgust",
+    "A": "fear",
+    "F": "happiness",
+    "T": "sadness",
+    "N": "neutral",
+}
+EMODB_SPEAKERS = {
+    "03": ("male", 31),
+    "08": ("female", 34),
+    "09": ("female", 21),
+    "10": ("male", 32),
+    "11": ("male", 26),
+    "12": ("male", 30),
+    "13": ("female", 32),
+    "14": ("female", 35),
+    "15": ("male", 25),
+    "16": ("female", 31),
+}
 EMODB_TEXTS = {
     "a01": "Der Lappen liegt auf dem Eisschrank.",
     "a02": "Das will sie am Mittwoch abgeben.",
@@ -214,8 +294,10 @@ def _emodb_labels(speaker: str, raw: str, text_code: str | None = None, version:
 def emodb(path: Path) -> Labels:
     m = _EMODB_FILE.match(path.stem)
     if m is None:
-        raise BadName(f"{path}: an EmoDB name is SPEAKER(2 digits) TEXT(a01-b10) EMOTION(letter) VERSION(letter), "
-                      f"e.g. 03a01Fa.wav, not {path.stem!r}; rename the file or give its labels in {EMODB_TABLE}.")
+        raise BadName(
+            f"{path}: an EmoDB name is SPEAKER(2 digits) TEXT(a01-b10) EMOTION(letter) VERSION(letter), "
+            f"e.g. 03a01Fa.wav, not {path.stem!r}; rename the file or give its labels in {EMODB_TABLE}."
+        )
     raw = _code(path, "EmoDB", "emotion letter (6th character)", m.group(3), EMODB_EMOTIONS)
     return _emodb_labels(m.group(1), raw, m.group(2), m.group(4))
 
@@ -228,8 +310,10 @@ def _emodb_table(path: Path) -> dict[str, Labels]:
     key = next((c for c in ("filename", "file", "file_name", "path") if c in header), None)
     emotion = next((c for c in ("emotion", "label") if c in header), None)
     if key is None or emotion is None:
-        raise ValueError(f"EmoDB label table {path} has columns {header}; it needs a file-name column (filename) and "
-                         "an emotion column (emotion).")
+        raise ValueError(
+            f"EmoDB label table {path} has columns {header}; it needs a file-name column (filename) and "
+            "an emotion column (emotion)."
+        )
     info = next((c for c in ("speaker info", "speaker_info", "speaker") if c in header), None)
     out: dict[str, Labels] = {}
     for n, record in enumerate(records, 2):
@@ -239,8 +323,10 @@ def _emodb_table(path: Path) -> dict[str, Labels]:
         if not stem:
             continue
         if raw not in NORMALISED:
-            raise ValueError(f"EmoDB label table {path} line {n}: emotion {raw!r} is not one of "
-                             f"{', '.join(sorted(set(NORMALISED)))}; correct the row.")
+            raise ValueError(
+                f"EmoDB label table {path} line {n}: emotion {raw!r} is not one of "
+                f"{', '.join(sorted(set(NORMALISED)))}; correct the row."
+            )
         speaker = None
         said = re.search(r"\b(male|female)\b\D*(\d+)", row.get(info, "") if info else "", re.I)
         if said:
@@ -268,19 +354,32 @@ class Scheme:
 
 
 SCHEMES = {
-    "ravdess": Scheme("ravdess", ravdess, lambda p: bool(_RAVDESS_LOOK.match(p.stem)), "Actor_12/03-01-05-01-02-01-12.wav"),
-    "tess": Scheme("tess", tess, lambda p: bool(_TESS_FOLDER.match(p.parent.name) or re.match(r"^(OAF|YAF)_[^_]+_.+$", p.stem, re.I)),
-                   "OAF_angry/OAF_back_angry.wav"),
-    "savee": Scheme("savee", savee, lambda p: bool(_SAVEE_LOOK.match(p.stem)) and (
-        "_" in p.stem or bool(re.fullmatch(r"[A-Z]{2}", p.parent.name))), "DC/a01.wav"),
+    "ravdess": Scheme(
+        "ravdess", ravdess, lambda p: bool(_RAVDESS_LOOK.match(p.stem)), "Actor_12/03-01-05-01-02-01-12.wav"
+    ),
+    "tess": Scheme(
+        "tess",
+        tess,
+        lambda p: bool(_TESS_FOLDER.match(p.parent.name) or re.match(r"^(OAF|YAF)_[^_]+_.+$", p.stem, re.I)),
+        "OAF_angry/OAF_back_angry.wav",
+    ),
+    "savee": Scheme(
+        "savee",
+        savee,
+        lambda p: bool(_SAVEE_LOOK.match(p.stem)) and ("_" in p.stem or bool(re.fullmatch(r"[A-Z]{2}", p.parent.name))),
+        "DC/a01.wav",
+    ),
     "emodb": Scheme("emodb", emodb, lambda p: bool(_EMODB_LOOK.match(p.stem)), "03a01Fa.wav"),
 }
 
 
 def _audio_paths(root: Path) -> Iterator[Path]:
     for p in root.rglob("*"):
-        if p.suffix.lower() in AUDIO_EXTENSIONS and not any(part.startswith(".") for part in p.relative_to(root).parts) \
-                and p.is_file():
+        if (
+            p.suffix.lower() in AUDIO_EXTENSIONS
+            and not any(part.startswith(".") for part in p.relative_to(root).parts)
+            and p.is_file()
+        ):
             yield p
 
 
@@ -326,13 +425,21 @@ def parse_folder(root: Path, scheme: str, labels: str | None = None) -> tuple[li
             result = SCHEMES[scheme].parse(f)
             row = table.get(f.stem)
             if row is not None and row.attributes["emotion"] != result.attributes["emotion"]:
-                disagree.append(f"{f.name}: table {row.attributes['emotion_raw']}, name {result.attributes['emotion_raw']}")
+                disagree.append(
+                    f"{f.name}: table {row.attributes['emotion_raw']}, name {result.attributes['emotion_raw']}"
+                )
         except BadName as err:
             result = table.get(f.stem, err)
         parsed.append(result)
     if disagree:
-        log.warning("%s: %d of its %d rows give another emotion than the file name (e.g. %s); the file names, "
-                    "EmoDB's own labels, are used.", table_path, len(disagree), len(table), "; ".join(disagree[:3]))
+        log.warning(
+            "%s: %d of its %d rows give another emotion than the file name (e.g. %s); the file names, "
+            "EmoDB's own labels, are used.",
+            table_path,
+            len(disagree),
+            len(table),
+            "; ".join(disagree[:3]),
+        )
     return files, _folder_ids(root, files), parsed
 
 
@@ -350,15 +457,22 @@ def scheme_corpus(root: Path, scheme: str, tables, max_utterances: int | None, s
             if isinstance(result, BadName):
                 yield Entry(id=utt, load=lambda e=result: fail(e), path=str(f))
             else:
-                yield Entry(id=utt, load=lambda p=f: load_audio(p), path=str(f), text=result.text,
-                            speaker=result.speaker, attributes=dict(result.attributes))
+                yield Entry(
+                    id=utt,
+                    load=lambda p=f: load_audio(p),
+                    path=str(f),
+                    text=result.text,
+                    speaker=result.speaker,
+                    attributes=dict(result.attributes),
+                )
 
     return Corpus(spec, entries, length=len(files), tables=tables, max_utterances=max_utterances)
 
 
 def open_corpus(spec, tables, max_utterances):
-    return scheme_corpus(Path(spec.path).expanduser(), spec.format, tables, max_utterances, spec.text,
-                         labels=spec.options.get("labels"))
+    return scheme_corpus(
+        Path(spec.path).expanduser(), spec.format, tables, max_utterances, spec.text, labels=spec.options.get("labels")
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -377,16 +491,24 @@ def write_labels(root: Path, scheme: str | None, out: Path, labels: str | None =
     if scheme is None:
         scheme = detect_scheme(root) if root.is_dir() else None
         if scheme is None:
-            raise ValueError(f"no naming scheme fits the audio file names of {root}; give one with --scheme "
-                             f"({', '.join(SCHEMES)}).")
+            raise ValueError(
+                f"no naming scheme fits the audio file names of {root}; give one with --scheme ({', '.join(SCHEMES)})."
+            )
     files, ids, parsed = parse_folder(root, scheme, labels)
     rows, bad = [], []
     for f, utt, result in zip(files, ids, parsed):
         if isinstance(result, BadName):
             bad.append(result)
             continue
-        rows.append({"utterance_id": utt, "path": f.relative_to(root).as_posix(), "speaker": result.speaker,
-                     "text": result.text, **result.attributes})
+        rows.append(
+            {
+                "utterance_id": utt,
+                "path": f.relative_to(root).as_posix(),
+                "speaker": result.speaker,
+                "text": result.text,
+                **result.attributes,
+            }
+        )
     columns = list(FIRST_COLUMNS) + sorted({k for r in rows for k in r} - set(FIRST_COLUMNS))
 
     def cell(value) -> str:

@@ -44,7 +44,8 @@ def read_kaldi_map(path: Path, *, min_fields: int = 2) -> dict[str, list[str]]:
         if len(fields) < min_fields:
             raise KaldiFormatError(
                 f"{path} line {n} ({line.strip()!r}) has {len(fields)} field(s); each line is `ID VALUE`, "
-                f"with {min_fields - 1} value(s) after the id.")
+                f"with {min_fields - 1} value(s) after the id."
+            )
         out[fields[0]] = fields[1:]
     return out
 
@@ -72,7 +73,8 @@ def read_wav_scp(path: Path) -> dict[str, str]:
         if where.endswith("|"):
             raise KaldiFormatError(
                 f"{path} line {n} ({stripped[:80]!r}) is a piped command; piped wav.scp entries are not supported: "
-                f"run the command once to write the audio to a file and list that file's path instead.")
+                f"run the command once to write the audio to a file and list that file's path instead."
+            )
         if not where:
             raise KaldiFormatError(f"{path} line {n} ({stripped!r}) has no path after the id; each line is `ID PATH`.")
         out[rec] = where
@@ -87,7 +89,7 @@ def _attribute_maps(root: Path) -> tuple[dict[str, dict[str, str]], dict[str, di
             continue
         for prefix, target in (("spk2", per_speaker), ("utt2", per_utt)):
             if path.name.startswith(prefix) and len(path.name) > len(prefix):
-                target[path.name[len(prefix):]] = {k: " ".join(v) for k, v in read_kaldi_map(path).items()}
+                target[path.name[len(prefix) :]] = {k: " ".join(v) for k, v in read_kaldi_map(path).items()}
     return per_speaker, per_utt
 
 
@@ -96,8 +98,10 @@ def kaldi_corpus(root: Path, tables: list[MetadataTable], max_utterances: int | 
         raise FileNotFoundError(f"Kaldi data dir {root}: no such folder; give the folder holding wav.scp.")
     scp = root / "wav.scp"
     if not scp.is_file():
-        raise FileNotFoundError(f"Kaldi data dir {root} has no wav.scp; a Kaldi data dir holds wav.scp, text, utt2spk "
-                                f"(and optionally segments, spk2gender, spk2age).")
+        raise FileNotFoundError(
+            f"Kaldi data dir {root} has no wav.scp; a Kaldi data dir holds wav.scp, text, utt2spk "
+            f"(and optionally segments, spk2gender, spk2age)."
+        )
     recordings = read_wav_scp(scp)
     bases = [root, root.parent, root.parent.parent, Path.cwd()]
     paths = {rec: resolve_audio_path(p, bases) for rec, p in recordings.items()}
@@ -111,15 +115,21 @@ def kaldi_corpus(root: Path, tables: list[MetadataTable], max_utterances: int | 
             try:
                 cuts[utt] = (rec, float(start), float(end))
             except ValueError:
-                raise KaldiFormatError(f"{root / 'segments'}: utterance {utt} has start/end {start!r} {end!r}; "
-                                       "they must be seconds (END -1 for the end of the recording).") from None
+                raise KaldiFormatError(
+                    f"{root / 'segments'}: utterance {utt} has start/end {start!r} {end!r}; "
+                    "they must be seconds (END -1 for the end of the recording)."
+                ) from None
         unknown = sorted({rec for rec, _, _ in cuts.values()} - set(paths))
         if unknown:
-            raise KaldiFormatError(f"{root / 'segments'} names recordings that wav.scp lacks (e.g. {', '.join(unknown[:3])}); "
-                                   "every recording of segments needs a wav.scp line.")
+            raise KaldiFormatError(
+                f"{root / 'segments'} names recordings that wav.scp lacks (e.g. {', '.join(unknown[:3])}); "
+                "every recording of segments needs a wav.scp line."
+            )
     else:
         cuts = {utt: (utt, 0.0, None) for utt in paths}
-    warn_missing("transcripts name no utterance of wav.scp/segments", sorted(set(texts) - set(cuts)), str(root / "text"))
+    warn_missing(
+        "transcripts name no utterance of wav.scp/segments", sorted(set(texts) - set(cuts)), str(root / "text")
+    )
 
     def attributes(utt: str, speaker: str | None) -> dict:
         raw = {name: values[speaker] for name, values in per_speaker.items() if speaker in values}
@@ -133,12 +143,17 @@ def kaldi_corpus(root: Path, tables: list[MetadataTable], max_utterances: int | 
                 load = lambda p=path: load_audio(p)  # noqa: E731
             else:
                 load = lambda p=path, s=start, e=end, u=utt: load_segment(p, s, e, u)  # noqa: E731
-            yield Entry(id=utt, load=load, path=str(path), text=texts.get(utt), speaker=speaker,
-                        attributes=attributes(utt, speaker))
+            yield Entry(
+                id=utt,
+                load=load,
+                path=str(path),
+                text=texts.get(utt),
+                speaker=speaker,
+                attributes=attributes(utt, speaker),
+            )
 
     return Corpus(spec, entries, length=len(cuts), tables=tables, max_utterances=max_utterances)
 
 
 def open_corpus(spec, tables, max_utterances) -> Corpus:
     return kaldi_corpus(Path(spec.path).expanduser(), tables, max_utterances, spec.text)
-

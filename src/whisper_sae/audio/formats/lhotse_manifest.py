@@ -36,8 +36,10 @@ def import_lhotse():
     try:
         import lhotse
     except ImportError:
-        raise MissingExtraError(f"reading lhotse manifests needs the lhotse package, which is not installed; "
-                                f"run `{INSTALL}` (or `pip install lhotse`).") from None
+        raise MissingExtraError(
+            f"reading lhotse manifests needs the lhotse package, which is not installed; "
+            f"run `{INSTALL}` (or `pip install lhotse`)."
+        ) from None
     return lhotse
 
 
@@ -60,8 +62,10 @@ def find_manifests(root: Path, part: str | None) -> tuple[Path | None, Path | No
         if "supervisions" in name:
             rec = root.with_name(name.replace("supervisions", "recordings"))
             if not rec.is_file():
-                raise FileNotFoundError(f"lhotse supervisions {root} have no recordings manifest beside them ({rec.name}); "
-                                        "pass the recordings (or cuts) manifest.")
+                raise FileNotFoundError(
+                    f"lhotse supervisions {root} have no recordings manifest beside them ({rec.name}); "
+                    "pass the recordings (or cuts) manifest."
+                )
             return rec, root, None
         raise SpecError(f"{root} is not a lhotse manifest (its name holds none of cuts, recordings, supervisions).")
     found = {}
@@ -74,12 +78,16 @@ def find_manifests(root: Path, part: str | None) -> tuple[Path | None, Path | No
     files = found[kind]
     if not files:
         what = f" of part {part!r}" if part else ""
-        raise FileNotFoundError(f"lhotse folder {root} holds no recordings or cuts manifest{what} "
-                                "(*recordings*.jsonl[.gz] or *cuts*.jsonl[.gz]).")
+        raise FileNotFoundError(
+            f"lhotse folder {root} holds no recordings or cuts manifest{what} "
+            "(*recordings*.jsonl[.gz] or *cuts*.jsonl[.gz])."
+        )
     if len(files) > 1:
         parts = ", ".join(_part(p, kind) for p in files)
-        raise SpecError(f"lhotse folder {root} holds several {kind} manifests (parts {parts}); choose one with "
-                        f"lhotse:{root}:PART or pass the manifest file.\n{SPEC_GRAMMAR}")
+        raise SpecError(
+            f"lhotse folder {root} holds several {kind} manifests (parts {parts}); choose one with "
+            f"lhotse:{root}:PART or pass the manifest file.\n{SPEC_GRAMMAR}"
+        )
     if kind == "cuts":
         return None, None, files[0]
     sups = [p for p in found["supervisions"] if _part(p, "supervisions") == _part(files[0], "recordings")]
@@ -110,7 +118,9 @@ def _needs_prefix(cut, base: Path) -> bool:
     return False
 
 
-def lhotse_corpus(root: Path, part: str | None, tables: list[MetadataTable], max_utterances: int | None, spec: str) -> Corpus:
+def lhotse_corpus(
+    root: Path, part: str | None, tables: list[MetadataTable], max_utterances: int | None, spec: str
+) -> Corpus:
     lhotse = import_lhotse()
     if not root.exists():
         raise FileNotFoundError(f"lhotse manifests {root}: no such file or folder.")
@@ -129,7 +139,11 @@ def lhotse_corpus(root: Path, part: str | None, tables: list[MetadataTable], max
     for cut in cuts:
         if not cut.supervisions:
             pieces.append((cut.id, cut, None))
-        elif len(cut.supervisions) == 1 and cut.supervisions[0].start <= 0 and cut.supervisions[0].end >= cut.duration - 1e-3:
+        elif (
+            len(cut.supervisions) == 1
+            and cut.supervisions[0].start <= 0
+            and cut.supervisions[0].end >= cut.duration - 1e-3
+        ):
             pieces.append((cut.supervisions[0].id, cut, cut.supervisions[0]))
         else:
             for piece in cut.trim_to_supervisions(keep_overlapping=False):
@@ -143,14 +157,17 @@ def lhotse_corpus(root: Path, part: str | None, tables: list[MetadataTable], max
     def entries() -> Iterator[Entry]:
         for utt, cut, sup in pieces:
             source = next((s.source for s in getattr(cut.recording, "sources", []) or [] if s.type == "file"), None)
-            yield Entry(id=utt, load=lambda c=cut, u=utt: load(c, u), path=source,
-                        text=sup.text if sup is not None else None,
-                        speaker=sup.speaker if sup is not None else None,
-                        attributes=_supervision_attributes(sup) if sup is not None else {})
+            yield Entry(
+                id=utt,
+                load=lambda c=cut, u=utt: load(c, u),
+                path=source,
+                text=sup.text if sup is not None else None,
+                speaker=sup.speaker if sup is not None else None,
+                attributes=_supervision_attributes(sup) if sup is not None else {},
+            )
 
     return Corpus(spec, entries, length=len(pieces), tables=tables, max_utterances=max_utterances)
 
 
 def open_corpus(spec, tables, max_utterances) -> Corpus:
     return lhotse_corpus(Path(spec.path).expanduser(), spec.arg, tables, max_utterances, spec.text)
-

@@ -20,17 +20,22 @@ from whisper_sae.audio.io import load_audio
 from whisper_sae.audio.metadata import MetadataTable
 
 
-def ljspeech_corpus(root: Path, tables: list[MetadataTable], max_utterances: int | None, spec: str, *,
-                    speaker: str, gender: str | None) -> Corpus:
+def ljspeech_corpus(
+    root: Path, tables: list[MetadataTable], max_utterances: int | None, spec: str, *, speaker: str, gender: str | None
+) -> Corpus:
     meta = root / "metadata.csv"
     if not meta.is_file():
-        raise FileNotFoundError(f"LJSpeech folder {root} has no metadata.csv (lines `ID|transcript|normalized transcript`).")
+        raise FileNotFoundError(
+            f"LJSpeech folder {root} has no metadata.csv (lines `ID|transcript|normalized transcript`)."
+        )
     _, records = read_delimited(meta, "|", quoting=False, header=False)
     rows = []
     for n, record in enumerate(records, 1):
         if len(record) < 2:
-            raise ValueError(f"{meta} line {n} ({'|'.join(record)[:60]!r}) has no transcript after the id; "
-                             "each line is `ID|transcript|normalized transcript`.")
+            raise ValueError(
+                f"{meta} line {n} ({'|'.join(record)[:60]!r}) has no transcript after the id; "
+                "each line is `ID|transcript|normalized transcript`."
+            )
         text = record[1].strip() or (record[2].strip() if len(record) > 2 else "")
         rows.append((record[0].strip(), text or None))
     rows = keep_present(rows, lambda r: root / "wavs" / f"{r[0]}.wav", str(meta))
@@ -39,8 +44,14 @@ def ljspeech_corpus(root: Path, tables: list[MetadataTable], max_utterances: int
     def entries() -> Iterator[Entry]:
         for utt, text in rows:
             path = root / "wavs" / f"{utt}.wav"
-            yield Entry(id=utt, load=lambda p=path: load_audio(p), path=str(path), text=text, speaker=speaker,
-                        attributes=dict(attributes))
+            yield Entry(
+                id=utt,
+                load=lambda p=path: load_audio(p),
+                path=str(path),
+                text=text,
+                speaker=speaker,
+                attributes=dict(attributes),
+            )
 
     return Corpus(spec, entries, length=len(rows), tables=tables, max_utterances=max_utterances)
 

@@ -40,8 +40,9 @@ def phone_name(event: Event) -> str:
 
 def _phone_marks(events: list[Event]) -> list[tuple[float, str, int]]:
     # "(en)"-style names mark a switch of language inside the text, not a sound.
-    return [(e.time, phone_name(e), e.text_position) for e in events
-            if e.kind == "phoneme" and not e.name.startswith("(")]
+    return [
+        (e.time, phone_name(e), e.text_position) for e in events if e.kind == "phoneme" and not e.name.startswith("(")
+    ]
 
 
 def phones_from_events(events: list[Event], duration: float) -> list[dict]:
@@ -104,5 +105,8 @@ def _token_at(tokens: list[tuple[int, int, list[str]]], position: int) -> int | 
 
 
 def alignment_from_events(utt_id: str, text: str, events: list[Event], duration: float) -> dict:
-    return {"id": utt_id, "words": words_from_events(text, events, duration),
-            "phones": phones_from_events(events, duration)}
+    return {
+        "id": utt_id,
+        "words": words_from_events(text, events, duration),
+        "phones": phones_from_events(events, duration),
+    }

@@ -25,17 +25,28 @@ class _EventId(ctypes.Union):
 
 class _Event(ctypes.Structure):
     _fields_ = [
-        ("type", ctypes.c_int), ("unique_identifier", ctypes.c_uint), ("text_position", ctypes.c_int),
-        ("length", ctypes.c_int), ("audio_position", ctypes.c_int), ("sample", ctypes.c_int),
-        ("user_data", ctypes.c_void_p), ("id", _EventId),
+        ("type", ctypes.c_int),
+        ("unique_identifier", ctypes.c_uint),
+        ("text_position", ctypes.c_int),
+        ("length", ctypes.c_int),
+        ("audio_position", ctypes.c_int),
+        ("sample", ctypes.c_int),
+        ("user_data", ctypes.c_void_p),
+        ("id", _EventId),
     ]
 
 
 class _Voice(ctypes.Structure):
     _fields_ = [
-        ("name", ctypes.c_char_p), ("languages", ctypes.c_char_p), ("identifier", ctypes.c_char_p),
-        ("gender", ctypes.c_ubyte), ("age", ctypes.c_ubyte), ("variant", ctypes.c_ubyte),
-        ("xx1", ctypes.c_ubyte), ("score", ctypes.c_int), ("spare", ctypes.c_void_p),
+        ("name", ctypes.c_char_p),
+        ("languages", ctypes.c_char_p),
+        ("identifier", ctypes.c_char_p),
+        ("gender", ctypes.c_ubyte),
+        ("age", ctypes.c_ubyte),
+        ("variant", ctypes.c_ubyte),
+        ("xx1", ctypes.c_ubyte),
+        ("score", ctypes.c_int),
+        ("spare", ctypes.c_void_p),
     ]
 
 
@@ -65,7 +76,9 @@ class Espeak:
         self.lib.espeak_ng_SetPhonemeEvents.argtypes = [ctypes.c_int, ctypes.c_int]
         self.lib.espeak_ng_SetRandSeed.argtypes = [ctypes.c_long]
         self.sample_rate = self.lib.espeak_Initialize(
-            AUDIO_OUTPUT_SYNCHRONOUS, 0, espeakng_loader.get_data_path().encode(),
+            AUDIO_OUTPUT_SYNCHRONOUS,
+            0,
+            espeakng_loader.get_data_path().encode(),
             OPTION_PHONEME_EVENTS | OPTION_PHONEME_IPA,
         )
         if self.sample_rate <= 0:
@@ -104,8 +117,9 @@ class Espeak:
             i += 1
         return 0
 
-    def synthesize(self, text: str, voice: str, *, rate: int = 175, pitch: int = 50,
-                   rand_seed: int = 0) -> tuple[np.ndarray, list[Event]]:
+    def synthesize(
+        self, text: str, voice: str, *, rate: int = 175, pitch: int = 50, rand_seed: int = 0
+    ) -> tuple[np.ndarray, list[Event]]:
         """Speak ``text``; return int16 samples at ``self.sample_rate`` and the word/phoneme events.
 
         IPA mode names pauses and a few real sounds alike with "", so the text is first run with
@@ -127,8 +141,10 @@ class Espeak:
 
     def _synthesize(self, text: str, voice: str, rate: int, pitch: int) -> tuple[np.ndarray, list[Event]]:
         if self.lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise ValueError(f"eSpeak NG has no voice {voice!r}; voices are e.g. en-us, en-gb-x-rp, de, "
-                             f"with a variant as en-us+f3 (see Espeak().voices()).")
+            raise ValueError(
+                f"eSpeak NG has no voice {voice!r}; voices are e.g. en-us, en-gb-x-rp, de, "
+                f"with a variant as en-us+f3 (see Espeak().voices())."
+            )
         self.lib.espeak_SetParameter(PARAM_RATE, int(rate), 0)
         self.lib.espeak_SetParameter(PARAM_PITCH, int(pitch), 0)
         self._chunks, self._events = [], []

@@ -6,7 +6,7 @@ abbreviations or hyphens, so that the transcript is exactly what is said and wha
 
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 TEXT_DIR = Path(__file__).with_name("texts")
@@ -16,7 +16,7 @@ def available_languages() -> list[str]:
     return sorted(p.stem for p in TEXT_DIR.glob("*.txt"))
 
 
-@lru_cache(maxsize=None)
+@cache
 def text_bank(language: str) -> tuple[str, ...]:
     """Distinct sentences for ``language`` in file order; ``#`` lines are comments."""
     path = TEXT_DIR / f"{language}.txt"

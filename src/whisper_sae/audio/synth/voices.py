@@ -6,8 +6,16 @@ import random
 from dataclasses import asdict, dataclass
 
 # eSpeak NG 1.52 voice names (espeak_ListVoices), one per accent of English.
-ENGLISH_ACCENTS = ("en-us", "en-us-nyc", "en", "en-gb-x-rp", "en-gb-scotland", "en-gb-x-gbclan",
-                   "en-gb-x-gbcwmd", "en-029")
+ENGLISH_ACCENTS = (
+    "en-us",
+    "en-us-nyc",
+    "en",
+    "en-gb-x-rp",
+    "en-gb-scotland",
+    "en-gb-x-gbclan",
+    "en-gb-x-gbcwmd",
+    "en-029",
+)
 LANGUAGE_VOICES = {
     "en": ENGLISH_ACCENTS,
     "de": ("de",),
@@ -53,13 +61,16 @@ def check_languages(languages) -> tuple[str, ...]:
     languages = tuple(languages)
     unknown = [lang for lang in languages if lang not in LANGUAGE_VOICES]
     if unknown or not languages:
-        raise ValueError(f"languages {list(unknown) or languages} are not available for synthesis; "
-                         f"choose from {sorted(LANGUAGE_VOICES)}.")
+        raise ValueError(
+            f"languages {list(unknown) or languages} are not available for synthesis; "
+            f"choose from {sorted(LANGUAGE_VOICES)}."
+        )
     return languages
 
 
-def design_speakers(n: int, language: str, rng: random.Random, *, first_id: int = 1000,
-                    whispered: float = 0.0, accents=None) -> list[Speaker]:
+def design_speakers(
+    n: int, language: str, rng: random.Random, *, first_id: int = 1000, whispered: float = 0.0, accents=None
+) -> list[Speaker]:
     """``n`` speakers alternating female/male, cycling through the language's accents; from ``2 L``
     speakers on (L accents) every accent is spoken by both genders.
 
@@ -92,8 +103,16 @@ def design_speakers(n: int, language: str, rng: random.Random, *, first_id: int 
         quality = "whisper" if i >= n - n_whisper else "modal"
         if quality == "whisper":
             variant = WHISPER_VARIANTS[gender]
-        speakers.append(Speaker(
-            id=first_id + i, language=language, voice=accents[i % len(accents)], variant=variant,
-            gender=gender, quality=quality, rate=rng.randint(*RATE_RANGE), pitch=rng.randint(*PITCH_RANGE),
-        ))
+        speakers.append(
+            Speaker(
+                id=first_id + i,
+                language=language,
+                voice=accents[i % len(accents)],
+                variant=variant,
+                gender=gender,
+                quality=quality,
+                rate=rng.randint(*RATE_RANGE),
+                pitch=rng.randint(*PITCH_RANGE),
+            )
+        )
     return speakers

@@ -25,8 +25,9 @@ def speak(speaker: Speaker, utterances: list[dict]) -> tuple[str, int, list[tupl
     tts = engine()
     spoken = []
     for utt in utterances:
-        samples, events = tts.synthesize(utt["text"], speaker.espeak_name, rate=speaker.rate, pitch=speaker.pitch,
-                                         rand_seed=utt["rand_seed"])
+        samples, events = tts.synthesize(
+            utt["text"], speaker.espeak_name, rate=speaker.rate, pitch=speaker.pitch, rand_seed=utt["rand_seed"]
+        )
         if samples.size == 0:
             raise RuntimeError(f"eSpeak produced no audio for {utt['id']} ({utt['text'][:40]!r}).")
         spoken.append((samples, events))
@@ -40,8 +41,13 @@ def speak_in_fresh_process(speaker: Speaker, utterances: list[dict]):
     env = dict(os.environ)
     src = str(Path(whisper_sae.__file__).resolve().parents[1])  # importable even from a bare checkout
     env["PYTHONPATH"] = src + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
-    proc = subprocess.run([sys.executable, "-m", __name__.replace("__main__", "whisper_sae.audio.synth.worker")],
-                          input=pickle.dumps((speaker, utterances)), capture_output=True, env=env, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", __name__.replace("__main__", "whisper_sae.audio.synth.worker")],
+        input=pickle.dumps((speaker, utterances)),
+        capture_output=True,
+        env=env,
+        check=False,
+    )
     if proc.returncode != 0:
         tail = proc.stderr.decode(errors="replace")[-1500:]
         raise RuntimeError(f"the eSpeak worker for speaker {speaker.id} ({speaker.espeak_name}) failed:\n{tail}")

@@ -44,11 +44,12 @@ def check_name(name) -> str:
     """``name`` if it is a registered architecture, else an error listing the valid names."""
     if name not in _MODULES:
         raise UnknownArchitectureError(
-            f"architecture {name!r} is not known; valid architectures are {', '.join(ARCHITECTURES)}")
+            f"architecture {name!r} is not known; valid architectures are {', '.join(ARCHITECTURES)}"
+        )
     return name
 
 
-def get_architecture(name: str) -> "Architecture":
+def get_architecture(name: str) -> Architecture:
     """The registered architecture called ``name`` (its module is imported on first use)."""
     return import_module(f"{__name__}.{_MODULES[check_name(name)]}").ARCHITECTURE
 
@@ -59,7 +60,7 @@ def options_path(name: str) -> str:
     return f"{__name__}.{_MODULES[check_name(name)]}:Options"
 
 
-def all_architectures() -> list["Architecture"]:
+def all_architectures() -> list[Architecture]:
     return [get_architecture(name) for name in ARCHITECTURES]
 
 
@@ -75,5 +76,13 @@ def saelens_names() -> list[str]:
     return sorted({arch.saelens_name for arch in all_architectures() if arch.reads_saelens})
 
 
-__all__ = ["ARCHITECTURES", "UnknownArchitectureError", "all_architectures", "check_name", "from_saelens",
-           "get_architecture", "options_path", "saelens_names"]
+__all__ = [
+    "ARCHITECTURES",
+    "UnknownArchitectureError",
+    "all_architectures",
+    "check_name",
+    "from_saelens",
+    "get_architecture",
+    "options_path",
+    "saelens_names",
+]

@@ -9,8 +9,9 @@ SAE papers, so a sparsity coefficient means the same thing at any width.
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Callable, ClassVar, NamedTuple
+from typing import TYPE_CHECKING, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
@@ -46,7 +47,7 @@ def mse(x_hat: Tensor, x: Tensor) -> Tensor:
 
 
 @torch.no_grad()
-def unit_norm_decoder(sae: "SparseAutoencoder") -> None:
+def unit_norm_decoder(sae: SparseAutoencoder) -> None:
     sae.W_dec.div_(sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8))
 
 
@@ -59,7 +60,7 @@ class Objective:
     """The training step of one SAE: ``step`` computes the loss on normalised rows x [B, d_in];
     ``after_step`` runs after the optimizer (unit-norm decoder, threshold estimate)."""
 
-    def __init__(self, sae: "SparseAutoencoder", options, *, compute_dtype=torch.float32):
+    def __init__(self, sae: SparseAutoencoder, options, *, compute_dtype=torch.float32):
         self.sae, self.options, self.compute_dtype = sae, options, compute_dtype
 
     def step(self, x: Tensor, coef: float, dead: Tensor | None) -> StepOut:
@@ -90,25 +91,29 @@ class Architecture:
     """Dataclass of training knobs shared by the SAEs of this architecture in a pass."""
 
     # -- the module's parameters ------------------------------------------------------------------
-    def init_parameters(self, sae: "SparseAutoencoder") -> None:
+    def init_parameters(self, sae: SparseAutoencoder) -> None:
         """Add parameters or buffers beyond W_enc, b_enc, W_dec, b_dec."""
 
-    def check_config(self, cfg: "SAEConfig") -> None:
+    def check_config(self, cfg: SAEConfig) -> None:
         """Raise a ValueError for settings this architecture cannot use."""
         if self.needs_k:
             if not isinstance(cfg.k, int) or isinstance(cfg.k, bool) or not 0 < cfg.k <= cfg.d_sae:
-                raise ValueError(f"architecture {self.name!r} needs k, an integer in 1..d_sae={cfg.d_sae} "
-                                 f"(the width); got k={cfg.k!r}")
+                raise ValueError(
+                    f"architecture {self.name!r} needs k, an integer in 1..d_sae={cfg.d_sae} "
+                    f"(the width); got k={cfg.k!r}"
+                )
         elif cfg.k is not None:
-            raise ValueError(f"k={cfg.k} is only meaningful for an architecture that keeps k features per row, "
-                             f"not {self.name!r}; leave k unset")
+            raise ValueError(
+                f"k={cfg.k} is only meaningful for an architecture that keeps k features per row, "
+                f"not {self.name!r}; leave k unset"
+            )
 
     # -- inference --------------------------------------------------------------------------------
-    def activate(self, sae: "SparseAutoencoder", pre: Tensor) -> Tensor:
+    def activate(self, sae: SparseAutoencoder, pre: Tensor) -> Tensor:
         """The non-linearity at inference: feature activations from pre-activations [..., d_sae]."""
         raise NotImplementedError
 
-    def threshold(self, sae: "SparseAutoencoder") -> Tensor:
+    def threshold(self, sae: SparseAutoencoder) -> Tensor:
         """Per-feature inference threshold [d_sae] (architectures with ``has_threshold``)."""
         raise AttributeError(f"architecture {self.name!r} has no threshold")
 
@@ -116,7 +121,7 @@ class Architecture:
         """State-dict entries that restore a saved ``threshold`` tensor."""
         return {}
 
-    def saelens_fields(self, cfg: "SAEConfig") -> dict:
+    def saelens_fields(self, cfg: SAEConfig) -> dict:
         """Extra top-level cfg.json keys SAELens needs for this architecture."""
         return {}
 
@@ -129,19 +134,29 @@ class Architecture:
         known = [f.name for f in dataclasses.fields(self.Options)]
         unknown = sorted(set(values) - set(known))
         if unknown:
-            raise ValueError(f"{self.name} has no training option(s) {unknown}; its options are "
-                             f"{', '.join(known) or 'none'}")
+            raise ValueError(
+                f"{self.name} has no training option(s) {unknown}; its options are {', '.join(known) or 'none'}"
+            )
         return self.Options(**values)
 
-    def objective(self, sae: "SparseAutoencoder", options, *, compute_dtype=torch.float32) -> Objective:
+    def objective(self, sae: SparseAutoencoder, options, *, compute_dtype=torch.float32) -> Objective:
         raise NotImplementedError
 
-    def param_groups(self, sae: "SparseAutoencoder", options) -> list[dict]:
+    def param_groups(self, sae: SparseAutoencoder, options) -> list[dict]:
         """Optimizer parameter groups; ``lr_scale`` multiplies the scheduled learning rate."""
         return [{"params": list(sae.parameters()), "lr_scale": 1.0}]
 
-    def handle_dead(self, trained: "TrainedSAE", rows: Callable[[], Tensor], *, step: int, steps: int,
-                    dead_after_tokens: int, options, generator: torch.Generator) -> int:
+    def handle_dead(
+        self,
+        trained: TrainedSAE,
+        rows: Callable[[], Tensor],
+        *,
+        step: int,
+        steps: int,
+        dead_after_tokens: int,
+        options,
+        generator: torch.Generator,
+    ) -> int:
         """After the optimizer step numbered ``step``: revive dead features if the architecture does it
         here (rather than in its loss); ``rows()`` gives the global batch. Returns how many were revived."""
         return 0

@@ -86,8 +86,14 @@ class JumpReLUL0(Objective):
         err = mse(x_hat, x)
         l0_penalty = _Step.apply(pre, threshold, bandwidth).sum(-1).mean()
         active = codes > 0
-        return StepOut(err + coef * l0_penalty, {"mse": err.detach(), "l0_penalty": l0_penalty.detach()},
-                       active.sum(0), active.sum(-1).float().mean(), x_hat, err)
+        return StepOut(
+            err + coef * l0_penalty,
+            {"mse": err.detach(), "l0_penalty": l0_penalty.detach()},
+            active.sum(0),
+            active.sum(-1).float().mean(),
+            x_hat,
+            err,
+        )
 
     def after_step(self) -> None:
         unit_norm_decoder(self.sae)
@@ -119,8 +125,10 @@ class JumpReLU(Architecture):
     def param_groups(self, sae, options) -> list[dict]:
         # The thresholds may learn faster than the weights.
         weights = [p for n, p in sae.named_parameters() if n != "log_threshold"]
-        return [{"params": weights, "lr_scale": 1.0},
-                {"params": [sae.log_threshold], "lr_scale": float(options.threshold_lr)}]
+        return [
+            {"params": weights, "lr_scale": 1.0},
+            {"params": [sae.log_threshold], "lr_scale": float(options.threshold_lr)},
+        ]
 
 
 ARCHITECTURE = JumpReLU()

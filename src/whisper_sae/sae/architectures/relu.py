@@ -34,8 +34,9 @@ class ReLUL1(Objective):
         # sum_b sum_i |f_bi| ||d_i|| / B, summed over rows first: one pass over [B, d_sae] instead of two.
         l1 = codes.float().sum(0) @ sae.W_dec.norm(dim=1) / x.shape[0]
         fired = (codes > 0).sum(0)
-        return StepOut(err + coef * l1, {"mse": err.detach(), "l1": l1.detach()}, fired, fired.sum() / x.shape[0],
-                       x_hat, err)
+        return StepOut(
+            err + coef * l1, {"mse": err.detach(), "l1": l1.detach()}, fired, fired.sum() / x.shape[0], x_hat, err
+        )
 
 
 class ReLU(Architecture):
