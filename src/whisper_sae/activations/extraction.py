@@ -61,7 +61,7 @@ class Options:
     decoder_text: str
     max_bytes: int | None = None
     pad_rows: bool = False
-    mel_backend: str | None = None  # None: LoadedWhisper.log_mel's default (torch)
+    mel_backend: str | None = None  # None: LoadedWhisper.log_mel's default (auto: torch on a GPU, numpy on a CPU)
 
 
 @dataclass
@@ -220,8 +220,8 @@ def extract(
     frames only: the same computation for them, equal up to float rounding of the smaller matmuls (38
     test-clean utterances: cosine 1.00000, at most one fp16 step apart in the store; benchmarks/extract.py);
     ``pad_rows=True`` computes the padding frames' rows too, as the plain encoder does.
-    ``mel_backend``: ``"torch"`` (default: log-mel on the model's device) or ``"numpy"`` (the
-    ``transformers`` feature extractor). ``background_writes``: shards, checksums and the manifest are
+    ``mel_backend``: ``"auto"`` (default: torch on a GPU, numpy on a CPU), ``"torch"`` (log-mel on the
+    model's device) or ``"numpy"`` (the ``transformers`` feature extractor). ``background_writes``: shards, checksums and the manifest are
     written by a thread while the next batch is encoded (see ``writer.py``); False writes in line.
     """
     world = init_distributed(device)  # joins torchrun's process group, if launched by torchrun
@@ -232,8 +232,8 @@ def extract(
     points = list({p.name: p for p in (HookPoint.parse(h, lw.config) for h in names)}.values())
     if autocast not in AUTOCAST:
         raise ValueError(f"autocast {autocast!r} is not known; use one of none, bf16, fp16")
-    if mel_backend not in (None, "torch", "numpy"):
-        raise ValueError(f"mel_backend {mel_backend!r} is not known; use 'torch' or 'numpy'")
+    if mel_backend not in (None, "auto", "torch", "numpy"):
+        raise ValueError(f"mel_backend {mel_backend!r} is not known; use 'auto', 'torch' or 'numpy'")
     if decoder_text not in ("reference", "model"):
         raise ValueError(f"decoder_text {decoder_text!r} is not known; use 'reference' or 'model'")
     if mode == "packed" and any(p.side == "decoder" for p in points):

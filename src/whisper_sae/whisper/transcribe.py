@@ -17,8 +17,19 @@ from .features import log_mel_torch
 CACHE_KWARG = "cache" if "cache" in inspect.signature(WhisperDecoder.forward).parameters else "past_key_values"
 
 
-# Log-mel features: "torch" (on the model's device, features.py) or "numpy" (transformers' feature extractor).
-MEL_BACKEND = "torch"
+# Log-mel features: "torch" (on the model's device, features.py) or "numpy" (transformers' feature extractor);
+# "auto" picks torch on a GPU (no host round trip per batch) and numpy on a CPU, where the torch STFT was no
+# faster (0.94x in benchmarks/extract.py) and its rounding (1e-7) moved 1.3 % of a store's fp16 values by one step,
+# enough to change the demo's spliced WER through one looping utterance. CPU stores stay as they were.
+MEL_BACKEND = "auto"
+
+
+def resolve_mel_backend(backend: str | None, device) -> str:
+    """The backend ``log_mel`` uses: ``backend`` when given, else ``MEL_BACKEND``, "auto" resolved by ``device``."""
+    backend = MEL_BACKEND if backend is None else backend
+    if backend == "auto":
+        return "torch" if torch.device(device).type == "cuda" else "numpy"
+    return backend
 
 
 class LoadedWhisperMethods:
@@ -26,19 +37,19 @@ class LoadedWhisperMethods:
 
     def log_mel(self, audios: list[np.ndarray], *, backend: str | None = None) -> torch.Tensor:
         """Log-mel features [B, n_mels, 3000] of 16-kHz mono clips, each padded to Whisper's 30-s window,
-        on the model's device. ``backend``: ``"torch"`` (the default, ``MEL_BACKEND``; computed on that
-        device, see ``features.py``) or ``"numpy"`` (the ``transformers`` feature extractor, which hands its result back through numpy)."""
+        on the model's device. ``backend``: ``"auto"`` (the default, ``MEL_BACKEND``: torch on a GPU, numpy on a
+        CPU), ``"torch"`` (computed on the model's device, see ``features.py``) or ``"numpy"`` (the ``transformers`` feature extractor, which hands its result back through numpy)."""
         for i, audio in enumerate(audios):
             if len(audio) > WINDOW_SAMPLES:
                 raise ValueError(
                     f"Clip {i} is {len(audio) / SAMPLE_RATE:.1f} s long; Whisper's window holds at most "
                     f"{WINDOW_SECONDS} s. Split longer audio with whisper_sae.audio.split_windows first."
                 )
-        backend = MEL_BACKEND if backend is None else backend
+        backend = resolve_mel_backend(backend, self.device)
         if backend == "torch":
             return log_mel_torch(audios, self.feature_extractor, self.device)
         if backend != "numpy":
-            raise ValueError(f"log-mel backend {backend!r} is not known; use 'torch' or 'numpy'")
+            raise ValueError(f"log-mel backend {backend!r} is not known; use 'auto', 'torch' or 'numpy'")
         features = self.feature_extractor(
             [np.asarray(a, dtype=np.float32) for a in audios],
             sampling_rate=SAMPLE_RATE,
