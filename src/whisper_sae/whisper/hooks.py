@@ -217,19 +217,23 @@ def _check_side(points: list[HookPoint], side: str, function: str) -> None:
 # ffn_dim (4 x d_model): done for all rows at once, that intermediate is megabytes per window, which
 # the allocator hands back to the OS and page-faults in again each batch, and it falls out of cache
 # between fc1, GELU and fc2. In blocks of rows it stays in cache and in the allocator's free lists.
-# Layer norm, the MLP and the residual are row-wise, so blocking changes no value.
-CPU_MLP_ROWS = 256
+# Layer norm, the MLP and the residual are row-wise, so blocking is the same function; but matmuls of
+# other shapes round differently (up to ~1e-6), which moved 4 in a million of the demo store's fp16
+# values by one step and, through SAE training, its spliced WER (42.6 % -> 39.4 %). So it is off by
+# default (None: the whole block at once, bit for bit the store of before); 256 is the size that
+# removed the page faults in a loaded run (benchmarks/results/extract-avx512.txt), not yet timed quietly.
+CPU_MLP_ROWS: int | None = None
 
 
 def _block_rows(layer: nn.Module, x: torch.Tensor, rows: int) -> torch.Tensor:
     """Encoder block ``layer`` on x [B, T, d], computed for output rows ``:rows`` only: queries, the
     residual and the MLP on those rows, keys and values from all T rows. Each kept row is the same
     function of x as in the full block (the block mixes rows only through attention's keys/values).
-    On a CPU the MLP runs over blocks of rows (``CPU_MLP_ROWS`` in all, split over the batch)."""
+    On a CPU with ``CPU_MLP_ROWS`` set, the MLP runs over blocks of that many rows (split over the batch)."""
     h = layer.self_attn_layer_norm(x)
     attn, _ = layer.self_attn(hidden_states=h[:, :rows], key_value_states=h)  # no cache: k, v from h
     y = x[:, :rows] + attn
-    step = rows if x.device.type != "cpu" else max(16, CPU_MLP_ROWS // x.shape[0])
+    step = rows if x.device.type != "cpu" or CPU_MLP_ROWS is None else max(16, CPU_MLP_ROWS // x.shape[0])
     if step >= rows:
         y = y + layer.fc2(layer.activation_fn(layer.fc1(layer.final_layer_norm(y))))
     else:
