@@ -220,7 +220,7 @@ def test_compare_refuses(setup, capsys, tmp_path):
     from whisper_sae.sae import SAEConfig, SparseAutoencoder
 
     code, err = run_cli(["compare", setup["parent"], tmp_path / "none"], capsys)
-    assert code == 1 and re.search(r"SAE folder .*none does not exist", err), err
+    assert code == 1 and re.search(r"no SAE folder at .*none' and no shipped SAE of that name", err), err
     other = SparseAutoencoder(SAEConfig(d_in=D + 8, d_sae=8, architecture="relu")).save_pretrained(tmp_path / "wide")
     code, err = run_cli(["compare", setup["parent"], other], capsys)
     assert code == 1 and re.search(r"different widths \(A d_in=32, B d_in=40\)", err), err

@@ -16,8 +16,10 @@ def test_configs_have_the_hook_names_of_their_depth(name):
     config = whisper_config(name)
     d, enc, dec, _, mels = SIZES[name.removesuffix(".en")]
     assert (config.d_model, config.encoder_layers, config.decoder_layers, config.num_mel_bins) == (d, enc, dec, mels)
-    names = valid_hook_names(config)
+    names = valid_hook_names(config, sub_blocks=False)
     assert len(names) == enc + dec + 2 and names[enc] == "encoder.out" and names[-1] == "decoder.out"
+    # inside each block: attn_out, mlp_in, mlp_out (and cross_attn_out in the decoder)
+    assert len(valid_hook_names(config)) == len(names) + 3 * enc + 4 * dec
     deepest = HookPoint.parse(f"encoder.blocks.{enc - 1}", config)
     assert (deepest.side, deepest.layer) == ("encoder", enc - 1)
     assert HookPoint.parse(f"decoder.blocks.{dec - 1}", config).layer == dec - 1
