@@ -149,3 +149,19 @@ def test_convert_cli(tmp_path):
     assert SparseAutoencoder.from_pretrained(tmp_path / "e").cfg.hook_name == "decoder.blocks.3"
     torch.save({"W": torch.zeros(2)}, tmp_path / "bad.pth")
     assert main(["convert", str(tmp_path / "bad.pth"), "--out", str(tmp_path / "d")]) == 1
+
+
+def test_saved_files_honour_the_umask(tmp_path):
+    """safetensors' save_file makes 0600 files; an SAE folder must be readable as the umask says (0644 under 022)."""
+    import os
+    import stat
+
+    from whisper_sae.sae import SparseAutoencoder, save_pretrained
+
+    old = os.umask(0o022)
+    try:
+        folder = save_pretrained(SparseAutoencoder(input_dim=8, hidden_dim=16), tmp_path / "sae")
+    finally:
+        os.umask(old)
+    for name in ("cfg.json", "sae_weights.safetensors"):
+        assert stat.S_IMODE(os.stat(folder / name).st_mode) == 0o644, name

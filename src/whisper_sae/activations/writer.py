@@ -54,6 +54,7 @@ import torch
 from safetensors.torch import save
 
 from whisper_sae.artifacts import record_path, resolve_path
+from whisper_sae.runtime.files import file_mode
 from whisper_sae.runtime.locks import is_lock_file
 
 FORMAT = "whisper-sae-store/1"
@@ -61,13 +62,6 @@ DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch
 HOOK_KINDS = ("frame", "token")
 DEFAULT_SHARD_ROWS = 32_768
 QUEUE_COMMITS = 2  # commits waiting for the writer thread before the caller blocks
-
-
-def file_mode() -> int:
-    """The permissions a new file gets under this process' umask (0o644 for the usual 022)."""
-    umask = os.umask(0)
-    os.umask(umask)
-    return 0o666 & ~umask
 
 
 def digest(data: bytes) -> str:

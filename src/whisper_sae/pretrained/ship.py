@@ -73,6 +73,7 @@ def add(
     from safetensors import safe_open
     from safetensors.torch import save_file
 
+    from whisper_sae.runtime.files import honour_umask
     from whisper_sae.sae.io import CFG_FILE, WEIGHTS_FILE, load_pretrained
 
     check_name(name)
@@ -106,6 +107,7 @@ def add(
     staging.mkdir(parents=True)
     try:
         save_file(half, str(staging / WEIGHTS_FILE))
+        honour_umask(staging / WEIGHTS_FILE)  # save_file creates 0600 files
         (staging / CFG_FILE).write_text(json.dumps(cfg_doc, indent=2) + "\n", encoding="utf-8")
         if licence_file is not None:
             shutil.copyfile(licence_file, staging / LICENSE_FILE)

@@ -25,6 +25,8 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from whisper_sae.runtime.files import honour_umask
+
 CHECKPOINT = Path("checkpoint") / "state.json"
 """The checkpoint's commit file, relative to the output folder."""
 LEGACY_PICKLE = "state.pt"
@@ -59,6 +61,7 @@ def write(path: Path, meta: dict, tensors: dict[str, torch.Tensor]) -> Path:
         str(tmp),
         metadata={"format": FORMAT, "step": str(step)},
     )
+    honour_umask(tmp)  # save_file creates 0600 files
     os.replace(tmp, tensor_file)
     doc = {"format": FORMAT, "tensors": tensor_file.name, **meta}
     tmp = path.with_name(path.name + ".tmp")

@@ -15,6 +15,8 @@ import torch
 from safetensors import safe_open
 from safetensors.torch import save_file
 
+from whisper_sae.runtime.files import honour_umask
+
 from .architectures import from_saelens, get_architecture, saelens_names
 from .config import SAEConfig
 from .model import SparseAutoencoder
@@ -42,6 +44,7 @@ KNOWN_KEYS = REQUIRED_KEYS | {
 def _atomic_write_bytes(path: Path, write) -> None:
     tmp = path.with_name(path.name + ".tmp")
     write(tmp)
+    honour_umask(tmp)  # save_file creates 0600 files
     os.replace(tmp, path)
 
 
