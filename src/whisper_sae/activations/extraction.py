@@ -13,18 +13,18 @@ import math
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from whisper_sae.audio import Utterance, load_corpus
+from whisper_sae.artifacts import open_corpus, open_model
+from whisper_sae.audio import Utterance
 from whisper_sae.audio.constants import FRAME_SECONDS, FRAMES_PER_SECOND, SAMPLE_RATE, WINDOW_SAMPLES
 from whisper_sae.runtime import cpu_has_fast_bf16, init_distributed, resolve_device
 from whisper_sae.runtime.disk import check_free_space
 from whisper_sae.runtime.locks import exclusive
-from whisper_sae.whisper import HookPoint, frames_for_duration, load_whisper, run_decoder_teacher_forced, run_encoder
+from whisper_sae.whisper import HookPoint, frames_for_duration, run_decoder_teacher_forced, run_encoder
 
 from .decoder_text import window_token_ids
 from .ranks import check_layout, extract_rank
@@ -171,21 +171,6 @@ def _encode_group(lw, utts: list[Utterance], points: list[HookPoint], opts: Opti
     return GroupResult(rows, n_windows, sources, len(windows))
 
 
-def _open_model(model, device):
-    if hasattr(model, "log_mel") and hasattr(model, "model"):
-        return model
-    return load_whisper(model, device=resolve_device(device))  # auto: the GPU of this rank, else the CPU
-
-
-def _open_corpus(corpus):
-    if isinstance(corpus, (list, tuple)) and corpus and all(isinstance(c, (str, Path)) for c in corpus):
-        corpus = load_corpus([str(c) for c in corpus])  # several specs: one corpus, names kept per utterance
-    if isinstance(corpus, (str, Path)):
-        c = load_corpus(str(corpus))
-        return c, c.spec
-    return corpus, getattr(corpus, "spec", "<in-memory utterances>")
-
-
 def extract(
     model,
     corpus,
@@ -225,7 +210,7 @@ def extract(
     written by a thread while the next batch is encoded (see ``writer.py``); False writes in line.
     """
     world = init_distributed(device)  # joins torchrun's process group, if launched by torchrun
-    lw = _open_model(model, device)
+    lw = open_model(model, device=resolve_device(device))  # auto: the GPU of this rank, else the CPU
     names = [hooks] if isinstance(hooks, str) else list(dict.fromkeys(hooks))
     if not names:
         raise ValueError("no hooks given; name at least one, e.g. encoder.out or decoder.blocks.1")
@@ -261,7 +246,7 @@ def extract(
         pad_rows=pad_rows,
         mel_backend=mel_backend,
     )
-    corpus, spec = _open_corpus(corpus)
+    corpus, spec = open_corpus(corpus)  # several specs: one corpus, names kept per utterance
     settings = {
         "mode": mode,
         "autocast": None if opts.autocast is None else str(opts.autocast).replace("torch.", ""),

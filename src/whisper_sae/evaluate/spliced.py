@@ -20,13 +20,12 @@ from torch import Tensor
 from tqdm.auto import tqdm
 
 from whisper_sae.activations.decoder_text import as_whisper_writes
-from whisper_sae.artifacts import open_sae, output_dir_for
-from whisper_sae.audio import load_corpus
+from whisper_sae.artifacts import open_corpus, open_model, open_sae, output_dir_for
 from whisper_sae.audio.constants import WINDOW_SECONDS
 from whisper_sae.evaluate.metrics import ReconstructionAccumulator, word_errors
 from whisper_sae.evaluate.result import EvalResult, summarise
 from whisper_sae.evaluate.splice import CONDITIONS, condition_transform, frame_mask, splice_fn
-from whisper_sae.whisper import HookPoint, LoadedWhisper, capture, frames_for_duration, load_whisper, patch
+from whisper_sae.whisper import HookPoint, LoadedWhisper, capture, frames_for_duration, patch
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +92,7 @@ def evaluate(
     costs two conditions each instead of five.
     """
     given, (sae, sae_dir) = sae, open_sae(sae, device)
-    lw = _load_model(model, sae, device)
+    lw = open_model(model, sae=sae, device=device)
     hook = _hook_for(sae, lw)
     items, skipped = _collect(corpus, max_utterances)
     if not items:
@@ -138,15 +137,6 @@ def evaluate(
 # ------------------------------------------------------------------------------------ set-up
 
 
-def _load_model(model, sae, device) -> LoadedWhisper:
-    if isinstance(model, LoadedWhisper):
-        return model
-    spec = model or getattr(sae.cfg, "model_spec", None) or sae.cfg.model_name
-    if spec is None:
-        raise ValueError("the SAE's config names no Whisper model (model_name is empty); pass model=, e.g. 'tiny.en'")
-    return load_whisper(spec, device=device)
-
-
 def _hook_for(sae, lw: LoadedWhisper) -> HookPoint:
     if not sae.cfg.hook_name:
         raise ValueError("the SAE's config names no hook point (hook_name is empty); it cannot be spliced in")
@@ -169,8 +159,11 @@ def _window_mode(sae) -> str:
 
 
 def _collect(corpus, max_utterances: int | None) -> tuple[list[_Item], list[dict]]:
-    if isinstance(corpus, (str, Path)):
-        corpus = load_corpus(str(corpus), max_utterances=max_utterances)
+    specs = isinstance(corpus, (str, Path)) or (
+        isinstance(corpus, (list, tuple)) and all(isinstance(c, (str, Path)) for c in corpus)
+    )
+    if specs:  # one spec or several; utterances given in memory are cut to max_utterances below
+        corpus, _ = open_corpus(corpus, max_utterances)
     items: list[_Item] = []
     skipped: list[dict] = []
     for utt in corpus:
