@@ -11,11 +11,24 @@ import os
 from pathlib import Path
 
 
-def file_mode() -> int:
-    """The permissions a new file gets under this process' umask (0o644 for the usual 022)."""
+def _umask() -> int:
+    """This process' umask. Linux reports it in /proc; elsewhere it is read by setting and restoring it,
+    which for an instant leaves it at 0 for every thread (the store's writer thread creates files)."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except OSError:
+        pass
     umask = os.umask(0)
     os.umask(umask)
-    return 0o666 & ~umask
+    return umask
+
+
+def file_mode() -> int:
+    """The permissions a new file gets under this process' umask (0o644 for the usual 022)."""
+    return 0o666 & ~_umask()
 
 
 def honour_umask(path: str | Path) -> None:
