@@ -7,9 +7,7 @@ so the packages export lazily.
 
 from __future__ import annotations
 
-import sys
 from importlib import import_module
-from types import ModuleType
 
 
 def lazy_exports(package: str, exports: dict[str, str | None]):
@@ -18,9 +16,9 @@ def lazy_exports(package: str, exports: dict[str, str | None]):
     A name mapped to None is the submodule of that name itself (``whisper_sae.evaluate``, a package that
     is also callable as its main function).
 
-    Names are looked up on every use (a monkeypatched submodule attribute is seen). A function named like
-    the submodule that holds it (``analysis.probe.probe``) is shadowed on the package by that submodule as
-    soon as anything imports it; the function, not the module, is returned, and bound over the module.
+    Names are looked up on every use (a monkeypatched submodule attribute is seen). Keep a function out of
+    a submodule of its own name: importing that submodule would bind the module over the function on the
+    package (why the probe lives in ``analysis.probing``).
     """
 
     def __getattr__(name: str):
@@ -28,12 +26,7 @@ def lazy_exports(package: str, exports: dict[str, str | None]):
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
         if exports[name] is None:
             return import_module(f"{package}.{name}")  # the import binds it on the package
-        value = getattr(import_module(f"{package}.{exports[name]}"), name)
-        if isinstance(value, ModuleType) and value.__name__.rpartition(".")[2] == name and hasattr(value, name):
-            value = getattr(value, name)
-        if isinstance(vars(sys.modules[package]).get(name), ModuleType):
-            setattr(sys.modules[package], name, value)  # the import bound the submodule: bind the function over it
-        return value
+        return getattr(import_module(f"{package}.{exports[name]}"), name)
 
     def __dir__():
         return sorted(set(vars(import_module(package))) | set(exports))
