@@ -23,6 +23,7 @@ import numpy as np
 from whisper_sae.audio.formats import READERS, Spec, default_name, detect_format, parse_spec
 from whisper_sae.audio.io import AUDIO_EXTENSIONS, load_audio
 from whisper_sae.audio.metadata import MetadataTable, find_tables, merge_attributes, read_table, warn_unmatched
+from whisper_sae.audio.select import apply_common_options
 from whisper_sae.audio.textfile import read_lines, read_text
 from whisper_sae.audio.utterance import SAMPLE_RATE, AudioError, Utterance
 
@@ -303,6 +304,7 @@ def load_corpus(
         )
     else:
         corpus = _path_corpus(path, fmt, parsed.text, extra_tables, max_utterances, split, text_column, audio_column)
+    corpus = apply_common_options(corpus, parsed.options, parsed.text)
     return _named(corpus, parsed.name or default_name(path, parsed.arg), text)
 
 

@@ -56,6 +56,8 @@ READERS = {
     "emodb": "emotion",
 }
 NAME_SCHEMES = ("ravdess", "tess", "savee", "emodb")
+# Options every spec takes, with or without a FORMAT: prefix; applied by ``load_corpus`` after the reader.
+COMMON_OPTIONS = ("split", "every")
 
 SPEC_GRAMMAR = """\
 corpus spec grammar:  [NAME=][FORMAT:]PATH[:ARG][?KEY=VALUE&...]   or   [NAME=]hf:DATASET[:CONFIG]:SPLIT
@@ -76,6 +78,9 @@ corpus spec grammar:  [NAME=][FORMAT:]PATH[:ARG][?KEY=VALUE&...]   or   [NAME=]h
                           whisper-sae corpus labels DIR --scheme S --out DIR/metadata.tsv, then csv:DIR:metadata.tsv
     folder:DIR            any folder of audio (LibriSpeech layout: SPK-CHAPTER.trans.txt, SPEAKERS.TXT)
     dataset:DIR           a `datasets` folder written by save_to_disk
+  Options for any spec (after the path, with or without FORMAT:):
+    ?split=SPLIT.json:train|held_out   only the speakers of one side of `whisper-sae corpus split --out SPLIT.json`
+    ?every=N                           every Nth utterance (a spread-out subset; after split=)
   NAME= names the corpus (its utterances' attributes["corpus"]); the default is the folder's name
   (with its parent's for generic names such as train/ or en/). Several corpora in one store:
   extract --corpus A --corpus B (an id that clashes with an earlier corpus's becomes NAME/ID). Examples:
@@ -142,12 +147,12 @@ def parse_spec(spec: str) -> Spec:
             options[key] = value
     fmt, sep, rest = spec.partition(":")
     if not sep or fmt not in FORMATS or Path(spec).expanduser().exists():
-        if options:
+        if set(options) - set(COMMON_OPTIONS):
             raise SpecError(
                 f"corpus spec {text!r} has options ({'&'.join(options)}) but no FORMAT: prefix; "
                 f"options belong to a format, e.g. csv:DIR?text_file=PATH.\n{SPEC_GRAMMAR}"
             )
-        return Spec(text, spec, None, name=name)
+        return Spec(text, spec, None, name=name, options=options)
     path, arg = rest, None
     if not Path(rest).expanduser().exists() and ":" in rest:
         head, _, tail = rest.rpartition(":")
@@ -159,11 +164,11 @@ def parse_spec(spec: str) -> Spec:
             f"corpus spec {text!r}: format {fmt} takes no ':{arg}' after its path "
             f"(no such folder {rest!r} either).\n{SPEC_GRAMMAR}"
         )
-    unknown = sorted(set(options) - set(allowed))
+    unknown = sorted(set(options) - set(allowed) - set(COMMON_OPTIONS))
     if unknown:
         raise SpecError(
             f"corpus spec {text!r}: format {fmt} has no option {', '.join(unknown)}; "
-            f"its options are {', '.join(allowed) or 'none'}."
+            f"its options are {', '.join(allowed + COMMON_OPTIONS)}."
         )
     return Spec(text, path, fmt, arg=arg, name=name, options=options)
 
