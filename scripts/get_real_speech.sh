@@ -3,7 +3,7 @@
 #
 #   bash scripts/get_real_speech.sh [--dest DEST] [SOURCE ...]
 #
-# SOURCE is one of: minilibri speechocean ravdess tess savee emodb (default: all).
+# SOURCE is one of: minilibri speechocean ravdess tess savee emodb accent (default: all).
 # Each source is a public GitHub repository pinned to a commit. A bare git directory is looked for
 # in $WHISPER_SAE_MIRRORS/OWNER+NAME/repo (where a sandbox keeps fetched snapshots); otherwise the
 # repository is cloned bare from GitHub into DEST/.git-cache. The audio never goes into this
@@ -19,7 +19,7 @@ while [[ $# -gt 0 ]]; do
     *) sources+=("$1"); shift ;;
   esac
 done
-[[ ${#sources[@]} -gt 0 ]] || sources=(minilibri speechocean ravdess tess savee emodb)
+[[ ${#sources[@]} -gt 0 ]] || sources=(minilibri speechocean ravdess tess savee emodb accent)
 mirrors=${WHISPER_SAE_MIRRORS:-/work/.mirror}
 mkdir -p "$dest"
 
@@ -31,6 +31,8 @@ declare -A SPEC=(
   [tess]="NidupDorji/SpeechEmotionRecognitionSystemUsingPython 4f35f4bb7115 TESS_Toronto_emotional_speech_set_data"
   [savee]="Set0ri/Emotional-Speech-Recognition 33428a84fdce AudioData"
   [emodb]="sylaschacko/voice-emotion-analysis 4b0f64c947b8 wav audio_labels.csv"
+  # Speech Accent Archive (CC BY-NC-SA 2.0: research only; never ship SAEs trained on it). MP3s at the top level.
+  [accent]="gabillogical/whisper_project 74f7269 ."
 )
 
 gitdir_for() {
