@@ -54,6 +54,7 @@ _PHONE_SET = frozenset(PHONES)
 _FRAME = 0.01  # pocketsphinx's default frame rate is 100 per second
 INSTALL_HINT = "forced alignment needs pocketsphinx: pip install 'whisper-sae[align]' (or pip install pocketsphinx)"
 _SAFE = "-_.,+=@~() "
+_WIDE_BEAMS = {"beam": 1e-80, "wbeam": 1e-60, "pbeam": 1e-80, "lpbeam": 1e-60, "lponlybeam": 1e-60}
 
 
 class AlignError(RuntimeError):
@@ -130,7 +131,7 @@ class Aligner:
         self.oov, self.keep_oov_phones = oov, keep_oov_phones
         self.version = _version()
         self._derived: dict[str, str | None] = {}
-        self._loop_slots = 0
+        self._wide = None
         self._n_temp = 0
 
     # ------------------------------------------------------------------ pronunciations
@@ -249,48 +250,72 @@ class Aligner:
         phones = [(e.name, e.start, e.start + e.duration) for e in alignment.phones()]
         return words, phones
 
-    def _loop_words(self, slot: int) -> list[str]:
+    def _loop_decoder(self, wide: bool):
+        """The decoder for the phone-loop pass: this one, or (``wide``) a second one with wider beams,
+        which synthetic or unusual speech needs (made on first use)."""
+        if not wide:
+            return self.decoder
+        if self._wide is None:
+            ps = _import_pocketsphinx()
+            config = {k: self.decoder.config[k] for k in ("hmm", "dict")}
+            self._wide = ps.Decoder(
+                samprate=SAMPLE_RATE, bestpath=False, loglevel="FATAL", lm=None, **config, **_WIDE_BEAMS
+            )
+            self._wide_slots = 0
+        return self._wide
+
+    def _loop_words(self, d, slot: int) -> list[str]:
         """Phone words of loop ``slot`` (each slot its own, so adjacent missing words come apart)."""
         names = [f"_p{slot}_{p.lower()}" for p in PHONES]
-        if slot >= self._loop_slots:
+        if d.lookup_word(names[0]) is None:
             for name, phone in zip(names, PHONES):
-                self.decoder.add_word(name, phone, name == names[-1])
-            self._loop_slots = slot + 1
+                d.add_word(name, phone, name == names[-1])
         return names
 
     def _hear(self, raw: bytes, tokens: list[str], missing: list[int]) -> list[str]:
-        """Pronunciations of the ``missing`` tokens: the phones a free phone loop in their place decodes."""
-        d = self.decoder
-        rules, body = [], []
-        for slot in range(len(missing)):
-            rules.append(f"<oov{slot}> = ({' | '.join(self._loop_words(slot))})+;")
+        """Pronunciations of the ``missing`` tokens: the phones a free phone loop in their place decodes.
+        Tried with the default beams, then with wide ones."""
+        last = "no path through the transcript"
+        for wide in (False, True):
+            d = self._loop_decoder(wide)
+            for i, token in enumerate(tokens):  # words built from dictionary words must be in the second one too
+                if i not in missing and d.lookup_word(token) is None and (pron := self.lookup(token)):
+                    d.add_word(token, pron, True)
+            try:
+                heard = self._loop_pass(d, raw, tokens, missing)
+            except RuntimeError as err:
+                last = str(err)
+                continue
+            if heard is None:
+                continue
+            prons: dict[int, list[str]] = {s: [] for s in range(len(missing))}
+            for word in heard:
+                m = re.match(r"_p(\d+)_([a-z]+)$", word)
+                if m:
+                    prons[int(m.group(1))].append(m.group(2).upper())
+            if all(prons.values()):
+                return [" ".join(prons[s]) for s in range(len(missing))]
+            last = "no phones heard for a missing word"
+        raise AlignError(f"the phone-loop pass for words missing from the dictionary failed ({last})")
+
+    def _loop_pass(self, d, raw: bytes, tokens: list[str], missing: list[int]) -> list[str] | None:
         slot_of = {i: s for s, i in enumerate(missing)}
-        for i, token in enumerate(tokens):
-            body.append(f"<oov{slot_of[i]}>" if i in slot_of else token)
-        grammar = "#JSGF V1.0;\ngrammar utt;\n" + "\n".join(rules) + f"\npublic <utt> = {' '.join(body)};\n"
+        rules = [f"<oov{s}> = ({' | '.join(self._loop_words(d, s))})+;" for s in range(len(missing))]
+        body = " ".join(f"<oov{slot_of[i]}>" if i in slot_of else t for i, t in enumerate(tokens))
+        grammar = "#JSGF V1.0;\ngrammar utt;\n" + "\n".join(rules) + f"\npublic <utt> = {body};\n"
+        d.add_jsgf_string("oovloop", grammar)
         try:
-            d.add_jsgf_string("oovloop", grammar)
             d.activate_search("oovloop")
-            self._decode(raw)
-            hyp = d.hyp()
-            heard = [s.word for s in d.seg()]
-        except RuntimeError as err:
-            raise AlignError(f"the phone-loop pass failed ({err})") from None
+            d.start_utt()
+            d.process_raw(raw, full_utt=True)
+            d.end_utt()
+            segments = d.seg() if d.hyp() is not None else None
+            return [s.word for s in segments] if segments is not None else None
         finally:
             try:
                 d.remove_search("oovloop")
             except (RuntimeError, KeyError):
                 pass
-        if hyp is None:
-            raise AlignError("the phone-loop pass found no path through the transcript")
-        prons: dict[int, list[str]] = {s: [] for s in range(len(missing))}
-        for word in heard:
-            m = re.match(r"_p(\d+)_([a-z]+)$", word)
-            if m:
-                prons[int(m.group(1))].append(m.group(2).upper())
-        if not all(prons.values()):
-            raise AlignError("the phone-loop pass heard no phones for a missing word")
-        return [" ".join(prons[s]) for s in range(len(missing))]
 
 
 def _t(frame: int) -> float:

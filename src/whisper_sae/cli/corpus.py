@@ -323,7 +323,7 @@ def _align(args: argparse.Namespace) -> int:
     try:
         import pocketsphinx  # noqa: F401
     except ImportError:
-        raise SystemExit(INSTALL_HINT) from None
+        raise ImportError(INSTALL_HINT) from None
     summary = align_corpus(
         args.spec,
         args.out,
