@@ -26,8 +26,10 @@ named (``AlignSummary.skipped``, ``OUT/skipped.tsv``). Files are named by uttera
 characters unsafe in a file name (``/`` from ``NAME/`` prefixes or nested folders, ``%``, ...) is
 percent-encoded (``alignment_filename``: ``a/b`` -> ``a%2Fb.json``), which ``AlignmentIndex`` also looks up.
 
-Checked against the shipped test-clean alignments (pocketsphinx 5.1.1, same model; 38 utterances,
-4.6 min, 1 speaker; ``python benchmarks/align_check.py``): see docs/alignment.md for the figures.
+Checked against the shipped test-clean alignments (also pocketsphinx 5.1.1, with g2p_en pronunciations
+for missing words; 38 utterances, 4.6 min, 1 speaker; ``benchmarks/align_check.py``, docs/alignment.md):
+all 721 words paired, boundary difference median 0 ms, 99.6 % within 20 ms, 99.8 % within 50 ms; 2593 of
+2629 phones paired (the rest are the left-out phones of 4 missing words), median 0 ms, 99.8 % within 20 ms.
 """
 
 from __future__ import annotations
