@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import sys
 
@@ -56,9 +57,13 @@ def test_names_and_words():
     assert normalise_words("“Don’t,” she said -- twenty-one times!") == ["don't", "she", "said", "twenty-one", "times"]
 
 
-ps = pytest.importorskip("pocketsphinx", reason="forced alignment needs pocketsphinx (pip install whisper-sae[align])")
+needs_pocketsphinx = pytest.mark.skipif(
+    importlib.util.find_spec("pocketsphinx") is None,
+    reason="forced alignment needs pocketsphinx (pip install whisper-sae[align])",
+)
 
 
+@needs_pocketsphinx
 def test_align_utterance_matches_espeak_times(spoken):
     from whisper_sae.audio.align import align_utterance
 
@@ -85,6 +90,7 @@ def test_align_utterance_matches_espeak_times(spoken):
     assert inside == ["K", "AE", "T"]
 
 
+@needs_pocketsphinx
 def test_align_corpus_skips_and_names_missing_transcript(corpus_dir, tmp_path, caplog):
     from whisper_sae.audio.align import align_corpus
 
@@ -111,6 +117,7 @@ def test_align_corpus_skips_and_names_missing_transcript(corpus_dir, tmp_path, c
     assert index.get("1-2-0000")["words"] == plain["words"] and index.get("1-2-0002") is None
 
 
+@needs_pocketsphinx
 def test_skip_mode_names_the_missing_word(spoken):
     from whisper_sae.audio.align import Aligner, AlignError
 
@@ -132,6 +139,7 @@ def test_index_finds_percent_encoded_ids(tmp_path):
     assert AlignmentIndex(tmp_path).get("libri/1-2-0000") == doc
 
 
+@needs_pocketsphinx
 def test_cli_align_and_install_hint(corpus_dir, tmp_path, capsys, monkeypatch):
     from whisper_sae.cli import main
 
