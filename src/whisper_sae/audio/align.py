@@ -38,7 +38,6 @@ import json
 import logging
 import re
 import time
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -416,9 +415,3 @@ def align_corpus(
 def _skip(summary: AlignSummary, utt_id: str, reason: str) -> None:
     log.warning("alignment: skipping utterance %s: %s", utt_id, reason)
     summary.skipped.append({"id": utt_id, "reason": reason})
-
-
-def iter_alignments(folder: str | Path) -> Iterable[dict]:
-    """The alignment JSON documents in ``folder`` (for checks and reports)."""
-    for path in sorted(Path(folder).glob("*.json")):
-        yield json.loads(path.read_text(encoding="utf-8"))
