@@ -7,7 +7,7 @@ import json
 from collections import Counter
 
 from whisper_sae.audio.formats import SPEC_GRAMMAR
-from whisper_sae.cli.common import add_max_utterances, positive_int
+from whisper_sae.cli.common import add_max_utterances, add_no_progress, positive_int
 
 SYNTH_EPILOG = """\
 The corpus is written in LibriSpeech layout (OUT/synth/SPK/CHAPTER/SPK-CHAPTER-UTT.flac with
@@ -250,6 +250,7 @@ def register(subparsers) -> None:
     split.add_argument("--out", required=True, help="JSON file to write")
     split.set_defaults(func=_split)
     _add_nonspeech(sub)
+    _add_align(sub)
 
 
 # ------------------------------------------------------------------ corpus nonspeech (audio.nonspeech)
@@ -298,3 +299,72 @@ def _add_nonspeech(sub) -> None:
     parser.add_argument("--max-seconds", type=float, default=30.0, help="longest clip, at most 30 (default 30)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-speech corpus already in --out")
     parser.set_defaults(func=_nonspeech)
+
+
+# ------------------------------------------------------------------ corpus align (audio.align)
+
+ALIGN_EPILOG = """\
+Writes OUT/<utterance id>.json ({"id", "words": [{"word", "start", "end"}], "phones": [{"phone", "start",
+"end"}], "source"}; 39 ARPAbet phones without stress, silences left out; ids with characters unsafe in a
+file name percent-encoded, e.g. a/b -> a%2Fb.json) and OUT/skipped.tsv (utterances without a transcript or
+that could not be aligned, and why). Utterances already in OUT are kept unless --overwrite, so a stopped run
+resumes. Use the folder with: whisper-sae analyze SAE --corpus SPEC --alignments-dir OUT (or --store STORE
+--alignments-dir OUT). Words missing from the CMU dictionary: see --oov.
+
+examples:
+  whisper-sae corpus align data/LibriSpeech/dev-clean --out runs/align/dev-clean
+  whisper-sae corpus align 'kaldi:data/speechocean/test?every=10' --out runs/align/so-test --max-utterances 50
+"""
+
+
+def _align(args: argparse.Namespace) -> int:
+    from whisper_sae.audio.align import INSTALL_HINT, align_corpus
+
+    try:
+        import pocketsphinx  # noqa: F401
+    except ImportError:
+        raise ImportError(INSTALL_HINT) from None
+    summary = align_corpus(
+        args.spec,
+        args.out,
+        max_utterances=args.max_utterances,
+        overwrite=args.overwrite,
+        oov=args.oov,
+        progress=not args.no_progress,
+    )
+    rate = summary.audio_seconds / summary.wall_seconds if summary.wall_seconds else 0.0
+    print(
+        f"aligned {summary.written} utterances ({summary.audio_seconds / 60:.1f} min of audio, {rate:.1f}x real time), "
+        f"kept {summary.kept} from an earlier run, skipped {len(summary.skipped)}; wrote {summary.out_dir}"
+    )
+    if summary.oov_words:
+        print(f"  {len(summary.oov_words)} words not in the dictionary were pronounced as heard (phones left out)")
+    for skip in summary.skipped[:20]:
+        print(f"  skipped {skip['id']}: {skip['reason']}")
+    if len(summary.skipped) > 20:
+        print(f"  ... {len(summary.skipped) - 20} more in {summary.out_dir / 'skipped.tsv'}")
+    return 0
+
+
+def _add_align(sub) -> None:
+    parser = sub.add_parser(
+        "align",
+        help="word and phone forced alignment of an English corpus to its transcripts (pocketsphinx)",
+        description="Force-align every utterance of an English corpus to its reference transcript with "
+        "pocketsphinx (en-us model, CMU dictionary) and write word and phone times per utterance, for "
+        "phone/word labels of features on real speech. Needs pip install 'whisper-sae[align]'.",
+        epilog=ALIGN_EPILOG,
+    )
+    parser.add_argument("spec", metavar="CORPUS", help="corpus spec with transcripts (see `corpus info --help`)")
+    parser.add_argument("--out", required=True, help="folder to write <utterance id>.json alignments into")
+    add_max_utterances(parser, help="align at most N utterances")
+    parser.add_argument(
+        "--oov",
+        choices=("phone-loop", "skip"),
+        default="phone-loop",
+        help="words missing from the dictionary and not built from dictionary words: pronounce them as a "
+        "free phone loop hears them (their phones left out; default) or skip the utterance",
+    )
+    parser.add_argument("--overwrite", action="store_true", help="realign utterances already in --out")
+    add_no_progress(parser)
+    parser.set_defaults(func=_align)

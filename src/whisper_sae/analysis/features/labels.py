@@ -37,7 +37,9 @@ def frame_labels(intervals: list[dict], key: str, times: np.ndarray) -> list[str
 
 class AlignmentIndex:
     """``<utterance id>.json`` alignment files anywhere under a folder (a flat alignments folder, or a
-    corpus that keeps them beside the audio, as the synthetic corpus does)."""
+    corpus that keeps them beside the audio, as the synthetic corpus does). An id with characters unsafe
+    in a file name is also found under its percent-encoded name (``a/b`` -> ``a%2Fb.json``, as
+    ``whisper-sae corpus align`` writes it; ``audio.align.alignment_filename``)."""
 
     def __init__(self, root: str | Path):
         root = Path(root)
@@ -47,6 +49,10 @@ class AlignmentIndex:
 
     def get(self, utt_id: str) -> dict | None:
         path = self.paths.get(utt_id)
+        if path is None:
+            from whisper_sae.audio.align import alignment_filename
+
+            path = self.paths.get(alignment_filename(utt_id)[: -len(".json")])
         if path is None:
             return None
         doc = json.loads(path.read_text())
