@@ -200,8 +200,8 @@ def _row(folder: Path, evals: list[str]) -> dict:
             "dead": rec.get("dead_fraction"),
             "wer_clean": cond["clean"]["wer"],
             "wer_spliced": cond["spliced"]["wer"],
-            "ce_recovered": doc.get("ce_recovered"),
-            "n": doc["meta"].get("n_utterances") or doc.get("n_utterances"),
+            "ce_recovered": (doc.get("ce_recovered") or {}).get("zero"),
+            "n": doc.get("n_utterances"),
         }
     return row
 
@@ -244,8 +244,23 @@ def report(args) -> None:
             f"| {r['model']} | {r['hook']} | {r['width']} | {r['data']} | " + " | ".join(cells) + f" | {phones} |"
         )
     table = "\n".join(lines)
-    print(table)
-    (work / "results.md").write_text(table + "\n")
+    data = ["| set | corpora | utterances | hours | speakers |", "|---|---|---:|---:|---:|"]
+    for name, d in info.items():
+        corpora = "<br>".join(f"`{c}`" for c in d["corpora"])
+        data.append(f"| {name} | {corpora} | {d['utterances']} | {d['hours']:.2f} | {d['speakers']} |")
+    block = "\n".join(["### Data", "", *data, "", "### SAEs", "", table])
+    print(block)
+    (work / "results.md").write_text(block + "\n")
+    if args.report:
+        path = Path(args.report)
+        text = path.read_text() if path.exists() else f"# Real-speech SAEs\n\n{BEGIN}\n{END}\n"
+        head, _, rest = text.partition(BEGIN)
+        _, _, tail = rest.partition(END)
+        path.write_text(f"{head}{BEGIN}\n{block}\n{END}{tail}")
+
+
+BEGIN = "<!-- results: python benchmarks/real_speech.py ... --report (generated) -->"
+END = "<!-- end of results -->"
 
 
 def _f(x, nd):
