@@ -9,7 +9,7 @@ import torch
 from whisper_sae.sae import SAEConfig
 from whisper_sae.sae.architectures.base import mse
 from whisper_sae.sae.model import SparseAutoencoder
-from whisper_sae.sae.relu_step import relu_l1, relu_l1_reference
+from whisper_sae.sae.relu_step import count_positive, relu_l1, relu_l1_reference
 
 
 def _params(d=12, n=40, seed=0):
@@ -75,3 +75,12 @@ def test_adam_steps_reach_the_same_weights_as_the_autograd_path():
     for key in weights[0]:
         torch.testing.assert_close(weights[0][key], weights[1][key], rtol=1e-4, atol=2e-5, msg=key)
     assert not torch.allclose(weights[0]["W_enc"], SparseAutoencoder(cfg).W_enc)  # it trained
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.bfloat16])
+@pytest.mark.parametrize("rows", [100, 1000])
+def test_count_positive_counts_exactly(dtype, rows):
+    codes = torch.relu(torch.randn(rows, 30, generator=torch.Generator().manual_seed(rows)) + 1.5).to(dtype)
+    codes[:, 3] = 0
+    counts = count_positive(codes)
+    assert torch.equal(counts, (codes > 0).sum(0)) and int(counts.max()) > min(256, rows - 10)

@@ -5,7 +5,8 @@ over the [B, d_sae] codes: under autograd and autocast the L1 term alone cast th
 and its gradient was materialised as a [B, d_sae] broadcast before being added to the decoder's
 (torch.profiler on benchmarks/train.py). Here the L1 gradient, a per-feature constant, rides as the bias of
 the decoder-gradient matmul, the L1 sum and the firing counts read the codes once each, and the matmuls run
-in ``compute_dtype`` on weights cast once per step; the bias is folded as in
+in ``compute_dtype`` on weights cast once per step, and nothing of [B, d_sae] is widened to fp32 (sums run in
+the codes' dtype with fp32 accumulation); the bias is folded as in
 ``SparseAutoencoder.training_pre_acts`` (no input-gradient matmul).
 
 Same function and gradients as the autograd reference ``relu_l1_reference`` (tests/sae/test_relu_step.py).
@@ -16,6 +17,27 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from torch.autograd import Function
+
+
+def _column_sums(t: Tensor) -> Tensor:
+    """fp32 [n] sums over the rows of t [B, n]: in bf16 with fp32 accumulation inside (``sum(dtype=fp32)``
+    would first copy t to fp32); fp16 sums could overflow, so they take the copy."""
+    return t.sum(0).float() if t.dtype == torch.bfloat16 else t.sum(0, dtype=torch.float32)
+
+
+def count_positive(codes: Tensor) -> Tensor:
+    """Per-column count of rows with codes > 0, for codes >= 0 [B, n] (int64 [n]).
+
+    ``count_nonzero`` writes a bool mask and widens it to int64 (two copies of [B, n]); the sign of a code
+    is its firing indicator, and sums of up to 256 of them are exact in bf16 (2**24 in fp32), so the rows
+    are summed in blocks of 256 in the codes' own dtype and the blocks in fp32."""
+    if codes.dtype == torch.float32 or codes.shape[0] <= 256:
+        return codes.sign().sum(0, dtype=torch.float32 if codes.dtype == torch.float32 else None).long()
+    whole = codes.shape[0] // 256 * 256
+    counts = codes[:whole].view(-1, 256, codes.shape[1]).sign().sum(1).sum(0, dtype=torch.float32)
+    if whole < codes.shape[0]:
+        counts += codes[whole:].sign().sum(0).float()
+    return counts.long()
 
 
 class _ReLUL1(Function):
@@ -30,10 +52,10 @@ class _ReLUL1(Function):
             enc, dec, xc = W_enc.to(compute_dtype), W_dec.to(compute_dtype), x.to(compute_dtype)
             codes = torch.addmm(bias.to(compute_dtype), xc, enc).relu_()
             x_hat = torch.addmm(b_dec.to(compute_dtype), codes, dec)
-            colsum = codes.sum(0, dtype=torch.float32)
+            colsum = _column_sums(codes)
             norms = W_dec.norm(dim=1)
             l1 = colsum @ norms / x.shape[0]
-            fired = torch.count_nonzero(codes, dim=0)
+            fired = count_positive(codes)
         ctx.save_for_backward(xc, enc, dec, codes, colsum, norms, W_enc, W_dec, b_dec)
         ctx.centre_input = centre_input
         ctx.mark_non_differentiable(fired)
@@ -57,7 +79,7 @@ class _ReLUL1(Function):
                 grad_codes = per_feature.to(c).expand(batch, -1)
             grad_pre = torch.ops.aten.threshold_backward(grad_codes, codes, 0)  # ReLU: zero where codes == 0
             grad_x = grad_W_enc = grad_b_enc = grad_W_dec = grad_b_dec = None
-            grad_bias = grad_pre.sum(0, dtype=torch.float32)
+            grad_bias = _column_sums(grad_pre)
             if ctx.needs_input_grad[0]:
                 grad_x = (grad_pre @ enc.T).float()
             if ctx.needs_input_grad[1]:
