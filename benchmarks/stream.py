@@ -11,7 +11,8 @@ and reused. The shuffle buffer gets --max-memory-gb: ``buffer_rows`` = that / (d
 
 - stream: one epoch of the whole store (every row once) through ``ActivationStore.batches``, each batch
   a training step of ``sae.loop.Trainer``, as ``train`` runs it;
-- memory: the same number of steps over ``buffer_rows`` rows already in RAM (fp32, cycled): no reading.
+- memory: the same number of steps over ``buffer_rows`` rows already in RAM (fp32, cycled): no reading;
+- read: the stream's batches alone, no training: the reader's own cost per token, a load-proof figure.
 
 Repeats alternate the two; the median is printed, with the ratio, by the wall clock and by the process's CPU
 time (steadier on a loaded machine; it omits time waiting on the disk). Not a test: numbers drift with load.
@@ -78,7 +79,7 @@ def worker(args) -> dict:
     config = TrainConfig(steps=10**9, lr=1e-3, autocast="bf16" if args.dtype == "bf16" else "none", device="cpu")
     trainer = Trainer([spec], config, "/tmp/unused-stream-bench-out")
     before = peak_rss_gb()
-    if args.worker == "stream":
+    if args.worker in ("stream", "read"):
         batches = store.batches(HOOK, batch, seed=0, buffer_rows=buffer_rows, loop=True)
     else:
         rows = store.read(HOOK, max_rows=buffer_rows)[0]  # fp32, in RAM before the clock starts
@@ -86,11 +87,16 @@ def worker(args) -> dict:
         batches = (rows[(i % (len(rows) // batch)) * batch :][:batch] for i in range(10**12))
     start, cpu_start = time.perf_counter(), time.process_time()
     first = next(batches)
-    trainer.members[0].init_from_data(first.float(), "mean", True)
-    trainer._train_step(first)
-    for step in range(1, steps):
-        trainer.step = step
-        trainer._train_step(next(batches))
+    if args.worker == "read":  # the reader alone: what streaming adds to each training step
+        for _ in range(1, steps):
+            next(batches)
+        trainer = None
+    else:
+        trainer.members[0].init_from_data(first.float(), "mean", True)
+        trainer._train_step(first)
+        for step in range(1, steps):
+            trainer.step = step
+            trainer._train_step(next(batches))
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     result = {
         "mode": args.worker,
@@ -101,7 +107,7 @@ def worker(args) -> dict:
         "rss_before_data_gb": before,
         "buffer_rows": buffer_rows,
     }
-    if args.worker == "stream":
+    if args.worker != "memory":
         result["buffer_capacity_gb"] = batches.capacity * d * 2 / 1e9
     return result
 
@@ -120,7 +126,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=0, help="steps per measurement; 0: one epoch of the store")
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--threads", type=int, default=2)
-    parser.add_argument("--worker", choices=["stream", "memory"], default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--worker", choices=["stream", "memory", "read"], default=None, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))
@@ -138,7 +144,7 @@ def main() -> None:
         manifest.write_text(json.dumps(data))
     on_disk = sum(f.stat().st_size for f in args.store_dir.rglob("*.safetensors")) / 1e9
     passed = sys.argv[1:]
-    results: dict[str, list[dict]] = {"memory": [], "stream": []}
+    results: dict[str, list[dict]] = {"memory": [], "stream": [], "read": []}
     for _ in range(args.repeats):
         for mode in results:
             out = subprocess.run(
@@ -170,6 +176,11 @@ def main() -> None:
         )
     for key, what in (("tokens_per_s", "tokens/s"), ("tokens_per_cpu_s", "tokens/CPU-s")):
         print(f"stream / memory {what}: {med['stream'][key] / med['memory'][key]:.3f}")
+    # Reading and training share the cores: per token, streaming costs the reader's CPU time on top.
+    bound = 1 / (1 + med["memory"]["tokens_per_cpu_s"] / med["read"]["tokens_per_cpu_s"])
+    print(
+        f"reader alone: {med['read']['tokens_per_cpu_s']:.0f} tokens/CPU-s, so streaming can reach {bound:.3f} of memory"
+    )
 
 
 if __name__ == "__main__":
