@@ -28,16 +28,19 @@ def _autocast(bf16: bool):
     return torch.autocast("cpu", dtype=torch.bfloat16) if bf16 else contextlib.nullcontext()
 
 
-def dense_bound(d, n, batch, bf16):
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+def dense_bound(d, n, batch, bf16, clock=time.perf_counter):
     a, b = torch.randn(batch, d), torch.randn(d, n)
     if bf16:
         a, b = a.bfloat16(), b.bfloat16()
     for _ in range(3):
         a @ b
-    reps, start = 10, time.perf_counter()
+    reps, start = 10, clock()
     for _ in range(reps):
         a @ b
-    flops = 2 * batch * d * n * reps / (time.perf_counter() - start)
+    flops = 2 * batch * d * n * reps / (clock() - start)
     return flops / (6 * d * n), flops
 
 
@@ -127,15 +130,15 @@ def make_sparsify(arch, d, n, k, bf16):
     return step
 
 
-def measure(step, rows, batch, steps, warmup=2):
+def measure(step, rows, batch, steps, warmup=2, clock=time.perf_counter):
     n_batches = rows.shape[0] // batch
     for i in range(warmup):
         step(rows[(i % n_batches) * batch : (i % n_batches + 1) * batch])
-    start = time.perf_counter()
+    start = clock()
     for i in range(steps):
         j = (i + warmup) % n_batches
         step(rows[j * batch : (j + 1) * batch])
-    return steps * batch / (time.perf_counter() - start)
+    return steps * batch / (clock() - start)
 
 
 def load_rows(args, d):
@@ -156,6 +159,8 @@ def run_case(arch, width, k, bf16, rows, args):
         "SAELens": lambda: make_saelens(arch, d, width, k, bf16, args.batch_size),
         "sparsify": lambda: make_sparsify(arch, d, width, k, bf16),
     }
+    if args.methods:
+        makers = {name: make for name, make in makers.items() if name in args.methods.split(",")}
     steps = {}
     for name, make in makers.items():
         try:
@@ -168,9 +173,9 @@ def run_case(arch, width, k, bf16, rows, args):
     results = {name: [] for name in steps}
     bounds = []
     for _ in range(args.repeats):  # interleaved, so load drifts hit every method alike
-        bounds.append(dense_bound(d, width, args.batch_size, bf16)[0])
+        bounds.append(dense_bound(d, width, args.batch_size, bf16, clock=CLOCKS[args.clock])[0])
         for name, step in steps.items():
-            results[name].append(measure(step, rows, args.batch_size, args.steps))
+            results[name].append(measure(step, rows, args.batch_size, args.steps, clock=CLOCKS[args.clock]))
     return statistics.median(bounds), {name: statistics.median(v) for name, v in results.items()}
 
 
@@ -186,13 +191,23 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None)
     parser.add_argument("--cases", default="relu:1152:0,topk:3072:32", help="arch:width:k,...")
     parser.add_argument("--dtypes", default="fp32,bf16")
+    parser.add_argument(
+        "--methods", default=None, help="comma-separated subset of: plain PyTorch,whisper-sae,SAELens,sparsify"
+    )
+    parser.add_argument(
+        "--clock",
+        choices=sorted(CLOCKS),
+        default="wall",
+        help="wall: elapsed time; cpu: this process's CPU time (with --threads 1, steadier on a loaded machine)",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = load_rows(args, args.d_in)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, rows {tuple(rows.shape)}, "
-        f"batch {args.batch_size}, {args.steps} steps x {args.repeats} interleaved repeats (median)"
+        f"batch {args.batch_size}, {args.steps} steps x {args.repeats} interleaved repeats (median), "
+        f"{args.clock} clock"
     )
     table = []
     for case in args.cases.split(","):

@@ -116,6 +116,59 @@ def test_shuffled_batches_cover_every_row_once_per_epoch(tmp_path, buffer_rows):
     assert unshuffled[:, 0].tolist() == store.read("encoder.blocks.1")[0][:, 0].tolist()
 
 
+def _concatenate_and_permute(store, hook, batch_size, *, seed, buffer_rows, epochs):
+    """The reader as first written (every group concatenated, then a permuted copy): the order to keep."""
+    shards = store._shards(hook, None)
+    per_buffer = max(1, buffer_rows // store.settings["shard_rows"])
+    gen = torch.Generator().manual_seed(seed)
+    carry = torch.zeros(0, store.d_model(hook))
+    for _ in range(epochs):
+        order = torch.randperm(len(shards), generator=gen).tolist()
+        for start in range(0, len(order), per_buffer):
+            rows = torch.cat([carry, *[store._load(*shards[i])["acts"] for i in order[start : start + per_buffer]]])
+            rows = rows[torch.randperm(len(rows), generator=gen)]
+            n_full = len(rows) // batch_size * batch_size
+            yield from rows[:n_full].split(batch_size)
+            carry = rows[n_full:]
+
+
+@pytest.mark.parametrize("buffer_rows", [1, 20, 10_000])
+def test_the_buffered_reader_keeps_the_order_of_the_concatenating_one(tmp_path, buffer_rows):
+    write(tmp_path / "s", range(15))
+    store = ActivationStore(tmp_path / "s")
+    ref = list(_concatenate_and_permute(store, "decoder.out", 4, seed=5, buffer_rows=buffer_rows, epochs=2))
+    it = store.batches("decoder.out", 4, seed=5, loop=True, buffer_rows=buffer_rows)
+    ours = [next(it) for _ in ref]
+    assert len(ref) > 10 and all(torch.equal(a, b) for a, b in zip(ours, ref))
+
+
+def test_the_shuffle_buffer_holds_a_bounded_number_of_rows_whatever_the_store_size(tmp_path):
+    """Memory is one buffer of ~buffer_rows rows (+ a shard being read), the same for a store 4x larger;
+    batches handed out stay intact while the buffer is refilled."""
+    shard_rows, buffer_rows, batch = 7, 21, 5
+    peaks = []
+    for n_utts in (10, 40):
+        write(tmp_path / f"s{n_utts}", range(n_utts), shard_rows=shard_rows)
+        store = ActivationStore(tmp_path / f"s{n_utts}")
+        stream = store.batches("encoder.blocks.1", batch, drop_last=False, buffer_rows=buffer_rows)
+        kept = [b.clone() for b in stream]
+        assert stream.peak_rows <= buffer_rows + batch - 1 + shard_rows < store.n_rows("encoder.blocks.1")
+        assert stream.capacity <= buffer_rows + batch - 1
+        peaks.append(stream.peak_rows)
+        again = list(store.batches("encoder.blocks.1", batch, drop_last=False, buffer_rows=buffer_rows))
+        assert all(torch.equal(a, b) for a, b in zip(kept, again))  # no batch was a view of the reused buffer
+        assert sorted(torch.cat(again)[:, 0].tolist()) == sorted(store.read("encoder.blocks.1")[0][:, 0].tolist())
+    assert peaks[0] == peaks[1]
+
+
+def test_read_stops_at_max_rows(tmp_path):
+    write(tmp_path / "s", range(12))
+    store = ActivationStore(tmp_path / "s")
+    everything, index = store.read("encoder.blocks.1")
+    first, first_index = store.read("encoder.blocks.1", max_rows=9)
+    assert torch.equal(first, everything[:9]) and torch.equal(first_index["utt"], index["utt"][:9])
+
+
 def test_holdout_split_is_disjoint_by_utterance(tmp_path):
     write(tmp_path / "s", range(20))
     store = ActivationStore(tmp_path / "s")

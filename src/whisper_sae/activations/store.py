@@ -14,7 +14,6 @@ turned into :class:`StoreDamagedError`.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +23,7 @@ from safetensors.torch import load_file
 
 from whisper_sae.artifacts import resolve_path
 
+from .stream import ShuffledBatches
 from .writer import DTYPES, FORMAT, file_digest
 
 INDEX_COLUMNS = ("utt", "pos", "time", "token")
@@ -168,14 +168,22 @@ class ActivationStore:
         return cols
 
     def read(
-        self, hook: str, utterances=None, *, dtype: torch.dtype = torch.float32
+        self, hook: str, utterances=None, *, dtype: torch.dtype = torch.float32, max_rows: int | None = None
     ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
         """All rows of ``hook`` (or of the given utterance indices) in store order: (acts [n, d], index).
 
         ``index`` holds the columns ``utt``, ``pos``, ``time``, ``token`` aligned with the rows.
         Meant for subsets that fit in memory (evaluation, analysis); train with ``batches``.
+        ``max_rows`` keeps the first rows only, and stops reading shards once it has them.
         """
-        parts = [self._load(*shard) for shard in self._shards(hook, utterances)]
+        parts, held = [], 0
+        for shard in self._shards(hook, utterances):
+            if max_rows is not None and held >= max_rows:
+                break
+            parts.append(self._load(*shard))
+            held += len(parts[-1]["acts"])
+        if max_rows is not None and held > max_rows:
+            parts[-1] = {k: v[: len(v) - (held - max_rows)] for k, v in parts[-1].items()}
         d = self.d_model(hook)
         if not parts:
             empty = {
@@ -200,39 +208,37 @@ class ActivationStore:
         loop: bool = False,
         drop_last: bool = True,
         buffer_rows: int = 262_144,
-    ) -> Iterator[torch.Tensor]:
+    ) -> ShuffledBatches:
         """Yield ``[batch_size, d]`` batches of ``hook``'s rows; each epoch covers every row once.
 
         With ``shuffle``, each epoch visits the shards in a new random order, ``buffer_rows // shard
         rows`` shards at a time, and shuffles rows within that buffer (plus the rows left over from
         the previous buffer, so no row is lost between buffers). ``utterances`` restricts to those
         utterance indices (e.g. one side of ``split_utterances``). ``loop`` repeats epochs forever;
-        otherwise the last short batch is yielded unless ``drop_last``.
+        otherwise the last short batch is yielded unless ``drop_last``. The rows pass through one buffer of
+        about ``buffer_rows`` rows allocated once (``stream.py``), so memory does not grow with the store.
         """
         if batch_size < 1:
             raise ValueError(f"batch_size must be a positive number of rows, got {batch_size}")
+        if not isinstance(buffer_rows, int) or isinstance(buffer_rows, bool) or buffer_rows < 1:
+            raise ValueError(f"buffer_rows must be a positive number of rows, got {buffer_rows!r}")
         shards = self._shards(hook, utterances)
         if not shards:
             raise ValueError(f"hook {hook!r} of {self.path} has no rows for the requested utterances")
         per_buffer = max(1, buffer_rows // max(1, self.settings.get("shard_rows", buffer_rows)))
-        gen = torch.Generator().manual_seed(seed)
-        carry = torch.zeros(0, self.d_model(hook), dtype=DTYPES[self.settings.get("dtype", "float16")])
-        while True:
-            order = torch.randperm(len(shards), generator=gen).tolist() if shuffle else range(len(shards))
-            order = list(order)
-            for start in range(0, len(order), per_buffer):
-                group = [self._load(*shards[i])["acts"] for i in order[start : start + per_buffer]]
-                rows = torch.cat([carry, *group])
-                if shuffle:
-                    rows = rows[torch.randperm(len(rows), generator=gen)]
-                n_full = len(rows) // batch_size * batch_size
-                for b in range(0, n_full, batch_size):
-                    yield rows[b : b + batch_size].to(dtype)
-                carry = rows[n_full:]
-            if not loop:
-                if len(carry) and not drop_last:
-                    yield carry.to(dtype)
-                return
+        return ShuffledBatches(
+            lambda i: self._load(*shards[i])["acts"],
+            [entry.get("rows", self.settings.get("shard_rows", 1)) for _, _, entry in shards],
+            self.d_model(hook),
+            batch_size,
+            shuffle=shuffle,
+            seed=seed,
+            dtype=dtype,
+            store_dtype=DTYPES[self.settings.get("dtype", "float16")],
+            loop=loop,
+            drop_last=drop_last,
+            per_buffer=per_buffer,
+        )
 
     def verify(self, *, checksums: bool = True) -> list[tuple[Path, str]]:
         """Every shard that is not as written: ``(path, problem)``; empty when all are sound.

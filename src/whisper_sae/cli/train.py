@@ -53,7 +53,7 @@ def register(subparsers) -> None:
         "--steps", type=int, default=None, help="optimizer steps in the whole run (instead of --epochs)"
     )
     store.update(add_flags(budget, StoreConfig, only=("epochs",)))
-    store.update(add_flags(p, StoreConfig, only=("batch_size", "holdout", "split_seed")))
+    store.update(add_flags(p, StoreConfig, only=("batch_size", "holdout", "split_seed", "buffer_rows")))
     loop = add_flags(p.add_argument_group("training loop"), TrainConfig, skip=NOT_FLAGS)
     p.add_argument("--resume", action="store_true", help="continue the run whose checkpoint is in --out")
     p.add_argument(

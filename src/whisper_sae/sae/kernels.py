@@ -32,7 +32,10 @@ class _TopKEncode(Function):
     @staticmethod
     def forward(ctx, x_c, W_enc, b_enc, k: int, compute_dtype, dead, k_aux: int):
         with torch.autocast(x_c.device.type, enabled=False):
-            pre = (x_c.to(compute_dtype) @ W_enc.to(compute_dtype)).float() + b_enc
+            if compute_dtype == torch.float32:  # the bias in the matmul: one pass less over [B, n]
+                pre = torch.addmm(b_enc, x_c.float(), W_enc.float())
+            else:  # widen to fp32 while adding the bias, in one pass
+                pre = torch.add(x_c.to(compute_dtype) @ W_enc.to(compute_dtype), b_enc)
             values, indices = pre.topk(k, dim=-1, sorted=False)
             values = values.clamp_min(0)
             if dead is not None and k_aux > 0:

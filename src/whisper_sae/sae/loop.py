@@ -149,10 +149,8 @@ class Trainer:
         cfg = self.config
         lr, sparsity = cfg.lr_at(self.step), cfg.sparsity_at(self.step)
         for member in self.members:
-            x = _select(batch, member).to(self.device, non_blocking=True).float()
-            if not bool(torch.isfinite(x).all()):
-                self._fail(f"batch {self.step} for SAE {member.name or member.hook!r} contains NaN or Inf activations")
-            x = x * member.scale
+            raw = _select(batch, member).to(self.device, non_blocking=True)
+            x = raw.float() * member.scale
             start = time.perf_counter()
             for group in member.optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
@@ -160,6 +158,11 @@ class Trainer:
             with torch.autocast(self.device.type, dtype=self.amp or torch.bfloat16, enabled=self.amp is not None):
                 out = member.objective.step(x, member.spec.coef * sparsity, dead)
             if not bool(torch.isfinite(out.loss)):
+                # A NaN or Inf in the batch always reaches the loss (its squared error); only then is it looked for.
+                if not bool(torch.isfinite(raw).all()):
+                    self._fail(
+                        f"batch {self.step} for SAE {member.name or member.hook!r} contains NaN or Inf activations"
+                    )
                 self._fail(
                     f"the loss of SAE {member.name or member.hook!r} became {float(out.loss.detach())} at step {self.step}"
                 )

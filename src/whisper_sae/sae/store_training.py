@@ -253,11 +253,13 @@ def train_specs(
     if not specs:  # more ranks than SAEs with distribute="saes"
         return []
     hooks = list(dict.fromkeys(s.config.hook_name for s in specs))  # only the hooks this rank trains
-    stream_kw = dict(batch_size=data.batch_size, seed=config.seed, utterances=train_idx, loop=True)
+    stream_kw = dict(
+        batch_size=data.batch_size, seed=config.seed, utterances=train_idx, loop=True, buffer_rows=data.buffer_rows
+    )
     batches = store.batches(hooks[0], **stream_kw) if len(hooks) == 1 else _zip_hooks(store, hooks, **stream_kw)
     val = None
     if len(val_idx):
-        reads = {h: store.read(h, utterances=val_idx)[0][: config.eval_rows] for h in hooks}
+        reads = {h: store.read(h, utterances=val_idx, max_rows=config.eval_rows)[0] for h in hooks}
         val = reads[hooks[0]] if len(hooks) == 1 else reads
     if plan.split_batches:  # every rank reads the same global batches and trains on its slice
         batches = rank_slice(batches, world)

@@ -187,6 +187,9 @@ class StoreConfig:
     """Seed of the train / held-out split of the utterances."""
     epochs: float = 10.0
     """Passes over the training utterances, when steps are not given."""
+    buffer_rows: int = 262_144
+    """Rows of the shuffle buffer the store streams through (the store is never loaded whole): memory about
+    rows x d_model x 2 bytes for an fp16 store, 0.2 GB at d_model 384; a batch mixes the shards it holds."""
 
     def __post_init__(self) -> None:
         from .architectures import check_name
@@ -199,6 +202,7 @@ class StoreConfig:
         _need_number(self, "holdout", 0.0, 1.0, open_high=True)
         _need_int(self, "split_seed", 0)
         _need_number(self, "epochs", 0.0, open_low=True)
+        _need_int(self, "buffer_rows", 1)
 
 
 OBJECTIVES = ("mse", "kl", "kl+mse")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
+from ..relu_step import relu_l1
 from .base import Architecture, Objective, StepOut, mse
 
 
@@ -28,12 +29,17 @@ class Options:
 class ReLUL1(Objective):
     def step(self, x: Tensor, coef: float, dead: Tensor | None) -> StepOut:
         sae = self.sae
-        codes = torch.relu(sae.training_pre_acts(x))
-        x_hat = torch.addmm(sae.b_dec, codes, sae.W_dec)
+        # One autograd Function for encoder, ReLU, decoder and the decoder-norm-weighted L1 (sae/relu_step.py).
+        x_hat, l1, fired = relu_l1(
+            x,
+            sae.W_enc,
+            sae.b_enc,
+            sae.W_dec,
+            sae.b_dec,
+            centre_input=sae.cfg.apply_b_dec_to_input,
+            compute_dtype=self.compute_dtype,
+        )
         err = mse(x_hat, x)
-        # sum_b sum_i |f_bi| ||d_i|| / B, summed over rows first: one pass over [B, d_sae] instead of two.
-        l1 = codes.float().sum(0) @ sae.W_dec.norm(dim=1) / x.shape[0]
-        fired = (codes > 0).sum(0)
         return StepOut(
             err + coef * l1, {"mse": err.detach(), "l1": l1.detach()}, fired, fired.sum() / x.shape[0], x_hat, err
         )
