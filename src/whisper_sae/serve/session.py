@@ -123,6 +123,7 @@ class Clip:
     transcript: str = ""
     words: list[dict] = field(default_factory=list)
     features: dict = field(default_factory=dict)  # (sae name, top) -> response
+    ce_clean: dict = field(default_factory=dict)  # reference text -> clean cross-entropy
 
     @property
     def duration(self) -> float:
@@ -434,7 +435,9 @@ class Session:
         reference = (reference or "").strip() or None
         if reference is not None:
             with self.model_lock:
-                ce_clean = reference_ce(self.lw, clip.audio, reference)
+                if reference not in clip.ce_clean:
+                    clip.ce_clean[reference] = reference_ce(self.lw, clip.audio, reference)
+                ce_clean = clip.ce_clean[reference]
                 ce_edited = reference_ce(self.lw, clip.audio, reference, checked) if checked else ce_clean
             out.update(reference=reference, ce_clean=round(ce_clean, 4), ce_edited=round(ce_edited, 4))
             out["ce_change"] = round(ce_edited - ce_clean, 4)
