@@ -286,3 +286,26 @@ def test_corpus_clips_by_id(serve_whisper, sae_dirs, tmp_path):
     missing = client.post("/api/clips/corpus", json={"id": "../../etc/passwd"})
     assert missing.status_code == 404 and "'../../etc/passwd' is not in the corpus" in missing.json()["error"]
     assert Path(folder / "one.wav").is_file()
+
+
+def test_clip_audio_answers_byte_ranges(served, clip):
+    client, _, _ = served
+    whole = client.get(f"/api/clips/{clip['id']}/audio")
+    assert whole.status_code == 200 and whole.headers["accept-ranges"] == "bytes"
+    info = sf_info(whole.content)
+    assert info == (16000, 24000)
+    part = client.get(f"/api/clips/{clip['id']}/audio", headers={"Range": "bytes=100-199"})
+    assert part.status_code == 206 and part.content == whole.content[100:200]
+    assert part.headers["content-range"] == f"bytes 100-199/{len(whole.content)}"
+    tail = client.get(f"/api/clips/{clip['id']}/audio", headers={"Range": "bytes=-10"})
+    assert tail.content == whole.content[-10:]
+    assert client.get(f"/api/clips/{clip['id']}/audio", headers={"Range": "bytes=999999999-"}).status_code == 416
+
+
+def sf_info(data: bytes) -> tuple[int, int]:
+    import io
+
+    import soundfile as sf
+
+    info = sf.info(io.BytesIO(data))
+    return info.samplerate, info.frames

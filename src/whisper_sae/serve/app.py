@@ -40,6 +40,28 @@ def static_dir():
     return resources.files("whisper_sae.serve") / "static"
 
 
+def byte_range(data: bytes, header: str | None, media_type: str) -> Response:
+    """``data``, or the part a ``Range: bytes=a-b`` header asks for (206): browsers seek in audio only when
+    the server answers ranges."""
+    headers = {"Accept-Ranges": "bytes"}
+    size = len(data)
+    if not header or not header.startswith("bytes=") or "," in header:
+        return Response(data, media_type=media_type, headers=headers)
+    first, _, last = header[len("bytes=") :].strip().partition("-")
+    try:
+        if first:
+            start, end = int(first), (int(last) if last else size - 1)
+        else:
+            start, end = max(0, size - int(last)), size - 1
+    except ValueError:
+        return Response(data, media_type=media_type, headers=headers)
+    end = min(end, size - 1)
+    if start > end or start >= size:
+        return Response(status_code=416, headers={**headers, "Content-Range": f"bytes */{size}"})
+    headers["Content-Range"] = f"bytes {start}-{end}/{size}"
+    return Response(data[start : end + 1], status_code=206, media_type=media_type, headers=headers)
+
+
 def create_app(session: Session) -> FastAPI:
     app = FastAPI(title="whisper-sae serve", docs_url=None, redoc_url=None, openapi_url=None)
     app.state.session = session
@@ -121,11 +143,11 @@ def create_app(session: Session) -> FastAPI:
         return session.clip_view(session.clip(clip_id))
 
     @app.get("/api/clips/{clip_id}/audio")
-    def clip_audio(clip_id: str):
+    def clip_audio(clip_id: str, request: Request):
         clip = session.clip(clip_id)
         buf = io.BytesIO()
         sf.write(buf, np.clip(clip.audio, -1, 1), SAMPLE_RATE, subtype="PCM_16", format="WAV")
-        return Response(buf.getvalue(), media_type="audio/wav")
+        return byte_range(buf.getvalue(), request.headers.get("range"), "audio/wav")
 
     @app.get("/api/clips/{clip_id}/features")
     def features(clip_id: str, sae: str | None = None, hook: str | None = None, top: int = 12):
