@@ -376,6 +376,8 @@ class Session:
             raise RequestError("edits must be a list", 422)
         edits = []
         for i, e in enumerate(raw):
+            if not isinstance(e, dict):
+                raise RequestError(f'edit {i + 1} must be an object like {{"features": [12], "mode": "ablate"}}', 422)
             entry = self.sae_for(e.get("sae"), e.get("hook"))
             features = e.get("features")
             if isinstance(features, int):
@@ -388,12 +390,12 @@ class Session:
                     f"edit {i + 1}: feature {bad[0]} is out of range; SAE {entry.name!r} has features 0..{entry.d_sae - 1}",
                     422,
                 )
-            t0, t1 = e.get("t0"), e.get("t1")
-            frames = (
-                None if t0 is None and t1 is None else (float(t0 or 0.0), float("inf") if t1 is None else float(t1))
-            )
-            value = e.get("value")
+            t0, t1, value = e.get("t0"), e.get("t1"), e.get("value")
             try:
+                frames = None
+                if t0 is not None or t1 is not None:
+                    frames = (float(t0 or 0.0), float("inf") if t1 is None else float(t1))
+                value = None if value is None else float(value)
                 edit = Edit(entry.sae, features, str(e.get("mode", "ablate")), value, frames, entry.hook)
                 edits.append((entry, check_edit(self.lw, edit, [clip.audio])))
             except (ValueError, TypeError) as err:
