@@ -101,7 +101,12 @@ def main() -> None:
             two = one + [{"features": [feats["features"][1]["id"]], "mode": "scale", "value": 3.0}]
             t_stack, _ = timed(lambda v=view, e=two: edit(v["id"], e))
             t_ref, res = timed(lambda v=view, e=one: edit(v["id"], e, reference=TEXT))
+            from whisper_sae.audio import load_audio
+
+            audio = load_audio(audio_path)
+            t_plain, _ = timed(lambda a=audio: session.lw.transcribe([a]))  # baseline: Whisper alone, no server
             for name, value in (
+                ("baseline: plain lw.transcribe of the clip (no server, no edit)", t_plain),
                 ("upload -> clip view (transcript, word times, spectrogram)", t_up),
                 ("clip view -> features (top 16 over time)", t_feat),
                 ("upload -> features (sum of the two)", t_up + t_feat),
