@@ -76,3 +76,34 @@ def test_several_features_are_edited_together():
     out = edit_fn(sae, [2, 5], "ablate", None, None)(x)
     expected = x - codes[..., 2:3] * sae.W_dec[2] - codes[..., 5:6] * sae.W_dec[5]
     torch.testing.assert_close(out, expected.detach(), rtol=1e-5, atol=1e-5)
+
+
+def test_scale_multiplies_the_features_contribution_and_edits_stack():
+    from whisper_sae.analysis.interventions import Edit, edited
+
+    sae = make_sae(d_in=8, d_sae=16, k=3)
+    torch.manual_seed(2)
+    x = torch.randn(1, 6, 8)
+    codes = sae.encode(x)
+    f = int(codes.reshape(-1, 16).gt(0).sum(0).argmax())
+    out = edit_fn(sae, f, "scale", 3.0, None)(x)
+    torch.testing.assert_close(out - x, (2.0 * codes[..., f : f + 1] * sae.W_dec[f]).detach(), rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(edit_fn(sae, f, "scale", 1.0, None)(x), x, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="mode 'scale' needs a value"):
+        edit_fn(sae, f, "scale", None, None)
+    with pytest.raises(ValueError, match="must be a finite number"):
+        edit_fn(sae, f, "clamp", float("nan"), None)
+    assert callable(edited) and Edit(sae, f).mode == "ablate"
+
+
+def test_a_stack_of_edits_is_what_intervene_does_for_one(analysis_whisper, aligned_utts):
+    from whisper_sae.analysis.interventions import Edit, check_edit, transcribe_edited
+
+    lw, sae = analysis_whisper, make_sae()
+    audios = [u.audio for u in aligned_utts[:2]]
+    one = intervene(sae, lw, audios, [3, 5], "clamp", 80.0, frames="0.2:0.9", max_new_tokens=8)
+    edit = check_edit(lw, Edit(sae, [3, 5], "clamp", 80.0, "0.2:0.9"), audios)
+    assert edit.frames == (0.2, 0.9) and edit.hook == "encoder.out"
+    assert transcribe_edited(lw, audios, [edit], max_new_tokens=8) == [r.after for r in one]
+    with pytest.raises(ValueError, match="frames selects encoder frames"):
+        check_edit(lw, Edit(make_sae(hook="decoder.blocks.0"), 1, frames=(0.1, 0.5)), audios)

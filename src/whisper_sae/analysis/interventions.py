@@ -1,13 +1,19 @@
-"""Interventions: transcribe with one SAE feature removed or set, everything else unchanged.
+"""Interventions: transcribe with one SAE feature removed, set or scaled, everything else unchanged.
 
 At the SAE's hook, x' = x + decode(codes') - decode(codes): the SAE's error term (x - x_hat) is kept,
 so only the chosen feature's contribution changes, and only on the chosen frames.
+
+``intervene`` compares one edit's transcripts; ``Edit`` + ``edited`` apply a stack of edits (several
+features, SAEs or hooks at once) and ``reference_ce`` scores a reference text under them. ``whisper-sae
+intervene`` and the interactive app (``whisper_sae.serve``) both go through ``edited``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import NamedTuple
+from collections.abc import Iterator, Sequence
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -17,7 +23,7 @@ from whisper_sae.whisper import HookPoint, frames_for_duration, patch
 
 from .checks import check_sae_model
 
-MODES = ("ablate", "clamp")
+MODES = ("ablate", "clamp", "scale")
 
 
 class Intervention(NamedTuple):
@@ -64,11 +70,17 @@ def _features(sae, feature) -> list[int]:
 
 def edit_fn(sae, feature: int | list[int], mode: str, value: float | None, frame_mask: torch.Tensor | None):
     """The [B, T, d] -> [B, T, d] function that swaps the contribution of one feature (or several,
-    given as a list) at masked positions."""
+    given as a list) at masked positions: ``ablate`` sets it to 0, ``clamp`` to ``value``, ``scale``
+    multiplies it by ``value``."""
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is not known; valid modes are {', '.join(MODES)}")
-    if mode == "clamp" and value is None:
-        raise ValueError("mode 'clamp' needs a value to set the feature to (e.g. value=10.0)")
+    if mode in ("clamp", "scale") and value is None:
+        example = "value=10.0" if mode == "clamp" else "value=2.0"
+        raise ValueError(
+            f"mode {mode!r} needs a value to {'set the feature to' if mode == 'clamp' else 'multiply the feature by'} (e.g. {example})"
+        )
+    if value is not None and not math.isfinite(float(value)):
+        raise ValueError(f"value {value!r} must be a finite number")
     features = _features(sae, feature)
 
     @torch.no_grad()
@@ -76,12 +88,15 @@ def edit_fn(sae, feature: int | list[int], mode: str, value: float | None, frame
         x = acts.float()
         codes = sae.encode(x)
         edited = codes.clone()
-        new = torch.zeros(()) if mode == "ablate" else torch.tensor(float(value))
+        if mode == "scale":
+            new = codes[..., features] * float(value)
+        else:
+            new = (torch.zeros(()) if mode == "ablate" else torch.tensor(float(value))).to(x.dtype)
         if frame_mask is None:
             edited[..., features] = new
             return (x + sae.decode(edited) - sae.decode(codes)).to(acts.dtype)
         mask = frame_mask[:, : x.shape[1]].to(x.device)
-        edited[..., features] = torch.where(mask[..., None], new.to(x.dtype), codes[..., features])
+        edited[..., features] = torch.where(mask[..., None], new, codes[..., features])
         # Frames outside the mask are returned as they came, bit for bit (no float round trip).
         out = torch.where(mask[..., None], x + sae.decode(edited) - sae.decode(codes), x)
         return out.to(acts.dtype)
@@ -101,6 +116,85 @@ def _frame_mask(lengths: list[int], frames: tuple[float, float] | None, n_positi
     return mask
 
 
+class Edit(NamedTuple):
+    """One edit of a stack: ``feature`` (an id or a list) of ``sae`` ablated, clamped to or scaled by
+    ``value``, on encoder frames whose centre lies in ``frames`` (seconds; None: every real frame)."""
+
+    sae: Any
+    feature: int | list[int]
+    mode: str = "ablate"
+    value: float | None = None
+    frames: tuple[float, float] | None = None
+    hook: str | None = None
+    """The hook to edit; the SAE's own (``sae.cfg.hook_name``) when None."""
+
+
+def check_edit(lw, edit: Edit, audios: Sequence[np.ndarray]) -> Edit:
+    """``edit`` with its hook filled in and its frames parsed, after checking everything a transcript
+    would otherwise fail on late: the hook exists, the SAE fits the model, the feature ids, mode and
+    value are valid, and the range lies inside the longest clip."""
+    hook = edit.hook or edit.sae.cfg.hook_name
+    point = HookPoint.parse(hook, lw.config)
+    check_sae_model(edit.sae, None, lw, hook)
+    frames = edit.frames
+    frames = parse_frames(frames) if isinstance(frames, str) else (None if frames is None else check_frames(frames))
+    if point.side == "decoder" and frames is not None:
+        raise ValueError("frames selects encoder frames; for a decoder hook leave frames=None")
+    edit_fn(edit.sae, edit.feature, edit.mode, edit.value, None)  # bad feature, mode or value
+    if frames is not None:
+        longest = min(max((len(a) / SAMPLE_RATE for a in audios), default=0.0), float(WINDOW_SECONDS))
+        if not (_frame_mask([frames_for_duration(longest)], frames, lw.config.max_source_positions).any()):
+            raise ValueError(
+                f"frames {frames[0]:g}:{frames[1]:g} s lie outside every clip (the longest is {longest:.2f} s); "
+                f"choose a range inside the audio, e.g. 0:{longest:.2f}"
+            )
+    return edit._replace(hook=point.name, frames=frames)
+
+
+@contextlib.contextmanager
+def edited(lw, edits: Sequence[Edit], audios: Sequence[np.ndarray]) -> Iterator[None]:
+    """Inside, every forward pass of ``lw`` on the batch ``audios`` (in this order) runs with all
+    ``edits`` applied, each at its hook (edits at one hook apply in order, each to the output of the
+    one before). Edits should have been through ``check_edit``."""
+    lengths = [frames_for_duration(len(a) / SAMPLE_RATE) for a in audios]
+    with contextlib.ExitStack() as stack:
+        for edit in edits:
+            point = HookPoint.parse(edit.hook or edit.sae.cfg.hook_name, lw.config)
+            mask = None
+            if point.side == "encoder":
+                mask = _frame_mask(lengths, edit.frames, lw.config.max_source_positions)
+            stack.enter_context(patch(lw.model, point, edit_fn(edit.sae, edit.feature, edit.mode, edit.value, mask)))
+        yield
+
+
+@torch.no_grad()
+def reference_ce(lw, audio: np.ndarray, text: str, edits: Sequence[Edit] = ()) -> float:
+    """Mean cross-entropy (nats per token) of ``text`` (plus the end token) teacher-forced on ``audio``,
+    with ``edits`` applied."""
+    tokens = lw.text_tokens(text)[: lw.config.max_target_positions - len(lw.prompt_ids) - 1]
+    if not tokens:
+        raise ValueError("the reference text is empty; give the words spoken in the clip")
+    ids = torch.tensor([list(lw.prompt_ids) + tokens + [lw.eot_id]], device=lw.device)
+    with edited(lw, edits, [audio]):
+        features = lw.log_mel([audio]).to(lw.model.dtype)
+        logits = lw.model(input_features=features, decoder_input_ids=ids, use_cache=False).logits.float()
+    n_prompt = len(lw.prompt_ids)
+    pred, target = logits[0, n_prompt - 1 : -1], ids[0, n_prompt:]
+    return float(torch.nn.functional.cross_entropy(pred, target))
+
+
+def transcribe_edited(
+    lw, audios: Sequence[np.ndarray], edits: Sequence[Edit], *, batch_size: int = 8, max_new_tokens: int | None = None
+) -> list[str]:
+    """Greedy transcripts of ``audios`` with the (checked) ``edits`` applied, batch by batch."""
+    out: list[str] = []
+    for start in range(0, len(audios), batch_size):
+        chunk = list(audios[start : start + batch_size])
+        with edited(lw, edits, chunk):
+            out.extend(lw.transcribe(chunk, batch_size=len(chunk), max_new_tokens=max_new_tokens))
+    return out
+
+
 def intervene(
     sae,
     lw,
@@ -114,36 +208,15 @@ def intervene(
     batch_size: int = 8,
     max_new_tokens: int | None = None,
 ) -> list[Intervention]:
-    """Transcribe each clip (<= 30 s) before and after ablating or clamping ``feature`` (an id, or a
-    list of ids edited together, e.g. every feature labelled /s/).
+    """Transcribe each clip (<= 30 s) before and after ablating, clamping or scaling ``feature`` (an id,
+    or a list of ids edited together, e.g. every feature labelled /s/).
 
     ``frames`` (encoder hooks only) limits the edit to frames whose centre lies in [t0, t1) seconds;
     by default every frame of real audio is edited (padding frames never are). A range that is empty or
     lies after the end of every clip is an error (it would edit nothing). For decoder hooks the edit
     applies at every generated position.
     """
-    hook = hook or sae.cfg.hook_name
-    point = HookPoint.parse(hook, lw.config)
-    check_sae_model(sae, None, lw, hook)
-    frames = parse_frames(frames) if isinstance(frames, str) else (None if frames is None else check_frames(frames))
-    if point.side == "decoder" and frames is not None:
-        raise ValueError("frames selects encoder frames; for a decoder hook leave frames=None")
-    edit_fn(sae, feature, mode, value, None)  # bad feature, mode or value: said before any transcript is made
-    if frames is not None:
-        longest = min(max((len(a) / SAMPLE_RATE for a in audios), default=0.0), float(WINDOW_SECONDS))
-        if not (_frame_mask([frames_for_duration(longest)], frames, lw.config.max_source_positions).any()):
-            raise ValueError(
-                f"frames {frames[0]:g}:{frames[1]:g} s lie outside every clip (the longest is {longest:.2f} s); "
-                f"choose a range inside the audio, e.g. 0:{longest:.2f}"
-            )
+    edit = check_edit(lw, Edit(sae, feature, mode, value, frames, hook), audios)
     before = lw.transcribe(list(audios), batch_size=batch_size, max_new_tokens=max_new_tokens)
-    after: list[str] = []
-    for start in range(0, len(audios), batch_size):
-        chunk = list(audios[start : start + batch_size])
-        mask = None
-        if point.side == "encoder":
-            lengths = [frames_for_duration(len(a) / SAMPLE_RATE) for a in chunk]
-            mask = _frame_mask(lengths, frames, lw.config.max_source_positions)
-        with patch(lw.model, point, edit_fn(sae, feature, mode, value, mask)):
-            after.extend(lw.transcribe(chunk, batch_size=len(chunk), max_new_tokens=max_new_tokens))
+    after = transcribe_edited(lw, audios, [edit], batch_size=batch_size, max_new_tokens=max_new_tokens)
     return [Intervention(b, a) for b, a in zip(before, after)]

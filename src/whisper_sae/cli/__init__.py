@@ -34,6 +34,7 @@ SUBCOMMANDS = [
     "demo",
     "pretrained",
     "circuits",
+    "serve",
 ]
 
 DEBUG_ENV = "WHISPER_SAE_DEBUG"

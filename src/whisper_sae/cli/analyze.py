@@ -61,9 +61,10 @@ def register(subparsers) -> None:
 
     intervene = subparsers.add_parser(
         "intervene",
-        help="transcribe audio with one SAE feature ablated or clamped; print before and after",
+        help="transcribe audio with one SAE feature ablated, clamped or scaled; print before and after",
         description=(
-            "Transcribe AUDIO with Whisper, then again with FEATURE removed (ablate) or set to VALUE (clamp) at the "
+            "Transcribe AUDIO with Whisper, then again with FEATURE removed (ablate), set to VALUE (clamp) or "
+            "multiplied by VALUE (scale) at the "
             "SAE's hook: x' = x + decode(codes') - decode(codes), so the SAE's error term and every other feature "
             "stay as they were. --frames limits the edit to encoder frames inside t0:t1 seconds."
         ),
@@ -73,11 +74,13 @@ def register(subparsers) -> None:
     intervene.add_argument("--feature", required=True, help="feature id, or several comma-separated (edited together)")
     intervene.add_argument(
         "--mode",
-        choices=["ablate", "clamp"],
+        choices=["ablate", "clamp", "scale"],
         default="ablate",
-        help="ablate: set the feature to 0; clamp: set it to --value",
+        help="ablate: set the feature to 0; clamp: set it to --value; scale: multiply it by --value",
     )
-    intervene.add_argument("--value", type=float, default=None, help="activation to clamp to (clamp mode)")
+    intervene.add_argument(
+        "--value", type=float, default=None, help="activation to clamp to (clamp), or factor to scale by (scale)"
+    )
     intervene.add_argument("--frames", default=None, metavar="T0:T1", help="seconds, e.g. 0.5:1.2 (encoder hooks)")
     common.add_model(intervene, default_help="the model named in the SAE's cfg.json")
     intervene.add_argument("--json", action="store_true", help="print the results as JSON lines")
