@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from .base import Architecture, Objective, StepOut, mse
+from .base import Architecture, Objective, StepOut, mse, with_target
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,12 @@ class Options:
 
 
 class ReLUL1(Objective):
-    def step(self, x: Tensor, coef: float, dead: Tensor | None) -> StepOut:
+    def step(self, x: Tensor, coef: float, dead: Tensor | None, target: Tensor | None = None) -> StepOut:
         sae = self.sae
         codes = torch.relu(sae.training_pre_acts(x))
         x_hat = torch.addmm(sae.b_dec, codes, sae.W_dec)
-        err = mse(x_hat, x)
+        x_hat, y = with_target(sae, x, x_hat, target)
+        err = mse(x_hat, y)
         # sum_b sum_i |f_bi| ||d_i|| / B, summed over rows first: one pass over [B, d_sae] instead of two.
         l1 = codes.float().sum(0) @ sae.W_dec.norm(dim=1) / x.shape[0]
         fired = (codes > 0).sum(0)
@@ -53,6 +54,8 @@ class ReLU(Architecture):
         return ReLUL1(sae, options, compute_dtype=compute_dtype)
 
     def handle_dead(self, trained, rows, *, step, steps, dead_after_tokens, options, generator) -> int:
+        if trained.sae.cfg.kind == "transcoder":  # resampling aims at badly reconstructed inputs: SAEs only
+            return 0
         every = options.resample_every if options.resample_every is not None else max(1, steps // 6)
         if not every or (step + 1) % every or step + 1 >= 0.8 * steps:
             return 0
