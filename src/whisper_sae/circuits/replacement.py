@@ -28,9 +28,10 @@ from tqdm.auto import tqdm
 
 from whisper_sae.artifacts import open_model, open_sae
 from whisper_sae.evaluate.metrics import word_errors
+from whisper_sae.evaluate.splice import condition_transform
 from whisper_sae.evaluate.spliced import _collect, _logits, _prepare, _token_nll
 from whisper_sae.whisper import HookPoint, capture, patch, run_encoder
-from whisper_sae.whisper.splice import frame_mask
+from whisper_sae.whisper.splice import frame_mask, splice_fn
 
 CONDITIONS = ("clean", "spliced", "spliced_error")
 
@@ -49,11 +50,16 @@ def _check(sae, lw) -> None:
 
 @contextlib.contextmanager
 def spliced(sae, lw, features: Tensor, real: list[int], *, error: bool = False):
-    """Whisper with ``sae`` (a transcoder or crosscoder) spliced in for the batch ``features`` whose
+    """Whisper with ``sae`` (a transcoder, a crosscoder, or an SAE as ``evaluate`` splices it) spliced in for the batch ``features`` whose
     rows hold ``real`` frames of audio; inside, any forward pass or ``generate`` on that batch uses it."""
     cfg = sae.cfg
     _check(sae, lw)
     mask = frame_mask(real, lw.config.max_source_positions)
+    if cfg.kind == "sae":  # the spliced evaluation's own transforms, for comparing the three kinds alike
+        transform = condition_transform("spliced_error" if error else "spliced", sae)
+        with patch(lw.model, cfg.hook_name, splice_fn(transform, mask)):
+            yield
+        return
     if cfg.kind == "transcoder":
         held: dict[str, Tensor] = {}
 
