@@ -102,3 +102,39 @@ def test_token_choice_errors_name_the_problem(lw):
     with pytest.raises(ValueError, match="out of range"):
         choose_token(lw, ids, token=99)
     assert choose_token(lw, ids, token=-1).index == len(ids) - 1
+
+
+def test_attribute_cli_writes_json_plot_and_check(lw, tiny_random_whisper_writer, tmp_path, capsys):
+    import soundfile as sf
+
+    from whisper_sae.cli import main
+
+    model_dir = tiny_random_whisper_writer(tmp_path / "model", init_std=0.2)
+    torch.manual_seed(2)
+    sae = SparseAutoencoder(SAEConfig(d_in=lw.d_model, d_sae=64, architecture="relu", hook_name="encoder.blocks.1"))
+    sae.save_pretrained(tmp_path / "sae")
+    sf.write(tmp_path / "clip.wav", clip(seed=4), 16000)
+    out = tmp_path / "attr"
+    code = main(
+        ["attribute", str(tmp_path / "sae"), str(tmp_path / "clip.wav"), "--model", str(model_dir), "--token", "0"]
+        + ["--text", "hello there", "--check", "3", "--out", str(out)]
+    )
+    assert code in (0, None)
+    doc = json.loads((out / "attribution.json").read_text())
+    assert doc["token_index"] == 0 and doc["teacher_forced_on"] == "reference"
+    check = json.loads((out / "ablation_check.json").read_text())
+    assert len(check["features"]["effect"]) == 3 and (out / "attribution.png").is_file()
+    with pytest.raises(SystemExit):
+        main(
+            [
+                "attribute",
+                str(tmp_path / "sae"),
+                str(tmp_path / "clip.wav"),
+                "--token",
+                "0",
+                "--word",
+                "x",
+                "--out",
+                "o",
+            ]
+        )
