@@ -113,6 +113,12 @@ def main() -> None:
     parser.add_argument("--skip", action="store_true", help="give the transcoder a skip path")
     parser.add_argument("--stage", choices=["train", "eval", "all"], default="all")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument("--only", default=None, help="evaluate this dictionary only (sae, transcoder, crosscoder)")
+    parser.add_argument(
+        "--clean-from",
+        default=None,
+        help="an eval.json of an earlier run on the same corpus: reuse its clean transcripts",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -139,12 +145,23 @@ def main() -> None:
     if args.stage in ("eval", "all"):
         lw = open_model(args.model, device="cpu")
         results = {}
-        for name in ("sae", "transcoder", "crosscoder"):
+        clean_texts = None
+        if args.clean_from:
+            clean_texts = [u["clean"]["text"] for u in json.loads(Path(args.clean_from).read_text())["utterances"]]
+        for name in [args.only] if args.only else ("sae", "transcoder", "crosscoder"):
             folder = out / name
             sae = load_pretrained(folder)
             held = json.loads((folder / "cfg.json").read_text())["whisper_sae"].get("training", {}).get("held_out")
             start, load = time.time(), os.getloadavg()[0]
-            spliced = evaluate_replacement(sae, args.corpus, model=lw, out=folder / "eval-test", progress=True)
+            spliced = evaluate_replacement(
+                sae,
+                args.corpus,
+                model=lw,
+                out=folder / "eval-test",
+                progress=True,
+                clean_texts=clean_texts,
+                transcribe_error_term=False,
+            )
             lab = labels(sae, lw, args.corpus, args.alignments)
             results[name] = {
                 "held_out_train_speakers": held,
@@ -155,7 +172,9 @@ def main() -> None:
             }
             print(name, json.dumps(results[name]["test"]), json.dumps(lab["phone"]), flush=True)
         record.update(results=results)
-        (out / "circuits.json").write_text(json.dumps(record, indent=1))
+        (out / (f"circuits-{args.only}.json" if args.only else "circuits.json")).write_text(
+            json.dumps(record, indent=1)
+        )
         print(table(results))
 
 

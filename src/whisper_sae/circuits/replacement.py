@@ -136,9 +136,15 @@ def evaluate_replacement(
     out=None,
     device="cpu",
     progress: bool = True,
+    clean_texts: list[str] | None = None,
+    transcribe_error_term: bool = True,
 ) -> dict:
     """WER and CE of clean Whisper, Whisper with the transcoder / crosscoder spliced in, and with its
-    error term added back (which must be Whisper: ``max_abs_logit_diff``), plus the held-out EV and L0."""
+    error term added back (which must be Whisper: ``max_abs_logit_diff``), plus the held-out EV and L0.
+
+    ``clean_texts``: clean Whisper's transcripts of these utterances from an earlier run (they do not
+    depend on the dictionary), saving one decoding pass. ``transcribe_error_term=False`` checks the
+    error-term splice by its teacher-forced logits and CE only, and reports clean's transcripts for it."""
     sae, sae_dir = open_sae(sae, device)
     lw = open_model(model, sae=sae, device=device)
     _check(sae, lw)
@@ -163,11 +169,13 @@ def evaluate_replacement(
             l0 += int((codes > 0).sum())
             results = {}
             clean_logits = _logits(lw, batch)
-            results["clean"] = (clean_logits, batch.transcribe(lw))
+            done = len(utterances)
+            clean = clean_texts[done : done + len(chunk)] if clean_texts is not None else batch.transcribe(lw)
+            results["clean"] = (clean_logits, clean)
             for condition, err in (("spliced", False), ("spliced_error", True)):
                 with spliced(sae, lw, batch.features, batch.real_frames, error=err):
                     logits = _logits(lw, batch)
-                    texts = batch.transcribe(lw)
+                    texts = batch.transcribe(lw) if (transcribe_error_term or not err) else clean
                 results[condition] = (logits, texts)
                 if err:
                     for row, length in enumerate(batch.lengths):
@@ -203,6 +211,7 @@ def evaluate_replacement(
         "l0": l0 / max(n_rows, 1),
         "frames": n_rows,
         "max_abs_logit_diff_error_term": max_diff,
+        "error_term_transcribed": transcribe_error_term,
         **{
             c: {
                 "wer": t["errors"] / max(t["words"], 1),
