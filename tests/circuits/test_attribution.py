@@ -80,12 +80,17 @@ def test_random_sae_attribution_adds_up_and_predicts_small_ablations(lw, tmp_pat
     hook = "encoder.blocks.1"
     sae = SparseAutoencoder(SAEConfig(d_in=lw.d_model, d_sae=96, architecture="relu", hook_name=hook)).eval()
     audio, text = clip(seed=2), "the quick brown fox"
-    result = attribute(sae, lw, audio, word="brown", text=text)
+    dec = SparseAutoencoder(SAEConfig(d_in=lw.d_model, d_sae=48, architecture="relu", hook_name="decoder.blocks.0"))
+    result = attribute(sae, lw, audio, word="brown", text=text, decoder_sae=dec.eval())
     assert result.meta["token"].strip().lower().startswith("br")
     plain = plain_grad_x_act(lw, audio, hook, text, token=result.meta["token_index"])
     enc = result.encoder
     np.testing.assert_allclose(enc.scores.sum(1) + enc.error + enc.bias, enc.total, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(enc.total, plain.sum(1), rtol=1e-4, atol=1e-5)
+    # The decoder SAE, spliced in too, adds up the same way; positions after the token get no gradient.
+    d = result.decoder
+    np.testing.assert_allclose(d.scores.sum(1) + d.error + d.bias, d.total, rtol=1e-4, atol=1e-5)
+    assert np.all(d.total[result.meta["position"] :] == 0) and np.abs(d.total).max() > 0
     check = ablation_check(sae, lw, result, k=4, n_random=2)
     # The splice with error term is clean Whisper: the ablation pass's base logit is the attribution pass's.
     assert check["logit"] == pytest.approx(check["logit_attribution_pass"], abs=1e-4)
@@ -93,6 +98,7 @@ def test_random_sae_attribution_adds_up_and_predicts_small_ablations(lw, tmp_pat
     files = result.write(tmp_path / "out", n=5)
     doc = json.loads(files["json"].read_text())
     assert len(doc["encoder"]["top_entries"]) == 5 and files["plot"].stat().st_size > 1000
+    assert doc["decoder"]["position"] == result.meta["position"] - 1 and doc["decoder"]["features_at_token"]
 
 
 def test_token_choice_errors_name_the_problem(lw):
