@@ -90,11 +90,12 @@ def main() -> None:
     for utt in tqdm(list(utterances), desc="attribution + ablations", unit="clip"):
         audio = np.asarray(utt.audio, dtype=np.float32)
         seconds += len(audio) / 16000
-        n_tokens = len(lw.greedy_tokens(lw.log_mel([audio]), list(lw.prompt_ids), 200)[0])
+        greedy = lw.greedy_tokens(lw.log_mel([audio]), list(lw.prompt_ids), 200)[0]
+        n_tokens = len(greedy)
         if n_tokens == 0:
             continue
         token = min(n_tokens - 1, int(args.position * n_tokens))
-        result = attribute(sae, lw, audio, token=token, labels=labels, clip=utt.id)
+        result = attribute(sae, lw, audio, token=token, labels=labels, clip=utt.id, text_ids=greedy)
         check = ablation_check(sae, lw, result, k=args.k, n_random=args.random)
         rows.append(
             {

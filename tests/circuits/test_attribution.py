@@ -144,3 +144,32 @@ def test_attribute_cli_writes_json_plot_and_check(lw, tiny_random_whisper_writer
                 "o",
             ]
         )
+
+
+def test_ablations_at_encoder_out_match_the_patched_model(lw):
+    """At encoder.out the ablation check edits the encoder's output directly: same logits as ``patch``."""
+    from whisper_sae.analysis.interventions import edit_fn
+    from whisper_sae.circuits.attribution import _logits_with
+    from whisper_sae.whisper import HookPoint
+
+    torch.manual_seed(3)
+    sae = SparseAutoencoder(SAEConfig(d_in=lw.d_model, d_sae=64, architecture="relu", hook_name="encoder.out")).eval()
+    audio = clip(seed=5)
+    result = attribute(sae, lw, audio, token=0, text="good day")
+    feature = result.encoder.by_feature(1)[0]["feature"]
+    n_real = result.meta["frames"]
+    fast = _logits_with(
+        lw,
+        sae,
+        HookPoint.parse("encoder.out", lw.config),
+        result.features,
+        result.choice,
+        [[], [(feature, None)]],
+        n_real,
+    )
+    mask = frame_mask([n_real], lw.config.max_source_positions)
+    ids = torch.tensor([result.choice.ids])
+    with torch.no_grad(), patch(lw.model, "encoder.out", edit_fn(sae, feature, "ablate", None, mask)):
+        slow = lw.model(input_features=result.features, decoder_input_ids=ids).logits[0, result.choice.position - 1]
+    assert fast[1] == pytest.approx(float(slow[result.choice.token_id]), abs=1e-4)
+    assert fast[0] == pytest.approx(result.meta["logit"], abs=1e-4)

@@ -336,6 +336,7 @@ def attribute(
     decoder_sae=None,
     labels=None,
     clip: str | None = None,
+    text_ids: list[int] | None = None,
 ) -> Attribution:
     """Attribute one transcript token's logit to ``sae``'s (feature, frame) entries of ``audio`` (16 kHz,
     at most 30 s): gradient × activation through Whisper with the SAE spliced in, error term kept.
@@ -343,7 +344,8 @@ def attribute(
     ``text``: teacher-force this reference instead of Whisper's own greedy transcript. ``token`` /
     ``word``: which token (see ``choose_token``). ``decoder_sae``: an SAE at a decoder hook, spliced in
     too (all positions), whose features at the token are reported. ``labels``: an ``AnalysisResult``
-    of ``sae`` whose phone and word labels name the features.
+    of ``sae`` whose phone and word labels name the features. ``text_ids``: the transcript's text
+    tokens when already known (e.g. Whisper's greedy ones), instead of decoding or tokenising again.
     """
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1 or len(audio) == 0:
@@ -362,7 +364,9 @@ def attribute(
             raise ValueError(f"the decoder SAE must read a decoder hook; its hook is {decoder_sae.cfg.hook_name!r}")
     features = lw.log_mel([audio])
     n_real = frames_for_duration(len(audio) / SAMPLE_RATE)
-    if text is None:
+    if text_ids is not None:
+        text_ids = list(text_ids)
+    elif text is None:
         text_ids = lw.greedy_tokens(features, list(lw.prompt_ids), lw.config.max_target_positions - len(lw.prompt_ids))[
             0
         ]
@@ -387,7 +391,7 @@ def attribute(
         "sae_hook": hook.name,
         "d_sae": int(sae.cfg.d_sae),
         "transcript": lw.tokenizer.decode(text_ids, skip_special_tokens=True).strip(),
-        "teacher_forced_on": "reference" if text is not None else "model",
+        "teacher_forced_on": "reference" if text is not None and text_ids is None else "model",
         "token": _token_text(lw, choice),
         "token_id": choice.token_id,
         "token_index": choice.index,
@@ -409,12 +413,22 @@ def attribute(
 
 @torch.no_grad()
 def _logits_with(lw, sae, hook: HookPoint, features: Tensor, choice: TokenChoice, edits, n_real: int) -> np.ndarray:
-    """The token's logit with each row's ablation (``ablate_rows_fn``) applied, one batch row per edit."""
-    batch = features.expand(len(edits), -1, -1)
+    """The token's logit with each row's ablation (``ablate_rows_fn``) applied, one batch row per edit.
+
+    At ``encoder.out`` the edit is applied to the encoder's output once computed (the encoder runs once,
+    the decoder once per row): the same numbers as patching the hook, since nothing of the encoder
+    comes after it. At other hooks every row runs the whole model under ``patch``."""
     ids = torch.tensor([choice.ids] * len(edits), device=lw.device)
     real = frame_mask([n_real] * len(edits), lw.config.max_source_positions)
-    with patch(lw.model, hook, ablate_rows_fn(sae, edits, real)):
-        logits = lw.model(input_features=batch.to(lw.model.dtype), decoder_input_ids=ids, use_cache=False).logits
+    edit = ablate_rows_fn(sae, edits, real)
+    if hook.side == "encoder" and hook.layer is None:
+        hidden = lw.model.model.encoder(features.to(lw.model.dtype)).last_hidden_state
+        hidden = edit(hidden.expand(len(edits), -1, -1))
+        logits = lw.model(encoder_outputs=(hidden,), decoder_input_ids=ids, use_cache=False).logits
+    else:
+        batch = features.expand(len(edits), -1, -1)
+        with patch(lw.model, hook, edit):
+            logits = lw.model(input_features=batch.to(lw.model.dtype), decoder_input_ids=ids, use_cache=False).logits
     return logits[:, choice.position - 1, choice.token_id].float().cpu().numpy()
 
 
