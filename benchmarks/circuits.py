@@ -63,15 +63,22 @@ def specs(store: ActivationStore, block: int, width: int, k: int, skip: bool) ->
 
 @torch.no_grad()
 def labels(sae, lw, corpus, alignments, batch_size=8) -> dict:
-    """Phone (and word) label F1 of each feature over the aligned test frames."""
+    """Phone (and word) label F1 of each feature over the aligned test frames, and EV / L0 over them."""
     index = AlignmentIndex(alignments)
     utts, _ = open_corpus(corpus)
     utts = [u for u in utts if index.get(u.id) is not None]
     labeler = AlignmentLabeler(sae.cfg.d_sae)
+    sse = sq = 0.0
+    sums, n_rows, l0 = 0.0, 0, 0
     for i in range(0, len(utts), batch_size):
         chunk = utts[i : i + batch_size]
         real = [frames_for_duration(len(u.audio) / 16000) for u in chunk]
-        _, _, codes = reconstruction(sae, lw, lw.log_mel([u.audio for u in chunk]), real)
+        y, y_hat, codes = reconstruction(sae, lw, lw.log_mel([u.audio for u in chunk]), real)
+        sse += float((y_hat - y).pow(2).sum())
+        sq += float(y.double().pow(2).sum())
+        sums = sums + y.double().sum(0)
+        n_rows += y.shape[0]
+        l0 += int((codes > 0).sum())
         start = 0
         for u, n in zip(chunk, real):
             labeler.update(codes[start : start + n].numpy(), (np.arange(n) + 0.5) * FRAME_SECONDS, index.get(u.id))
@@ -79,6 +86,9 @@ def labels(sae, lw, corpus, alignments, batch_size=8) -> dict:
     result = labeler.result()
     alive = labeler.active > 0
     return {
+        "ev_all": 1.0 - sse / max(sq - float(sums.pow(2).sum()) / max(n_rows, 1), 1e-12),
+        "l0_all": l0 / max(n_rows, 1),
+        "frames_all": n_rows,
         "phone": f1_summary(result["phone_f1"], alive),
         "word": f1_summary(result["word_f1"], alive),
         "label_frames": result["label_frames"],
@@ -113,6 +123,9 @@ def main() -> None:
     parser.add_argument("--skip", action="store_true", help="give the transcoder a skip path")
     parser.add_argument("--stage", choices=["train", "eval", "all"], default="all")
     parser.add_argument("--threads", type=int, default=None)
+    parser.add_argument(
+        "--max-utterances", type=int, default=None, help="WER/CE on the first N test utterances (EV and labels: all)"
+    )
     parser.add_argument("--only", default=None, help="evaluate this dictionary only (sae, transcoder, crosscoder)")
     parser.add_argument(
         "--clean-from",
@@ -148,6 +161,7 @@ def main() -> None:
         clean_texts = None
         if args.clean_from:
             clean_texts = [u["clean"]["text"] for u in json.loads(Path(args.clean_from).read_text())["utterances"]]
+            clean_texts = clean_texts[: args.max_utterances]
         for name in [args.only] if args.only else ("sae", "transcoder", "crosscoder"):
             folder = out / name
             sae = load_pretrained(folder)
@@ -157,6 +171,7 @@ def main() -> None:
                 sae,
                 args.corpus,
                 model=lw,
+                max_utterances=args.max_utterances,
                 out=folder / "eval-test",
                 progress=True,
                 clean_texts=clean_texts,
@@ -186,7 +201,8 @@ def table(results: dict) -> str:
     for name, r in results.items():
         t, p = r["test"], r["labels"]["phone"]
         lines.append(
-            f"| {name} ({', '.join(t['hooks_in'])} -> {', '.join(t['hooks_out'])}) | {t['ev']:.3f} | {t['l0']:.1f} | "
+            f"| {name} ({', '.join(t['hooks_in'])} -> {', '.join(t['hooks_out'])}) | {r['labels']['ev_all']:.3f} | "
+            f"{r['labels']['l0_all']:.1f} | "
             f"{t['clean']['wer']:.2%} / {t['spliced']['wer']:.2%} / {t['spliced_error']['wer']:.2%} | "
             f"{t['clean']['ce']:.3f} / {t['spliced']['ce']:.3f} | {p['median_f1']:.3f} | {p['f1>0.5']} | {p['n_alive']} |"
         )
