@@ -72,7 +72,13 @@ def main() -> None:
     parser.add_argument("--analysis", default=None, help="analysis folder of the SAE (labels in the JSON)")
     parser.add_argument("--out", default="runs/attribution-bench", help="output folder")
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
+    parser.add_argument("--replot", action="store_true", help="only redraw the plot from OUT/attribution-bench.json")
     args = parser.parse_args()
+    if args.replot:
+        doc = json.loads((Path(args.out) / "attribution-bench.json").read_text())
+        _plot(doc["tokens"], Path(args.out) / "attribution-bench.png", doc["summary"])
+        print(json.dumps(doc["summary"], indent=1))
+        return
     if args.threads:
         torch.set_num_threads(args.threads)
     out = Path(args.out)
@@ -109,6 +115,16 @@ def main() -> None:
                 **check,
             }
         )
+        # Written after every clip, so that a run stopped early still leaves its figures.
+        summary = _summary(args, rows, sae, lw, spec, seconds, start, load_before)
+        (out / "attribution-bench.json").write_text(json.dumps({"summary": summary, "tokens": rows}, indent=1))
+    _plot(rows, out / "attribution-bench.png", summary)
+    print(json.dumps(summary, indent=1))
+
+
+def _summary(args, rows, sae, lw, spec, seconds, start, load_before) -> dict:
+    if len(rows) < 2:
+        return {"clips": len(rows)}
     elapsed = time.time() - start
     feats = _stats(
         [e for r in rows for e in r["features"]["estimate"]], [e for r in rows for e in r["features"]["effect"]]
@@ -139,9 +155,7 @@ def main() -> None:
         "joint_top_over_random": float(joint_top.mean() / max(joint_rand.mean(), 1e-9)),
         "mean_error_share": float(np.mean([r["error_share"] for r in rows])),
     }
-    (out / "attribution-bench.json").write_text(json.dumps({"summary": summary, "tokens": rows}, indent=1))
-    _plot(rows, out / "attribution-bench.png", summary)
-    print(json.dumps(summary, indent=1))
+    return summary
 
 
 def _plot(rows, path, summary) -> None:
