@@ -70,6 +70,8 @@ def labels(sae, lw, corpus, alignments, batch_size=8) -> dict:
     labeler = AlignmentLabeler(sae.cfg.d_sae)
     sse = sq = 0.0
     sums, n_rows, l0 = 0.0, 0, 0
+    n_out = len(sae.cfg.output_hooks)
+    part_sse, part_sq = np.zeros(n_out), np.zeros(n_out)
     for i in range(0, len(utts), batch_size):
         chunk = utts[i : i + batch_size]
         real = [frames_for_duration(len(u.audio) / 16000) for u in chunk]
@@ -77,6 +79,9 @@ def labels(sae, lw, corpus, alignments, batch_size=8) -> dict:
         sse += float((y_hat - y).pow(2).sum())
         sq += float(y.double().pow(2).sum())
         sums = sums + y.double().sum(0)
+        for j, (a, b) in enumerate(zip((y_hat - y).chunk(n_out, -1), y.double().chunk(n_out, -1))):
+            part_sse[j] += float(a.pow(2).sum())
+            part_sq[j] += float(b.pow(2).sum())
         n_rows += y.shape[0]
         l0 += int((codes > 0).sum())
         start = 0
@@ -87,6 +92,11 @@ def labels(sae, lw, corpus, alignments, batch_size=8) -> dict:
     alive = labeler.active > 0
     return {
         "ev_all": 1.0 - sse / max(sq - float(sums.pow(2).sum()) / max(n_rows, 1), 1e-12),
+        # per output hook (a crosscoder's layers): EV of that slice alone
+        "ev_per_hook": {
+            h: 1.0 - part_sse[j] / max(part_sq[j] - float(part.pow(2).sum()) / max(n_rows, 1), 1e-12)
+            for j, (h, part) in enumerate(zip(sae.cfg.output_hooks, sums.chunk(n_out, -1)))
+        },
         "l0_all": l0 / max(n_rows, 1),
         "frames_all": n_rows,
         "phone": f1_summary(result["phone_f1"], alive),
