@@ -183,7 +183,8 @@ def _plot(rows, path, summary) -> None:
     ax = axes[2]
     top = [abs(r["joint_top_k"]["effect"]) for r in rows]
     rand = [abs(e) for r in rows for e in r["joint_random_k"]["effect"]]
-    ax.boxplot([top, rand], labels=["top-k attributed", "k random active"])
+    ax.boxplot([top, rand])
+    ax.set_xticks([1, 2], ["top-k attributed", "k random active"])
     ax.set(ylabel="|logit change|, k features ablated together", title="joint ablation (k features)")
     fig.suptitle(f"{summary['model']} {summary['hook']}, {summary['clips']} clips; {summary['machine']}", fontsize=8)
     fig.tight_layout()
