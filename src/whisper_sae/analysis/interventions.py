@@ -104,6 +104,39 @@ def edit_fn(sae, feature: int | list[int], mode: str, value: float | None, frame
     return fn
 
 
+def ablate_rows_fn(sae, edits: list[list[tuple[int, int | None]]], real: torch.Tensor | None = None):
+    """The [B, T, d] -> [B, T, d] function that ablates, in batch row b, the (feature, frame) pairs of
+    ``edits[b]`` (frame None: every position of the row where ``real`` [B, T] is True, or every position
+    without ``real``), keeping the SAE's error term as ``edit_fn`` does: x' = x + decode(codes') - decode(codes).
+    Rows with no edit come back unchanged. One batch then holds many ablations of the same clip."""
+    for row in edits:
+        _features(sae, [f for f, _ in row] or [0])
+
+    @torch.no_grad()
+    def fn(acts: torch.Tensor) -> torch.Tensor:
+        if acts.shape[0] != len(edits):
+            raise RuntimeError(
+                f"the hook saw a batch of {acts.shape[0]} rows but {len(edits)} rows of edits were given"
+            )
+        x = acts.float()
+        out = x.clone()
+        for b, row in enumerate(edits):
+            if not row:
+                continue
+            codes = sae.encode(x[b])
+            edited = codes.clone()
+            for feature, frame in row:
+                if frame is None:
+                    where = real[b, : x.shape[1]].to(x.device) if real is not None else slice(None)
+                    edited[where, feature] = 0.0
+                else:
+                    edited[frame, feature] = 0.0
+            out[b] = x[b] + sae.decode(edited) - sae.decode(codes)
+        return out.to(acts.dtype)
+
+    return fn
+
+
 def _frame_mask(lengths: list[int], frames: tuple[float, float] | None, n_positions: int) -> torch.Tensor:
     """[B, n_positions] True on real-audio frames inside ``frames`` (seconds; all real frames if None)."""
     mask = torch.zeros(len(lengths), n_positions, dtype=torch.bool)

@@ -3,13 +3,17 @@
 Where it sits in the flow: after ``evaluate`` (which asks whether an SAE is faithful), this package
 asks how Whisper itself computes its transcript, with the named hook points of ``whisper/`` (the
 residual stream after each block, and inside blocks: attention and MLP outputs, the MLP's input) and
-the corpora of ``audio/``. It reads no activation store and no SAE: every number here comes from
-running Whisper on audio.
+the corpora of ``audio/``. The lenses read no activation store and no SAE: their numbers come from
+running Whisper on audio; attribution and replacement run Whisper with a dictionary spliced in.
 
 - ``lens``: layer lenses. The encoder lens decodes each encoder layer's residual stream as if it were
   the encoder's output (after the final layer norm): at which depth the transcript becomes readable.
   The logit lens reads each decoder block's residual through the final layer norm and the output
   projection, teacher-forced on the reference: top-1 accuracy and cross-entropy per block.
+- ``attribution``: which SAE features, at which frames, push Whisper toward one token of its transcript
+  (gradient × activation with the SAE spliced in, error term kept), and how well that predicts real
+  ablations (``ablation_check``).
+- ``replacement``: transcoders and crosscoders (``sae/``) spliced into Whisper, and their WER / CE.
 - ``hallucination``: how often Whisper writes words for audio that holds none (the non-speech corpus
   of ``audio.nonspeech``).
 
@@ -22,6 +26,11 @@ _EXPORTS = {
     "LensResult": "lens",
     "encoder_lens": "lens",
     "lens_items": "lens",
+    "Attribution": "attribution",
+    "attribute": "attribution",
+    "ablation_check": "attribution",
+    "evaluate_replacement": "replacement",
+    "spliced": "replacement",
     "HallucinationResult": "hallucination",
     "hallucination_rate": "hallucination",
 }

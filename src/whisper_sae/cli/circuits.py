@@ -1,4 +1,5 @@
-"""``whisper-sae lens``: layer lenses on Whisper (see ``whisper_sae.circuits.lens``)."""
+"""``whisper-sae lens`` (layer lenses, ``whisper_sae.circuits.lens``) and ``whisper-sae attribute``
+(which SAE features make one transcript token, ``whisper_sae.circuits.attribution``)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,21 @@ example:
 """
 
 
+ATTRIBUTE_EPILOG = """\
+The SAE is spliced in at its encoder hook with its error term kept (Whisper's computation unchanged) and
+the token's logit is back-propagated once: each (feature, frame)'s attribution is its activation times
+the logit's gradient with respect to it. Writes OUT/attribution.json (top entries and features with
+times and labels, per-frame sums, the error term's share) and OUT/attribution.png (the spectrogram with
+the top entries marked). --check also ablates the top-k features for real and reports the estimates
+beside the effects.
+
+example:
+  whisper-sae attribute tiny/encoder.out-original clip.flac --word house --out runs/attr-house
+"""
+
+
 def register(subparsers) -> None:
+    _register_attribute(subparsers)
     parser = subparsers.add_parser(
         "lens",
         help="layer lenses: WER of each encoder block's residual, logit lens on decoder blocks",
@@ -70,4 +85,91 @@ def run_lens(args: argparse.Namespace) -> int:
     print(f"{result.meta['model']}: layer lenses on {result.n_utterances} utterances of {result.meta['corpus']}")
     print(result.table(examples=0))
     print(f"written: {result.files['markdown']}, {result.files['json']}, {result.files['plot']}")
+    return 0
+
+
+def _register_attribute(subparsers) -> None:
+    parser = subparsers.add_parser(
+        "attribute",
+        help="attribute one transcript token's logit to encoder SAE features over time (gradient x activation)",
+        description="Which SAE features, at which times, push Whisper toward one token of its transcript: "
+        "attribution patching through Whisper with the SAE spliced in and its error term kept.",
+        epilog=ATTRIBUTE_EPILOG,
+    )
+    parser.add_argument("sae", metavar="SAE", help="SAE folder, shipped SAE name or hf://... (an encoder hook)")
+    parser.add_argument("clip", metavar="CLIP", help="audio file (at most 30 s; resampled to 16 kHz)")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument(
+        "--token",
+        type=int,
+        default=None,
+        metavar="N",
+        help="index of the token among the transcript's text tokens (0 = first, negative from the end; default 0)",
+    )
+    which.add_argument("--word", default=None, metavar="W", help="attribute the first token of this word instead")
+    parser.add_argument(
+        "--text", default=None, help="teacher-force this reference transcript (default: Whisper's own greedy one)"
+    )
+    parser.add_argument("--analysis", default=None, help="analysis folder of the SAE (whisper-sae analyze): labels")
+    parser.add_argument("--decoder-sae", default=None, help="an SAE at a decoder hook: its features at the token")
+    parser.add_argument("--model", default=None, help="Whisper model spec (default: the SAE's model)")
+    parser.add_argument("--out", required=True, help="folder for attribution.json and attribution.png")
+    parser.add_argument("--top", type=int, default=20, metavar="N", help="entries and features listed (default 20)")
+    parser.add_argument(
+        "--check", type=int, default=0, metavar="K", help="also ablate the top K features for real (0: off)"
+    )
+    parser.add_argument("--device", default="cpu", help="torch device (default cpu)")
+    parser.set_defaults(func=run_attribute)
+
+
+def run_attribute(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from whisper_sae.analysis.checks import check_sae_analysis
+    from whisper_sae.analysis.features.result import load_analysis
+    from whisper_sae.artifacts import open_model, open_sae
+    from whisper_sae.audio.io import load_audio
+    from whisper_sae.circuits.attribution import ablation_check, attribute
+
+    if args.top < 1:
+        raise ValueError(f"--top must be at least 1, got {args.top}")
+    if args.check < 0:
+        raise ValueError(f"--check must be 0 (off) or a number of features, got {args.check}")
+    if not Path(args.clip).is_file():
+        raise FileNotFoundError(f"clip {args.clip} does not exist")
+    sae, sae_dir = open_sae(args.sae, args.device)
+    lw = open_model(args.model, sae=sae, device=args.device)
+    labels = None
+    if args.analysis:
+        labels = load_analysis(args.analysis)
+        check_sae_analysis(sae, sae_dir, labels)
+    decoder_sae = open_sae(args.decoder_sae, args.device)[0] if args.decoder_sae else None
+    result = attribute(
+        sae,
+        lw,
+        load_audio(args.clip),
+        token=args.token,
+        word=args.word,
+        text=args.text,
+        decoder_sae=decoder_sae,
+        labels=labels,
+        clip=str(args.clip),
+    )
+    files = result.write(args.out, n=args.top)
+    m = result.meta
+    print(f"{m['transcript']!r}: token #{m['token_index']} {m['token']!r}, logit {m['logit']:.3f}")
+    print("top (feature, time) entries by |gradient x activation|:")
+    for row in result.encoder.top(min(args.top, 10), labels):
+        label = f"  /{row['phone']}/" if "phone" in row else ""
+        print(f"  f{row['feature']:<6} t={row['time']:6.2f}s  {row['score']:+.4f}{label}")
+    if args.check:
+        check = ablation_check(sae, lw, result, k=args.check)
+        path = Path(args.out) / "ablation_check.json"
+        path.write_text(json.dumps(check, indent=1))
+        print("feature  estimate  real effect (logit change when ablated on every frame)")
+        for f, est, eff in zip(check["features"]["ids"], check["features"]["estimate"], check["features"]["effect"]):
+            print(f"  f{f:<6} {est:+.4f}  {eff:+.4f}")
+        files["check"] = path
+    print("written: " + ", ".join(str(p) for p in files.values()))
     return 0

@@ -50,9 +50,12 @@ def register(subparsers) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from whisper_sae.artifacts import open_sae
     from whisper_sae.evaluate import evaluate
     from whisper_sae.runtime import resolve_device
 
+    if open_sae(args.sae_dir)[0].cfg.kind != "sae":
+        return _run_replacement(args)
     result = evaluate(
         args.sae_dir,
         args.corpus,
@@ -73,3 +76,34 @@ def run(args: argparse.Namespace) -> int:
     if result.files:
         print(f"written: {result.files['markdown']}, {result.files['json']}, {result.files['utterances']}")
     return 0 if result.error_term_check["passed"] else 1
+
+
+def _run_replacement(args: argparse.Namespace) -> int:
+    """A transcoder or crosscoder: spliced by ``circuits.replacement`` (clean, spliced, + error term)."""
+    from pathlib import Path
+
+    from whisper_sae.artifacts import locate_sae
+    from whisper_sae.circuits.replacement import evaluate_replacement
+    from whisper_sae.runtime import resolve_device
+
+    out = args.out if args.out is not None else locate_sae(args.sae_dir)
+    s = evaluate_replacement(
+        args.sae_dir,
+        args.corpus,
+        model=args.model,
+        max_utterances=args.max_utterances,
+        batch_size=args.batch_size,
+        out=out,
+        device=resolve_device(args.device),
+        progress=not args.no_progress,
+    )
+    print(
+        f"{s['kind']} ({s['architecture']}, {s['d_sae']} features) {', '.join(s['hooks_in'])} -> "
+        f"{', '.join(s['hooks_out'])} of {s['model']}, {s['n_utterances']} utterances: EV {s['ev']:.3f}, L0 {s['l0']:.1f}"
+    )
+    for c in ("clean", "spliced", "spliced_error"):
+        print(f"  {c:<14} WER {s[c]['wer']:.2%}  CE {s[c]['ce']:.4f}")
+    print(f"  error-term splice: max |dlogit| {s['max_abs_logit_diff_error_term']:.2e}")
+    print(f"written: {Path(out) / 'eval.json'}")
+    same = s["spliced_error"]["errors"] == s["clean"]["errors"]
+    return 0 if same and abs(s["spliced_error"]["ce"] - s["clean"]["ce"]) < 1e-3 else 1

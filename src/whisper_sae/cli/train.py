@@ -63,6 +63,21 @@ def register(subparsers) -> None:
         help="under torchrun: data = split each --batch-size batch over the ranks, gradients averaged "
         "(matches one process); saes = each rank trains its own SAEs (e.g. one hook each) (default: data)",
     )
+    circuit = p.add_argument_group("transcoders and crosscoders (MSE objective, one dictionary)")
+    circuit.add_argument(
+        "--hook-out",
+        default=None,
+        metavar="HOOK",
+        help="train a transcoder: read --hook, write this hook of the same frames "
+        "(e.g. --hook encoder.blocks.2.mlp_in --hook-out encoder.blocks.2.mlp_out)",
+    )
+    circuit.add_argument("--skip", action="store_true", help="give the transcoder a linear skip path (W_skip)")
+    circuit.add_argument(
+        "--crosscoder",
+        action="store_true",
+        help="train one crosscoder that reads and reconstructs all of --hooks side by side (e.g. "
+        "--hooks encoder.blocks.2,encoder.blocks.3)",
+    )
     p.add_argument(
         "--original-layout",
         action="store_true",
@@ -153,6 +168,9 @@ def _train(args: argparse.Namespace) -> int:
         objective=args.objective,
         corpus=args.corpus,
         kl_options=kl,
+        hook_out=args.hook_out,
+        skip=args.skip,
+        crosscoder=args.crosscoder,
         **options_from_args(args),
     )
     print(f"SAE(s) written to {out}")

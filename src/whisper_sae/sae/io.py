@@ -38,7 +38,12 @@ KNOWN_KEYS = REQUIRED_KEYS | {
     "hook_name",
     "model_name",
     "whisper_sae",
+    "d_out",
+    "hook_name_out",
+    "hook_names",
 }
+# SAELens' names of its ReLU transcoders (``sae_lens/saes/transcoder.py``): same tensors, W_skip [d_out, d_in].
+SAELENS_TRANSCODERS = {False: "transcoder", True: "skip_transcoder"}
 
 
 def _atomic_write_bytes(path: Path, write) -> None:
@@ -58,6 +63,8 @@ def save_pretrained(sae: SparseAutoencoder, path, **training) -> Path:
     }
     if sae.arch.has_threshold:
         tensors["threshold"] = sae.get_threshold().detach().float().cpu().contiguous()
+    if cfg.skip:
+        tensors["W_skip"] = sae.W_skip.detach().float().cpu().contiguous()
     meta = {"hook_name": cfg.hook_name, "model_name": cfg.model_name}
     doc = {
         "architecture": sae.arch.saelens_name,
@@ -82,6 +89,13 @@ def save_pretrained(sae: SparseAutoencoder, path, **training) -> Path:
         },
     }
     doc.update(sae.arch.saelens_fields(cfg))
+    if cfg.kind == "transcoder":
+        doc.update({"d_out": cfg.out_dim, "hook_name_out": cfg.hook_name_out})
+        if cfg.architecture == "relu":  # SAELens has ReLU transcoders only
+            doc["architecture"] = SAELENS_TRANSCODERS[cfg.skip]
+        doc["whisper_sae"]["skip"] = cfg.skip
+    if cfg.kind == "crosscoder":  # no SAELens counterpart: W_enc reads, W_dec writes the hooks side by side
+        doc["hook_names"] = list(cfg.hook_names)
     _atomic_write_bytes(path / WEIGHTS_FILE, lambda tmp: save_file(tensors, str(tmp)))
     _atomic_write_bytes(path / CFG_FILE, lambda tmp: tmp.write_text(json.dumps(doc, indent=2) + "\n"))
     return path
@@ -110,7 +124,8 @@ def read_config(path) -> tuple[SAEConfig, dict]:
     if unknown:
         raise ValueError(f"{cfg_path} has unknown key(s) {unknown}; known keys are {sorted(KNOWN_KEYS)}")
     ours = doc.get("whisper_sae") or {}
-    arch = ours.get("architecture") or from_saelens(doc["architecture"])
+    transcoder = doc["architecture"] in SAELENS_TRANSCODERS.values()
+    arch = ours.get("architecture") or ("relu" if transcoder else from_saelens(doc["architecture"]))
     if arch is None:
         raise ValueError(
             f"{cfg_path}: architecture {doc['architecture']!r} is not supported; supported SAELens architectures "
@@ -129,12 +144,16 @@ def read_config(path) -> tuple[SAEConfig, dict]:
         d_sae=doc["d_sae"],
         architecture=arch,
         k=doc.get("k", ours.get("k")) if get_architecture(arch).needs_k else None,
-        apply_b_dec_to_input=bool(doc.get("apply_b_dec_to_input", True)),
+        apply_b_dec_to_input=bool(doc.get("apply_b_dec_to_input", True)) and not doc.get("hook_name_out"),
         hook_name=doc.get("hook_name", meta.get("hook_name")),
         model_name=doc.get("model_name", meta.get("model_name")),
         activation_scale=float(ours.get("activation_scale", 1.0)),
         model_spec=ours.get("model_spec"),
         window_mode=ours.get("window_mode"),
+        hook_name_out=doc.get("hook_name_out"),
+        d_out=doc.get("d_out") if doc.get("hook_name_out") else None,
+        skip=bool(ours.get("skip", doc["architecture"] == "skip_transcoder")),
+        hook_names=doc.get("hook_names"),
     )
     return cfg, ours
 
@@ -152,10 +171,13 @@ def load_pretrained(path, *, device="cpu") -> SparseAutoencoder:
         raise FileNotFoundError(f"{path} has {CFG_FILE} but no {WEIGHTS_FILE}")
     with safe_open(str(weights), framework="pt") as handle:
         tensors = {name: handle.get_tensor(name) for name in handle.keys()}
-    want = {"W_enc": (cfg.d_in, cfg.d_sae), "b_enc": (cfg.d_sae,), "W_dec": (cfg.d_sae, cfg.d_in), "b_dec": (cfg.d_in,)}
+    d_out = cfg.out_dim
+    want = {"W_enc": (cfg.d_in, cfg.d_sae), "b_enc": (cfg.d_sae,), "W_dec": (cfg.d_sae, d_out), "b_dec": (d_out,)}
     arch = get_architecture(cfg.architecture)
     if arch.has_threshold:
         want["threshold"] = (cfg.d_sae,)
+    if cfg.skip:
+        want["W_skip"] = (d_out, cfg.d_in)
     for name, shape in want.items():
         if name not in tensors:
             raise ValueError(f"{weights} lacks tensor {name!r}; a {cfg.architecture} SAE needs {sorted(want)}")
@@ -165,7 +187,7 @@ def load_pretrained(path, *, device="cpu") -> SparseAutoencoder:
                 f"d_sae={cfg.d_sae}) needs {list(shape)}"
             )
     sae = SparseAutoencoder(cfg)
-    state = {name: tensors[name].float() for name in ("W_enc", "b_enc", "W_dec", "b_dec")}
+    state = {name: tensors[name].float() for name in ("W_enc", "b_enc", "W_dec", "b_dec", "W_skip") if name in want}
     if arch.has_threshold:
         state.update(arch.threshold_state(tensors["threshold"]))
     sae.load_state_dict(state)

@@ -49,14 +49,27 @@ class _NoLog:
         pass
 
 
+def _hook_rows(batch, hooks: list[str], member: TrainedSAE) -> Tensor:
+    if not isinstance(batch, dict):
+        if len(hooks) > 1:
+            raise ValueError(f"SAE {member.name!r} reads hooks {hooks}; give batches as dicts hook -> rows")
+        return batch
+    missing = [h for h in hooks if h not in batch]
+    if missing:
+        raise ValueError(f"SAE {member.name!r} reads hook(s) {missing}, which the batches lack ({sorted(batch)})")
+    # A crosscoder reads its hooks' rows (the same frames) side by side.
+    return batch[hooks[0]] if len(hooks) == 1 else torch.cat([batch[h] for h in hooks], dim=-1)
+
+
 def _select(batch, member: TrainedSAE) -> Tensor:
-    if isinstance(batch, dict):
-        if member.hook not in batch:
-            raise ValueError(
-                f"SAE {member.name!r} reads hook {member.hook!r}, which the batches lack ({sorted(batch)})"
-            )
-        return batch[member.hook]
-    return batch
+    """The rows a dictionary reads: its hook's, or its hooks' concatenated (a crosscoder)."""
+    return _hook_rows(batch, member.spec.config.input_hooks, member)
+
+
+def _target(batch, member: TrainedSAE) -> Tensor | None:
+    """The rows a transcoder must produce (its output hook's); None when it reconstructs its input."""
+    cfg = member.spec.config
+    return _hook_rows(batch, cfg.output_hooks, member) if cfg.kind == "transcoder" else None
 
 
 class Trainer:
@@ -133,7 +146,12 @@ class Trainer:
                 sample = torch.cat(
                     [self.parallel.gather_rows(_select(b, member).to(self.device)) for b in head]
                 ).float()
-                member.init_from_data(sample, self.config.b_dec_init, self.config.normalize)
+                target = None
+                if member.spec.config.kind == "transcoder":
+                    target = torch.cat(
+                        [self.parallel.gather_rows(_target(b, member).to(self.device)) for b in head]
+                    ).float()
+                member.init_from_data(sample, self.config.b_dec_init, self.config.normalize, target=target)
             it = itertools.chain(head, it)
         for member in self.members:
             folder = self._folder(member)
@@ -151,12 +169,15 @@ class Trainer:
         for member in self.members:
             raw = _select(batch, member).to(self.device, non_blocking=True)
             x = raw.float() * member.scale
+            target = _target(batch, member)
+            if target is not None:
+                target = target.to(self.device, non_blocking=True).float() * member.scale_out
             start = time.perf_counter()
             for group in member.optimizer.param_groups:
                 group["lr"] = lr * group.get("lr_scale", 1.0)
             dead = member.dead_mask(cfg.dead_after_tokens)
             with torch.autocast(self.device.type, dtype=self.amp or torch.bfloat16, enabled=self.amp is not None):
-                out = member.objective.step(x, member.spec.coef * sparsity, dead)
+                out = member.objective.step(x, member.spec.coef * sparsity, dead, target)
             if not bool(torch.isfinite(out.loss)):
                 # A NaN or Inf in the batch always reaches the loss (its squared error); only then is it looked for.
                 if not bool(torch.isfinite(raw).all()):
@@ -174,7 +195,12 @@ class Trainer:
             member.objective.after_step()
             self.parallel.average_buffers(member.sae)
             out = out._replace(fired=self.parallel.sum(out.fired))  # dead-feature clocks agree across ranks
-            member.record(out, x, time.perf_counter() - start, rows=self.parallel.global_rows(x.shape[0]))
+            member.record(
+                out,
+                x if target is None else target,
+                time.perf_counter() - start,
+                rows=self.parallel.global_rows(x.shape[0]),
+            )
             # Dead features (e.g. ReLU resampling); every rank gathers the global batch at the same steps.
             member.handle_dead(
                 lambda x=x: self.parallel.gather_rows(x),
@@ -233,20 +259,24 @@ class Trainer:
         return {"loss": "mse"}
 
     @torch.no_grad()
-    def evaluate(self, member: TrainedSAE, val: Tensor) -> dict:
-        """Held-out metrics in the SAE's inference mode: EV, MSE (normalised units), L0, never-fired fraction."""
+    def evaluate(self, member: TrainedSAE, val: Tensor, target: Tensor | None = None) -> dict:
+        """Held-out metrics in the SAE's inference mode: EV, MSE (normalised units), L0, never-fired fraction.
+        ``target``: a transcoder's output rows (EV and MSE are then of the output it must produce)."""
         rows = val[: self.config.eval_rows]
+        targets = target[: self.config.eval_rows] if target is not None else rows
         sse = sq = l0 = 0.0
         fired = torch.zeros(member.spec.config.d_sae, dtype=torch.bool, device=self.device)
-        sums = torch.zeros(member.spec.config.d_in, dtype=torch.float64, device=self.device)
+        sums = torch.zeros(member.spec.config.out_dim, dtype=torch.float64, device=self.device)
         member.sae.eval()
-        for chunk in rows.split(8192):
+        scale_out = member.scale if target is None else member.scale_out
+        for chunk, goal in zip(rows.split(8192), targets.split(8192)):
             x = chunk.to(self.device).float() * member.scale
+            y = goal.to(self.device).float() * scale_out
             with torch.autocast(self.device.type, dtype=self.amp or torch.bfloat16, enabled=self.amp is not None):
                 codes, x_hat = member.sae(x)
-            sse += float((x_hat.float() - x).pow(2).sum())
-            sq += float(x.double().pow(2).sum())
-            sums += x.double().sum(0)
+            sse += float((x_hat.float() - y).pow(2).sum())
+            sq += float(y.double().pow(2).sum())
+            sums += y.double().sum(0)
             l0 += float((codes > 0).sum())
             fired |= (codes > 0).any(0)
         member.sae.train()
@@ -268,7 +298,7 @@ class Trainer:
             val = _select(self.val, member)
             if val.shape[0] == 0:
                 continue
-            results[member.name] = metrics = self.evaluate(member, val)
+            results[member.name] = metrics = self.evaluate(member, val, _target(self.val, member))
             self.logs[member.name].write({"step": self.step, "split": "val", "sae": member.name, **metrics})
         return results
 
@@ -294,9 +324,12 @@ class Trainer:
                     break
             if reason is None and self._last_batch is not None:
                 x = _select(self._last_batch, member).to(self.device).float() * member.scale
+                target = _target(self._last_batch, member)
+                target = None if target is None else target.to(self.device).float() * member.scale_out
                 coef = member.spec.coef * self.config.sparsity_at(self.step)
+                dead = member.dead_mask(self.config.dead_after_tokens)
                 with torch.autocast(self.device.type, dtype=self.amp or torch.bfloat16, enabled=self.amp is not None):
-                    loss = member.objective.step(x, coef, member.dead_mask(self.config.dead_after_tokens)).loss
+                    loss = member.objective.step(x, coef, dead, target).loss
                 if not bool(torch.isfinite(loss)):
                     reason = f"the loss of SAE {label!r} became {float(loss)} at step {self.step}"
             if reason:

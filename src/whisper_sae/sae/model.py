@@ -44,14 +44,20 @@ class SparseAutoencoder(nn.Module):
             raise ValueError("give either an SAEConfig or input_dim/hidden_dim, not both")
         self.cfg = cfg
         self.arch = get_architecture(cfg.architecture)
-        d_in, d_sae = cfg.d_in, cfg.d_sae
+        d_in, d_sae, d_out = cfg.d_in, cfg.d_sae, cfg.out_dim
         # Unit-norm random decoder rows and a tied encoder: the init SAELens, sparsify and OpenAI use.
-        w_dec = torch.randn(d_sae, d_in)
+        w_dec = torch.randn(d_sae, d_out)
         w_dec /= w_dec.norm(dim=1, keepdim=True)
         self.W_dec = nn.Parameter(w_dec)
-        self.W_enc = nn.Parameter(w_dec.T.clone())
+        if cfg.kind == "transcoder":  # input and output spaces differ: no tying, unit-norm random columns
+            w_enc = torch.randn(d_in, d_sae)
+            self.W_enc = nn.Parameter(w_enc / w_enc.norm(dim=0, keepdim=True))
+        else:
+            self.W_enc = nn.Parameter(w_dec.T.clone())
         self.b_enc = nn.Parameter(torch.zeros(d_sae))
-        self.b_dec = nn.Parameter(torch.zeros(d_in))
+        self.b_dec = nn.Parameter(torch.zeros(d_out))
+        if cfg.skip:  # SAELens' skip transcoder: W_skip [d_out, d_in], zero at the start
+            self.W_skip = nn.Parameter(torch.zeros(d_out, d_in))
         self.arch.init_parameters(self)
 
     # -- the forward pass -------------------------------------------------------------------------
@@ -92,9 +98,16 @@ class SparseAutoencoder(nn.Module):
             codes = codes.to(self.W_dec.dtype)
         return codes @ self.W_dec + self.b_dec
 
+    def skip_out(self, x: Tensor) -> Tensor | float:
+        """A skip transcoder's linear path ``x @ W_skip.T`` (0 without one); part of ``forward``, not of ``decode``."""
+        if not self.cfg.skip:
+            return 0.0
+        x = x.to(self.W_skip.dtype) if not torch.is_autocast_enabled(x.device.type) else x
+        return x @ self.W_skip.T
+
     def forward(self, x: Tensor) -> SAEOutput:
         codes = self.encode(x)
-        return SAEOutput(codes=codes, x_hat=self.decode(codes))
+        return SAEOutput(codes=codes, x_hat=self.decode(codes) + self.skip_out(x))
 
     # -- checks for other stages ------------------------------------------------------------------
     def check_compatible(self, d_model: int, hook_name: str | None = None, model_name: str | None = None) -> None:

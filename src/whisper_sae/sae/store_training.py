@@ -78,6 +78,50 @@ def build_specs(
     return specs
 
 
+def circuit_specs(
+    hooks: list[str],
+    store: ActivationStore,
+    *,
+    hook_out: str | None,
+    skip: bool,
+    crosscoder: bool,
+    arch: str,
+    width: int,
+    k: int | None,
+    coef: float | None,
+) -> list[SAESpec]:
+    """One transcoder (``hook_out``: each hook of ``hooks`` read, ``hook_out`` written) or one crosscoder
+    (``crosscoder``: every hook of ``hooks`` read and written, side by side)."""
+    model = store.manifest.get("model", {})
+    common = dict(
+        d_sae=width,
+        architecture=arch,
+        k=k if get_architecture(arch).needs_k else None,
+        model_name=model.get("name"),
+        model_spec=model.get("spec"),
+        window_mode=store.settings.get("mode"),
+    )
+    if crosscoder:
+        if hook_out is not None or skip:
+            raise ValueError("--crosscoder reads and writes its --hooks; --hook-out and --skip are for transcoders")
+        if len(hooks) < 2:
+            raise ValueError(f"a crosscoder reads two or more hooks (--hooks a,b); got {hooks}")
+        cfg = SAEConfig(d_in=sum(store.d_model(h) for h in hooks), hook_names=hooks, hook_name=hooks[0], **common)
+        return [SAESpec(cfg, coef=coef)]
+    if len(hooks) != 1:
+        raise ValueError(f"a transcoder reads one hook (--hook X --hook-out Y); got {hooks}")
+    cfg = SAEConfig(
+        d_in=store.d_model(hooks[0]),
+        d_out=store.d_model(hook_out),
+        hook_name=hooks[0],
+        hook_name_out=hook_out,
+        skip=skip,
+        apply_b_dec_to_input=False,
+        **common,
+    )
+    return [SAESpec(cfg, coef=coef)]
+
+
 def _zip_hooks(store: ActivationStore, hooks: list[str], **kw):
     # Frame hooks share row order under one seed, so a dict batch holds the same frames at every hook.
     streams = [store.batches(hook, **kw) for hook in hooks]
@@ -122,6 +166,9 @@ def train(
     objective: str = "mse",
     corpus=None,
     kl_options: dict | None = None,
+    hook_out: str | None = None,
+    skip: bool = False,
+    crosscoder: bool = False,
     **options,
 ) -> Path:
     """Train one SAE (or a sweep / several hooks in one pass) on ``hook`` of ``store``; returns ``out``.
@@ -139,6 +186,11 @@ def train(
     (default: the store's corpus) instead of on the store's rows (``sae/kl_training.py``); the store then
     gives the initialisation (scale, b_dec), the utterance split and the held-out rows. ``kl_options``:
     ``KLConfig`` fields (mse_weight, utterances_per_step, decoder_text, max_utterances).
+
+    ``hook_out`` trains a transcoder instead: it reads ``hook`` and learns to write ``hook_out`` (e.g.
+    ``encoder.blocks.2.mlp_in`` -> ``encoder.blocks.2.mlp_out``), with a linear skip path if ``skip``.
+    ``crosscoder`` trains one dictionary that reads and reconstructs all of ``hook`` (several hooks)
+    side by side. Both read the same frames at every hook from the store, with the MSE objective.
     """
     from .train_config import OBJECTIVES
 
@@ -150,6 +202,34 @@ def train(
     store = store if isinstance(store, ActivationStore) else ActivationStore(store)
     hooks = [h.strip() for h in hook.split(",")] if isinstance(hook, str) else list(hook)
     sweep = parse_sweep(sweep) if isinstance(sweep, str) or sweep is None else dict(sweep)
+    if hook_out is not None or crosscoder or skip:
+        if objective != "mse" or sweep:
+            raise ValueError("transcoders and crosscoders train with --objective mse and without --sweep")
+        specs = circuit_specs(
+            hooks,
+            store,
+            hook_out=hook_out,
+            skip=skip,
+            crosscoder=crosscoder,
+            arch=plan.arch,
+            width=plan.width,
+            k=plan.k,
+            coef=plan.coef,
+        )
+        data_kw = {key: value for key, value in store_kw.items() if key not in ("arch", "width", "k", "coef")}
+        train_specs(
+            store,
+            specs,
+            out=out,
+            steps=steps,
+            resume=resume,
+            stop_after=stop_after,
+            distribute=distribute,
+            architectures=architectures,
+            **data_kw,
+            **train_kw,
+        )
+        return Path(out)
     specs = build_specs(
         hooks,
         store,
@@ -221,13 +301,15 @@ def train_specs(
     data = StoreConfig(**store_kw)
     world = init_distributed(train_kw.get("device", "auto"))
     store = store if isinstance(store, ActivationStore) else ActivationStore(store)
-    hooks = list(dict.fromkeys(spec.config.hook_name for spec in specs))
+    hooks = _hooks_of(specs)
     for spec in specs:
-        if spec.config.d_in != store.d_model(spec.config.hook_name):
-            raise ValueError(
-                f"SAE {spec.name!r} has d_in={spec.config.d_in} but hook {spec.config.hook_name!r} "
-                f"of {store.path} is {store.d_model(spec.config.hook_name)} wide"
-            )
+        cfg = spec.config
+        for what, width, read in (("d_in", cfg.d_in, cfg.input_hooks), ("output width", cfg.out_dim, cfg.output_hooks)):
+            if width != sum(store.d_model(h) for h in read):
+                raise ValueError(
+                    f"SAE {spec.name!r} has {what}={width} but hook(s) {read} of {store.path} are "
+                    f"{sum(store.d_model(h) for h in read)} wide"
+                )
     train_idx, val_idx = store.split_utterances(data.holdout, data.split_seed)
     n_utts = max(1, len(store.utterances))
     # Rows per utterance vary little at this scale; the epoch count only sets the step budget.
@@ -252,7 +334,7 @@ def train_specs(
     specs = plan.specs
     if not specs:  # more ranks than SAEs with distribute="saes"
         return []
-    hooks = list(dict.fromkeys(s.config.hook_name for s in specs))  # only the hooks this rank trains
+    hooks = _hooks_of(specs)  # only the hooks this rank trains
     stream_kw = dict(
         batch_size=data.batch_size, seed=config.seed, utterances=train_idx, loop=True, buffer_rows=data.buffer_rows
     )
@@ -275,6 +357,11 @@ def train_specs(
         parallel=plan.parallel,
         checkpoint=plan.checkpoint,
     )
+
+
+def _hooks_of(specs: list[SAESpec]) -> list[str]:
+    """Every hook the specs read or write (a transcoder's two, a crosscoder's several), in first-seen order."""
+    return list(dict.fromkeys(h for s in specs for h in (*s.config.input_hooks, *s.config.output_hooks)))
 
 
 def _train_through_whisper(

@@ -51,11 +51,19 @@ def geometric_median(x: Tensor, iters: int = 50, eps: float = 1e-6) -> Tensor:
     return point
 
 
+def _unit_scale(sample: Tensor) -> float:
+    mean_norm = float(sample.norm(dim=1).mean())
+    if not math.isfinite(mean_norm) or mean_norm <= 0:
+        raise ValueError(f"cannot normalise activations whose mean norm is {mean_norm}")
+    return math.sqrt(sample.shape[1]) / mean_norm
+
+
 class TrainedSAE:
     """Training state of one SAE inside a pass."""
 
     def __init__(self, spec: SAESpec, *, device, compute_dtype, lr: float, betas, options=None, scale: float = 1.0):
         self.spec, self.name, self.scale = spec, spec.name, float(scale)
+        self.scale_out = float(scale)  # a transcoder's target scale (its output hook's); = scale otherwise
         self.arch = get_architecture(spec.config.architecture)
         self.options = self.arch.options(options)
         self.sae = SparseAutoencoder(spec.config).to(device)
@@ -85,15 +93,16 @@ class TrainedSAE:
         }
 
     @torch.no_grad()
-    def init_from_data(self, sample: Tensor, b_dec_init: str, normalize: bool) -> None:
-        """Pick the normalisation scale (mean row norm -> sqrt(d_in)) and b_dec from a data sample [N, d]."""
+    def init_from_data(self, sample: Tensor, b_dec_init: str, normalize: bool, target: Tensor | None = None) -> None:
+        """Pick the normalisation scale (mean row norm -> sqrt(d_in)) and b_dec from a data sample [N, d];
+        a transcoder's ``target`` sample (its output hook's rows) gets its own scale and gives b_dec."""
         sample = sample.float()
         if normalize:
-            mean_norm = float(sample.norm(dim=1).mean())
-            if not math.isfinite(mean_norm) or mean_norm <= 0:
-                raise ValueError(f"cannot normalise activations whose mean norm is {mean_norm}")
-            self.scale = math.sqrt(sample.shape[1]) / mean_norm
-        sample = sample * self.scale
+            self.scale = _unit_scale(sample)
+            self.scale_out = _unit_scale(target.float()) if target is not None else self.scale
+        else:
+            self.scale_out = self.scale
+        sample = sample * self.scale if target is None else target.float() * self.scale_out
         if b_dec_init == "geometric_median":
             self.sae.b_dec.copy_(geometric_median(sample))
         elif b_dec_init == "mean":
@@ -150,6 +159,7 @@ class TrainedSAE:
             "config": self.spec.config.to_dict(),
             "coef": self.spec.coef,
             "scale": self.scale,
+            "scale_out": self.scale_out,
             "param_groups": optim["param_groups"],
         }
         return meta, tensors
@@ -170,6 +180,7 @@ class TrainedSAE:
     def load_checkpoint_state(self, meta: dict, tensors: dict, where) -> None:
         self.check_checkpoint(meta, where)
         self.scale = float(meta["scale"])
+        self.scale_out = float(meta.get("scale_out", self.scale))
         model = {key[len("model/") :]: value for key, value in tensors.items() if key.startswith("model/")}
         self.sae.load_state_dict(model)
         state: dict = {}
@@ -189,8 +200,11 @@ class TrainedSAE:
         sae = SparseAutoencoder(cfg)
         state = {key: value.detach().cpu().clone() for key, value in self.sae.state_dict().items()}
         # codes are unchanged when W_enc absorbs the scale and W_dec, b_dec give it back.
+        # A transcoder's output has its own scale: W_dec, b_dec give back scale_out, W_skip maps between them.
         state["W_enc"] = state["W_enc"] * self.scale
-        state["W_dec"] = state["W_dec"] / self.scale
-        state["b_dec"] = state["b_dec"] / self.scale
+        state["W_dec"] = state["W_dec"] / self.scale_out
+        state["b_dec"] = state["b_dec"] / self.scale_out
+        if "W_skip" in state:
+            state["W_skip"] = state["W_skip"] * (self.scale / self.scale_out)
         sae.load_state_dict(state)
         return sae.eval()

@@ -47,6 +47,14 @@ def mse(x_hat: Tensor, x: Tensor) -> Tensor:
     return torch.sub(x_hat, x.float()).pow(2).sum(-1).mean()
 
 
+def with_target(sae: SparseAutoencoder, x: Tensor, x_hat: Tensor, target: Tensor | None) -> tuple[Tensor, Tensor]:
+    """(the reconstruction with a skip transcoder's linear path added, what it is compared with): the
+    input ``x`` for an SAE or a crosscoder, ``target`` (the other hook's rows) for a transcoder."""
+    if sae.cfg.skip:
+        x_hat = x_hat + sae.skip_out(x)
+    return x_hat, (x if target is None else target)
+
+
 @torch.no_grad()
 def unit_norm_decoder(sae: SparseAutoencoder) -> None:
     sae.W_dec.div_(sae.W_dec.norm(dim=1, keepdim=True).clamp_min(1e-8))
@@ -64,7 +72,8 @@ class Objective:
     def __init__(self, sae: SparseAutoencoder, options, *, compute_dtype=torch.float32):
         self.sae, self.options, self.compute_dtype = sae, options, compute_dtype
 
-    def step(self, x: Tensor, coef: float, dead: Tensor | None) -> StepOut:
+    def step(self, x: Tensor, coef: float, dead: Tensor | None, target: Tensor | None = None) -> StepOut:
+        """``target``: the rows a transcoder must produce from ``x`` (None: reconstruct ``x``)."""
         raise NotImplementedError
 
     def after_step(self) -> None:

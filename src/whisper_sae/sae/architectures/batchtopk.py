@@ -12,7 +12,7 @@ import torch
 from torch import Tensor
 
 from ..kernels import sparse_decode
-from .base import Architecture, Objective, StepOut, mse, positive, unit_norm_decoder
+from .base import Architecture, Objective, StepOut, mse, positive, unit_norm_decoder, with_target
 from .topk import aux_k
 
 
@@ -34,7 +34,7 @@ class BatchTopKAuxK(Objective):
         super().__init__(sae, options, compute_dtype=compute_dtype)
         self._min_kept: Tensor | None = None
 
-    def step(self, x: Tensor, coef: float, dead: Tensor | None) -> StepOut:
+    def step(self, x: Tensor, coef: float, dead: Tensor | None, target: Tensor | None = None) -> StepOut:
         sae = self.sae
         pre = sae.training_pre_acts(x).float()
         act = torch.relu(pre)
@@ -42,12 +42,13 @@ class BatchTopKAuxK(Objective):
         kept_values, kept_flat = act.reshape(-1).topk(sae.cfg.k * batch, sorted=False)
         codes = torch.zeros_like(act).reshape(-1).scatter(0, kept_flat, kept_values).view(batch, n)
         x_hat = codes @ sae.W_dec + sae.b_dec
-        err = mse(x_hat, x)
+        x_hat, y = with_target(sae, x, x_hat, target)
+        err = mse(x_hat, y)
         loss, parts = err, {"mse": err.detach()}
         k_aux = aux_k(sae, dead, self.options.auxk_alpha)
         if k_aux > 0:
             aux_values, aux_indices = pre.masked_fill(~dead, float("-inf")).topk(k_aux, dim=-1, sorted=False)
-            residual = (x - x_hat).detach()
+            residual = (y - x_hat).detach()
             auxk = mse(sparse_decode(torch.relu(aux_values), aux_indices, sae.W_dec), residual)
             loss = loss + self.options.auxk_alpha * auxk
             parts["auxk"] = auxk.detach()

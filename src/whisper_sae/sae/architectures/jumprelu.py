@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 from torch.autograd import Function
 
-from .base import Architecture, Objective, StepOut, mse, positive, unit_norm_decoder
+from .base import Architecture, Objective, StepOut, mse, positive, unit_norm_decoder, with_target
 
 
 @dataclass(frozen=True)
@@ -77,13 +77,14 @@ class JumpReLUL0(Objective):
         with torch.no_grad():
             sae.log_threshold.fill_(math.log(options.init_threshold))
 
-    def step(self, x: Tensor, coef: float, dead: Tensor | None) -> StepOut:
+    def step(self, x: Tensor, coef: float, dead: Tensor | None, target: Tensor | None = None) -> StepOut:
         sae, bandwidth = self.sae, self.options.bandwidth
         pre = torch.relu(sae.training_pre_acts(x).float())
         threshold = sae.log_threshold.exp()
         codes = _JumpReLU.apply(pre, threshold, bandwidth)
         x_hat = codes @ sae.W_dec + sae.b_dec
-        err = mse(x_hat, x)
+        x_hat, y = with_target(sae, x, x_hat, target)
+        err = mse(x_hat, y)
         l0_penalty = _Step.apply(pre, threshold, bandwidth).sum(-1).mean()
         active = codes > 0
         return StepOut(

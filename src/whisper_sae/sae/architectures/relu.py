@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from ..relu_step import relu_l1
-from .base import Architecture, Objective, StepOut, mse
+from .base import Architecture, Objective, StepOut, mse, with_target
 
 
 @dataclass(frozen=True)
@@ -27,19 +27,27 @@ class Options:
 
 
 class ReLUL1(Objective):
-    def step(self, x: Tensor, coef: float, dead: Tensor | None) -> StepOut:
+    def step(self, x: Tensor, coef: float, dead: Tensor | None, target: Tensor | None = None) -> StepOut:
         sae = self.sae
-        # One autograd Function for encoder, ReLU, decoder and the decoder-norm-weighted L1 (sae/relu_step.py).
-        x_hat, l1, fired = relu_l1(
-            x,
-            sae.W_enc,
-            sae.b_enc,
-            sae.W_dec,
-            sae.b_dec,
-            centre_input=sae.cfg.apply_b_dec_to_input,
-            compute_dtype=self.compute_dtype,
-        )
-        err = mse(x_hat, x)
+        if target is None and not sae.cfg.skip:
+            # One autograd Function for encoder, ReLU, decoder and the decoder-norm-weighted L1 (sae/relu_step.py).
+            x_hat, l1, fired = relu_l1(
+                x,
+                sae.W_enc,
+                sae.b_enc,
+                sae.W_dec,
+                sae.b_dec,
+                centre_input=sae.cfg.apply_b_dec_to_input,
+                compute_dtype=self.compute_dtype,
+            )
+            err = mse(x_hat, x)
+        else:  # a transcoder (another hook's rows as target) or a skip transcoder: plain autograd
+            codes = torch.relu(sae.training_pre_acts(x))
+            x_hat = torch.addmm(sae.b_dec, codes, sae.W_dec)
+            x_hat, y = with_target(sae, x, x_hat, target)
+            err = mse(x_hat, y)
+            l1 = codes.float().sum(0) @ sae.W_dec.norm(dim=1) / x.shape[0]
+            fired = (codes > 0).sum(0)
         return StepOut(
             err + coef * l1, {"mse": err.detach(), "l1": l1.detach()}, fired, fired.sum() / x.shape[0], x_hat, err
         )
@@ -59,6 +67,8 @@ class ReLU(Architecture):
         return ReLUL1(sae, options, compute_dtype=compute_dtype)
 
     def handle_dead(self, trained, rows, *, step, steps, dead_after_tokens, options, generator) -> int:
+        if trained.sae.cfg.kind == "transcoder":  # resampling aims at badly reconstructed inputs: SAEs only
+            return 0
         every = options.resample_every if options.resample_every is not None else max(1, steps // 6)
         if not every or (step + 1) % every or step + 1 >= 0.8 * steps:
             return 0

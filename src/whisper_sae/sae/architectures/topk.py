@@ -13,7 +13,7 @@ import torch
 from torch import Tensor
 
 from ..kernels import sparse_decode, topk_encode
-from .base import Architecture, Objective, StepOut, mse, positive, unit_norm_decoder
+from .base import Architecture, Objective, StepOut, mse, positive, unit_norm_decoder, with_target
 
 
 @dataclass(frozen=True)
@@ -33,7 +33,7 @@ def aux_k(sae, dead: Tensor | None, auxk_alpha: float) -> int:
 
 
 class TopKAuxK(Objective):
-    def step(self, x: Tensor, coef: float, dead: Tensor | None) -> StepOut:
+    def step(self, x: Tensor, coef: float, dead: Tensor | None, target: Tensor | None = None) -> StepOut:
         sae = self.sae
         k_aux = aux_k(sae, dead, self.options.auxk_alpha)
         x_c = x - sae.b_dec if sae.cfg.apply_b_dec_to_input else x
@@ -41,10 +41,11 @@ class TopKAuxK(Objective):
             x_c, sae.W_enc, sae.b_enc, sae.cfg.k, compute_dtype=self.compute_dtype, dead=dead, k_aux=k_aux
         )
         x_hat = sparse_decode(values, indices, sae.W_dec) + sae.b_dec
-        err = mse(x_hat, x)
+        x_hat, y = with_target(sae, x, x_hat, target)
+        err = mse(x_hat, y)
         loss, parts = err, {"mse": err.detach()}
         if k_aux > 0:
-            residual = (x - x_hat).detach()
+            residual = (y - x_hat).detach()
             auxk = mse(sparse_decode(aux_values, aux_indices, sae.W_dec), residual)
             loss = loss + self.options.auxk_alpha * auxk
             parts["auxk"] = auxk.detach()
