@@ -14,8 +14,8 @@ Stages (each skips what is already on disk, so a rerun resumes)::
 
 Subsets (chosen so the text cannot carry the label): RAVDESS 16 clips per actor (repetition 1; neutral at
 normal intensity, the other seven emotions at strong intensity; both statements for every emotion), so
-each emotion has exactly one clip of each sentence per actor; TESS the same 10 randomly chosen words for
-every speaker and emotion; SAVEE sentences 01-04 of every emotion and speaker. The first 256 RAVDESS
+each emotion has exactly one clip of each sentence per actor; TESS the same 5 randomly chosen words for
+every speaker and emotion; SAVEE sentences 01-02 of every emotion and speaker. The first 256 RAVDESS
 clips in store order are actors 1-16 (the SAE-training actors when no LibriSpeech SAE is given).
 """
 
@@ -45,7 +45,7 @@ def _link(src: Path, dest: Path) -> None:
         dest.symlink_to(src.resolve())
 
 
-def make_subsets(out: Path, tess_words: int = 10, savee_sentences: int = 4, seed: int = 0) -> dict[str, int]:
+def make_subsets(out: Path, tess_words: int = 5, savee_sentences: int = 2, seed: int = 0) -> dict[str, int]:
     """Folders of symlinks (``out/subsets/{ravdess,tess,savee}``) holding the balanced subsamples."""
     root = out / "subsets"
     counts = {}
@@ -152,8 +152,17 @@ def run_probe(out: Path, model: str, hook: str, suite: Path | None, test: str, a
     if (dest / "probe.json").is_file():
         return dest
     analysis = out / "analysis" / model / hook
+    # The main run (tess) has the full probe and the ablation; the savee run only adds its transfer.
+    main = test == "tess"
     options = ProbeOptions(
-        models=("logreg",), tsne=False, ablate=("emotion",), ablate_k=ablate_k, wer_utterances=24, progress=False
+        models=("logreg",),
+        tsne=False,
+        ks=(1, 4, 16) if main else (16,),
+        frames_per_utterance=8 if main else 4,
+        ablate=("emotion",),
+        ablate_k=ablate_k if main else 0,
+        wer_utterances=16,
+        progress=False,
     )
     probe(
         sae_dir(out, model, hook, suite),
@@ -283,6 +292,24 @@ def prosody(out: Path, model: str, hook: str, suite: Path | None, n_top: int = 1
     return result
 
 
+def dashboard(out: Path, model: str, hook: str, suite: Path | None) -> Path:
+    """A dashboard of the SAE whose clips are RAVDESS clips (analysis of the emotion store) and whose
+    index carries the emotion selectivity of the probe; checks that the emotion column and filter are there."""
+    sae = sae_dir(out, model, hook, suite)
+    analysis = out / "analysis" / model / f"{hook}-ravdess"
+    if not (analysis / "analysis.json").is_file():
+        _cli("analyze", str(sae), "--store", str(store_path(out, "ravdess", model)), "--out", str(analysis),
+             "--top-n", "5", "--no-progress")  # fmt: skip
+    site = out / "dashboard" / model / hook
+    probe_dir = out / "probe" / model / f"{hook}-tess"
+    _cli("dashboard", str(sae), "--analysis", str(analysis), "--probe", str(probe_dir), "--out", str(site),
+         "--max-features", "12", "--clips", "3", "--attribute-pages", "6", "--no-progress")  # fmt: skip
+    html = (site / "index.html").read_text(encoding="utf-8")
+    found = {k: k in html for k in ('"sel:emotion"', '"cls:emotion"', '"name": "emotion"', '"name":"emotion"')}
+    print("dashboard", site, found)
+    return site
+
+
 def _f(x, nd=3) -> str:
     return "–" if x is None or x != x else f"{x:.{nd}f}"
 
@@ -381,7 +408,9 @@ def write_tables(out: Path, md: Path | None) -> dict:
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("stage", choices=["subsets", "extract", "train", "labels", "probe", "prosody", "tables"])
+    p.add_argument(
+        "stage", choices=["subsets", "extract", "train", "labels", "probe", "prosody", "dashboard", "tables"]
+    )
     p.add_argument("--out", type=Path, required=True, help="runs folder (stores, SAEs, probes, results)")
     p.add_argument("--model", default="tiny.en", help="Whisper model (tiny.en or base)")
     p.add_argument("--hooks", default="encoder.blocks.1,encoder.out,decoder.out", help="hooks, comma-separated")
@@ -402,10 +431,13 @@ def main(argv=None) -> int:
     elif a.stage == "probe":
         for hook in hooks:
             run_probe(a.out, a.model, hook, a.suite, "tess", a.ablate_k)
-            run_probe(a.out, a.model, hook, a.suite, "savee", 0)
+            run_probe(a.out, a.model, hook, a.suite, "savee", a.ablate_k)
     elif a.stage == "prosody":
         for hook in hooks:
             prosody(a.out, a.model, hook, a.suite)
+    elif a.stage == "dashboard":
+        for hook in hooks:
+            dashboard(a.out, a.model, hook, a.suite)
     elif a.stage == "tables":
         write_tables(a.out, a.md)
     return 0
