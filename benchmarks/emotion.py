@@ -16,7 +16,8 @@ Subsets (chosen so the text cannot carry the label): RAVDESS 16 clips per actor 
 normal intensity, the other seven emotions at strong intensity; both statements for every emotion), so
 each emotion has exactly one clip of each sentence per actor; TESS the same 5 randomly chosen words for
 every speaker and emotion; SAVEE sentences 01-02 of every emotion and speaker. The first 256 RAVDESS
-clips in store order are actors 1-16 (the SAE-training actors when no LibriSpeech SAE is given).
+clips in store order are actors 1-16 (the SAE-training actors when no LibriSpeech SAE is given and all
+24 actors are extracted; with ``--actors 16`` the SAEs train on the frames of the probed actors, labels unused).
 """
 
 from __future__ import annotations
@@ -85,19 +86,27 @@ def store_path(out: Path, corpus: str, model: str) -> Path:
     return out / "stores" / f"{corpus}-{model}"
 
 
-def extract(out: Path, model: str, hooks: str, corpora=("ravdess", "tess", "savee")) -> None:
-    """One store per corpus; RAVDESS first stops at the SAE-training actors and keeps a copy of that
-    part (``ravdess-MODEL-sae``) for training, then resumes to all 24 actors."""
+def extract(out: Path, model: str, hooks: str, corpora=("ravdess", "tess", "savee"), actors: int = 24) -> None:
+    """One store per corpus. RAVDESS: the first ``actors`` actors (16 clips each, store order = actor order);
+    with more than SAE_ACTORS, the first SAE_ACTORS actors' part is copied (``ravdess-MODEL-sae``) to
+    train the SAEs on before the rest is extracted."""
     for corpus in corpora:
         dest = store_path(out, corpus, model)
         spec = f"{corpus}:{out / 'subsets' / corpus}"
         base = ["extract", "--model", model, "--corpus", spec, "--hooks", hooks, "--out", str(dest), "--no-progress"]
         if corpus == "ravdess":
             part = dest.with_name(dest.name + "-sae")
-            if not (part / "manifest.json").is_file():
+            if actors > SAE_ACTORS and not (part / "manifest.json").is_file():
                 _cli(*base, "--max-utterances", str(16 * SAE_ACTORS))
                 shutil.copytree(dest, part, ignore=shutil.ignore_patterns(".whisper-sae.lock*"))
+            base += ["--max-utterances", str(16 * actors)]
         _cli(*base)
+
+
+def sae_store(out: Path, model: str) -> Path:
+    """The store the fallback SAEs train on: the SAE-actor copy when there is one, else the RAVDESS store."""
+    part = store_path(out, "ravdess", model).with_name(f"ravdess-{model}-sae")
+    return part if (part / "manifest.json").is_file() else store_path(out, "ravdess", model)
 
 
 LABELS_CORPUS = Path(os.environ.get("WHISPER_SAE_LABELS", "/work/shared/data/librispeech/test-clean"))
@@ -115,18 +124,18 @@ def sae_dir(out: Path, model: str, hook: str, suite: Path | None = None) -> Path
     return out / "sae" / model / hook
 
 
-def train(out: Path, model: str, hooks: list[str], steps_epochs: float = 30.0) -> None:
-    """TopK SAEs on actors 1-16 only (the ``-sae`` copy of the RAVDESS store)."""
-    store = store_path(out, "ravdess", model).with_name(f"ravdess-{model}-sae")
+def train(out: Path, model: str, hooks: list[str], epochs: float = 8.0) -> None:
+    """TopK SAEs on the RAVDESS frames of ``sae_store`` (no labels are used)."""
+    store = sae_store(out, model)
     for hook in hooks:
         dest = out / "sae" / model / hook
         if (dest / "sae_weights.safetensors").is_file():
             continue
         width, k = SAE_WIDTH["decoder" if hook.startswith("decoder") else "encoder"]
-        batch = "256" if hook.startswith("decoder") else "1024"
+        batch = "256" if hook.startswith("decoder") else "2048"
         _cli(
             "train", "--store", str(store), "--hooks", hook, "--out", str(dest), "--width", str(width),
-            "--k", str(k), "--epochs", str(steps_epochs), "--batch-size", batch, "--eval-every", "100000",
+            "--k", str(k), "--epochs", str(epochs * (4 if hook.startswith("decoder") else 1)), "--batch-size", batch,
         )  # fmt: skip
 
 
@@ -169,7 +178,7 @@ def run_probe(out: Path, model: str, hook: str, suite: Path | None, test: str, a
         None,
         ["emotion"],
         store=store_path(out, "ravdess", model),
-        test_store=store_path(out, test, model),
+        test_store=store_path(out, test, model) if hook.startswith("encoder") else None,
         out=dest,
         analysis=analysis if (analysis / "analysis.json").is_file() else None,
         model=model,
@@ -415,6 +424,7 @@ def main(argv=None) -> int:
     p.add_argument("--model", default="tiny.en", help="Whisper model (tiny.en or base)")
     p.add_argument("--hooks", default="encoder.blocks.1,encoder.out,decoder.out", help="hooks, comma-separated")
     p.add_argument("--corpora", default="ravdess,tess,savee", help="corpora to extract, comma-separated")
+    p.add_argument("--actors", type=int, default=24, help="RAVDESS actors extracted (16 clips each)")
     p.add_argument("--suite", type=Path, default=None, help="folder of the lead's SAEs (MODEL/HOOK-*/DONE)")
     p.add_argument("--ablate-k", type=int, default=10, help="top emotion features ablated (probe stage)")
     p.add_argument("--md", type=Path, default=None, help="tables stage: Markdown file to write")
@@ -423,7 +433,7 @@ def main(argv=None) -> int:
     if a.stage == "subsets":
         print(make_subsets(a.out))
     elif a.stage == "extract":
-        extract(a.out, a.model, a.hooks, tuple(a.corpora.split(",")))
+        extract(a.out, a.model, a.hooks, tuple(a.corpora.split(",")), a.actors)
     elif a.stage == "train":
         train(a.out, a.model, hooks)
     elif a.stage == "labels":
@@ -431,7 +441,8 @@ def main(argv=None) -> int:
     elif a.stage == "probe":
         for hook in hooks:
             run_probe(a.out, a.model, hook, a.suite, "tess", a.ablate_k)
-            run_probe(a.out, a.model, hook, a.suite, "savee", a.ablate_k)
+            if hook.startswith("encoder"):  # TESS / SAVEE stores hold encoder hooks only
+                run_probe(a.out, a.model, hook, a.suite, "savee", a.ablate_k)
     elif a.stage == "prosody":
         for hook in hooks:
             prosody(a.out, a.model, hook, a.suite)
