@@ -287,7 +287,7 @@ def prosody(out: Path, model: str, hook: str, suite: Path | None, n_top: int = 1
         "n_voiced_frames": int(voiced.sum()),
         "top": top_rows,
         "random_median_abs": {
-            k: float(np.median(np.abs([r[k] for r in rand_rows]))) for k in (rand_rows[0] if rand_rows else {})
+            k: float(np.nanmedian(np.abs([r[k] for r in rand_rows]))) for k in (rand_rows[0] if rand_rows else {})
         },
         "random_n": len(rand_rows),
         "prosody_probe": {
