@@ -326,6 +326,7 @@ def _f(x, nd=3) -> str:
 def write_tables(out: Path, md: Path | None) -> dict:
     """Collect every probe.json and prosody JSON under ``out`` into results/emotion-summary.json and
     Markdown tables (``md``)."""
+    from whisper_sae.analysis.features.result import AnalysisResult
     from whisper_sae.analysis.probing.schema import ProbeReport
 
     summary: dict = {"runs": []}
@@ -378,8 +379,14 @@ def write_tables(out: Path, md: Path | None) -> dict:
                           + ", ".join(f"{k} {_f(v, 2)}" for k, v in rnd.items()) + ")", "",
                           "| feature | class | AUROC utt. | phone (F1) | word (F1) | rho loud. frame | rho F0 frame | "
                           "rho loud. utt. | rho F0 utt. |", "|---|---|---|---|---|---|---|---|---|"]  # fmt: skip
+            labelled = out / "analysis" / model / hook
+            analysis = AnalysisResult.load(labelled) if (labelled / "analysis.json").is_file() else None
             for t in pr["top"]:
                 lab = t["labels"]
+                if analysis is not None and not lab:  # labels made after the probe ran
+                    lab = {k: list(analysis.label(t["feature"], k)) for k in ("phone", "word")
+                           if f"{k}_f1" in analysis.arrays}  # fmt: skip
+                    t["labels"] = lab
                 ph = f"{lab['phone'][0]} ({_f(lab['phone'][1], 2)})" if lab.get("phone") and lab["phone"][0] else "–"
                 wd = f"{lab['word'][0]} ({_f(lab['word'][1], 2)})" if lab.get("word") and lab["word"][0] else "–"
                 top_lines.append(
