@@ -404,7 +404,7 @@ def write_tables(out: Path, md: Path | None) -> dict:
               "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|", *main_rows, "",
               "### Per-class recall (SAE codes, utterance level)", "", "| model | hook | recall |", "|---|---|---|",
               *recall_rows, "",
-              "### Cross-corpus: trained on all 24 RAVDESS actors, tested on TESS / SAVEE (7 shared classes, chance 0.143)",
+              "### Cross-corpus: trained on every extracted RAVDESS actor, tested on TESS / SAVEE (7 shared classes, chance 0.143)",
               "", "| model | hook | TESS codes | TESS raw | TESS best 16 | SAVEE codes | SAVEE raw | SAVEE best 16 |",
               "|---|---|---:|---:|---:|---:|---:|---:|", *transfer_rows, "",
               "### Prosody alone vs SAE codes (utterance level, held-out actors)", "",
