@@ -36,6 +36,20 @@ def register(subparsers) -> None:
         "without --corpus its utterance records (speaker, attributes, audio path) are the corpus",
     )
     parser.add_argument(
+        "--test-corpus",
+        default=None,
+        metavar="SPEC",
+        help="cross-corpus check: train each categorical attribute's probes on all of --corpus/--store and "
+        "score them on this corpus (classes both have), e.g. train on ravdess:DIR, test on tess:DIR",
+    )
+    parser.add_argument(
+        "--test-store",
+        default=None,
+        metavar="DIR",
+        help="the cross-corpus test set as an activation store of the SAE's hook (its records are the corpus); "
+        "read instead of running Whisper on --test-corpus",
+    )
+    parser.add_argument(
         "--attribute",
         action="append",
         required=True,
@@ -65,8 +79,19 @@ def register(subparsers) -> None:
     options = add_flags(
         parser,
         PROBE_OPTIONS,
-        only=("min_speakers", "frames_per_utterance", "ablate_k", "wer_utterances", "models", "tsne", "progress"),
+        only=(
+            "min_speakers",
+            "frames_per_utterance",
+            "ablate",
+            "ablate_k",
+            "wer_utterances",
+            "models",
+            "tsne",
+            "progress",
+        ),
         help={
+            "ablate": "attributes whose top features the ablation check removes, comma-separated "
+            "(categorical ones among --attribute), e.g. emotion",
             "ablate_k": "features removed in the ablation check (0 skips it)",
             "models": "probe models, comma-separated: logreg (logistic / ridge; always needed), forest (random forest); "
             "logreg alone is quicker",
@@ -111,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
         out=args.out or output_dir_for(args.sae_dir, "probe"),
         analysis=analysis,
         store=args.store,
+        test_corpus=args.test_corpus,
+        test_store=args.test_store,
         max_utterances=args.max_utterances,
         model=args.model,
         options=options,
@@ -122,6 +149,12 @@ def run(args: argparse.Namespace) -> int:
             scores = block.scores(level, "logreg")
             print(f"{name:>10} {level:>9}: " + "  ".join(f"{fs} {_num(v)}" for fs, v in scores.items()))
         print(f"{'':>10} most selective: " + "; ".join(_describe(t) for t in block.top_features[:5]))
+        if block.transfer and block.transfer.get("probes"):
+            scores = {fs: m["balanced_accuracy"] for fs, m in block.transfer["probes"]["utterance"]["logreg"].items()}
+            print(
+                f"{'':>10} on {block.transfer['test_corpus']}: "
+                + "  ".join(f"{fs} {_num(v)}" for fs, v in scores.items())
+            )
         for note in block.notes:
             print(f"  note: {note}")
     print(f"written: {result.out / 'probe.md'}, {result.out / 'probe.json'}")

@@ -112,11 +112,10 @@ def stored_utterances(store, max_utterances: int | None = None) -> list[StoredUt
 
 def store_frames(store, hook: str, ids: list[str]) -> FrameActivations:
     """The real-audio frames of utterances ``ids`` at ``hook`` read from an activation store (as stored:
-    fp16 unless extracted otherwise), in the order of ``ids`` and of position, instead of running Whisper."""
+    fp16 unless extracted otherwise), in the order of ``ids`` and of position, instead of running Whisper.
+    For a decoder hook the rows are the teacher-forced tokens (utterance means then pool over tokens)."""
     if hook not in store.hooks:
         raise ValueError(f"store {store.path} has no {hook!r} activations; it holds {', '.join(store.hooks)}")
-    if store.kind(hook) != "frame":
-        raise ValueError(f"probe reads encoder hooks; {hook!r} in store {store.path} holds decoder tokens")
     by_id = {r["id"]: r["idx"] for r in store.utterances}
     missing = [i for i in ids if i not in by_id]
     if missing:

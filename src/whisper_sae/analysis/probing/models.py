@@ -160,12 +160,15 @@ def run_probes(
     topk_from: str = "sae",
     models: tuple[str, ...] = MODELS,
     settings: ProbeSettings = ProbeSettings(),
+    folds: list[tuple[np.ndarray, np.ndarray]] | None = None,
 ) -> dict:
     """Scores of every model on every feature set, plus the best-k columns of ``feature_sets[topk_from]``.
 
-    Returns ``{model: {set_name | "top{k}": metrics}}``; every entry uses the same folds.
+    Returns ``{model: {set_name | "top{k}": metrics}}``; every entry uses the same folds: held-out
+    speakers (``groups``), or the ``folds`` given (e.g. one split: train on corpus A, test on corpus B).
     """
-    folds = speaker_folds(y, groups, categorical=categorical, settings=settings)
+    if folds is None:
+        folds = speaker_folds(y, groups, categorical=categorical, settings=settings)
     out: dict[str, dict] = {}
     for m in models:
         out[m] = {

@@ -171,6 +171,30 @@ def _attribute_md(name: str, block: AttributeBlock) -> list[str]:
                 f"| {t.feature} | {t.rho_utterance:.3f} | {t.q_utterance:.2g} | {t.rho_frame:.3f} | "
                 f"{t.q_frame:.2g} | {_labels_md(t)} |"
             )
+    if block.transfer is not None:
+        lines += _transfer_md(block.transfer)
+    return lines
+
+
+def _transfer_md(t: dict) -> list[str]:
+    lines = [
+        "",
+        f"Cross-corpus: trained on this corpus, tested on `{t['test_corpus']}` ({t.get('n_test_speakers')} speakers)",
+    ]
+    if not t.get("probes"):
+        return lines + ["", f"- {t.get('note', 'not scored')}"]
+    lines += [
+        f"over the {len(t['classes'])} shared classes ({', '.join(t['classes'])}; chance {1 / len(t['classes']):.2f}; "
+        f"only here: {', '.join(t['only_train']) or 'none'}; only there: {', '.join(t['only_test']) or 'none'}), "
+        "balanced accuracy:",
+        "",
+    ]
+    models = list(t["probes"]["utterance"])
+    cols = [(m, lvl) for m in models for lvl in ("frame", "utterance")]
+    lines += ["| features | " + " | ".join(f"{m} {lvl}" for m, lvl in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    for fs in t["probes"]["utterance"][models[0]]:
+        cells = [t["probes"][lvl][m].get(fs, {}).get("balanced_accuracy") for m, lvl in cols]
+        lines.append(f"| {fs} | " + " | ".join("–" if v is None else f"{v:.3f}" for v in cells) + " |")
     return lines
 
 

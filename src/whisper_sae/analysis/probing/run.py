@@ -52,7 +52,7 @@ class ProbeOptions:
     models: tuple[str, ...] = MODELS
     n_top: int = 10
     """Features listed per attribute in probe.md."""
-    ablate: tuple[str, ...] = ("gender", "accent")
+    ablate: tuple[str, ...] = ("gender", "accent", "emotion")
     """Attributes whose top features are ablated (those present and categorical)."""
     ablate_k: int = 10
     wer_utterances: int = 24
@@ -118,6 +118,8 @@ def probe(
     options: ProbeOptions = ProbeOptions(),
     analysis=None,
     store=None,
+    test_corpus=None,
+    test_store=None,
     sae=None,
     lw=None,
 ) -> ProbeResult:
@@ -131,6 +133,10 @@ def probe(
     ``store``: an activation store (path or object) holding the SAE's hook; its frames are used instead of
     running Whisper again, and with ``corpus=None`` its utterance records (speaker, attributes, audio
     path) stand for the corpus.
+    ``test_corpus``/``test_store``: a second corpus (spec, utterances, or a store of the SAE's hook whose
+    records stand for it) for a cross-corpus check: per categorical attribute, probes trained on every
+    labelled utterance of the main corpus and scored on this one, over the classes both have (the
+    attribute block's ``transfer``).
     ``sae``/``lw`` pass already-loaded objects. Label problems are found before any model runs; see
     ``probing.attributes`` for what is an error.
     """
@@ -179,12 +185,15 @@ def probe(
     out = Path(out) if out is not None else (output_dir_for(sae_dir, "probe") if sae_dir is not None else Path("probe"))
     out.mkdir(parents=True, exist_ok=True)
     blocks, pictures = {}, []
+    test = _test_set(test_corpus, test_store, sae, sae_dir, lw, hook, attributes, max_utterances, options)
     for name, lab in labels.items():
         values = [lab.values[i] for i in used]
         groups, group_note = _groups(name, sub_records)
         if group_note:
             lab.notes.append(group_note)
         blocks[name] = _attribute_block(lab, values, groups, arrays, frame_utt, options)
+        if test is not None and lab.kind == "categorical":
+            blocks[name]["transfer"] = _transfer_block(lab, values, arrays, frame_utt, test, options)
         if analysis is not None:
             attach_labels(blocks[name]["top_features"], analysis)
         pictures += _attribute_plots(lab, values, arrays, blocks[name], out, options)
@@ -221,6 +230,7 @@ def probe(
         "model": getattr(lw, "name", None),
         "corpus": _record_spec(spec, out),
         "store": None if store is None else rec(store.path),
+        **({} if test is None else {"test_corpus": _record_spec(test.spec, out)}),
         "metadata": rec(metadata),
         "analysis": None
         if analysis is None
@@ -263,6 +273,96 @@ def _analysis_for(analysis, sae, sae_dir, hook: str):
     result = analysis if isinstance(analysis, AnalysisResult) else AnalysisResult.load(analysis)
     check_sae_analysis(sae, sae_dir, result, hook)
     return result
+
+
+@dataclass
+class _TestSet:
+    """The held-out corpus of a cross-corpus check: its spec, label records per attribute, and arrays."""
+
+    spec: str
+    labels: dict[str, AttributeLabels]
+    used: np.ndarray
+    arrays: dict[str, np.ndarray]
+    frame_utt: np.ndarray
+    n_speakers: int
+
+
+def _test_set(corpus, store, sae, sae_dir, lw, hook, attributes, max_utterances, options) -> _TestSet | None:
+    """Frames, codes and labels of the cross-corpus test set (None when neither is given)."""
+    if corpus is None and store is None:
+        return None
+    store = open_store(store)
+    if store is not None:
+        check_sae_store(sae, sae_dir, store, hook)
+    spec, utts, records = (
+        _read_corpus(corpus, max_utterances)
+        if corpus is not None
+        else (f"store {store.path}", *records_of(stored_utterances(store, max_utterances)))
+    )
+    # The test corpus may have one or two speakers (TESS has two): it is never split, so keep every class.
+    labels, problems = {}, []
+    for a in attributes:
+        try:
+            labels[a] = resolve(records, a, min_speakers=1, categorical=True)
+        except ValueError as err:
+            problems.append(str(err))
+            log.warning("cross-corpus test %s: %s; attribute %s skipped there", spec, err, a)
+    if not labels:
+        raise ValueError(f"cross-corpus test corpus {spec}: no attribute can be scored there ({'; '.join(problems)})")
+    used = np.flatnonzero(np.any([lab.mask for lab in labels.values()], axis=0))
+    ids = [utts[i].id for i in used]
+    frames = (
+        store_frames(store, hook, ids)
+        if store is not None
+        else encoder_frames(lw, hook, [utts[i] for i in used], batch_size=options.batch_size, progress=options.progress)
+    )
+    sample = sample_frames(
+        frames.utt, len(used), per_utterance=options.frames_per_utterance, max_frames=options.max_frames
+    )
+    arrays = codes_and_means(sae, frames.raw, frames.utt, len(used), sample)
+    speakers = {records[i]["speaker"] or records[i]["id"] for i in used}
+    return _TestSet(spec, labels, used, arrays, frames.utt[sample], len(speakers))
+
+
+def _transfer_block(lab: AttributeLabels, values: list, arrays: dict, frame_utt, test: _TestSet, options) -> dict:
+    """Train on the whole main corpus, score on the test corpus, over the classes both hold."""
+    other = test.labels.get(lab.name)
+    if other is None:
+        return {"test_corpus": test.spec, "classes": [], "note": "the test corpus has no such attribute"}
+    test_values = [other.values[i] for i in test.used]
+    shared = sorted(set(lab.classes) & {v for v in test_values if v is not None})
+    block = {
+        "test_corpus": test.spec,
+        "classes": shared,
+        "only_train": sorted(set(lab.classes) - set(shared)),
+        "only_test": sorted({v for v in test_values if v is not None} - set(shared)),
+        "n_test_speakers": test.n_speakers,
+        "probes": {},
+    }
+    if len(shared) < 2:
+        block["note"] = f"{len(shared)} class(es) in common; nothing to score"
+        return block
+    keep = lambda vs: [v if v in shared else None for v in vs]  # noqa: E731
+    train = _levels(keep(values), np.zeros(len(values)), arrays, frame_utt, True)
+    held = _levels(keep(test_values), np.zeros(len(test_values)), test.arrays, test.frame_utt, True)
+    for level in train:
+        codes, raw, y, _ = train[level]
+        t_codes, t_raw, t_y, _ = held[level]
+        n = len(y)
+        folds = [(np.arange(n), np.arange(n, n + len(t_y)))]
+        sets = {"sae": np.concatenate([codes, t_codes]), "raw": np.concatenate([raw, t_raw])}
+        block["probes"][level] = run_probes(
+            sets,
+            np.concatenate([y, t_y]),
+            None,
+            categorical=True,
+            ks=options.ks,
+            models=options.models,
+            settings=options.settings,
+            folds=folds,
+        )
+        block[f"n_train_{level}"], block[f"n_test_{level}"] = int(n), int(len(t_y))
+    return block
 
 
 def _read_corpus(corpus, max_utterances: int | None) -> tuple[str, list, list[dict]]:

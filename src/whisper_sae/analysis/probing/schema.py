@@ -7,7 +7,7 @@ values), so files written before this module read and rewrite unchanged.
 
 Layout (``format`` ``whisper-sae-probe/1``)::
 
-    sae {path, hook, d_sae, architecture, model_name}, model, corpus, store, metadata,
+    sae {path, hook, d_sae, architecture, model_name}, model, corpus, store, test_corpus?, metadata,
     analysis {path, corpus} | null, n_utterances, n_frames, n_frames_sampled, n_speakers, notes,
     options {ProbeOptions as a dict},
     attributes {NAME: AttributeBlock}, ablation {} | Ablation
@@ -180,6 +180,10 @@ class AttributeBlock:
     n_rows: dict[str, int]
     selectivity: SelectivitySummary
     top_features: list[TopFeature]
+    transfer: dict | None = None
+    """Cross-corpus check (``probe(..., test_corpus=)``): ``{"test_corpus", "classes" (shared),
+    "only_train", "only_test", "n_test_speakers", "probes": {level: {model: {feature set: metrics}}},
+    "n_train_LEVEL", "n_test_LEVEL"}``, trained on this corpus and scored on the other; None without one."""
 
     @property
     def categorical(self) -> bool:
@@ -208,6 +212,7 @@ class AttributeBlock:
             n_rows={lvl: d[f"n_rows_{lvl}"] for lvl in LEVELS if f"n_rows_{lvl}" in d},
             selectivity=SelectivitySummary.from_json(d["selectivity"]),
             top_features=[TopFeature.from_json(t) for t in d["top_features"]],
+            transfer=d.get("transfer"),
         )
 
     def to_json(self) -> dict:
@@ -223,6 +228,7 @@ class AttributeBlock:
             **{f"n_rows_{lvl}": n for lvl, n in self.n_rows.items()},
             "selectivity": self.selectivity.to_json(),
             "top_features": [t.to_json() for t in self.top_features],
+            **({} if self.transfer is None else {"transfer": self.transfer}),
         }
 
 
@@ -324,6 +330,8 @@ class ProbeReport:
     options: dict
     attributes: dict[str, AttributeBlock]
     ablation: Ablation | None = None
+    test_corpus: str | None = None
+    """The cross-corpus test set (spec, path or ``store PATH``), when one was given."""
     format: str = FORMAT
     path: Path | None = None
     """The file it was read from (not written)."""
@@ -352,6 +360,7 @@ class ProbeReport:
                 options=d["options"],
                 attributes={a: AttributeBlock.from_json(b) for a, b in d["attributes"].items()},
                 ablation=Ablation.from_json(d.get("ablation") or {}),
+                test_corpus=d.get("test_corpus"),
                 format=d["format"],
                 path=path,
             )
@@ -368,6 +377,7 @@ class ProbeReport:
             "model": self.model,
             "corpus": self.corpus,
             "store": self.store,
+            **({} if self.test_corpus is None else {"test_corpus": self.test_corpus}),
             "metadata": self.metadata,
             "analysis": self.analysis,
             "n_utterances": self.n_utterances,
@@ -414,6 +424,7 @@ class ProbeReport:
         report.sae.path = resolve_path(report.sae.path, base)
         report.corpus = _resolve_spec(report.corpus, base)
         report.store, report.metadata = resolve_path(report.store, base), resolve_path(report.metadata, base)
+        report.test_corpus = _resolve_spec(report.test_corpus, base)
         if report.analysis:
             report.analysis = {
                 **report.analysis,
