@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 LANGUAGES = ("en", "de", "fr", "es", "it", "nl", "pt")
 HOOKS = ("encoder.blocks.2", "encoder.out")
@@ -342,11 +343,20 @@ def stage_phones(work: Path, min_frames: int) -> dict:
     from whisper_sae.analysis.features.group_labels import GroupedLabelF1
     from whisper_sae.analysis.features.labels import AlignmentIndex
     from whisper_sae.artifacts import open_sae
+    from whisper_sae.sae.config import SAEConfig
+    from whisper_sae.sae.model import SparseAutoencoder
 
     index = AlignmentIndex(work / "synth-probe")
     out = {}
+    jobs = []
     for hook in HOOKS:
         sae, _ = open_sae(str(sae_dir(work, hook)))
+        jobs.append((hook, hook, sae))
+        # Control: an untrained TopK SAE of the same shape (random directions): the F1s and sharing chance gives.
+        torch.manual_seed(0)
+        cfg = SAEConfig(d_in=sae.cfg.d_in, d_sae=sae.cfg.d_sae, architecture="topk", k=sae.cfg.k, hook_name=hook)
+        jobs.append((f"{hook} (untrained SAE)", hook, SparseAutoencoder(cfg).eval()))
+    for name, hook, sae in jobs:
         grouped = GroupedLabelF1(sae.cfg.d_sae)
         store = ActivationStore(work / "store-probe-synth")
         for rec, uc in store_codes(store, sae, hook):
@@ -360,7 +370,7 @@ def stage_phones(work: Path, min_frames: int) -> dict:
             ratios = [row["cross"][a][b] / max(row["best_f1"][b], 1e-9) for a in gs for b in gs if a != b]
             row["cross_ratio_mean"] = float(np.mean(ratios)) if ratios else None
             row["n_distinct_best"] = len(set(row["best_feature"].values()))
-        out[hook] = {"frames": grouped.frames, "phones": rows}
+        out[name] = {"frames": grouped.frames, "phones": rows}
     return out
 
 
@@ -401,7 +411,7 @@ def main(argv=None) -> int:
     )
     ap.add_argument("--real-speakers", type=int, default=10, help="LibriSpeech speakers")
     ap.add_argument("--width", type=int, default=1152, help="SAE width (base's d_model is 512)")
-    ap.add_argument("--steps", type=int, default=400, help="SAE training steps (batches of 1024 frames)")
+    ap.add_argument("--steps", type=int, default=250, help="SAE training steps (batches of 1024 frames)")
     ap.add_argument("--top", type=int, default=8, help="language-selective features listed (and steered) per language")
     ap.add_argument("--min-frames", type=int, default=20, help="frames a phone needs in a language to be compared")
     ap.add_argument("--steer-per-language", type=int, default=1, help="held-out synthetic voices steered per language")

@@ -89,6 +89,8 @@ def phone_tables(results: dict, n: int = 14) -> str:
         )
     )
     for hook, block in results.get("phones", {}).items():
+        if "untrained" in hook:
+            continue
         rows = []
         for r in block["phones"][:n]:
             best = ", ".join(f"{g}:{r['best_feature'][g]}" for g in r["groups"])
