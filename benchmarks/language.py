@@ -424,6 +424,11 @@ def main(argv=None) -> int:
     results_path = work / "language.json"
     results = json.loads(results_path.read_text()) if results_path.exists() else {}
     results.setdefault("machine", {})["start"] = machine()
+
+    def save() -> None:
+        results["machine"]["end"] = machine()
+        results_path.write_text(json.dumps(results, indent=1))
+
     real = stage_corpus(args, work) if "corpus" in stages else {}
     if "extract" in stages:
         stage_extract(args, work, real)
@@ -433,20 +438,22 @@ def main(argv=None) -> int:
         stage_probe(args, work)
         results["probe"] = probe_summary(work)
         results["selective"] = {h: selective_features(work, h, args.top) for h in HOOKS}
+        save()
         results["transfer"] = stage_transfer(work)
+        save()
     if "phones" in stages:
         results["phones"] = stage_phones(work, args.min_frames)
+        save()
     if "steer" in stages:
         from steer_language import run_steering  # benchmarks/steer_language.py
 
         results["steer"] = run_steering(work, results["selective"], sae_dir, HOOKS[-1:], args)
-    results["machine"]["end"] = machine()
-    results_path.write_text(json.dumps(results, indent=1))
+        save()
+    save()
     if "report" in stages:
         from language_tables import write_markdown  # benchmarks/language_tables.py
 
-        md = write_markdown(results, work)
-        (work / "language.md").write_text(md)
+        (work / "language.md").write_text(write_markdown(results, work))
         print(f"wrote {results_path} and {work / 'language.md'}")
     return 0
 

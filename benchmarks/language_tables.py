@@ -25,16 +25,9 @@ def probe_table(results: dict) -> str:
             for level in ("utterance", "frame"):
                 metrics = (block.get("probes") or {}).get(level, {}).get("logreg", {})
                 scores = [_f((metrics.get(s) or {}).get("balanced_accuracy")) for s in SETS]
-                abl = block.get("ablation") or {}
-                after = "–"
-                for cond in abl.get("conditions", {}).values():
-                    got = (cond.get("probes", {}).get("language", {}).get(level, {}) or {}).get("sae")
-                    if got is not None and cond.get("features"):
-                        after = _f(got)
-                        break
                 speakers = ", ".join(f"{c} {v['speakers']}" for c, v in block["counts"].items())
-                rows.append([hook, which, level, n_cls, _f(1 / n_cls), *scores, after, speakers])
-    header = ["hook", "data", "level", "classes", "chance", *SETS, "sae, top-10 ablated", "speakers per class"]
+                rows.append([hook, which, level, n_cls, _f(1 / n_cls), *scores, speakers])
+    header = ["hook", "data", "level", "classes", "chance", *SETS, "speakers per class"]
     return _table(header, rows)
 
 
