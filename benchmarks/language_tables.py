@@ -156,6 +156,8 @@ def steer_tables(results: dict, examples: int = 12) -> str:
         if c["condition"] == "base" or len(ex) >= examples:
             continue
         b = base[(c["hook"], c["clip"])]
+        if c["transcript"] is None and c["detected"] == b["detected"]:
+            continue
         if c["detected"] != b["detected"] or c["transcript"] != b["transcript"]:
             ex.append(
                 [

@@ -15,6 +15,8 @@ an edit at an earlier hook reruns the encoder under ``whisper.patch``. Condition
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import torch
 from tqdm.auto import tqdm
@@ -25,7 +27,9 @@ from whisper_sae.audio.constants import SAMPLE_RATE
 from whisper_sae.whisper import frames_for_duration, patch
 from whisper_sae.whisper.language import language_probabilities_from_encoder
 
-MAX_NEW_TOKENS = 40
+MAX_NEW_TOKENS = 24
+# Conditions also transcribed (the others only read the language detection), to bound decoding time.
+TRANSCRIBED = ("base", "ablate-own-all", "clamp-target x4")
 
 
 def _pick_clips(work, per_language: int, real_speakers: int) -> list:
@@ -111,7 +115,11 @@ def run_steering(work, selective: dict, sae_dir, hooks, args) -> dict:
                         edited = lw.model.model.encoder(features).last_hidden_state
                 probs = language_probabilities_from_encoder(lw, edited)
                 top = probs.top()[0]
-                tokens = lw.greedy_from_encoder(edited, lw.prompt_for(top), MAX_NEW_TOKENS)[0]
+                tokens = (
+                    lw.greedy_from_encoder(edited, lw.prompt_for(top), MAX_NEW_TOKENS)[0]
+                    if name in TRANSCRIBED
+                    else None
+                )
                 rows.append(
                     {
                         "hook": hook,
@@ -123,9 +131,13 @@ def run_steering(work, selective: dict, sae_dir, hooks, args) -> dict:
                         "detected": top,
                         "p_own": float(probs.of(lang)[0]),
                         "p_target": float(probs.of(target)[0]),
-                        "transcript": lw.tokenizer.decode(tokens, skip_special_tokens=True).strip(),
+                        "transcript": None
+                        if tokens is None
+                        else lw.tokenizer.decode(tokens, skip_special_tokens=True).strip(),
                         "reference": utt.text,
                     }
                 )
+                with open(work / "steer-rows.jsonl", "a") as fh:  # partial results survive an interrupted run
+                    fh.write(json.dumps(rows[-1]) + "\n")
         out["clips"].extend(rows)
     return out
