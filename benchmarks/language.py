@@ -451,6 +451,11 @@ def main(argv=None) -> int:
         save()
     save()
     if "report" in stages:
+        rows_path = work / "steer-rows.jsonl"
+        if "steer" not in results and rows_path.exists():  # an interrupted steering run: report the clips it did
+            rows = [json.loads(line) for line in rows_path.read_text().splitlines() if line.strip()]
+            results["steer"] = {"clips": rows, "partial": True}
+            save()
         from language_tables import write_markdown  # benchmarks/language_tables.py
 
         (work / "language.md").write_text(write_markdown(results, work))
