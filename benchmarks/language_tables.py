@@ -115,7 +115,7 @@ def phone_tables(results: dict, n: int = 14) -> str:
     return "".join(out)
 
 
-def steer_tables(results: dict, examples: int = 12) -> str:
+def steer_tables(results: dict, examples: int = 16) -> str:
     steer = results.get("steer") or {}
     clips = steer.get("clips", [])
     if not clips:
@@ -165,8 +165,8 @@ def steer_tables(results: dict, examples: int = 12) -> str:
                     c["language"],
                     c["condition"],
                     f"{b['detected']}→{c['detected']}",
-                    b["transcript"][:60].replace("|", "/"),
-                    c["transcript"][:60].replace("|", "/"),
+                    (b["transcript"] or "")[:60].replace("|", "/"),
+                    (c["transcript"] or "(not transcribed)")[:60].replace("|", "/"),
                 ]
             )
     if ex:
