@@ -162,6 +162,15 @@ def test_dashboard_in_headless_chromium(dashboard):
         page.goto(index.as_uri())
         rows = page.locator("#features tbody tr")
         assert rows.count() == result.d_sae
+        # A feature without a page says why; a phone label mapped from IPA shows the IPA on hover.
+        reasons = {r["feature"]: r.get("reason") for r in _features_literal(index)}
+        nopage = page.locator("#features tbody tr.nopage").first
+        cell = nopage.locator('td[data-key="page"]').text_content()
+        assert cell == "none: " + reasons[int(nopage.get_attribute("data-feature"))]
+        assert page.locator('#features tbody td[data-key="phone"][title]').first.get_attribute("title") in (
+            "eSpeak IPA /s/",
+            "eSpeak IPA /a/",
+        )
         # Sort by max activation: descending on the first click, ascending on the second.
         page.click('th[data-key="max_act"]')
         shown = [
@@ -316,9 +325,9 @@ def test_index_says_why_a_feature_has_no_page(dashboard):
     for r in without:
         f = r["feature"]
         if result.arrays["fire_count"][f] == 0:
-            assert r["reason"].startswith("dead")
+            assert r["reason"] == "dead (never fired)"
         else:
-            assert r["reason"].startswith(f"beyond --max-features 6: ranked {ranked.index(f) + 1} of {len(ranked)} ")
+            assert r["reason"] == f"beyond --max-features 6 (rank {ranked.index(f) + 1} of {len(ranked)} live)"
             assert ranked.index(f) >= 6
     assert 'data-key="page"' in index.read_text()
 
@@ -329,7 +338,7 @@ def test_no_page_reasons_for_chosen_features(dashboard):
     result = dashboard[1]
     alive = [f for f in range(result.d_sae) if result.arrays["fire_count"][f] > 0]
     reasons = no_page_reasons(result, alive[:1], features=alive[:1])
-    assert alive[0] not in reasons and reasons[alive[1]] == "not among the features asked for (--features)"
+    assert alive[0] not in reasons and reasons[alive[1]] == "not in --features"
     assert len(reasons) == result.d_sae - 1
 
 

@@ -254,7 +254,8 @@ def _planned_files(pages: list[int], plan: dict, audio_ext: str = "wav", image_e
 
 
 def no_page_reasons(result: AnalysisResult, pages: list[int], features=None, max_features: int | None = 200) -> dict:
-    """Why each feature without a page has none: {feature: reason}, following :func:`page_features`."""
+    """Why each feature without a page has none: {feature: reason}, following :func:`page_features` (live
+    features are ranked by best phone/word label F1, then firing frequency)."""
     a = result.arrays
     alive = int((a["fire_count"] > 0).sum())
     chosen = set(pages)
@@ -264,14 +265,11 @@ def no_page_reasons(result: AnalysisResult, pages: list[int], features=None, max
         if f in chosen:
             continue
         if a["fire_count"][f] == 0:
-            reasons[f] = "dead: never fired on the analysed corpus"
+            reasons[f] = "dead (never fired)"
         elif features is not None:
-            reasons[f] = "not among the features asked for (--features)"
+            reasons[f] = "not in --features"
         elif max_features is not None:
-            reasons[f] = (
-                f"beyond --max-features {max_features}: ranked {rank[f]} of {alive} live features "
-                "(best label F1, then firing frequency)"
-            )
+            reasons[f] = f"beyond --max-features {max_features} (rank {rank[f]} of {alive} live)"
         else:
             reasons[f] = "not selected"
     return reasons

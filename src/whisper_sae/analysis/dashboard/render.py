@@ -166,7 +166,7 @@ def _spectrogram_box(image: str, start: float, end: float, overlay: str) -> str:
         f'<div class="faxis" aria-label="frequency, kHz">{freq}<span class="unit">kHz</span></div>'
         f'<div class="spec" title="click to play from here"><img src="../clips/{image}" '
         f'alt="spectrogram {start:.2f}–{end:.2f} s, 0–8 kHz">{overlay}<div class="playhead"></div></div>'
-        f'<div class="taxis" aria-label="time, s">{times}<span class="unit">s</span></div></div>'
+        f'<div class="taxis" aria-label="time, s">{times}</div><div class="tunit">s</div></div>'
     )
 
 
@@ -276,7 +276,7 @@ def index_page(result, pages: set[int], attributes=None, reasons=None) -> str:
     if any("phone_ipa" in r for r in rows):
         facts.append(
             "phone labels in ARPAbet, mapped from the corpus' eSpeak IPA (the IPA is in each label's tooltip; "
-            "the mapping is in the README)"
+            "the mapping: docs/phones.md in whisper-sae)"
         )
     spec, attr_heads, attr_controls = [], "", ""
     if attributes:
@@ -312,7 +312,8 @@ def index_page(result, pages: set[int], attributes=None, reasons=None) -> str:
         '<th data-key="phone" title="ARPAbet; eSpeak IPA in the tooltip">phone</th><th data-key="phone_f1">phone F1</th>'
         '<th data-key="word">word</th><th data-key="word_f1">word F1</th>'
         + attr_heads
-        + '<th data-key="page">page</th>'
+        + '<th data-key="page" title="a link, or why the feature has no page (live features are ranked by best '
+        'label F1, then firing frequency)">page</th>'
         "</tr></thead><tbody></tbody></table>" + f"<script>const FEATURES = {js_literal(rows)};"
         f"const ATTRIBUTES = {js_literal(spec)};const SIGNIFICANT_Q = {SIGNIFICANT_Q!r};</script>"
         + '<script src="index.js"></script></body></html>'
