@@ -265,11 +265,11 @@ def no_page_reasons(result: AnalysisResult, pages: list[int], features=None, max
         if f in chosen:
             continue
         if a["fire_count"][f] == 0:
-            reasons[f] = "dead (never fired)"
+            reasons[f] = "dead: never fired"
         elif features is not None:
             reasons[f] = "not in --features"
         elif max_features is not None:
-            reasons[f] = f"beyond --max-features {max_features} (rank {rank[f]} of {alive} live)"
+            reasons[f] = f"rank {rank[f]} of {alive} live > --max-features {max_features}"
         else:
             reasons[f] = "not selected"
     return reasons

@@ -71,7 +71,8 @@
           a.textContent = key === "page" ? "open" : row.feature;
           td.appendChild(a);
         } else if (key === "page") {
-          td.textContent = row.reason ? "none: " + row.reason : "none";
+          td.textContent = row.reason || "none";
+          td.title = "no page: " + (row.reason || "not selected");
         } else {
           td.textContent = format(key, row[key], row);
           if (key === "phone" && row.phone_ipa) td.title = "eSpeak IPA /" + row.phone_ipa + "/";
