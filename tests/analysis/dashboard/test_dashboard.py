@@ -343,8 +343,8 @@ def test_no_page_reasons_for_chosen_features(dashboard):
 
 
 def test_clip_media_are_much_smaller_than_wav_and_png(dashboard, tmp_path):
-    """Per page, the Opus clips and WebP spectrograms take under a third of the bytes the same excerpts
-    took as 16-bit WAV and RGBA PNG (the format before)."""
+    """The Opus clips and WebP spectrograms take under a fifth of the bytes the same excerpts took as 16-bit
+    WAV and RGBA PNG (the format before; about an eighth on real speech, benchmarks/dashboard_size.py)."""
     from html import unescape
 
     from whisper_sae.analysis.dashboard import media
@@ -362,7 +362,8 @@ def test_clip_media_are_much_smaller_than_wav_and_png(dashboard, tmp_path):
             media.write_wav(tmp_path / "old.wav", utt.audio, start, end)
             media.write_spectrogram_png(tmp_path / "old.png", utt.audio, start, end)
             old += (tmp_path / "old.wav").stat().st_size + (tmp_path / "old.png").stat().st_size
-    assert old > 0 and new < old / 3, (new, old)
+    print(f"clip media: {new} bytes now, {old} bytes as WAV + PNG")
+    assert old > 0 and new < old / 5, (new, old)
 
 
 def test_the_folder_can_be_moved(dashboard, tmp_path):

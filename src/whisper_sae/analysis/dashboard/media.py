@@ -2,8 +2,9 @@
 (else PNG) with the ticks of its frequency and time axes, and SVG drawings (activation over time,
 activation-density histogram) written as strings for the page.
 
-Compressed media keep a dashboard of every feature small enough to publish: a 3-s clip is about 12 kB as
-Opus (96 kB as 16-bit WAV) and its spectrogram about 10 kB as lossy WebP (about 100 kB as RGBA PNG).
+Compressed media keep a dashboard of every feature small enough to publish: on LibriSpeech test-clean a 3-s
+clip is about 8 kB as Opus at ~20 kbit/s (95 kB as 16-bit WAV) and its spectrogram about 8 kB as lossy WebP
+at the height it is shown (138 kB as full-height RGBA PNG); ``benchmarks/dashboard_size.py`` measures it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,10 @@ import soundfile as sf
 from whisper_sae.audio.constants import HOP_LENGTH, SAMPLE_RATE
 
 SVG_W, SVG_H = 1000, 100
+SPECTROGRAM_HEIGHT = 140
+"""Pixel rows of a spectrogram image: the height the page shows it at (201 frequency bins are resampled)."""
+OPUS_COMPRESSION = 0.95
+"""libsndfile's Opus compression level (0 best quality, 1 smallest) for the clips."""
 
 
 def excerpt_bounds(peak: float, duration: float, seconds: float) -> tuple[float, float]:
@@ -56,7 +61,9 @@ def write_audio(path: Path, audio: np.ndarray, start: float, end: float) -> None
     """audio[start:end] (seconds), peak-normalised, in the format of :func:`audio_format` (``path``'s
     extension should be the one it names)."""
     _, fmt, subtype = audio_format()
-    sf.write(path, _normalised(audio, start, end), SAMPLE_RATE, format=fmt, subtype=subtype)
+    # Opus: libsndfile's compression level 0.95 is about 20 kbit/s at 16 kHz, plenty for speech.
+    extra = {"compression_level": OPUS_COMPRESSION} if subtype == "OPUS" else {}
+    sf.write(path, _normalised(audio, start, end), SAMPLE_RATE, format=fmt, subtype=subtype, **extra)
 
 
 def log_spectrogram(audio: np.ndarray, *, hop: int = HOP_LENGTH, window: int = 400) -> np.ndarray:
@@ -86,9 +93,12 @@ def image_format() -> str:
     return "webp" if features.check("webp") else "png"
 
 
-def write_spectrogram(path: Path, audio: np.ndarray, start: float, end: float, quality: int = 80) -> None:
-    """The spectrogram of audio[start:end] (seconds) as an RGB image (80 dB of range, magma colours): lossy
-    WebP when ``path`` ends in .webp, else an 8-bit palette PNG."""
+def write_spectrogram(
+    path: Path, audio: np.ndarray, start: float, end: float, quality: int = 60, height: int = SPECTROGRAM_HEIGHT
+) -> None:
+    """The spectrogram of audio[start:end] (seconds) as an RGB image ``height`` pixels tall, one column per
+    10-ms frame (80 dB of range, magma colours): lossy WebP when ``path`` ends in .webp, else an 8-bit
+    palette PNG."""
     from matplotlib import colormaps
     from PIL import Image
 
@@ -97,6 +107,8 @@ def write_spectrogram(path: Path, audio: np.ndarray, start: float, end: float, q
     level = np.clip((db - (top - 80)) / 80, 0, 1)
     rgb = (colormaps["magma"](level)[..., :3] * 255).round().astype(np.uint8)
     image = Image.fromarray(rgb)
+    if height and height != image.height:
+        image = image.resize((image.width, height), Image.LANCZOS)
     if Path(path).suffix.lower() == ".webp":
         image.save(path, "WEBP", quality=quality, method=6)
     else:
@@ -134,7 +146,8 @@ def activation_svg(
     keep = (times >= start) & (times <= end)
     t, a = times[keep], np.clip(acts[keep] / max(scale, 1e-12), 0, 1)
     span = max(end - start, 1e-9)
-    pts = " ".join(f"{(ti - start) / span * SVG_W:.1f},{SVG_H - ai * (SVG_H - 4):.1f}" for ti, ai in zip(t, a))
+    # Whole viewBox units (0.1 % of the width, 1 % of the height) keep the page small.
+    pts = " ".join(f"{(ti - start) / span * SVG_W:.0f},{SVG_H - ai * (SVG_H - 4):.0f}" for ti, ai in zip(t, a))
     fill = f"0,{SVG_H} {pts} {SVG_W},{SVG_H}" if pts else ""
     marker = ""
     if peak is not None and start <= peak <= end:
