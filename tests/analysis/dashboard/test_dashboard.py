@@ -480,3 +480,11 @@ def test_dashboard_from_another_working_directory(analysis_whisper, tiny_random_
     doc = json.loads((site / "dashboard.json").read_text())
     assert (site / doc["meta"]["corpus"]).resolve() == (a / "corpus").resolve()
     assert not Path(doc["meta"]["corpus"]).is_absolute()
+
+
+def test_activation_drawing_keeps_only_the_ends_of_silent_runs():
+    from whisper_sae.analysis.dashboard.media import activation_svg
+
+    times = np.arange(10) * 0.1
+    svg = activation_svg(times, np.array([0, 0, 0, 1, 0, 0, 0, 0, 2, 0.0]), 0.0, 0.9, 2.0)
+    assert 'class="line" points="0,100 222,100 333,52 444,100 778,100 889,4 1000,100"' in svg

@@ -145,6 +145,10 @@ def activation_svg(
     """An SVG (stretched over the spectrogram) of activation against time in [start, end]."""
     keep = (times >= start) & (times <= end)
     t, a = times[keep], np.clip(acts[keep] / max(scale, 1e-12), 0, 1)
+    # Inside a run of zeros only the run's ends shape the drawing: drop the points between them.
+    zero = a == 0
+    inner = zero & np.r_[False, zero[:-1]] & np.r_[zero[1:], False]
+    t, a = t[~inner], a[~inner]
     span = max(end - start, 1e-9)
     # Whole viewBox units (0.1 % of the width, 1 % of the height) keep the page small.
     pts = " ".join(f"{(ti - start) / span * SVG_W:.0f},{SVG_H - ai * (SVG_H - 4):.0f}" for ti, ai in zip(t, a))

@@ -96,12 +96,14 @@ def _highlighted_words(words: list[dict], times, acts, scale: float, start: floa
         peak = float(acts[inside].max()) if inside.any() else 0.0
         alpha = min(peak / max(scale, 1e-12), 1.0)
         near = float(w["end"]) >= start and float(w["start"]) <= end
-        cls = "w active" if peak > 0 else "w"
-        cls += " near" if near else ""
-        spans.append(
-            f'<span class="{cls}" style="--a:{alpha:.2f}" title="{peak:.3g} at '
-            f'{float(w["start"]):.2f} s">{escape(str(w["word"]))}</span>'
-        )
+        near_cls = " near" if near else ""
+        if peak > 0:
+            spans.append(
+                f'<span class="w active{near_cls}" style="--a:{alpha:.2f}" title="{peak:.3g} at '
+                f'{float(w["start"]):.2f} s">{escape(str(w["word"]))}</span>'
+            )
+        else:  # a silent word needs no shade or tooltip (long transcripts would double the page)
+            spans.append(f'<span class="w{near_cls}">{escape(str(w["word"]))}</span>')
     return " ".join(spans)
 
 
