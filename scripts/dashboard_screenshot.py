@@ -2,6 +2,7 @@
 
     python scripts/dashboard_screenshot.py DASHBOARD_DIR --out docs/dashboard.png [--feature N] [--index-out PNG]
                                            [--attribute gender]   # index filtered to gender-selective features
+                                           [--seek 0.5]           # first clip's playhead halfway
 
 Opens DASHBOARD_DIR/index.html from disk (no server), and one feature page (the first linked one,
 or --feature N), waits for the audio elements to load, and writes full-page PNGs.
@@ -31,6 +32,7 @@ def screenshot(
     attribute: str | None = None,
     executable: str = "/usr/bin/chromium",
     width: int = 1200,
+    seek: float | None = None,
 ) -> list[Path]:
     from playwright.sync_api import sync_playwright
 
@@ -55,6 +57,12 @@ def screenshot(
         page.wait_for_function(
             "Array.from(document.querySelectorAll('audio')).every(a => a.readyState >= 1)", timeout=20000
         )
+        if seek is not None:  # show the playhead: the first clip's audio seeked to this fraction
+            page.evaluate(
+                "f => { const a = document.querySelector('.clip[data-start] audio'); if (a) a.currentTime = f * a.duration; }",
+                seek,
+            )
+            page.wait_for_timeout(200)
         page.screenshot(path=str(out), full_page=True)
         written.append(out)
         browser.close()
@@ -68,7 +76,10 @@ def main(argv=None) -> int:
     parser.add_argument("--feature", type=int, default=None)
     parser.add_argument("--index-out", type=Path, default=None)
     parser.add_argument("--attribute", default=None, help="filter the index to features selective for this attribute")
-    parser.add_argument("--chromium", default="/usr/bin/chromium")
+    parser.add_argument("--chromium", default="/usr/bin/chromium", help="the Chromium executable Playwright drives")
+    parser.add_argument(
+        "--seek", type=float, default=None, help="seek the first clip to this fraction (0-1) so its playhead shows"
+    )
     args = parser.parse_args(argv)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     for path in screenshot(
@@ -78,6 +89,7 @@ def main(argv=None) -> int:
         index_out=args.index_out,
         attribute=args.attribute,
         executable=args.chromium,
+        seek=args.seek,
     ):
         print(path)
     return 0

@@ -66,11 +66,14 @@ def test_pages_clips_and_audio_files(dashboard):
     pages = sorted(out.glob("features/f*.html"))
     extra = set(_top(probed, "gender", 3) + _top(probed, "rate", 3)) - set(page_features(result, max_features=6))
     assert len(pages) == 6 + len({f for f in extra if result.arrays["fire_count"][f] > 0})
-    wavs = sorted(out.glob("clips/*.wav"))
-    assert wavs and len(wavs) == len(list(out.glob("clips/*.png")))
-    for wav in wavs:
-        audio, sr = sf.read(wav)
-        assert sr == 16000 and 0 < len(audio) <= 16000 and np.abs(audio).max() <= 0.91
+    clips = sorted(out.glob("clips/*.ogg"))
+    assert clips and len(clips) == len(list(out.glob("clips/*.webp")))
+    assert not list(out.glob("clips/*.wav")) and not list(out.glob("clips/*.png"))
+    for clip in clips:
+        info = sf.info(clip)
+        assert (info.format, info.subtype) == ("OGG", "OPUS")
+        audio, sr = sf.read(clip)  # decodes: Opus is lossy, so the 0.9 peak comes back only roughly
+        assert sr == 16000 and 0 < len(audio) <= 16000 and 0.5 < np.abs(audio).max() <= 1.0
     html = pages[0].read_text()
     assert html.count('class="clip"') >= 1 and "<audio" in html and "Activation density" in html
 
@@ -148,6 +151,7 @@ def test_dashboard_in_headless_chromium(dashboard):
         "--disable-background-networking",
         "--disable-component-update",
         "--no-first-run",
+        "--autoplay-policy=no-user-gesture-required",
     ]
     with pw.sync_playwright() as p:
         browser = p.chromium.launch(executable_path=CHROMIUM, args=args)
@@ -158,6 +162,15 @@ def test_dashboard_in_headless_chromium(dashboard):
         page.goto(index.as_uri())
         rows = page.locator("#features tbody tr")
         assert rows.count() == result.d_sae
+        # A feature without a page says why; a phone label mapped from IPA shows the IPA on hover.
+        reasons = {r["feature"]: r.get("reason") for r in _features_literal(index)}
+        nopage = page.locator("#features tbody tr.nopage").first
+        cell = nopage.locator('td[data-key="page"]').text_content()
+        assert cell == reasons[int(nopage.get_attribute("data-feature"))]
+        assert page.locator('#features tbody td[data-key="phone"][title]').first.get_attribute("title") in (
+            "eSpeak IPA /s/",
+            "eSpeak IPA /a/",
+        )
         # Sort by max activation: descending on the first click, ascending on the second.
         page.click('th[data-key="max_act"]')
         shown = [
@@ -211,8 +224,169 @@ def test_dashboard_in_headless_chromium(dashboard):
         assert all(d > 0 for d in durations)
         images = page.locator(".spec img").evaluate_all("els => els.map(i => i.naturalWidth)")
         assert images and all(w > 0 for w in images)
+        _check_playhead(page)
         browser.close()
     assert not errors and not dialogs
+
+
+def _check_playhead(page) -> None:
+    """On the open feature page: seeking moves the playhead, a click on the spectrogram seeks there, and
+    the playhead advances while the clip plays."""
+    clip = page.locator(".clip[data-start]").first
+    audio, spec, head = clip.locator("audio"), clip.locator(".spec"), clip.locator(".playhead")
+    duration = audio.evaluate("a => a.duration")
+
+    def head_fraction() -> float:
+        return (
+            head.evaluate("h => h.getBoundingClientRect().left - h.parentElement.getBoundingClientRect().left")
+            / (spec.bounding_box()["width"])
+        )
+
+    audio.evaluate("(a, t) => new Promise(r => { a.addEventListener('seeked', r, {once: true}); a.currentTime = t; })",
+                   duration / 2)  # fmt: skip
+    page.wait_for_timeout(50)
+    assert head_fraction() == pytest.approx(0.5, abs=0.02)
+    box = spec.bounding_box()
+    spec.click(position={"x": box["width"] * 0.25, "y": box["height"] / 2})
+    assert audio.evaluate("a => a.currentTime") == pytest.approx(duration * 0.25, abs=0.02)
+    page.wait_for_timeout(50)
+    assert head_fraction() == pytest.approx(0.25, abs=0.02)
+    audio.evaluate("a => { a.currentTime = 0; return a.play(); }")
+    page.wait_for_function("a => a.currentTime > 0.3 || a.ended", arg=audio.element_handle(), timeout=10000)
+    audio.evaluate("a => a.pause()")
+    page.wait_for_timeout(50)
+    now = audio.evaluate("a => a.currentTime")
+    assert now > 0.3 and head_fraction() == pytest.approx(now / duration, abs=0.02)
+
+
+def test_spectrograms_have_frequency_and_time_axes(dashboard):
+    """Each spectrogram carries 0–8 kHz ticks at their heights and round-second ticks inside its excerpt."""
+    from html import unescape
+
+    index = dashboard[0]
+    page = (index.parent / "features" / f"f{page_first(index)}.html").read_text()
+    boxes = page.split('<div class="clip" data-start="')[1:]
+    assert boxes and '<script src="../feature.js"></script>' in page
+    for box in boxes:
+        start, end = (float(x) for x in box.split('"')[0:3:2])
+        freq = box[box.index('class="faxis"') : box.index('class="spec"')]
+        assert re_ticks(freq, "bottom") == [(0.0, "0"), (25.0, "2"), (50.0, "4"), (75.0, "6"), (100.0, "8")]
+        assert "kHz" in freq and '<div class="playhead"></div>' in box
+        times = re_ticks(unescape(box[box.index('class="taxis"') :].split("</div>")[0]), "left")
+        assert len(times) >= 2
+        for left, label in times:
+            assert start - 1e-6 <= float(label) <= end + 1e-6
+            assert left == pytest.approx(100 * (float(label) - start) / (end - start), abs=0.01)
+
+
+def re_ticks(html: str, side: str) -> list[tuple[float, str]]:
+    import re
+
+    return [(float(a), b) for a, b in re.findall(rf'class="tick" style="{side}:([-\d.]+)%">([^<]+)</span>', html)]
+
+
+def test_tick_positions():
+    from whisper_sae.analysis.dashboard.media import frequency_ticks, nice_step, time_ticks
+
+    assert [nice_step(s) for s in (3.0, 1.0, 0.25, 30.0)] == [0.5, 0.2, 0.05, 5.0]
+    ticks = time_ticks(1.23, 4.23)
+    assert [label for _, label in ticks] == ["1.5", "2.0", "2.5", "3.0", "3.5", "4.0"]
+    assert ticks[0][0] == pytest.approx(0.27 / 3.0)
+    assert time_ticks(0.0, 1.0)[0] == (0.0, "0.0") and time_ticks(0.0, 1.0)[-1] == (1.0, "1.0")
+    assert frequency_ticks()[-1] == (1.0, "8")
+
+
+def test_phone_labels_are_arpabet_with_the_ipa_in_a_tooltip(dashboard):
+    """The test corpus' phones 's' and 'a' are IPA: pages and index show S and AE, with the IPA beside them."""
+    index, result, _, _ = dashboard
+    rows = _features_literal(index)
+    labelled = [r for r in rows if r.get("phone")]
+    assert labelled and all(r["phone"] in ("S", "AE") for r in labelled)
+    assert all(r["phone_ipa"] == {"S": "s", "AE": "a"}[r["phone"]] for r in labelled)
+    assert "phone labels in ARPAbet" in index.read_text()
+    for path in index.parent.glob("features/*.html"):
+        html = path.read_text()
+        f = int(path.stem[1:])
+        if result.feature_row(f).get("phone") == "a":
+            assert 'class="label phone" title="eSpeak IPA /a/ → ARPAbet AE" data-ipa="a">AE</span>' in html
+            break
+    else:
+        pytest.fail("no page of a feature labelled 'a'")
+
+
+def test_index_says_why_a_feature_has_no_page(dashboard):
+    from whisper_sae.analysis.dashboard.build import _ranked_alive
+
+    index, result, _, _ = dashboard
+    rows = _features_literal(index)
+    ranked = [int(f) for f in _ranked_alive(result)]
+    without = [r for r in rows if not r["page"]]
+    assert without and all(r.get("reason") for r in without) and not any("reason" in r for r in rows if r["page"])
+    for r in without:
+        f = r["feature"]
+        if result.arrays["fire_count"][f] == 0:
+            assert r["reason"] == "dead: never fired"
+        else:
+            assert r["reason"] == f"rank {ranked.index(f) + 1} of {len(ranked)} live > --max-features 6"
+            assert ranked.index(f) >= 6
+    assert 'data-key="page"' in index.read_text()
+
+
+def test_no_page_reasons_for_chosen_features(dashboard):
+    from whisper_sae.analysis.dashboard.build import no_page_reasons
+
+    result = dashboard[1]
+    alive = [f for f in range(result.d_sae) if result.arrays["fire_count"][f] > 0]
+    reasons = no_page_reasons(result, alive[:1], features=alive[:1])
+    assert alive[0] not in reasons and reasons[alive[1]] == "not in --features"
+    assert len(reasons) == result.d_sae - 1
+
+
+def test_clip_media_are_much_smaller_than_wav_and_png(dashboard, tmp_path):
+    """The Opus clips and WebP spectrograms take under a fifth of the bytes the same excerpts took as 16-bit
+    WAV and RGBA PNG (the format before; about an eighth on real speech, benchmarks/dashboard_size.py)."""
+    from html import unescape
+
+    from whisper_sae.analysis.dashboard import media
+
+    index, _, utts, _ = dashboard
+    by_id = {u.id: u for u in utts}
+    new = old = 0
+    for path in index.parent.glob("features/*.html"):
+        html = path.read_text()
+        for card in html.split('<div class="clip" data-start="')[1:]:
+            start, end = (float(x) for x in card.split('"')[0:3:2])
+            utt = by_id[unescape(card[card.index("<b>") + 3 : card.index("</b>")])]
+            stem = card[card.index('src="../clips/') + 14 :].split(".")[0]
+            new += sum((index.parent / "clips" / f"{stem}.{ext}").stat().st_size for ext in ("ogg", "webp"))
+            media.write_wav(tmp_path / "old.wav", utt.audio, start, end)
+            media.write_spectrogram_png(tmp_path / "old.png", utt.audio, start, end)
+            old += (tmp_path / "old.wav").stat().st_size + (tmp_path / "old.png").stat().st_size
+    print(f"clip media: {new} bytes now, {old} bytes as WAV + PNG")
+    assert old > 0 and new < old / 5, (new, old)
+
+
+def test_the_folder_can_be_moved(dashboard, tmp_path):
+    """Every href and src in every page (and each link the index builds) points to a file inside the folder,
+    so a moved copy works as it is."""
+    import re
+    import shutil
+
+    index = dashboard[0]
+    moved = tmp_path / "elsewhere" / "site"
+    shutil.copytree(index.parent, tmp_path / "copy")
+    shutil.move(tmp_path / "copy", moved)
+    root = moved.resolve()
+    checked = 0
+    for page in moved.rglob("*.html"):
+        for link in re.findall(r'(?:href|src)="([^"]+)"', page.read_text()):
+            assert not re.match(r"^(/|[a-z]+:)", link), (page, link)
+            target = (page.parent / link.split("#")[0]).resolve()
+            assert root in target.parents and target.is_file(), (page, link)
+            checked += 1
+    for row in _features_literal(moved / "index.html"):
+        assert (moved / "features" / f"f{row['feature']}.html").is_file() == row["page"]
+    assert checked > 10
 
 
 def test_store_analysis_of_the_synthetic_corpus_builds_without_a_corpus(analysis_whisper, synth_corpus, tmp_path):
@@ -233,6 +407,7 @@ def test_store_analysis_of_the_synthetic_corpus_builds_without_a_corpus(analysis
     )
     html = (index.parent / "features" / f"f{page_first(index)}.html").read_text()
     assert html.count('<audio controls preload="auto"') == 2 and 'class="w active' in html
+    assert 'data-ipa="' in html  # eSpeak's IPA phone label, shown in ARPAbet
     assert "Speaker attributes" not in html  # no probe.json beside this SAE: no attribute table
 
 
@@ -271,7 +446,7 @@ def test_rebuild_removes_only_what_the_dashboard_wrote(analysis_whisper, tmp_pat
     )
     pages = sorted(p.name for p in (out / "features").glob("*.html"))
     assert pages == sorted([f"f{page_first(out / 'index.html')}.html", "mine.html"])
-    assert (out / "notes.txt").read_text() == "mine" and len(list((out / "clips").glob("*.wav"))) == 1
+    assert (out / "notes.txt").read_text() == "mine" and len(list((out / "clips").glob("*.ogg"))) == 1
 
 
 def test_dashboard_from_another_working_directory(analysis_whisper, tiny_random_whisper_dir, tmp_path, monkeypatch):
@@ -298,10 +473,18 @@ def test_dashboard_from_another_working_directory(analysis_whisper, tiny_random_
     assert main(["dashboard", "../A/sae", "--out", "site", "--max-features", "2", "--clips", "1", "--no-progress"]) == 0
     site = b / "site"
     pages = list(site.glob("features/*.html"))
-    assert pages and len(list(site.glob("clips/*.wav"))) == len(pages)
+    assert pages and len(list(site.glob("clips/*.ogg"))) == len(pages)
     for page in pages:
         html = page.read_text()
         assert 'src="../clips/' in html and str(tmp_path) not in html
     doc = json.loads((site / "dashboard.json").read_text())
     assert (site / doc["meta"]["corpus"]).resolve() == (a / "corpus").resolve()
     assert not Path(doc["meta"]["corpus"]).is_absolute()
+
+
+def test_activation_drawing_keeps_only_the_ends_of_silent_runs():
+    from whisper_sae.analysis.dashboard.media import activation_svg
+
+    times = np.arange(10) * 0.1
+    svg = activation_svg(times, np.array([0, 0, 0, 1, 0, 0, 0, 0, 2, 0.0]), 0.0, 0.9, 2.0)
+    assert 'class="line" points="0,100 222,100 333,52 444,100 778,100 889,4 1000,100"' in svg

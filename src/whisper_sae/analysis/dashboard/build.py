@@ -1,9 +1,11 @@
 """``build_dashboard``: a static HTML site of an SAE's features that opens from disk (no server).
 
-``index.html`` lists every feature (sortable, searchable; its data is a JSON literal in the page);
-``features/fN.html`` shows a feature's labels and scores, its activation-density histogram and its
-top clips (WAV excerpt, spectrogram with the activation drawn over time, transcript with the active
-words highlighted). Per-frame activations are recomputed here for the top clips only. Where a
+``index.html`` lists every feature (sortable, searchable; its data is a JSON literal in the page), and
+for one without a page says why (dead, beyond ``--max-features``...); ``features/fN.html`` shows a
+feature's labels (phones in ARPAbet, see ``analysis.phones``) and scores, its activation-density
+histogram and its top clips (an Ogg/Opus excerpt, its WebP spectrogram with kHz and seconds axes, the
+activation drawn over time and a playhead that follows the audio, the transcript with the active words
+highlighted). Every link is relative, so the folder can be moved or published as it is. Per-frame activations are recomputed here for the top clips only. Where a
 speaker-attribute probe was run (probe.json), pages show each feature's selectivity and the index
 can sort and filter by it.
 
@@ -31,7 +33,7 @@ from ..checks import check_sae_analysis, check_sae_model, check_sae_store
 from ..features.codes import store_codes, utterance_codes
 from ..features.labels import AlignmentIndex
 from ..features.result import AnalysisResult, _map_paths
-from . import render
+from . import media, render
 from .selectivity import default_probe_paths, load_selectivity
 
 logger = logging.getLogger(__name__)
@@ -46,16 +48,21 @@ def page_features(result: AnalysisResult, features=None, max_features: int | Non
         if bad:
             raise ValueError(f"features {bad} are out of range; this SAE has features 0..{result.d_sae - 1}")
         return [int(f) for f in features]
+    order = _ranked_alive(result)
+    pages = [int(f) for f in (order if max_features is None else order[:max_features])]
+    chosen = set(pages)
+    return pages + [int(f) for f in extra if result.arrays["fire_count"][f] > 0 and f not in chosen]
+
+
+def _ranked_alive(result: AnalysisResult) -> np.ndarray:
+    """The features that fired, best phone/word label F1 first, then most frequent."""
     a = result.arrays
     f1 = np.zeros(result.d_sae)
     for kind in ("phone", "word"):
         if f"{kind}_f1" in a:
             f1 = np.maximum(f1, a[f"{kind}_f1"])
     alive = np.nonzero(a["fire_count"] > 0)[0]
-    order = alive[np.lexsort((-a["freq"][alive], -f1[alive]))]
-    pages = [int(f) for f in (order if max_features is None else order[:max_features])]
-    chosen = set(pages)
-    return pages + [int(f) for f in extra if a["fire_count"][f] > 0 and f not in chosen]
+    return alive[np.lexsort((-a["freq"][alive], -f1[alive]))]
 
 
 def _from_paths(result: AnalysisResult, needed: set[int], alignments) -> dict:
@@ -168,7 +175,7 @@ def _word_times(lw, utts: dict, whisper_words: bool) -> dict[int, list[dict]]:  
 MANIFEST = ".whisper-sae-dashboard.json"
 """The file in a dashboard folder that marks it as ours and lists what the last build wrote."""
 MANIFEST_FORMAT = "whisper-sae-dashboard/1"
-ASSETS = ("style.css", "index.js")
+ASSETS = ("style.css", "index.js", "feature.js")
 
 
 class DashboardFolderError(RuntimeError):
@@ -237,13 +244,35 @@ def _write_manifest(out: Path, files: list[str]) -> None:
     tmp.replace(out / MANIFEST)
 
 
-def _planned_files(pages: list[int], plan: dict) -> list[str]:
+def _planned_files(pages: list[int], plan: dict, audio_ext: str = "wav", image_ext: str = "png") -> list[str]:
     """Every file this build may write (clips without audio are listed but not written)."""
     files = ["index.html", "dashboard.json", *ASSETS] + [f"features/f{f}.html" for f in pages]
     for f in pages:
         for j in range(len(plan[f])):
-            files += [f"clips/f{f}_{j}.wav", f"clips/f{f}_{j}.png"]
+            files += [f"clips/f{f}_{j}.{audio_ext}", f"clips/f{f}_{j}.{image_ext}"]
     return files
+
+
+def no_page_reasons(result: AnalysisResult, pages: list[int], features=None, max_features: int | None = 200) -> dict:
+    """Why each feature without a page has none: {feature: reason}, following :func:`page_features` (live
+    features are ranked by best phone/word label F1, then firing frequency)."""
+    a = result.arrays
+    alive = int((a["fire_count"] > 0).sum())
+    chosen = set(pages)
+    rank = {int(f): r for r, f in enumerate(_ranked_alive(result), start=1)}
+    reasons = {}
+    for f in range(result.d_sae):
+        if f in chosen:
+            continue
+        if a["fire_count"][f] == 0:
+            reasons[f] = "dead: never fired"
+        elif features is not None:
+            reasons[f] = "not in --features"
+        elif max_features is not None:
+            reasons[f] = f"rank {rank[f]} of {alive} live > --max-features {max_features}"
+        else:
+            reasons[f] = "not selected"
+    return reasons
 
 
 def build_dashboard(
@@ -307,7 +336,8 @@ def build_dashboard(
         tokenizer = lw().tokenizer if side == "decoder" else None
         # Pages and clips of an earlier build would otherwise linger beside the new ones.
         _remove_owned(out, previous)
-        _write_manifest(out, _planned_files(pages, plan))
+        audio_ext, image_ext = media.audio_format()[0], media.image_format()
+        _write_manifest(out, _planned_files(pages, plan, audio_ext, image_ext))
         (out / "features").mkdir(parents=True, exist_ok=True)
         (out / "clips").mkdir(exist_ok=True)
         _copy_assets(out)
@@ -321,13 +351,16 @@ def build_dashboard(
             side=side,
             out=out,
             attributes=attributes,
+            audio_ext=audio_ext,
+            image_ext=image_ext,
         )
         for n, f in enumerate(tqdm(pages, desc="dashboard pages", disable=not progress)):
             neighbours = (pages[n - 1] if n > 0 else None, pages[n + 1] if n + 1 < len(pages) else None)
             page = render.feature_page(ctx, f, plan[f], neighbours)
             (out / "features" / f"f{f}.html").write_text(page, encoding="utf-8")
         index = out / "index.html"
-        index.write_text(render.index_page(result, set(pages), attributes), encoding="utf-8")
+        reasons = no_page_reasons(result, pages, features, max_features)
+        index.write_text(render.index_page(result, set(pages), attributes, reasons), encoding="utf-8")
         # Paths recorded relative to the dashboard folder, as analysis.json and probe.json do.
         meta, _ = _map_paths(result.meta, [], lambda p: record_path(p, out))
         doc = {"features": pages, "meta": meta, "probe": [record_path(str(p), out) for p in probe_paths]}

@@ -13,6 +13,7 @@ import numpy as np
 
 from whisper_sae.audio.constants import FRAME_SECONDS, WINDOW_SECONDS
 
+from ..phones import display_phone
 from . import media
 from .selectivity import SIGNIFICANT_Q
 
@@ -43,6 +44,23 @@ class PageContext:
     out: Path
     attributes: object = None
     """An ``AttributeSelectivity`` (speaker attributes from probe.json), or None."""
+    audio_ext: str = "wav"
+    """Extension of the clips' audio (``ogg``: Opus; ``flac``; ``wav``), from :func:`media.audio_format`."""
+    image_ext: str = "png"
+    """Extension of the spectrograms (``webp`` or ``png``)."""
+
+
+def label_html(kind: str, label, extra_class: str = "") -> str:
+    """A phone or word label as a ``<span class="label KIND">``; phones are shown in ARPAbet, and one mapped
+    from eSpeak's IPA carries that IPA in its tooltip (``title``) and ``data-ipa``."""
+    cls = f"label {kind} {extra_class}".strip()
+    if kind != "phone":
+        return f'<span class="{cls}">{escape(str(label))}</span>'
+    shown, ipa = display_phone(label)
+    if ipa is None:
+        return f'<span class="{cls}">{escape(shown)}</span>'
+    tip = escape(f"eSpeak IPA /{ipa}/ → ARPAbet {shown}")
+    return f'<span class="{cls}" title="{tip}" data-ipa="{escape(ipa)}">{escape(shown)}</span>'
 
 
 def _head(title: str, css: str) -> str:
@@ -61,9 +79,9 @@ def _scores(row: dict) -> str:
     ]
     for kind in ("phone", "word"):
         if f"{kind}_f1" in row:
-            label = row[kind] if row[kind] is not None else "—"
+            label = label_html(kind, row[kind]) if row[kind] is not None else "—"
             cells.append(
-                f'<dt>best {kind}</dt><dd><span class="label {kind}">{escape(str(label))}</span> '
+                f"<dt>best {kind}</dt><dd>{label} "
                 f"F1 {row[f'{kind}_f1']:.2f} (precision {row[f'{kind}_precision']:.2f}, "
                 f"recall {row[f'{kind}_recall']:.2f})</dd>"
             )
@@ -78,12 +96,14 @@ def _highlighted_words(words: list[dict], times, acts, scale: float, start: floa
         peak = float(acts[inside].max()) if inside.any() else 0.0
         alpha = min(peak / max(scale, 1e-12), 1.0)
         near = float(w["end"]) >= start and float(w["start"]) <= end
-        cls = "w active" if peak > 0 else "w"
-        cls += " near" if near else ""
-        spans.append(
-            f'<span class="{cls}" style="--a:{alpha:.2f}" title="{peak:.3g} at '
-            f'{float(w["start"]):.2f} s">{escape(str(w["word"]))}</span>'
-        )
+        near_cls = " near" if near else ""
+        if peak > 0:
+            spans.append(
+                f'<span class="w active{near_cls}" style="--a:{alpha:.2f}" title="{peak:.3g} at '
+                f'{float(w["start"]):.2f} s">{escape(str(w["word"]))}</span>'
+            )
+        else:  # a silent word needs no shade or tooltip (long transcripts would double the page)
+            spans.append(f'<span class="w{near_cls}">{escape(str(w["word"]))}</span>')
     return " ".join(spans)
 
 
@@ -110,23 +130,46 @@ def _clip_card(ctx: PageContext, feature: int, j: int, clip: dict, scale: float)
         return f'<div class="clip missing">{head}<p class="muted">audio not available</p></div>'
     times, acts, tokens = ctx.series[key]
     stem = f"f{feature}_{j}"
+    audio_name = f"{stem}.{ctx.audio_ext}"
+    write = media.write_wav if ctx.audio_ext == "wav" else media.write_audio
     if ctx.side == "decoder":
         start, end = 0.0, min(utt.duration, float(WINDOW_SECONDS))
-        media.write_wav(ctx.out / "clips" / f"{stem}.wav", utt.audio, start, end)
+        write(ctx.out / "clips" / audio_name, utt.audio, start, end)
         body = f'<div class="context">{_token_context(ctx, acts, tokens, clip["pos"], scale)}</div>'
     else:
         start, end = media.excerpt_bounds(clip["time"], utt.duration, ctx.excerpt_seconds)
-        media.write_wav(ctx.out / "clips" / f"{stem}.wav", utt.audio, start, end)
-        media.write_spectrogram_png(ctx.out / "clips" / f"{stem}.png", utt.audio, start, end)
+        write(ctx.out / "clips" / audio_name, utt.audio, start, end)
+        image = f"{stem}.{ctx.image_ext}"
+        media.write_spectrogram(ctx.out / "clips" / image, utt.audio, start, end)
         words = ctx.words.get(clip["utt"]) or []
         transcript = _highlighted_words(words, times, acts, scale, start, end) if words else escape(utt.text or "")
         body = (
-            f'<div class="spec"><img src="../clips/{stem}.png" alt="spectrogram {start:.2f}–{end:.2f} s">'
-            f"{media.activation_svg(times, acts, start, end, scale, clip['time'])}</div>"
-            f'<div class="axis"><span>{start:.2f} s</span><span>{end:.2f} s</span></div>'
-            f'<p class="transcript">{transcript}</p>'
+            _spectrogram_box(image, start, end, media.activation_svg(times, acts, start, end, scale, clip["time"]))
+            + f'<p class="transcript">{transcript}</p>'
         )
-    return f'<div class="clip">{head}<audio controls preload="auto" src="../clips/{stem}.wav"></audio>{body}</div>'
+    return (
+        f'<div class="clip" data-start="{start:.3f}" data-end="{end:.3f}">{head}'
+        f'<audio controls preload="auto" src="../clips/{audio_name}"></audio>{body}</div>'
+    )
+
+
+def _spectrogram_box(image: str, start: float, end: float, overlay: str) -> str:
+    """The spectrogram with its axes: frequency (kHz) on the left, time (s, utterance clock) below, the
+    activation drawn over it and a playhead that ``feature.js`` moves with the audio (a click seeks)."""
+    freq = "".join(
+        f'<span class="tick" style="bottom:{100 * frac:.2f}%">{label}</span>' for frac, label in media.frequency_ticks()
+    )
+    times = "".join(
+        f'<span class="tick" style="left:{100 * frac:.2f}%">{label}</span>'
+        for frac, label in media.time_ticks(start, end)
+    )
+    return (
+        '<div class="specbox">'
+        f'<div class="faxis" aria-label="frequency, kHz">{freq}<span class="unit">kHz</span></div>'
+        f'<div class="spec" title="click to play from here"><img src="../clips/{image}" '
+        f'alt="spectrogram {start:.2f}–{end:.2f} s, 0–8 kHz">{overlay}<div class="playhead"></div></div>'
+        f'<div class="taxis" aria-label="time, s">{times}</div><div class="tunit">s</div></div>'
+    )
 
 
 def _num(x, fmt: str) -> str:
@@ -176,13 +219,14 @@ def feature_page(ctx: PageContext, feature: int, clip_rows: list[dict], neighbou
     if neighbours[1] is not None:
         nav.append(f'<a href="f{neighbours[1]}.html" rel="next">feature {neighbours[1]} →</a>')
     title = f"Feature {feature}"
-    label = row.get("phone") or row.get("word")
+    kind = "phone" if row.get("phone") else "word"
+    label = row.get(kind)
     cards = "".join(_clip_card(ctx, feature, j, clip, scale) for j, clip in enumerate(clip_rows))
     meta = result.meta
     return (
         _head(f"{title} · {meta.get('hook', '')}", "../style.css")
         + f"<nav>{' · '.join(nav)}</nav><h1>{title}"
-        + (f' <span class="label">{escape(str(label))}</span>' if label else "")
+        + (f" {label_html(kind, label)}" if label else "")
         + "</h1>"
         + f'<p class="muted">{escape(str(meta.get("model")))} · {escape(str(meta.get("hook")))} · '
         f"{escape(str(meta.get('corpus')))}</p>"
@@ -191,22 +235,31 @@ def feature_page(ctx: PageContext, feature: int, clip_rows: list[dict], neighbou
         + "<h2>Activation density</h2>"
         + media.histogram_svg(result.arrays["hist"][feature], result.arrays["hist_edges"])
         + f'<h2>Top clips</h2><div class="clips" id="clips">{cards or "<p>No clips.</p>"}</div>'
-        + "</body></html>"
+        + '<script src="../feature.js"></script></body></html>'
     )
 
 
-def index_rows(result, pages: set[int], attributes=None) -> list[dict]:
+def index_rows(result, pages: set[int], attributes=None, reasons=None) -> list[dict]:
+    """One dict per feature for the index: its scores, ``page`` (whether it has one) and, without a page,
+    ``reason`` (why not, from ``reasons``); phone labels in ARPAbet, with ``phone_ipa`` where mapped from IPA."""
     rows = []
     for f in range(result.d_sae):
         row = result.feature_row(f)
         row["page"] = f in pages
+        if not row["page"] and reasons:
+            row["reason"] = reasons.get(f)
+        if row.get("phone") is not None:
+            row["phone"], ipa = display_phone(row["phone"])
+            if ipa is not None:
+                row["phone_ipa"] = ipa
         if attributes:
             row.update(attributes.index_fields(f))
         rows.append({k: (round(v, 6) if isinstance(v, float) else v) for k, v in row.items()})
     return rows
 
 
-def index_page(result, pages: set[int], attributes=None) -> str:
+def index_page(result, pages: set[int], attributes=None, reasons=None) -> str:
+    """The index; ``reasons``: {feature: why it has no page} (see ``build.no_page_reasons``)."""
     meta, summary = result.meta, result.summary
     facts = [
         f"{escape(str(meta.get('model')))} · {escape(str(meta.get('hook')))} · "
@@ -221,6 +274,12 @@ def index_page(result, pages: set[int], attributes=None) -> str:
                 f"{kind} labels: F1 &gt; 0.5 for {s['f1>0.5']}, &gt; 0.7 for {s['f1>0.7']}, "
                 f"&gt; 0.9 for {s['f1>0.9']} of {s['n_alive']} features"
             )
+    rows = index_rows(result, pages, attributes, reasons)
+    if any("phone_ipa" in r for r in rows):
+        facts.append(
+            "phone labels in ARPAbet, mapped from the corpus' eSpeak IPA (the IPA is in each label's tooltip; "
+            "the mapping: docs/phones.md in whisper-sae)"
+        )
     spec, attr_heads, attr_controls = [], "", ""
     if attributes:
         spec = attributes.filter_spec()
@@ -252,9 +311,12 @@ def index_page(result, pages: set[int], attributes=None) -> str:
         + '<table id="features"><thead><tr>'
         '<th data-key="feature">feature</th><th data-key="freq">frequency</th>'
         '<th data-key="max_act">max act.</th><th data-key="mean_act">mean act.</th>'
-        '<th data-key="phone">phone</th><th data-key="phone_f1">phone F1</th>'
-        '<th data-key="word">word</th><th data-key="word_f1">word F1</th>' + attr_heads + "</tr></thead>"
-        "<tbody></tbody></table>" + f"<script>const FEATURES = {js_literal(index_rows(result, pages, attributes))};"
+        '<th data-key="phone" title="ARPAbet; eSpeak IPA in the tooltip">phone</th><th data-key="phone_f1">phone F1</th>'
+        '<th data-key="word">word</th><th data-key="word_f1">word F1</th>'
+        + attr_heads
+        + '<th data-key="page" title="a link, or why the feature has no page (live features are ranked by best '
+        'label F1, then firing frequency)">page</th>'
+        "</tr></thead><tbody></tbody></table>" + f"<script>const FEATURES = {js_literal(rows)};"
         f"const ATTRIBUTES = {js_literal(spec)};const SIGNIFICANT_Q = {SIGNIFICANT_Q!r};</script>"
         + '<script src="index.js"></script></body></html>'
     )

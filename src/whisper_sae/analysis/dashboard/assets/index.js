@@ -2,7 +2,8 @@
 // Cells are filled with textContent, never innerHTML, so no data string can become markup.
 // ATTRIBUTES lists the speaker attributes of the probe.json files (may be empty); each has a "sel:NAME" column
 // (selectivity score), "cls:NAME" (the class it separates; "low:NAME" when it is lower there, shown as ↓)
-// and "q:NAME" (BH-corrected p) in every row.
+// and "q:NAME" (BH-corrected p) in every row. Phones are ARPAbet ("phone_ipa": the eSpeak IPA it was mapped
+// from, shown as a tooltip); a feature without a page has a "reason", shown in the page column.
 (function () {
   "use strict";
   const LIMIT = 1000;
@@ -50,7 +51,8 @@
     if (!selective(row)) return false;
     if (!state.query) return true;
     const q = state.query;
-    return String(row.feature) === q || [row.phone, row.word].some((l) => l && String(l).toLowerCase().includes(q));
+    return String(row.feature) === q ||
+      [row.phone, row.phone_ipa, row.word].some((l) => l && String(l).toLowerCase().includes(q));
   }
 
   function render() {
@@ -63,13 +65,17 @@
       for (const key of columns) {
         const td = document.createElement("td");
         td.dataset.key = key;
-        if (key === "feature" && row.page) {
+        if ((key === "feature" || key === "page") && row.page) {
           const a = document.createElement("a");
           a.href = "features/f" + row.feature + ".html";
-          a.textContent = row.feature;
+          a.textContent = key === "page" ? "open" : row.feature;
           td.appendChild(a);
+        } else if (key === "page") {
+          td.textContent = row.reason || "none";
+          td.title = "no page: " + (row.reason || "not selected");
         } else {
           td.textContent = format(key, row[key], row);
+          if (key === "phone" && row.phone_ipa) td.title = "eSpeak IPA /" + row.phone_ipa + "/";
         }
         tr.appendChild(td);
       }
