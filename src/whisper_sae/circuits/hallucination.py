@@ -15,6 +15,7 @@ corpus of ``audio.nonspeech``) and overall.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -23,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from whisper_sae.artifacts import open_corpus, open_model
+from whisper_sae.audio.constants import SAMPLE_RATE
 from whisper_sae.audio.windows import split_windows
 from whisper_sae.evaluate.metrics import normalize_text
 from whisper_sae.whisper.hooks import _core, run_decoder_teacher_forced
@@ -85,6 +87,39 @@ def _no_speech_token(lw) -> int | None:
     return None
 
 
+def _steering(steering, sae, lw, device):
+    """A callable giving, for one batch's window durations, the context that applies ``steering`` (or nothing)."""
+    if steering is None:
+        return _NoSteering()
+    from whisper_sae.analysis.checks import check_sae_model
+    from whisper_sae.analysis.interventions import edit_for_batch
+    from whisper_sae.artifacts import open_sae
+    from whisper_sae.circuits.steering import SteeringSpec
+    from whisper_sae.whisper import patch
+
+    spec = steering if isinstance(steering, SteeringSpec) else SteeringSpec.load(steering)
+    if sae is None and spec.sae is None:
+        raise ValueError("the steering spec names no SAE; pass sae= (the SAE whose features it edits)")
+    sae, sae_dir = open_sae(sae if sae is not None else spec.sae, device)
+    spec.check(sae)
+    hook = spec.hook or sae.cfg.hook_name
+    check_sae_model(sae, sae_dir, lw, hook)
+
+    def context(durations: list[float]):
+        fn = edit_for_batch(sae, lw, durations, **spec.edit_args(), hook=hook, allow_empty=True)
+        return patch(lw.model, hook, fn)
+
+    context.spec = spec
+    return context
+
+
+class _NoSteering:
+    spec = None
+
+    def __call__(self, durations):
+        return contextlib.nullcontext()
+
+
 def _summary(rows: list[dict]) -> dict:
     probs = [r["no_speech_prob"] for r in rows if r["no_speech_prob"] is not None]
     hallucinated = sum(r["hallucinated"] for r in rows)
@@ -106,9 +141,15 @@ def hallucination_rate(
     max_utterances: int | None = None,
     device=None,
     progress: bool = False,
+    steering=None,
+    sae=None,
 ) -> HallucinationResult:
     """The share of clips of ``corpus`` (a spec or utterances; meant for audio without speech) that
-    ``model`` transcribes with at least one word, per value of ``attribute`` and overall."""
+    ``model`` transcribes with at least one word, per value of ``attribute`` and overall.
+
+    ``steering`` (a ``SteeringSpec`` or the path of its JSON file) edits SAE features in every window,
+    through the same splice as ``whisper-sae intervene``; ``sae`` (a folder, shipped name or
+    ``SparseAutoencoder``) defaults to the SAE the spec names."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if max_new_tokens < 1:
@@ -132,22 +173,24 @@ def hallucination_rate(
         raise ValueError(
             f"corpus {spec} holds no readable audio clip; make one with `whisper-sae corpus nonspeech --out DIR`"
         )
+    steer = _steering(steering, sae, lw, device)
     prompt, no_speech = list(lw.prompt_ids), _no_speech_token(lw)
     budget = min(max_new_tokens, lw.config.max_target_positions - len(prompt))
     texts: list[list[str]] = [[] for _ in clips]
     first_prob: dict[int, float] = {}
     for start in tqdm(range(0, len(windows), batch_size), desc="hallucination", unit="batch", disable=not progress):
         batch = windows[start : start + batch_size]
-        features = lw.log_mel([audio for _, audio in batch])
-        with torch.no_grad():
-            hidden = _core(lw).encoder(features.to(lw.model.dtype)).last_hidden_state
-        for (clip, _), seq in zip(batch, lw.greedy_from_encoder(hidden, prompt, budget)):
-            texts[clip].append(lw.tokenizer.decode(seq, skip_special_tokens=True).strip())
-        if no_speech is not None:
-            logits = run_decoder_teacher_forced(lw, hidden, [prompt] * len(batch), [], return_logits=True)["logits"]
-            probs = logits[:, 0].float().softmax(-1)[:, no_speech]  # at <|startoftranscript|>, as openai-whisper
-            for (clip, _), p in zip(batch, probs.tolist()):
-                first_prob.setdefault(clip, p)
+        with steer([len(audio) / SAMPLE_RATE for _, audio in batch]):
+            features = lw.log_mel([audio for _, audio in batch])
+            with torch.no_grad():
+                hidden = _core(lw).encoder(features.to(lw.model.dtype)).last_hidden_state
+            for (clip, _), seq in zip(batch, lw.greedy_from_encoder(hidden, prompt, budget)):
+                texts[clip].append(lw.tokenizer.decode(seq, skip_special_tokens=True).strip())
+            if no_speech is not None:
+                logits = run_decoder_teacher_forced(lw, hidden, [prompt] * len(batch), [], return_logits=True)["logits"]
+                probs = logits[:, 0].float().softmax(-1)[:, no_speech]  # at <|startoftranscript|>, as openai-whisper
+                for (clip, _), p in zip(batch, probs.tolist()):
+                    first_prob.setdefault(clip, p)
     for i, row in enumerate(clips):
         row["transcript"] = " ".join(t for t in texts[i] if t)
         row["hallucinated"] = holds_words(row["transcript"])
@@ -164,5 +207,6 @@ def hallucination_rate(
         "seconds": round(sum(r["duration"] for r in clips), 2),
         "device": str(lw.device),
         "no_speech_token": no_speech,
+        "steering": None if steering is None else steer.spec.to_dict(),
     }
     return HallucinationResult(meta=meta, groups=groups, overall=_summary(clips), clips=clips, skipped=skipped)

@@ -34,6 +34,7 @@ SUBCOMMANDS = [
     "demo",
     "pretrained",
     "circuits",
+    "hallucination",
 ]
 
 DEBUG_ENV = "WHISPER_SAE_DEBUG"
