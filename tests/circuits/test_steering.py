@@ -153,6 +153,12 @@ def test_steering_in_the_rate_is_the_intervene_edit(lw, corpus):
     assert [c["no_speech_prob"] for c in padded.clips] != [c["no_speech_prob"] for c in steered.clips]
     with pytest.raises(ValueError, match="names no SAE"):
         hallucination_rate(lw, corpus, max_new_tokens=4, steering=spec)
+    # a sweep's encoder cache: the edit applied to cached encoder outputs gives the same result as the hook
+    cache: dict = {}
+    hallucination_rate(lw, corpus, max_new_tokens=4, encoder_cache=cache)
+    cached = hallucination_rate(lw, corpus, max_new_tokens=4, steering=spec, sae=sae, encoder_cache=cache)
+    assert [c["transcript"] for c in cached.clips] == [c["transcript"] for c in steered.clips]
+    assert [c["no_speech_prob"] for c in cached.clips] == pytest.approx([c["no_speech_prob"] for c in steered.clips])
 
 
 def test_steered_wer_baselines(lw, tmp_path):
@@ -178,6 +184,8 @@ def test_steered_wer_baselines(lw, tmp_path):
         sae, lw, [u.audio for u in utts], SteeringSpec(edits=[(1, 40.0)]), max_new_tokens=budget
     )
     assert out["clamp"]["transcripts"] == clamped
+    cached = steered_wer(sae, lw, utts, {"clean": None, "clamp": SteeringSpec(edits=[(1, 40.0)])}, encoder_cache={})
+    assert cached["clamp"]["transcripts"] == clamped and cached["clean"]["transcripts"] == out["clean"]["transcripts"]
 
 
 def test_intervene_with_a_steer_file_equals_the_same_edit_by_flags(tmp_path, tiny_random_whisper_dir, capsys):

@@ -88,36 +88,13 @@ def _no_speech_token(lw) -> int | None:
 
 
 def _steering(steering, sae, lw, device):
-    """A callable giving, for one batch's window durations, the context that applies ``steering`` (or nothing)."""
+    """A ``Steerer`` for ``steering`` (a spec or its file), or None."""
     if steering is None:
-        return _NoSteering()
-    from whisper_sae.analysis.checks import check_sae_model
-    from whisper_sae.analysis.interventions import edit_for_batch
-    from whisper_sae.artifacts import open_sae
-    from whisper_sae.circuits.steering import SteeringSpec
-    from whisper_sae.whisper import patch
+        return None
+    from whisper_sae.circuits.steering import Steerer, SteeringSpec
 
     spec = steering if isinstance(steering, SteeringSpec) else SteeringSpec.load(steering)
-    if sae is None and spec.sae is None:
-        raise ValueError("the steering spec names no SAE; pass sae= (the SAE whose features it edits)")
-    sae, sae_dir = open_sae(sae if sae is not None else spec.sae, device)
-    spec.check(sae)
-    hook = spec.hook or sae.cfg.hook_name
-    check_sae_model(sae, sae_dir, lw, hook)
-
-    def context(durations: list[float]):
-        fn = edit_for_batch(sae, lw, durations, **spec.edit_args(), hook=hook, allow_empty=True)
-        return patch(lw.model, hook, fn)
-
-    context.spec = spec
-    return context
-
-
-class _NoSteering:
-    spec = None
-
-    def __call__(self, durations):
-        return contextlib.nullcontext()
+    return Steerer(spec, lw, sae=sae, device=device)
 
 
 def _summary(rows: list[dict]) -> dict:
@@ -143,13 +120,17 @@ def hallucination_rate(
     progress: bool = False,
     steering=None,
     sae=None,
+    encoder_cache: dict | None = None,
 ) -> HallucinationResult:
     """The share of clips of ``corpus`` (a spec or utterances; meant for audio without speech) that
     ``model`` transcribes with at least one word, per value of ``attribute`` and overall.
 
     ``steering`` (a ``SteeringSpec`` or the path of its JSON file) edits SAE features in every window,
     through the same splice as ``whisper-sae intervene``; ``sae`` (a folder, shipped name or
-    ``SparseAutoencoder``) defaults to the SAE the spec names."""
+    ``SparseAutoencoder``) defaults to the SAE the spec names. ``encoder_cache``, a dict kept between
+    calls on the same corpus, model and ``batch_size``, holds the clean encoder outputs so that a sweep of
+    specs at ``encoder.out`` runs the encoder once: the spec's edit function is then applied to the
+    cached output (the value ``patch`` would give the decoder) instead of through a hook."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if max_new_tokens < 1:
@@ -174,16 +155,27 @@ def hallucination_rate(
             f"corpus {spec} holds no readable audio clip; make one with `whisper-sae corpus nonspeech --out DIR`"
         )
     steer = _steering(steering, sae, lw, device)
+    if encoder_cache is not None and steer is not None and not steer.at_encoder_out:
+        raise ValueError(f"encoder_cache holds encoder outputs; a spec at {steer.hook} cannot be applied to them")
     prompt, no_speech = list(lw.prompt_ids), _no_speech_token(lw)
     budget = min(max_new_tokens, lw.config.max_target_positions - len(prompt))
     texts: list[list[str]] = [[] for _ in clips]
     first_prob: dict[int, float] = {}
     for start in tqdm(range(0, len(windows), batch_size), desc="hallucination", unit="batch", disable=not progress):
         batch = windows[start : start + batch_size]
-        with steer([len(audio) / SAMPLE_RATE for _, audio in batch]):
-            features = lw.log_mel([audio for _, audio in batch])
-            with torch.no_grad():
-                hidden = _core(lw).encoder(features.to(lw.model.dtype)).last_hidden_state
+        durations = [len(audio) / SAMPLE_RATE for _, audio in batch]
+        context = steer.patch(durations) if steer is not None and encoder_cache is None else contextlib.nullcontext()
+        with context:
+            if encoder_cache is not None and start in encoder_cache:
+                hidden = encoder_cache[start]
+            else:
+                features = lw.log_mel([audio for _, audio in batch])
+                with torch.no_grad():
+                    hidden = _core(lw).encoder(features.to(lw.model.dtype)).last_hidden_state
+                if encoder_cache is not None:
+                    encoder_cache[start] = hidden
+            if encoder_cache is not None and steer is not None:
+                hidden = steer.edit(durations)(hidden)  # what patch at encoder.out would return
             for (clip, _), seq in zip(batch, lw.greedy_from_encoder(hidden, prompt, budget)):
                 texts[clip].append(lw.tokenizer.decode(seq, skip_special_tokens=True).strip())
             if no_speech is not None:
@@ -207,6 +199,6 @@ def hallucination_rate(
         "seconds": round(sum(r["duration"] for r in clips), 2),
         "device": str(lw.device),
         "no_speech_token": no_speech,
-        "steering": None if steering is None else steer.spec.to_dict(),
+        "steering": None if steer is None else steer.spec.to_dict(),
     }
     return HallucinationResult(meta=meta, groups=groups, overall=_summary(clips), clips=clips, skipped=skipped)

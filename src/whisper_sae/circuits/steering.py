@@ -25,9 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+import torch
 
-from whisper_sae.analysis.interventions import transcribe_edited
+from whisper_sae.analysis.interventions import edit_for_batch, transcribe_edited
 from whisper_sae.artifacts import open_corpus
+from whisper_sae.audio.constants import SAMPLE_RATE
 from whisper_sae.evaluate.metrics import corpus_wer, normalize_text
 
 FORMAT = "whisper-sae-steering/1"
@@ -137,6 +139,36 @@ class SteeringSpec:
         return {"feature": self.features, "mode": "clamp", "value": self.values, "padding": self.padding}
 
 
+class Steerer:
+    """A spec bound to its SAE and a Whisper: ``patch(durations)`` is the context that applies it to one
+    batch of clips of those durations (seconds); ``edit(durations)`` is the edit function itself, which
+    for an ``encoder.out`` spec can be applied to cached encoder outputs (the value the hook would give)."""
+
+    def __init__(self, spec: SteeringSpec, lw, *, sae=None, device=None):
+        from whisper_sae.analysis.checks import check_sae_model
+        from whisper_sae.artifacts import open_sae
+
+        if sae is None and spec.sae is None:
+            raise ValueError("the steering spec names no SAE; pass sae= (the SAE whose features it edits)")
+        self.sae, sae_dir = open_sae(sae if sae is not None else spec.sae, device)
+        spec.check(self.sae)
+        self.spec, self.lw = spec, lw
+        self.hook = spec.hook or self.sae.cfg.hook_name
+        check_sae_model(self.sae, sae_dir, lw, self.hook)
+
+    @property
+    def at_encoder_out(self) -> bool:
+        return self.hook == "encoder.out"
+
+    def edit(self, durations: list[float]):
+        return edit_for_batch(self.sae, self.lw, durations, **self.spec.edit_args(), hook=self.hook, allow_empty=True)
+
+    def patch(self, durations: list[float]):
+        from whisper_sae.whisper import patch
+
+        return patch(self.lw.model, self.hook, self.edit(durations))
+
+
 def steered_transcripts(
     sae, lw, audios: list[np.ndarray], spec: SteeringSpec | None, *, batch_size: int = 8, max_new_tokens=None
 ) -> list[str]:
@@ -157,12 +189,41 @@ def steered_transcripts(
     )
 
 
+def _transcribe_cached(sae, lw, audios, spec, cache: dict, batch_size: int, max_new_tokens: int) -> list[str]:
+    """``steered_transcripts`` of an ``encoder.out`` spec from clean encoder outputs kept in ``cache``
+    (batch start -> [B, 1500, d]): the spec's edit function is applied to them, then greedy decoding."""
+    from whisper_sae.whisper.hooks import _core
+
+    steerer = Steerer(spec, lw, sae=sae) if spec is not None else None
+    texts: list[str] = []
+    for start in range(0, len(audios), batch_size):
+        chunk = list(audios[start : start + batch_size])
+        if start not in cache:
+            with torch.no_grad():
+                cache[start] = _core(lw).encoder(lw.log_mel(chunk).to(lw.model.dtype)).last_hidden_state
+        hidden = cache[start]
+        if steerer is not None:
+            hidden = steerer.edit([len(a) / SAMPLE_RATE for a in chunk])(hidden)
+        for seq in lw.greedy_from_encoder(hidden, list(lw.prompt_ids), max_new_tokens):
+            texts.append(lw.tokenizer.decode(seq, skip_special_tokens=True).strip())
+    return texts
+
+
 def steered_wer(
-    sae, lw, corpus, specs: dict[str, SteeringSpec | None], *, batch_size: int = 8, max_utterances=None
+    sae,
+    lw,
+    corpus,
+    specs: dict[str, SteeringSpec | None],
+    *,
+    batch_size: int = 8,
+    max_utterances=None,
+    encoder_cache: dict | None = None,
 ) -> dict[str, dict]:
     """Word error rate on transcribed speech (clips of at most 30 s) for each named spec (None = clean
-    Whisper): {name: {"wer", "errors", "words", "changed"}}, where ``changed`` counts utterances whose
-    transcript differs from the first spec's. Generation stops at twice the longest reference's tokens + 8."""
+    Whisper): {name: {"wer", "words", "utterances", "changed", "transcripts"}}, where ``changed`` counts
+    utterances whose transcript differs from the first spec's. Generation stops at twice the longest
+    reference's tokens + 8. With ``encoder_cache`` (a dict; specs at ``encoder.out`` only) the encoder
+    runs once for all specs and each edit is applied to its cached output."""
     utterances, spec_name = open_corpus(corpus, max_utterances)
     items = [u for u in utterances if (u.text or "").strip() and 0 < u.duration <= 30.0]
     if not items:
