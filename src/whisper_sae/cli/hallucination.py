@@ -27,7 +27,6 @@ def register(subparsers) -> None:
         "fire when it does (`select`, which writes a steering spec that `rate --steer-file` and `intervene "
         "--steer-file` apply).",
         epilog=EPILOG,
-        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = group.add_subparsers(dest="hallucination_command", metavar="ACTION")  # none given: this help
 
@@ -39,9 +38,9 @@ def register(subparsers) -> None:
     )
     rate.add_argument("--corpus", required=True, help="non-speech corpus (whisper-sae corpus nonspeech --out DIR)")
     common.add_model(rate, default_help="tiny.en, or the steering spec's model")
-    rate.add_argument("--steer-file", default=None, metavar="JSON", help="steering spec to apply (default: none)")
+    rate.add_argument("--steer-file", default=None, metavar="JSON", help="steering spec to apply")
     rate.add_argument("--sae", default=None, help="the SAE the steering spec edits (default: the one it names)")
-    rate.add_argument("--max-new-tokens", type=common.positive_int, default=96, help="tokens per transcript (96)")
+    rate.add_argument("--max-new-tokens", type=common.positive_int, default=96, help="tokens per transcript")
     common.add_batch_size(rate, unit="30-s windows", default=8)
     common.add_max_utterances(rate, help="use at most N clips")
     rate.add_argument("--json", default=None, metavar="PATH", help="write the full result (every clip) here")
@@ -60,19 +59,19 @@ def register(subparsers) -> None:
     select.add_argument("--nonspeech", required=True, help="non-speech clips to choose features on (a train split)")
     select.add_argument("--speech", default=None, help="real speech clips to contrast with (recommended)")
     common.add_model(select, default_help="the model named in the SAE's cfg.json")
-    select.add_argument("--top", type=common.positive_int, default=8, help="features in the steering spec (8)")
+    select.add_argument("--top", type=common.positive_int, default=8, help="features in the steering spec")
     select.add_argument(
         "--clamp",
         type=float,
         default=0.0,
         help="0 ablates the features; another number c sets each to c x its mean active value on hallucinated "
-        "clips, e.g. -1 (default 0)",
+        "clips, e.g. -1",
     )
     select.add_argument("--padding", action="store_true", help="the spec also edits the 30-s window's padding")
     select.add_argument("--out", required=True, metavar="JSON", help="where to write the steering spec")
     select.add_argument("--ranking", default=None, metavar="JSON", help="also write the whole ranking here")
     select.add_argument(
-        "--max-new-tokens", type=common.positive_int, default=16, help="tokens per labelling transcript (16)"
+        "--max-new-tokens", type=common.positive_int, default=16, help="tokens per labelling transcript"
     )
     common.add_batch_size(select, unit="30-s windows", default=8)
     common.add_max_utterances(select, help="use at most N clips of each corpus")
