@@ -28,7 +28,7 @@ from whisper_sae.artifacts import open_corpus, open_model, open_sae
 from whisper_sae.audio.constants import SAMPLE_RATE, WINDOW_SECONDS
 from whisper_sae.circuits.hallucination import DEFAULT_MAX_NEW_TOKENS, hallucination_rate
 from whisper_sae.circuits.steering import SteeringSpec
-from whisper_sae.whisper import HookPoint
+from whisper_sae.whisper import HookPoint, frames_for_duration
 from whisper_sae.whisper.hooks import encode_clips
 
 
@@ -99,9 +99,14 @@ def selectivity(target: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
 
 
 @torch.no_grad()
-def clip_activations(sae, lw, audios: list[np.ndarray], *, batch_size: int = 8, progress: bool = False) -> dict:
+def clip_activations(
+    sae, lw, audios: list[np.ndarray], *, batch_size: int = 8, progress: bool = False, encoder_cache=None
+) -> dict:
     """Per clip (first 30-s window, real-audio frames): ``mean`` [n, F] activation, ``fires`` [n, F]
-    share of frames where the feature is on, ``active_sum`` [n, F] summed activation and ``frames`` [n]."""
+    share of frames where the feature is on, ``active_sum`` [n, F] summed activation and ``frames`` [n].
+    ``encoder_cache`` (batch start -> encoder outputs [B, 1500, d] of these clips, in batches of
+    ``batch_size``, as ``hallucination_rate`` fills it) saves running the encoder again for an
+    ``encoder.out`` SAE."""
     hook = HookPoint.parse(sae.cfg.hook_name, lw.config)
     if hook.side != "encoder":
         raise ValueError(f"hallucination features are chosen on encoder frames; the SAE reads {hook.name}")
@@ -109,7 +114,12 @@ def clip_activations(sae, lw, audios: list[np.ndarray], *, batch_size: int = 8, 
     limit = int(WINDOW_SECONDS * SAMPLE_RATE)
     for start in tqdm(range(0, len(audios), batch_size), desc="clip features", disable=not progress):
         chunk = [np.asarray(a[:limit], dtype=np.float32) for a in audios[start : start + batch_size]]
-        for acts in encode_clips(lw, chunk, hook.name):
+        if encoder_cache is not None and hook.name == "encoder.out" and start in encoder_cache:
+            real = [frames_for_duration(len(a) / SAMPLE_RATE) for a in chunk]
+            clips = [encoder_cache[start][i, :n] for i, n in enumerate(real)]
+        else:
+            clips = encode_clips(lw, chunk, hook.name)
+        for acts in clips:
             codes = sae.encode(acts.float())
             means.append(codes.mean(0).cpu().numpy())
             fires.append((codes > 0).float().mean(0).cpu().numpy())
@@ -169,11 +179,21 @@ def select_hallucination_features(
     lw = open_model(model, sae=sae, device=device)
     clips, ns_spec = open_corpus(nonspeech, max_clips)
     clips = [u for u in clips if len(u.audio)]
+    # One window per clip (clips of at most 30 s): the labelling pass's encoder outputs serve the features too.
+    cache = {} if all(len(u.audio) <= WINDOW_SECONDS * SAMPLE_RATE for u in clips) else None
     labels = hallucination_rate(
-        lw, clips, batch_size=batch_size, max_new_tokens=min(max_new_tokens, DEFAULT_MAX_NEW_TOKENS), progress=progress
+        lw,
+        clips,
+        batch_size=batch_size,
+        max_new_tokens=min(max_new_tokens, DEFAULT_MAX_NEW_TOKENS),
+        progress=progress,
+        encoder_cache=cache,
     )
     flags = [c["hallucinated"] for c in labels.clips]
-    acts = clip_activations(sae, lw, [u.audio for u in clips], batch_size=batch_size, progress=progress)
+    acts = clip_activations(
+        sae, lw, [u.audio for u in clips], batch_size=batch_size, progress=progress, encoder_cache=cache
+    )
+    del cache
     groups = {
         "hallucinated": {k: v[np.array(flags, bool)] for k, v in acts.items()},
         "empty": {k: v[~np.array(flags, bool)] for k, v in acts.items()},
