@@ -97,7 +97,9 @@ def steer(args) -> None:
     # The no-speech gate: P(no speech) of each speech utterance, read as hallucination_rate reads it.
     utts, _ = open_corpus(args.wer_corpus, args.max_utterances)
     utts = [u for u in utts if (u.text or "").strip() and u.duration <= 30]
-    speech_probs = [c["no_speech_prob"] for c in hallucination_rate(lw, utts, max_new_tokens=1).clips]
+    # (one window per utterance, batches of 8 as steered_wer made them: its cached encoder outputs serve)
+    probs = hallucination_rate(lw, utts, max_new_tokens=1, encoder_cache=wer_cache).clips
+    speech_probs = [c["no_speech_prob"] for c in probs]
     refs, clean_hyps = [u.text for u in utts], wers["clean Whisper"]["transcripts"]
     gates = {
         thr: {
