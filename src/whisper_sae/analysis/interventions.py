@@ -60,38 +60,63 @@ def check_frames(frames: tuple[float, float], spec=None) -> tuple[float, float]:
     return lo, hi
 
 
-def _features(sae, feature) -> list[int]:
+def _features(sae, feature, *, allow_empty: bool = False) -> list[int]:
     features = [int(feature)] if isinstance(feature, (int, np.integer)) else [int(f) for f in feature]
     bad = [f for f in features if not 0 <= f < sae.cfg.d_sae]
-    if bad or not features:
+    if bad or not (features or allow_empty):
         raise ValueError(f"feature {bad or features} is out of range; this SAE has features 0..{sae.cfg.d_sae - 1}")
     return features
 
 
-def edit_fn(sae, feature: int | list[int], mode: str, value: float | None, frame_mask: torch.Tensor | None):
+def _values(mode: str, value, n: int) -> torch.Tensor:
+    """Per edited feature: the new activation (``clamp``) or the factor (``scale``); zeros for ``ablate``.
+    ``value`` is one number for every feature or a list with one per feature."""
+    if mode == "ablate":
+        return torch.zeros(n)
+    if value is None:
+        example = "value=10.0" if mode == "clamp" else "value=2.0"
+        what = "set the feature to" if mode == "clamp" else "multiply the feature by"
+        raise ValueError(f"mode {mode!r} needs a value to {what} (e.g. {example})")
+    if isinstance(value, (int, float, np.integer, np.floating)):
+        values = [float(value)] * n
+    else:
+        values = [float(v) for v in value]
+        if len(values) != n:
+            raise ValueError(f"{mode} got {len(values)} values for {n} features; give one value, or one per feature")
+    bad = [v for v in values if not math.isfinite(v)]
+    if bad:
+        raise ValueError(f"value {bad[0]!r} must be a finite number")
+    return torch.tensor(values)
+
+
+def edit_fn(
+    sae,
+    feature: int | list[int],
+    mode: str,
+    value: float | list[float] | None,
+    frame_mask: torch.Tensor | None,
+    *,
+    allow_empty: bool = False,
+):
     """The [B, T, d] -> [B, T, d] function that swaps the contribution of one feature (or several,
-    given as a list) at masked positions: ``ablate`` sets it to 0, ``clamp`` to ``value``, ``scale``
-    multiplies it by ``value``."""
+    given as a list) at masked positions (every position when ``frame_mask`` is None): ``ablate`` sets
+    it to 0, ``clamp`` to ``value``, ``scale`` multiplies it by ``value`` (one number, or one per feature).
+
+    With ``allow_empty`` an empty feature list is accepted: nothing is edited, and the result is the SAE
+    spliced with its error term, x + decode(codes) - decode(codes), the baseline of a steering run.
+    """
     if mode not in MODES:
         raise ValueError(f"mode {mode!r} is not known; valid modes are {', '.join(MODES)}")
-    if mode in ("clamp", "scale") and value is None:
-        example = "value=10.0" if mode == "clamp" else "value=2.0"
-        raise ValueError(
-            f"mode {mode!r} needs a value to {'set the feature to' if mode == 'clamp' else 'multiply the feature by'} (e.g. {example})"
-        )
-    if value is not None and not math.isfinite(float(value)):
-        raise ValueError(f"value {value!r} must be a finite number")
-    features = _features(sae, feature)
+    features = _features(sae, feature, allow_empty=allow_empty)
+    values = _values(mode, value, len(features))
 
     @torch.no_grad()
     def fn(acts: torch.Tensor) -> torch.Tensor:
         x = acts.float()
         codes = sae.encode(x)
         edited = codes.clone()
-        if mode == "scale":
-            new = codes[..., features] * float(value)
-        else:
-            new = (torch.zeros(()) if mode == "ablate" else torch.tensor(float(value))).to(x.dtype)
+        v = values.to(device=x.device, dtype=codes.dtype)
+        new = codes[..., features] * v if mode == "scale" else v.expand_as(codes[..., features])
         if frame_mask is None:
             edited[..., features] = new
             return (x + sae.decode(edited) - sae.decode(codes)).to(acts.dtype)
@@ -156,13 +181,15 @@ class Edit(NamedTuple):
     sae: Any
     feature: int | list[int]
     mode: str = "ablate"
-    value: float | None = None
+    value: float | list[float] | None = None
     frames: tuple[float, float] | None = None
     hook: str | None = None
     """The hook to edit; the SAE's own (``sae.cfg.hook_name``) when None."""
+    padding: bool = False
+    """Encoder hooks: edit every frame of the 30-s window, the padding after the audio too (not with frames)."""
 
 
-def check_edit(lw, edit: Edit, audios: Sequence[np.ndarray]) -> Edit:
+def check_edit(lw, edit: Edit, audios: Sequence[np.ndarray], *, allow_empty: bool = False) -> Edit:
     """``edit`` with its hook filled in and its frames parsed, after checking everything a transcript
     would otherwise fail on late: the hook exists, the SAE fits the model, the feature ids, mode and
     value are valid, and the range lies inside the longest clip."""
@@ -171,9 +198,13 @@ def check_edit(lw, edit: Edit, audios: Sequence[np.ndarray]) -> Edit:
     check_sae_model(edit.sae, None, lw, hook)
     frames = edit.frames
     frames = parse_frames(frames) if isinstance(frames, str) else (None if frames is None else check_frames(frames))
-    if point.side == "decoder" and frames is not None:
-        raise ValueError("frames selects encoder frames; for a decoder hook leave frames=None")
-    edit_fn(edit.sae, edit.feature, edit.mode, edit.value, None)  # bad feature, mode or value
+    if point.side == "decoder" and (frames is not None or edit.padding):
+        raise ValueError(
+            "frames and padding select encoder frames; for a decoder hook leave frames=None, padding=False"
+        )
+    if edit.padding and frames is not None:
+        raise ValueError("padding edits every frame of the 30-s window; give frames or padding, not both")
+    edit_fn(edit.sae, edit.feature, edit.mode, edit.value, None, allow_empty=allow_empty)  # bad feature, mode or value
     if frames is not None:
         longest = min(max((len(a) / SAMPLE_RATE for a in audios), default=0.0), float(WINDOW_SECONDS))
         if not (_frame_mask([frames_for_duration(longest)], frames, lw.config.max_source_positions).any()):
@@ -194,9 +225,10 @@ def edited(lw, edits: Sequence[Edit], audios: Sequence[np.ndarray]) -> Iterator[
         for edit in edits:
             point = HookPoint.parse(edit.hook or edit.sae.cfg.hook_name, lw.config)
             mask = None
-            if point.side == "encoder":
+            if point.side == "encoder" and not edit.padding:
                 mask = _frame_mask(lengths, edit.frames, lw.config.max_source_positions)
-            stack.enter_context(patch(lw.model, point, edit_fn(edit.sae, edit.feature, edit.mode, edit.value, mask)))
+            fn = edit_fn(edit.sae, edit.feature, edit.mode, edit.value, mask, allow_empty=True)
+            stack.enter_context(patch(lw.model, point, fn))
         yield
 
 
@@ -214,6 +246,30 @@ def reference_ce(lw, audio: np.ndarray, text: str, edits: Sequence[Edit] = ()) -
     n_prompt = len(lw.prompt_ids)
     pred, target = logits[0, n_prompt - 1 : -1], ids[0, n_prompt:]
     return float(torch.nn.functional.cross_entropy(pred, target))
+
+
+def edit_for_batch(
+    sae,
+    lw,
+    durations: list[float],
+    feature: int | list[int],
+    mode: str = "ablate",
+    value: float | list[float] | None = None,
+    frames: tuple[float, float] | None = None,
+    *,
+    hook: str | None = None,
+    padding: bool = False,
+    allow_empty: bool = False,
+):
+    """The edit function for one batch of clips of ``durations`` seconds, to give to ``patch`` around
+    the forward passes of exactly that batch: real-audio frames (inside ``frames``) of encoder hooks,
+    every position with ``padding`` or for decoder hooks (the per-batch form of ``edited``)."""
+    point = HookPoint.parse(hook or sae.cfg.hook_name, lw.config)
+    mask = None
+    if point.side == "encoder" and not padding:
+        lengths = [frames_for_duration(min(d, float(WINDOW_SECONDS))) for d in durations]
+        mask = _frame_mask(lengths, frames, lw.config.max_source_positions)
+    return edit_fn(sae, feature, mode, value, mask, allow_empty=allow_empty)
 
 
 def transcribe_edited(
@@ -234,22 +290,25 @@ def intervene(
     audios: list[np.ndarray],
     feature: int | list[int],
     mode: str = "ablate",
-    value: float | None = None,
+    value: float | list[float] | None = None,
     frames: tuple[float, float] | str | None = None,
     *,
     hook: str | None = None,
     batch_size: int = 8,
     max_new_tokens: int | None = None,
+    padding: bool = False,
 ) -> list[Intervention]:
     """Transcribe each clip (<= 30 s) before and after ablating, clamping or scaling ``feature`` (an id,
-    or a list of ids edited together, e.g. every feature labelled /s/).
+    or a list of ids edited together, e.g. every feature labelled /s/; ``value`` may then hold one number
+    per feature).
 
     ``frames`` (encoder hooks only) limits the edit to frames whose centre lies in [t0, t1) seconds;
-    by default every frame of real audio is edited (padding frames never are). A range that is empty or
+    by default every frame of real audio is edited, and padding frames of the 30-s window only with
+    ``padding``. A range that is empty or
     lies after the end of every clip is an error (it would edit nothing). For decoder hooks the edit
     applies at every generated position.
     """
-    edit = check_edit(lw, Edit(sae, feature, mode, value, frames, hook), audios)
+    edit = check_edit(lw, Edit(sae, feature, mode, value, frames, hook, padding), audios)
     before = lw.transcribe(list(audios), batch_size=batch_size, max_new_tokens=max_new_tokens)
     after = transcribe_edited(lw, audios, [edit], batch_size=batch_size, max_new_tokens=max_new_tokens)
     return [Intervention(b, a) for b, a in zip(before, after)]

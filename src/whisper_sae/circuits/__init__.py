@@ -15,7 +15,11 @@ running Whisper on audio; attribution and replacement run Whisper with a diction
   ablations (``ablation_check``).
 - ``replacement``: transcoders and crosscoders (``sae/``) spliced into Whisper, and their WER / CE.
 - ``hallucination``: how often Whisper writes words for audio that holds none (the non-speech corpus
-  of ``audio.nonspeech``).
+  of ``audio.nonspeech``), optionally with SAE features steered.
+- ``hallucination_features``: the SAE features that fire when Whisper hallucinates (the exception to
+  "no SAE" above: it ranks an SAE's features), and the steering spec that ablates or clamps them.
+- ``steering``: ``SteeringSpec``, the small JSON file of features and values that ``intervene``,
+  ``hallucination_rate`` and ``steered_wer`` (WER on speech with a spec applied) read.
 
 Names are imported on first use, so that importing the package does not load ``transformers``.
 """
@@ -33,6 +37,12 @@ _EXPORTS = {
     "spliced": "replacement",
     "HallucinationResult": "hallucination",
     "hallucination_rate": "hallucination",
+    "FeatureSelection": "hallucination_features",
+    "select_hallucination_features": "hallucination_features",
+    "rank_features": "hallucination_features",
+    "SteeringSpec": "steering",
+    "steered_transcripts": "steering",
+    "steered_wer": "steering",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS)

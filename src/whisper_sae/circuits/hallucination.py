@@ -15,6 +15,7 @@ corpus of ``audio.nonspeech``) and overall.
 
 from __future__ import annotations
 
+import contextlib
 import math
 from dataclasses import asdict, dataclass, field
 
@@ -23,6 +24,7 @@ import torch
 from tqdm.auto import tqdm
 
 from whisper_sae.artifacts import open_corpus, open_model
+from whisper_sae.audio.constants import SAMPLE_RATE
 from whisper_sae.audio.windows import split_windows
 from whisper_sae.evaluate.metrics import normalize_text
 from whisper_sae.whisper.hooks import _core, run_decoder_teacher_forced
@@ -85,6 +87,16 @@ def _no_speech_token(lw) -> int | None:
     return None
 
 
+def _steering(steering, sae, lw, device):
+    """A ``Steerer`` for ``steering`` (a spec or its file), or None."""
+    if steering is None:
+        return None
+    from whisper_sae.circuits.steering import Steerer, SteeringSpec
+
+    spec = steering if isinstance(steering, SteeringSpec) else SteeringSpec.load(steering)
+    return Steerer(spec, lw, sae=sae, device=device)
+
+
 def _summary(rows: list[dict]) -> dict:
     probs = [r["no_speech_prob"] for r in rows if r["no_speech_prob"] is not None]
     hallucinated = sum(r["hallucinated"] for r in rows)
@@ -106,9 +118,19 @@ def hallucination_rate(
     max_utterances: int | None = None,
     device=None,
     progress: bool = False,
+    steering=None,
+    sae=None,
+    encoder_cache: dict | None = None,
 ) -> HallucinationResult:
     """The share of clips of ``corpus`` (a spec or utterances; meant for audio without speech) that
-    ``model`` transcribes with at least one word, per value of ``attribute`` and overall."""
+    ``model`` transcribes with at least one word, per value of ``attribute`` and overall.
+
+    ``steering`` (a ``SteeringSpec`` or the path of its JSON file) edits SAE features in every window,
+    through the same splice as ``whisper-sae intervene``; ``sae`` (a folder, shipped name or
+    ``SparseAutoencoder``) defaults to the SAE the spec names. ``encoder_cache``, a dict kept between
+    calls on the same corpus, model and ``batch_size``, holds the clean encoder outputs so that a sweep of
+    specs at ``encoder.out`` runs the encoder once: the spec's edit function is then applied to the
+    cached output (the value ``patch`` would give the decoder) instead of through a hook."""
     if batch_size < 1:
         raise ValueError(f"batch_size must be at least 1, got {batch_size}")
     if max_new_tokens < 1:
@@ -132,22 +154,35 @@ def hallucination_rate(
         raise ValueError(
             f"corpus {spec} holds no readable audio clip; make one with `whisper-sae corpus nonspeech --out DIR`"
         )
+    steer = _steering(steering, sae, lw, device)
+    if encoder_cache is not None and steer is not None and not steer.at_encoder_out:
+        raise ValueError(f"encoder_cache holds encoder outputs; a spec at {steer.hook} cannot be applied to them")
     prompt, no_speech = list(lw.prompt_ids), _no_speech_token(lw)
     budget = min(max_new_tokens, lw.config.max_target_positions - len(prompt))
     texts: list[list[str]] = [[] for _ in clips]
     first_prob: dict[int, float] = {}
     for start in tqdm(range(0, len(windows), batch_size), desc="hallucination", unit="batch", disable=not progress):
         batch = windows[start : start + batch_size]
-        features = lw.log_mel([audio for _, audio in batch])
-        with torch.no_grad():
-            hidden = _core(lw).encoder(features.to(lw.model.dtype)).last_hidden_state
-        for (clip, _), seq in zip(batch, lw.greedy_from_encoder(hidden, prompt, budget)):
-            texts[clip].append(lw.tokenizer.decode(seq, skip_special_tokens=True).strip())
-        if no_speech is not None:
-            logits = run_decoder_teacher_forced(lw, hidden, [prompt] * len(batch), [], return_logits=True)["logits"]
-            probs = logits[:, 0].float().softmax(-1)[:, no_speech]  # at <|startoftranscript|>, as openai-whisper
-            for (clip, _), p in zip(batch, probs.tolist()):
-                first_prob.setdefault(clip, p)
+        durations = [len(audio) / SAMPLE_RATE for _, audio in batch]
+        context = steer.patch(durations) if steer is not None and encoder_cache is None else contextlib.nullcontext()
+        with context:
+            if encoder_cache is not None and start in encoder_cache:
+                hidden = encoder_cache[start]
+            else:
+                features = lw.log_mel([audio for _, audio in batch])
+                with torch.no_grad():
+                    hidden = _core(lw).encoder(features.to(lw.model.dtype)).last_hidden_state
+                if encoder_cache is not None:
+                    encoder_cache[start] = hidden
+            if encoder_cache is not None and steer is not None:
+                hidden = steer.edit(durations)(hidden)  # what patch at encoder.out would return
+            for (clip, _), seq in zip(batch, lw.greedy_from_encoder(hidden, prompt, budget)):
+                texts[clip].append(lw.tokenizer.decode(seq, skip_special_tokens=True).strip())
+            if no_speech is not None:
+                logits = run_decoder_teacher_forced(lw, hidden, [prompt] * len(batch), [], return_logits=True)["logits"]
+                probs = logits[:, 0].float().softmax(-1)[:, no_speech]  # at <|startoftranscript|>, as openai-whisper
+                for (clip, _), p in zip(batch, probs.tolist()):
+                    first_prob.setdefault(clip, p)
     for i, row in enumerate(clips):
         row["transcript"] = " ".join(t for t in texts[i] if t)
         row["hallucinated"] = holds_words(row["transcript"])
@@ -164,5 +199,6 @@ def hallucination_rate(
         "seconds": round(sum(r["duration"] for r in clips), 2),
         "device": str(lw.device),
         "no_speech_token": no_speech,
+        "steering": None if steer is None else steer.spec.to_dict(),
     }
     return HallucinationResult(meta=meta, groups=groups, overall=_summary(clips), clips=clips, skipped=skipped)

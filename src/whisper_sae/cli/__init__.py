@@ -35,6 +35,7 @@ SUBCOMMANDS = [
     "pretrained",
     "circuits",
     "serve",
+    "hallucination",
 ]
 
 DEBUG_ENV = "WHISPER_SAE_DEBUG"

@@ -66,12 +66,22 @@ def register(subparsers) -> None:
             "Transcribe AUDIO with Whisper, then again with FEATURE removed (ablate), set to VALUE (clamp) or "
             "multiplied by VALUE (scale) at the "
             "SAE's hook: x' = x + decode(codes') - decode(codes), so the SAE's error term and every other feature "
-            "stay as they were. --frames limits the edit to encoder frames inside t0:t1 seconds."
+            "stay as they were. --frames limits the edit to encoder frames inside t0:t1 seconds. --steer-file applies "
+            "a saved steering spec instead (features and the value of each; made by `whisper-sae hallucination select`)."
         ),
     )
     intervene.add_argument("sae_dir", metavar="SAE_DIR", help="SAE folder (cfg.json + sae_weights.safetensors)")
     intervene.add_argument("audio", nargs="+", metavar="AUDIO", help="audio file(s), at most 30 s each")
-    intervene.add_argument("--feature", required=True, help="feature id, or several comma-separated (edited together)")
+    intervene.add_argument(
+        "--feature", default=None, help="feature id, or several comma-separated (edited together); or give --steer-file"
+    )
+    intervene.add_argument(
+        "--steer-file",
+        default=None,
+        metavar="JSON",
+        help="a steering spec (whisper-sae-steering/1: features and values, 0 = ablate) to apply instead of "
+        "--feature/--mode/--value",
+    )
     intervene.add_argument(
         "--mode",
         choices=["ablate", "clamp", "scale"],
@@ -171,28 +181,44 @@ def run_intervene(args: argparse.Namespace) -> int:
     from whisper_sae.analysis.checks import check_sae_model
     from whisper_sae.artifacts import locate_sae, open_model, open_sae
     from whisper_sae.audio import load_audio
+    from whisper_sae.circuits.steering import SteeringSpec
 
-    try:
-        features = [int(f) for f in str(args.feature).split(",")]
-    except ValueError:
-        raise ValueError(
-            f"--feature {args.feature!r} must be a feature id or comma-separated ids, e.g. 12 or 12,40"
-        ) from None
+    if (args.feature is None) == (args.steer_file is None):
+        raise ValueError("give --feature (with --mode/--value) or --steer-file, one of the two")
+    spec = None
+    if args.steer_file is not None:
+        spec = SteeringSpec.load(args.steer_file)
+        if not spec.edits:
+            raise ValueError(f"steering file {args.steer_file} edits no feature; nothing to intervene on")
+        features, mode, value = spec.features, "clamp", spec.values
+    else:
+        try:
+            features = [int(f) for f in str(args.feature).split(",")]
+        except ValueError:
+            raise ValueError(
+                f"--feature {args.feature!r} must be a feature id or comma-separated ids, e.g. 12 or 12,40"
+            ) from None
+        mode, value = args.mode, args.value
     frames = parse_frames(args.frames)  # a bad range is refused before any model loads
     sae, sae_dir = open_sae(locate_sae(args.sae_dir))
+    if spec is not None:
+        spec.check(sae)
     lw = open_model(args.model, sae=sae)
     check_sae_model(sae, sae_dir, lw, sae.cfg.hook_name)
     audios = [load_audio(path) for path in args.audio]
-    results = intervene(sae, lw, audios, features if len(features) > 1 else features[0], args.mode, args.value, frames)
+    padding = bool(spec and spec.padding)
+    results = intervene(
+        sae, lw, audios, features if len(features) > 1 else features[0], mode, value, frames, padding=padding
+    )
     for path, res in zip(args.audio, results):
         if args.json:
             print(
                 json.dumps(
                     {
                         "audio": path,
-                        "feature": args.feature,
-                        "mode": args.mode,
-                        "value": args.value,
+                        "feature": args.feature if spec is None else features,
+                        "mode": mode,
+                        "value": value,
                         "frames": args.frames,
                         "before": res.before,
                         "after": res.after,
