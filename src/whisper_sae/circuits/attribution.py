@@ -364,6 +364,7 @@ def attribute(
             raise ValueError(f"the decoder SAE must read a decoder hook; its hook is {decoder_sae.cfg.hook_name!r}")
     features = lw.log_mel([audio])
     n_real = frames_for_duration(len(audio) / SAMPLE_RATE)
+    forced_on = "reference" if text is not None and text_ids is None else "model"
     if text_ids is not None:
         text_ids = list(text_ids)
     elif text is None:
@@ -391,7 +392,7 @@ def attribute(
         "sae_hook": hook.name,
         "d_sae": int(sae.cfg.d_sae),
         "transcript": lw.tokenizer.decode(text_ids, skip_special_tokens=True).strip(),
-        "teacher_forced_on": "reference" if text is not None and text_ids is None else "model",
+        "teacher_forced_on": forced_on,
         "token": _token_text(lw, choice),
         "token_id": choice.token_id,
         "token_index": choice.index,
