@@ -6,11 +6,13 @@ from activation stores (one per corpus) and writes one JSON plus the markdown ta
 Stores (tiny.en encoder.out, padded 30-s windows, CPU), made first:
 
     OMP_NUM_THREADS=1 nice -n 5 whisper-sae extract --corpus "kaldi:/work/data/speechocean/test?every=20" \\
-        --hooks encoder.out --out RUNS/so-test-e20
+        --hooks encoder.out --out RUNS/so-test-e20 --shard-rows 4096 --max-utterances 48
     OMP_NUM_THREADS=1 nice -n 5 whisper-sae extract --corpus "csv:/work/data/accent:speakers_all.csv?every=8" \\
         --hooks encoder.out --out RUNS/accent-e8
 
-then ``python benchmarks/probe_real.py --runs RUNS [--sae tiny/encoder.out-original --sae DIR ...]``.
+then ``python benchmarks/probe_real.py --runs RUNS --sae tiny/encoder.out-original --sae DIR ...`` (the
+report used the shipped SAE and /work/runs/emotion/sae/tiny.en/encoder.out, a tiny.en TopK SAE trained on
+RAVDESS). Logistic probes only (no forest, no t-SNE, no ablation) to keep it to minutes on a loaded CPU.
 Data: ``bash scripts/get_real_speech.sh --dest /work/data``.
 """
 
@@ -26,6 +28,7 @@ from pathlib import Path
 
 os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 # (name, store folder under --runs, attributes, derived attributes, min speakers per class)
 TASKS = (
@@ -53,10 +56,19 @@ def run_task(sae: str, runs: Path, task, out_root: Path) -> dict:
 
     corpus, store, attributes, derive, min_speakers = task
     out = out_root / f"{Path(sae).name}--{store}--{'-'.join(attributes)}"
-    options = ProbeOptions(min_speakers=min_speakers, ablate_k=0, wer_utterances=0, tsne=False, progress=False)
+    options = ProbeOptions(
+        min_speakers=min_speakers, ablate_k=0, wer_utterances=0, tsne=False, progress=False, models=("logreg",)
+    )
     start = time.time()
     report = probe(
-        sae, None, list(attributes), derive=list(derive), store=str(runs / store), out=out, options=options
+        sae,
+        None,
+        list(attributes),
+        derive=list(derive),
+        store=str(runs / store),
+        out=out,
+        options=options,
+        model="tiny.en",
     ).report
     rows = {}
     for name, block in report.attributes.items():
@@ -130,11 +142,15 @@ def main() -> None:
     parser.add_argument(
         "--sae", action="append", default=None, help="SAE folder or shipped name (default tiny/encoder.out-original)"
     )
+    parser.add_argument(
+        "--stores", default=None, help="comma-separated store names to run (default all: so-test-e20,accent-e8)"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/probe_real"), help="output folder")
     args = parser.parse_args()
     saes = args.sae or ["tiny/encoder.out-original"]
     args.out.mkdir(parents=True, exist_ok=True)
-    results = [run_task(sae, args.runs, task, args.out) for sae in saes for task in TASKS]
+    tasks = [t for t in TASKS if args.stores is None or t[1] in args.stores.split(",")]
+    results = [run_task(sae, args.runs, task, args.out) for sae in saes for task in tasks]
     doc = {"machine": machine(), "results": results}
     (args.out / "probe_real.json").write_text(json.dumps(doc, indent=1, default=str))
     (args.out / "probe_real.md").write_text(markdown(results))
