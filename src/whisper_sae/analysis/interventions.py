@@ -198,10 +198,10 @@ def check_edit(lw, edit: Edit, audios: Sequence[np.ndarray], *, allow_empty: boo
     check_sae_model(edit.sae, None, lw, hook)
     frames = edit.frames
     frames = parse_frames(frames) if isinstance(frames, str) else (None if frames is None else check_frames(frames))
-    if point.side == "decoder" and (frames is not None or edit.padding):
-        raise ValueError(
-            "frames and padding select encoder frames; for a decoder hook leave frames=None, padding=False"
-        )
+    if point.side == "decoder" and frames is not None:
+        raise ValueError("frames selects encoder frames; for a decoder hook leave frames=None")
+    if point.side == "decoder" and edit.padding:
+        raise ValueError("padding selects encoder frames; for a decoder hook leave padding=False")
     if edit.padding and frames is not None:
         raise ValueError("padding edits every frame of the 30-s window; give frames or padding, not both")
     edit_fn(edit.sae, edit.feature, edit.mode, edit.value, None, allow_empty=allow_empty)  # bad feature, mode or value

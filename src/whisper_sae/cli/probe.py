@@ -63,6 +63,15 @@ def register(subparsers) -> None:
         help="CSV/TSV or SPEAKERS.TXT keyed by utterance or speaker id; its columns become attributes",
     )
     parser.add_argument(
+        "--derive",
+        action="append",
+        default=[],
+        metavar="NAME=COLUMN<=VALUE",
+        help="add a two-class attribute NAME / 'not NAME' from one comparison on a column, and probe it; "
+        "OP is <=, >=, <, >, == or != (e.g. --derive child=age<=12 --derive native=native_language==english); "
+        "repeat for several",
+    )
+    parser.add_argument(
         "--out",
         default=None,
         help="output folder (default SAE_DIR/probe, where the dashboard looks; ./whisper-sae-out/NAME/probe for a shipped SAE)",
@@ -133,6 +142,7 @@ def run(args: argparse.Namespace) -> int:
         args.corpus,
         args.attribute,
         metadata=args.metadata,
+        derive=args.derive,
         out=args.out or output_dir_for(args.sae_dir, "probe"),
         analysis=analysis,
         store=args.store,

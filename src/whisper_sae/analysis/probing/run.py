@@ -30,6 +30,7 @@ from .data import (
     store_frames,
     stored_utterances,
 )
+from .derive import apply_derivations, parse_derivation
 from .models import MODELS, ProbeSettings, run_probes
 from .report import attach_labels, selectivity_block, top_features, write_markdown
 from .schema import FORMAT, ProbeReport
@@ -112,6 +113,7 @@ def probe(
     attributes: Iterable[str] = ("gender",),
     *,
     metadata=None,
+    derive=(),
     out=None,
     max_utterances: int | None = None,
     model=None,
@@ -137,6 +139,8 @@ def probe(
     records stand for it) for a cross-corpus check: per categorical attribute, probes trained on every
     labelled utterance of the main corpus and scored on this one, over the classes both have (the
     attribute block's ``transfer``).
+    ``derive``: two-class attributes made from a comparison on a column (``"child=age<=12"``, see
+    ``probing.derive``); each is probed too, whether or not it is named in ``attributes``.
     ``sae``/``lw`` pass already-loaded objects. Label problems are found before any model runs; see
     ``probing.attributes`` for what is an error.
     """
@@ -161,6 +165,12 @@ def probe(
         else (f"store {store.path}", *records_of(stored_utterances(store, max_utterances)))
     )
     notes = apply_metadata(records, metadata) if metadata is not None else []
+    derive = [parse_derivation(d) if isinstance(d, str) else d for d in derive]
+    derived = apply_derivations(records, derive)
+    for n in derived:
+        log.info("%s", n)
+    notes += derived
+    attributes += [d.name for d in derive if d.name not in attributes]
     labels = {a: resolve(records, a, min_speakers=options.min_speakers) for a in attributes}
     for lab in labels.values():
         for n in lab.notes:

@@ -1,0 +1,162 @@
+"""Speaker-attribute probes on real voices (docs/probe-real-report.md): gender and child-vs-adult on
+speechocean762 *test* speakers, gender / native language / native-vs-non-native on the Speech Accent
+Archive (CC BY-NC-SA: results only, no audio in the repo). Runs ``whisper_sae.analysis.probing.probe``
+from activation stores (one per corpus) and writes one JSON plus the markdown tables of the report.
+
+Stores (tiny.en encoder.out, padded 30-s windows, CPU), made first:
+
+    OMP_NUM_THREADS=1 nice -n 5 whisper-sae extract --corpus "kaldi:/work/data/speechocean/test?every=20" \\
+        --hooks encoder.out --out RUNS/so-test-e20 --shard-rows 4096 --max-utterances 48
+    OMP_NUM_THREADS=1 nice -n 5 whisper-sae extract --corpus "csv:/work/data/accent:speakers_all.csv?every=8" \\
+        --hooks encoder.out --out RUNS/accent-e8
+
+then ``python benchmarks/probe_real.py --runs RUNS --sae tiny/encoder.out-original --sae DIR ...`` (the
+report used the shipped SAE and /work/runs/emotion/sae/tiny.en/encoder.out, a tiny.en TopK SAE trained on
+RAVDESS). Logistic probes only (no forest, no t-SNE, no ablation) to keep it to minutes on a loaded CPU.
+Data: ``bash scripts/get_real_speech.sh --dest /work/data``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+# (name, store folder under --runs, attributes, derived attributes, min speakers per class)
+TASKS = (
+    ("speechocean762 test", "so-test-e20", ("gender",), ("child=age<=12",), 3),
+    ("Speech Accent Archive", "accent-e8", ("gender",), ("native=native_language==english",), 3),
+    ("Speech Accent Archive", "accent-e8", ("native_language",), (), 5),
+)
+SETS = ("sae", "raw", "top1", "top4", "top16")
+
+
+def machine() -> dict:
+    flags = ""
+    try:
+        out = subprocess.run(["lscpu"], capture_output=True, text=True, check=False).stdout
+        flags = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Flags")), "")
+        model = next((ln.split(":", 1)[1].strip() for ln in out.splitlines() if ln.startswith("Model name")), "")
+    except FileNotFoundError:
+        model = platform.processor()
+    simd = [f for f in ("avx2", "avx512f", "avx512_bf16", "amx_bf16", "fma") if f in flags.split()]
+    return {"cpu": model, "cores": os.cpu_count(), "simd_flags": simd, "load_1_5_15": list(os.getloadavg())}
+
+
+def run_task(sae: str, runs: Path, task, out_root: Path) -> dict:
+    from whisper_sae.analysis.probing import ProbeOptions, probe
+
+    corpus, store, attributes, derive, min_speakers = task
+    out = out_root / f"{Path(sae).name}--{store}--{'-'.join(attributes)}"
+    options = ProbeOptions(
+        min_speakers=min_speakers, ablate_k=0, wer_utterances=0, tsne=False, progress=False, models=("logreg",)
+    )
+    start = time.time()
+    report = probe(
+        sae,
+        None,
+        list(attributes),
+        derive=list(derive),
+        store=str(runs / store),
+        out=out,
+        options=options,
+        model="tiny.en",
+    ).report
+    rows = {}
+    for name, block in report.attributes.items():
+        utt = block.probes["utterance"]["logreg"]
+        rows[name] = {
+            "classes": {c: block.counts[c] for c in block.classes},
+            "dropped": block.dropped,
+            "chance": 1 / len(block.classes),
+            "balanced_accuracy": {s: utt[s]["balanced_accuracy"] for s in SETS if s in utt},
+            "macro_f1": {s: utt[s].get("macro_f1") for s in SETS if s in utt},
+            "recall_sae": utt["sae"].get("recall"),
+            "recall_raw": utt["raw"].get("recall"),
+            "frame_balanced_accuracy": {
+                s: block.probes["frame"]["logreg"][s]["balanced_accuracy"] for s in SETS if s in utt
+            },
+            "notes": block.notes,
+        }
+    return {
+        "sae": sae,
+        "corpus": corpus,
+        "store": store,
+        "n_utterances": report.n_utterances,
+        "n_speakers": report.n_speakers,
+        "seconds": round(time.time() - start, 1),
+        "probe_json": str(out / "probe.json"),
+        "attributes": rows,
+    }
+
+
+def markdown(results: list[dict]) -> str:
+    lines = []
+    for r in results:
+        for name, a in r["attributes"].items():
+            classes = ", ".join(f"{c} ({n['speakers']} spk.)" for c, n in a["classes"].items())
+            lines += [
+                f"### {name}: {r['corpus']}, SAE `{r['sae']}`",
+                "",
+                f"{r['n_utterances']} utterances, {r['n_speakers']} speakers; classes: {classes}; "
+                f"chance {a['chance']:.2f}.",
+                "",
+                "| features | balanced acc. (utt.) | macro-F1 (utt.) | balanced acc. (frame) |",
+                "|---|---|---|---|",
+            ]
+            for s in SETS:
+                if s in a["balanced_accuracy"]:
+                    f1 = a["macro_f1"].get(s)
+                    lines.append(
+                        f"| {s} | {a['balanced_accuracy'][s]:.3f} | {'–' if f1 is None else f'{f1:.3f}'} "
+                        f"| {a['frame_balanced_accuracy'][s]:.3f} |"
+                    )
+            for key in ("recall_sae", "recall_raw"):
+                if a[key]:
+                    lines.append("")
+                    lines.append(
+                        f"Per-class recall ({key.split('_')[1]}): "
+                        + ", ".join(f"{c} {v:.2f}" for c, v in a[key].items())
+                    )
+            if a["dropped"]:
+                lines.append("")
+                lines.append(
+                    "Dropped (too few speakers): "
+                    + ", ".join(f"{c} ({n['speakers']})" for c, n in sorted(a["dropped"].items()))
+                )
+            lines.append("")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--runs", type=Path, required=True, help="folder holding the stores so-test-e20, accent-e8")
+    parser.add_argument(
+        "--sae", action="append", default=None, help="SAE folder or shipped name (default tiny/encoder.out-original)"
+    )
+    parser.add_argument(
+        "--stores", default=None, help="comma-separated store names to run (default all: so-test-e20,accent-e8)"
+    )
+    parser.add_argument("--out", type=Path, default=Path("benchmarks/results/probe_real"), help="output folder")
+    args = parser.parse_args()
+    saes = args.sae or ["tiny/encoder.out-original"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    tasks = [t for t in TASKS if args.stores is None or t[1] in args.stores.split(",")]
+    results = [run_task(sae, args.runs, task, args.out) for sae in saes for task in tasks]
+    doc = {"machine": machine(), "results": results}
+    (args.out / "probe_real.json").write_text(json.dumps(doc, indent=1, default=str))
+    (args.out / "probe_real.md").write_text(markdown(results))
+    print(markdown(results))
+    print(json.dumps(doc["machine"]))
+
+
+if __name__ == "__main__":
+    main()
