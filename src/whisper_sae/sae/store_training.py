@@ -216,30 +216,17 @@ def train(
             k=plan.k,
             coef=plan.coef,
         )
-        data_kw = {key: value for key, value in store_kw.items() if key not in ("arch", "width", "k", "coef")}
-        train_specs(
+    else:
+        specs = build_specs(
+            hooks,
             store,
-            specs,
-            out=out,
-            steps=steps,
-            resume=resume,
-            stop_after=stop_after,
-            distribute=distribute,
-            architectures=architectures,
-            **data_kw,
-            **train_kw,
+            arch=plan.arch,
+            width=plan.width,
+            k=plan.k,
+            coef=plan.coef,
+            sweep=sweep,
+            apply_b_dec_to_input=apply_b_dec_to_input,
         )
-        return Path(out)
-    specs = build_specs(
-        hooks,
-        store,
-        arch=plan.arch,
-        width=plan.width,
-        k=plan.k,
-        coef=plan.coef,
-        sweep=sweep,
-        apply_b_dec_to_input=apply_b_dec_to_input,
-    )
     data_kw = {key: value for key, value in store_kw.items() if key not in ("arch", "width", "k", "coef")}
     if objective != "mse":
         return _train_through_whisper(
