@@ -168,7 +168,7 @@ def parse_spec(spec: str) -> Spec:
     if unknown:
         raise SpecError(
             f"corpus spec {text!r}: format {fmt} has no option {', '.join(unknown)}; "
-            f"its options are {', '.join(allowed + COMMON_OPTIONS)}."
+            f"its options are {', '.join(allowed) or 'none'} (and {', '.join(COMMON_OPTIONS)}, which every spec takes)."
         )
     return Spec(text, path, fmt, arg=arg, name=name, options=options)
 
