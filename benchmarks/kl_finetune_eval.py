@@ -14,25 +14,8 @@ per token, through ``whisper_sae.sae.kl.SplicedWhisper`` (the code path the KL o
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
-
-
-def load_baseline(folder: Path):
-    from whisper_sae.evaluate.result import EvalResult
-
-    doc = json.loads((folder / "eval.json").read_text())
-    rows = [json.loads(line) for line in (folder / "eval_utterances.jsonl").read_text().splitlines() if line.strip()]
-    return EvalResult(
-        meta=doc["meta"],
-        n_utterances=len(rows),
-        reconstruction=None,
-        conditions=doc["conditions"],
-        ce_recovered=doc["ce_recovered"],
-        error_term_check=doc["error_term_check"],
-        utterances=rows,
-    )
 
 
 def teacher_forced(saes: list[Path], corpus: str, batch: int = 4) -> None:
@@ -91,8 +74,9 @@ def main() -> None:
     if args.baseline is None:
         parser.error("--baseline is needed unless --teacher-forced")
     from whisper_sae.evaluate import evaluate
+    from whisper_sae.evaluate.result import load_eval_result
 
-    baseline = load_baseline(args.baseline)
+    baseline = load_eval_result(args.baseline)
     for sae in args.saes:
         start = time.perf_counter()
         result = evaluate(sae, args.corpus, baseline=baseline, device="cpu", progress=False)

@@ -132,6 +132,7 @@ def evaluate_all(args, folders: list[Path], corpus_name: str, corpus, *, others:
     eval.json of another SAE in ``folders`` or ``others``."""
     from whisper_sae import evaluate
     from whisper_sae.audio import load_corpus
+    from whisper_sae.evaluate.result import load_eval_result
     from whisper_sae.sae import SparseAutoencoder
 
     loaded = load_corpus(corpus)
@@ -140,7 +141,7 @@ def evaluate_all(args, folders: list[Path], corpus_name: str, corpus, *, others:
         done = folder / f"eval-{corpus_name}"
         if (done / "eval.json").exists() and (done / "eval_utterances.jsonl").exists():
             cfg = json.loads((folder / "cfg.json").read_text())
-            baselines.setdefault((cfg.get("model_name"), cfg.get("hook_name")), _load_eval(done))
+            baselines.setdefault((cfg.get("model_name"), cfg.get("hook_name")), load_eval_result(done))
     for folder in folders:
         out = folder / f"eval-{corpus_name}"
         if (out / "eval.json").exists():
@@ -153,24 +154,6 @@ def evaluate_all(args, folders: list[Path], corpus_name: str, corpus, *, others:
         )
         baselines.setdefault(key, result)
         print(f"evaluated {folder} on {corpus_name} in {time.perf_counter() - t0:.0f} s", flush=True)
-
-
-def _load_eval(folder: Path):
-    """An ``EvalResult`` good enough to lend its SAE-independent rows (``evaluate(baseline=...)``)."""
-    from whisper_sae.evaluate.result import EvalResult
-
-    doc = json.loads((folder / "eval.json").read_text())
-    lines = (folder / "eval_utterances.jsonl").read_text().splitlines()
-    rows = [json.loads(line) for line in lines if line.strip()]
-    return EvalResult(
-        meta=doc["meta"],
-        n_utterances=len(rows),
-        reconstruction=None,
-        conditions=doc["conditions"],
-        ce_recovered=doc["ce_recovered"],
-        error_term_check=doc["error_term_check"],
-        utterances=rows,
-    )
 
 
 def analyze_all(args, folders: list[Path], store_name: str, store: Path, alignments: Path | None) -> None:

@@ -120,6 +120,25 @@ class EvalResult:
         return self.files
 
 
+def load_eval_result(folder: str | Path) -> EvalResult:
+    """Read back what ``EvalResult.write`` put in ``folder`` (eval.json + eval_utterances.jsonl), enough to
+    lend its SAE-independent rows to another evaluation (``evaluate(baseline=...)``); the reconstruction
+    metrics are not kept."""
+    folder = Path(folder)
+    doc = json.loads((folder / "eval.json").read_text())
+    lines = (folder / "eval_utterances.jsonl").read_text().splitlines()
+    rows = [json.loads(line) for line in lines if line.strip()]
+    return EvalResult(
+        meta=doc["meta"],
+        n_utterances=len(rows),
+        reconstruction=None,
+        conditions=doc["conditions"],
+        ce_recovered=doc["ce_recovered"],
+        error_term_check=doc["error_term_check"],
+        utterances=rows,
+    )
+
+
 def summarise(
     *, rows: list[dict], reconstruction: ReconstructionMetrics, check: dict, meta: dict, skipped: list[dict]
 ) -> EvalResult:
