@@ -215,6 +215,31 @@ def _row(folder: Path, evals: list[str]) -> dict:
     return row
 
 
+def _training_row(folder: Path, kind: str) -> str:
+    """One row of the report's label table: rows per epoch, the SAE's own validation EV/L0/dead
+    (metrics.jsonl), phones and word features with F1 >= 0.5 on test-clean / held-out, spliced test-clean."""
+    metrics = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines() if line.strip()]
+    train = [m for m in metrics if m.get("split") == "train"][-1]
+    val = ([m for m in metrics if m.get("split") == "val"] or [{}])[-1]
+    labels = {n: _labels(folder, n) or {} for n in ("test-clean", "heldout-libri")}
+    phones = " / ".join(str(lab.get("phone", {}).get("arpabet_covered", "–")) for lab in labels.values())
+    words = " / ".join(str(lab.get("word", {}).get("features_f1>=0.5", "–")) for lab in labels.values())
+    ev = _eval(folder, "test-clean")
+    spliced = "–"
+    if ev is not None:
+        c = ev["conditions"]
+        spliced = (
+            f"{_pct(c['clean']['wer'])} → {_pct(c['spliced']['wer'])}, CE rec {ev['ce_recovered']['zero']:.3f}, "
+            f"EV {ev['reconstruction']['explained_variance']:.3f}"
+        )
+    width = json.loads((folder / "cfg.json").read_text())["d_sae"]
+    return (
+        f"| {kind} | {folder.name} | {width} | {train['steps_per_epoch'] * 4096 / 1e3:.0f}k | "
+        f"{_f(val.get('ev'), 3)} | {_f(val.get('l0'), 0)} | {_pct(val.get('dead_frac'))} | {phones} | {words} | "
+        f"{spliced} |"
+    )
+
+
 def report(args) -> None:
     work = Path(args.work)
     evals = ["test-clean", "heldout-libri", "heldout-speechocean"]
@@ -257,7 +282,15 @@ def report(args) -> None:
     for name, d in info.items():
         corpora = "<br>".join(f"`{c}`" for c in d["corpora"])
         data.append(f"| {name} | {corpora} | {d['utterances']} | {d['hours']:.2f} | {d['speakers']} |")
-    block = "\n".join(["### Data", "", *data, "", "### SAEs", "", table])
+    labels = [
+        "| data | hook | width | rows/epoch | val EV | L0 | dead | phones (test-clean / held-out) "
+        "| word feats (test-clean / held-out) | spliced on test-clean |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|---|",
+    ]
+    for model in args.models:
+        for kind in ("suite", "suite-wide", "baseline"):
+            labels += [_training_row(f, kind) for f in sae_folders(work / "sae" / model / kind)]
+    block = "\n".join(["### Data", "", *data, "", "### SAEs", "", table, "", "### Labels and training", "", *labels])
     print(block)
     (work / "results.md").write_text(block + "\n")
     if args.report:
