@@ -326,3 +326,19 @@ def test_finetune_at_a_decoder_hook_lowers_the_kl(eval_whisper, eval_whisper_dir
     after = kl_of(runner, SparseAutoencoder.from_pretrained(out), items)
     assert after < 0.7 * before, (before, after)
     assert json.loads((out / "cfg.json").read_text())["whisper_sae"]["training"]["coef"] == 0.01
+
+
+def test_cli_finetune_takes_several_corpora(parent_sae, eval_whisper_dir, tone_utterances, tmp_path):
+    """`finetune --corpus A --corpus B` trains on the utterances of both (repeatable like extract's)."""
+    from whisper_sae.cli import main
+
+    first = _write_librispeech(tmp_path / "a", tone_utterances[:1])
+    second = _write_librispeech(tmp_path / "b", tone_utterances[1:])
+    common = ["--model", str(eval_whisper_dir), "--steps", "1", "--utterances-per-step", "1", "--device", "cpu"]
+    args = ["finetune", str(parent_sae), *common]
+    assert main([*args, "--corpus", str(first), "--corpus", str(second), "--out", str(tmp_path / "both")]) == 0
+    assert main([*args, "--corpus", str(second), "--out", str(tmp_path / "one")]) == 0
+    both = json.loads((tmp_path / "both" / "cfg.json").read_text())["whisper_sae"]["training"]["data"]
+    one = json.loads((tmp_path / "one" / "cfg.json").read_text())["whisper_sae"]["training"]["data"]
+    assert (both["train_utterances"], one["train_utterances"]) == (3, 2)
+    assert both["corpus"] != one["corpus"]

@@ -181,6 +181,36 @@ def test_train_from_a_store_with_a_sweep_over_two_hooks(tmp_path, sae_store):
     assert doc["data"]["val_utterances"] == 2 and doc["held_out"]["rows"] == 120
 
 
+def test_epochs_of_hooks_with_different_row_counts_follow_the_largest(tmp_path, synth, caplog):
+    """Frames (60 per utterance) and decoder tokens (6 per utterance) trained in one pass: --epochs 2 means two
+    passes over the frames (the tokens are passed over ten times as often), and a warning says so."""
+    from whisper_sae.activations import StoreWriter
+
+    hooks = {"encoder.out": {"d_model": synth.d, "kind": "frame"}, "decoder.out": {"d_model": synth.d, "kind": "token"}}
+    path = tmp_path / "store"
+    with StoreWriter(
+        path,
+        hooks=hooks,
+        model={"name": "synthetic", "d_model": synth.d},
+        corpus="synthetic",
+        settings={"mode": "padded"},
+        shard_rows=256,
+    ) as writer:
+        for u in range(10):
+            idx = writer.begin_utterance({"id": f"utt{u}", "duration": 1.2})
+            writer.add("encoder.out", idx, synth.rows(60, seed=u), torch.arange(60), torch.arange(60) * 0.02)
+            writer.add("decoder.out", idx, synth.rows(6, seed=50 + u), torch.arange(6), torch.arange(6) * 0.2)
+            writer.end_utterance(idx)
+    common = dict(arch="topk", width=32, k=4, batch_size=60, holdout=0.2, device="cpu", autocast="none")
+    with caplog.at_level("WARNING"):
+        out = train(path, "encoder.out,decoder.out", out=tmp_path / "run", epochs=2, **common)
+    training = json.loads((out / "encoder.out" / "cfg.json").read_text())["whisper_sae"]["training"]
+    # 8 training utterances: 480 frames and 48 tokens; two passes over 480 frames in batches of 60 = 16 steps
+    assert training["steps"] == 16
+    assert training["data"]["epochs"] == pytest.approx({"encoder.out": 2.0, "decoder.out": 20.0})
+    assert "decoder.out is passed over 10x as often" in caplog.text
+
+
 def test_train_cli_and_resume_against_another_store(tmp_path, sae_store):
     from whisper_sae.activations import StoreWriter
     from whisper_sae.cli import main

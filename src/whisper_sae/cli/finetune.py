@@ -28,9 +28,10 @@ def register(subparsers) -> None:
     p.add_argument("sae_dir", metavar="SAE_DIR", type=Path, help="the SAE folder to start from (it is not changed)")
     p.add_argument(
         "--corpus",
+        action="append",
         default=None,
-        help="speech to train on: a LibriSpeech-layout folder, a saved dataset, hf:NAME[:CONFIG]:SPLIT "
-        "(default: the corpus of --store)",
+        help="speech to train on: a LibriSpeech-layout folder, a saved dataset, hf:NAME[:CONFIG]:SPLIT or "
+        "FORMAT:PATH, with ?split=/?every= options; repeat for several corpora (default: the corpus of --store)",
     )
     p.add_argument(
         "--store",

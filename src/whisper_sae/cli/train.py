@@ -94,8 +94,10 @@ def register(subparsers) -> None:
     )
     kl_group.add_argument(
         "--corpus",
+        action="append",
         default=None,
-        help="speech for --objective kl / kl+mse (default: the corpus the store was extracted from)",
+        help="speech for --objective kl / kl+mse; repeat for several corpora (default: the corpus the store "
+        "was extracted from)",
     )
     kl = add_flags(kl_group, KLConfig, only=KL_FLAGS)
     architectures = {}

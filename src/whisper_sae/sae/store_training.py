@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import itertools
+import logging
 import math
 from pathlib import Path
 
@@ -21,6 +22,8 @@ from .config import SAEConfig
 from .loop import fit
 from .train_config import StoreConfig, TrainConfig
 from .trained_sae import SAESpec
+
+log = logging.getLogger(__name__)
 
 SWEEPABLE = ("k", "width", "coef", "arch")
 
@@ -299,9 +302,22 @@ def train_specs(
                 )
     train_idx, val_idx = store.split_utterances(data.holdout, data.split_seed)
     n_utts = max(1, len(store.utterances))
-    # Rows per utterance vary little at this scale; the epoch count only sets the step budget.
-    train_rows = min(store.n_rows(h) for h in hooks) * len(train_idx) / n_utts
-    steps_per_epoch = train_rows / data.batch_size
+    # Rows per utterance vary little at this scale; the epoch count only sets the step budget. Every hook's
+    # stream loops on its own, so with hooks of different row counts (frames and decoder tokens) an epoch is
+    # one pass over the largest: the smaller hooks are seen more often, never the larger ones less.
+    rows = {h: store.n_rows(h) * len(train_idx) / n_utts for h in hooks}
+    steps_per_epoch = max(rows.values()) / data.batch_size
+    if min(rows.values()) * 2 < max(rows.values()):
+        few = min(rows, key=rows.get)
+        log.warning(
+            "hooks %s have %.0f to %.0f training rows; an epoch is a pass over the largest, so %s is passed "
+            "over %.0fx as often (train it on its own with its own --steps to avoid that)",
+            ", ".join(hooks),
+            min(rows.values()),
+            max(rows.values()),
+            few,
+            max(rows.values()) / rows[few],
+        )
     if steps is None:
         steps = max(1, math.ceil(data.epochs * steps_per_epoch))
     extra = {
@@ -313,6 +329,7 @@ def train_specs(
         "batch_size": data.batch_size,
         "train_utterances": len(train_idx),
         "val_utterances": len(val_idx),
+        "epochs": {h: steps * data.batch_size / max(1.0, n) for h, n in rows.items()},
     }
     config = TrainConfig(
         steps=steps, steps_per_epoch=steps_per_epoch, extra=extra, architectures=architectures, **train_kw
