@@ -89,7 +89,7 @@ def train_stage(args) -> None:
             continue
         cmd = [sys.executable, "-m", "whisper_sae", "train", "--store", str(args.store), "--hooks", args.hook]
         cmd += ["--out", str(out), "--arch", arch, "--width", str(args.width), "--steps", str(args.steps)]
-        cmd += ["--seed", str(args.seed), "--sweep", f"{name}={','.join(values)}"]
+        cmd += ["--batch-size", str(args.batch_size), "--seed", str(args.seed), "--sweep", f"{name}={','.join(values)}"]
         t0 = time.perf_counter()
         log_run(cmd, Path(args.work) / f"logs/train-{arch}-{name}.log")
         (out / "DONE").write_text(f"{time.perf_counter() - t0:.1f}\n")
@@ -326,7 +326,8 @@ def main(argv=None) -> int:
         default=["topk:k=16,32,64,128", "batchtopk:k=32,64", "relu:l1=2,5,12", "jumprelu:coef=1,4"],
         help="MSE parents to train, ARCH:NAME=V1,V2 each (one sweep per entry)",
     )
-    p.add_argument("--steps", type=int, default=1000, help="optimizer steps of each MSE parent (4096 rows each)")
+    p.add_argument("--steps", type=int, default=4000, help="optimizer steps of each MSE parent")
+    p.add_argument("--batch-size", type=int, default=1024, help="rows per step of the MSE parents")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ft-corpus", action="append", default=[], help="speech for the KL fine-tunes (repeatable)")
     p.add_argument("--ft-steps", type=int, default=100)

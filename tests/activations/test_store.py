@@ -24,7 +24,7 @@ def utterance_rows(i: int, hook: str):
     return acts, torch.arange(n), time, token
 
 
-def write(path, ids, *, fail_after=None, dtype="float32", shard_rows=7, background=True):
+def write(path, ids, *, fail_after=None, dtype="float32", shard_rows=7, background=True, commit_every_s=None):
     with StoreWriter(
         path,
         hooks=HOOKS,
@@ -34,6 +34,7 @@ def write(path, ids, *, fail_after=None, dtype="float32", shard_rows=7, backgrou
         dtype=dtype,
         shard_rows=shard_rows,
         background=background,
+        commit_every_s=commit_every_s,
     ) as w:
         done = w.done_ids
         for count, i in enumerate(ids):
@@ -205,6 +206,25 @@ def test_resume_after_interruption_equals_uninterrupted(tmp_path, fail_after, ba
         assert torch.equal(got[h][0], ref[h][0])
         for k in ref[h][1]:
             assert torch.equal(got[h][1][k], ref[h][1][k]) or k == "time"
+
+
+@pytest.mark.parametrize("commit_every_s", [None, 1e-9])
+def test_a_slow_hook_is_committed_on_time_so_a_kill_loses_little(tmp_path, commit_every_s):
+    """Shards of 10,000 rows never fill here (as decoder.out's fill after hours): without a time limit a kill
+    loses every utterance; with one, each ended utterance is on disk, and the resumed store equals a whole one."""
+    ids = list(range(9))
+    with pytest.raises(KeyboardInterrupt):
+        write(tmp_path / "cut", ids, fail_after=5, shard_rows=10_000, commit_every_s=commit_every_s)
+    assert len(ActivationStore(tmp_path / "cut").utterances) == (0 if commit_every_s is None else 5)
+    write(tmp_path / "cut", ids, shard_rows=10_000, commit_every_s=commit_every_s)
+    write(tmp_path / "ref", ids, shard_rows=10_000)
+    (ref, _, ref_utts), (got, got_shards, got_utts) = _snapshot(tmp_path / "ref"), _snapshot(tmp_path / "cut")
+    assert sorted(got_utts) == sorted(ref_utts)
+    if commit_every_s is not None:
+        assert len(got_shards["decoder.out"]) > 1  # shorter shards, cut on time
+    for h in HOOKS:
+        order = torch.argsort(got[h][0][:, 0])
+        assert torch.equal(got[h][0][order], ref[h][0][torch.argsort(ref[h][0][:, 0])])
 
 
 def test_crash_between_shard_and_manifest_is_repaired(tmp_path):

@@ -48,6 +48,7 @@ import json
 import os
 import queue
 import threading
+import time as clock
 from pathlib import Path
 
 import torch
@@ -61,6 +62,7 @@ FORMAT = "whisper-sae-store/1"
 DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32}
 HOOK_KINDS = ("frame", "token")
 DEFAULT_SHARD_ROWS = 32_768
+DEFAULT_COMMIT_EVERY_S = 300.0  # at most this much work lost on a kill, even at hooks that fill shards slowly
 QUEUE_COMMITS = 2  # commits waiting for the writer thread before the caller blocks
 
 
@@ -131,8 +133,14 @@ class StoreWriter:
         index_offset: int = 0,
         index_stride: int = 1,
         background: bool = True,
+        commit_every_s: float | None = DEFAULT_COMMIT_EVERY_S,
     ):
         self.path = Path(path)
+        if commit_every_s is not None and not commit_every_s > 0:
+            raise ValueError(f"commit_every_s must be a positive number of seconds or None, got {commit_every_s}")
+        # A hook with few rows per utterance (decoder.out: ~20 tokens against 1500 frames) would otherwise
+        # fill its first shard only after hours, and a killed run would lose every utterance since the start.
+        self._commit_every_s = commit_every_s
         self._queue: queue.Queue | None = None
         self._thread: threading.Thread | None = None
         self._error: BaseException | None = None
@@ -180,6 +188,7 @@ class StoreWriter:
         self._done_ids = self._read_done_ids()
         self._buffer: dict[str, list[dict]] = {h: [] for h in self.hooks}
         self._buffered = {h: 0 for h in self.hooks}
+        self._waiting_since = {h: clock.monotonic() for h in self.hooks}  # when its oldest uncommitted row came
         self._pending: dict[int, dict] = {}
         self._reopen = {o["id"]: o for o in self.manifest["utterances"]["open"]}
         used = [o["idx"] for o in self._reopen.values()] + [self._max_done_idx]
@@ -325,6 +334,8 @@ class StoreWriter:
             "time": time.reshape(-1)[skip:].float(),
             "token": token.reshape(-1)[skip:],
         }
+        if not self._buffered[hook]:
+            self._waiting_since[hook] = clock.monotonic()
         self._buffer[hook].append(chunk)
         self._buffered[hook] += n - skip
         p["appended"][hook] = p["appended"].get(hook, 0) + n - skip
@@ -343,6 +354,12 @@ class StoreWriter:
         if p is None:
             raise ValueError(f"utterance index {idx} was not begun")
         p["ended"] = True
+        if self._commit_every_s is not None:
+            # A shorter shard for each hook whose oldest waiting row is older than commit_every_s.
+            now = clock.monotonic()
+            for hook in self.hooks:
+                if self._buffered[hook] and now - self._waiting_since[hook] >= self._commit_every_s:
+                    self._commit_shard(hook, self._buffered[hook])
         if self._is_done(p):  # e.g. a resumed utterance whose rows were all committed before
             self._checkpoint()
 
@@ -379,6 +396,7 @@ class StoreWriter:
             per[hook] = per.get(hook, 0) + c
         self._buffer[hook] = [rest] if len(rest["acts"]) else []
         self._buffered[hook] -= rows
+        self._waiting_since[hook] = clock.monotonic()
         self._checkpoint(shard=(hook, shard, entry))
 
     def _write_shard(self, hook: str, shard: dict, entry: dict) -> None:
