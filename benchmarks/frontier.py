@@ -190,7 +190,8 @@ def collect(args) -> list[dict]:
         ws = cfg.get("whisper_sae", {})
         row = {
             "sae": str(folder),
-            "arch": cfg.get("architecture"),
+            # the training architecture (a BatchTopK SAE is saved as JumpReLU, a ReLU one as SAELens' "standard")
+            "arch": ws.get("architecture") or cfg.get("architecture"),
             "k": ws.get("k"),
             "coef": (ws.get("training") or {}).get("coef"),
             "objective": objective_of(folder),
@@ -250,7 +251,7 @@ def report(args) -> None:
         ]
         for r in sorted(have, key=lambda r: (r["arch"], r["objective"], r[name]["l0"])):
             m, t = r[name], r["training"]
-            sparsity = f"k={r['k']}" if r["k"] else f"coef={r['coef']}"
+            sparsity = f"k={r['k']}" if r["arch"] in ("topk", "batchtopk") else f"coef={r['coef']}"
             rate = "–" if t["rows_per_s"] is None else f"{t['rows_per_s']:.0f}"
             wall = (
                 "–" if t["wall_s"] is None else f"{t['wall_s']:.0f}" + (" (sweep)" if t["wall_shared_by_sweep"] else "")
