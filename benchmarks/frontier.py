@@ -100,33 +100,59 @@ def parents(args) -> list[Path]:
     return [f for f in sae_folders(root) if objective_of(f) == "mse"]
 
 
-def finetune_stage(args) -> None:
+def kl_finetune(
+    parent: Path,
+    out: Path,
+    corpus,
+    *,
+    steps: int,
+    lr: float,
+    utterances_per_step: int = 4,
+    device: str = "cpu",
+    seed: int = 0,
+) -> Path:
+    """KL fine-tune ``parent`` into ``out`` (resumed from its checkpoint, skipped once its DONE file, which
+    holds the wall seconds, exists); shared by this script and ``seeds.py``."""
     from whisper_sae.sae.kl_training import finetune
 
+    if (out / "DONE").exists():
+        return out
+    t0 = time.perf_counter()
+    finetune(
+        parent,
+        corpus,
+        out=out,
+        steps=steps,
+        resume=(out / "checkpoint").exists(),
+        objective="kl",
+        utterances_per_step=utterances_per_step,
+        lr=lr,
+        device=device,
+        seed=seed,
+        log_every=5,
+        checkpoint_every=20,
+    )
+    (out / "DONE").write_text(f"{time.perf_counter() - t0:.1f}\n")
+    print(f"fine-tuned {parent} in {time.perf_counter() - t0:.0f} s", flush=True)
+    return out
+
+
+def finetune_stage(args) -> None:
     for parent in parents(args):
-        out = parent.with_name(parent.name + "-kl")
-        if (out / "DONE").exists():
-            continue
         l0 = held_out_l0(parent)
         if l0 is not None and l0 > args.max_l0:
             print(f"skip fine-tuning {parent}: held-out L0 {l0:.0f} > --max-l0 {args.max_l0}", flush=True)
             continue
-        t0 = time.perf_counter()
-        finetune(
+        kl_finetune(
             parent,
+            parent.with_name(parent.name + "-kl"),
             args.ft_corpus,
-            out=out,
             steps=args.ft_steps,
-            resume=(out / "checkpoint").exists(),
-            objective="kl",
-            utterances_per_step=args.ft_utterances_per_step,
             lr=args.ft_lr,
+            utterances_per_step=args.ft_utterances_per_step,
             device=args.device,
-            log_every=5,
-            checkpoint_every=20,
+            seed=args.seed,
         )
-        (out / "DONE").write_text(f"{time.perf_counter() - t0:.1f}\n")
-        print(f"fine-tuned {parent} in {time.perf_counter() - t0:.0f} s", flush=True)
 
 
 def kl_start_stage(args) -> None:

@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
 
 def train_seed(args, seed: int) -> Path:
     reuse = dict(item.split("=", 1) for item in args.reuse)
@@ -48,28 +50,11 @@ def train_seed(args, seed: int) -> Path:
 
 
 def finetune_seed(args, parent: Path, seed: int) -> Path:
-    from whisper_sae.sae.kl_training import finetune
+    from frontier import kl_finetune
 
-    out = Path(args.work) / f"seed{seed}-kl"
-    if (out / "DONE").exists():
-        return out
-    t0 = time.perf_counter()
-    finetune(
-        parent,
-        args.ft_corpus,
-        out=out,
-        steps=args.ft_steps,
-        resume=(out / "checkpoint").exists(),
-        objective="kl",
-        utterances_per_step=4,
-        lr=args.ft_lr,
-        device="cpu",
-        seed=seed,
-        log_every=5,
-        checkpoint_every=20,
+    return kl_finetune(
+        parent, Path(args.work) / f"seed{seed}-kl", args.ft_corpus, steps=args.ft_steps, lr=args.ft_lr, seed=seed
     )
-    (out / "DONE").write_text(f"{time.perf_counter() - t0:.1f}\n")
-    return out
 
 
 def labelled(args, folder: Path) -> None:
