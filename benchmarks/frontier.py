@@ -24,6 +24,7 @@ Stages (``--stages``, default all; each skips what exists, so a rerun resumes):
 from __future__ import annotations
 
 import argparse
+import fnmatch
 import json
 import platform
 import subprocess
@@ -175,7 +176,14 @@ def kl_start_stage(args) -> None:
 
 
 def eval_stage(args) -> None:
-    folders = sae_folders(Path(args.work) / "sae")
+    root = Path(args.work) / "sae"
+    folders = sae_folders(root)
+    if args.only:
+        # in the order of the patterns, so the points that matter most are evaluated first
+        rel = {f: f.relative_to(root).as_posix() for f in folders}
+        folders = list(dict.fromkeys(f for pat in args.only for f in folders if fnmatch.fnmatch(rel[f], pat)))
+        if not folders:
+            raise SystemExit(f"--only {args.only} matches no SAE under {root}")
     lenders = [Path(p) for p in args.lend]
     for name, corpora in parse_evals(args.eval).items():
         evaluate_all(args, folders, name, corpora, others=lenders)
@@ -365,6 +373,12 @@ def main(argv=None) -> int:
     p.add_argument("--kl-steps", type=int, default=200)
     p.add_argument("--eval", action="append", default=[], help="NAME=CORPUS_SPEC (repeat a NAME for a union)")
     p.add_argument("--eval-batch", type=int, default=8)
+    p.add_argument(
+        "--only",
+        nargs="*",
+        default=[],
+        help="eval stage: SAE folders (relative to WORK/sae, globs) to evaluate, in order",
+    )
     p.add_argument(
         "--lend", nargs="*", default=[], help="SAE folders whose eval-NAME rows (clean, ablations) can be reused"
     )

@@ -112,7 +112,7 @@ def train(args, model: str, name: str, store: Path, hooks: list[str], widths: li
     out = Path(args.work) / "sae" / model / name
     if not (out / "DONE").exists():
         cmd = [*WS, "train", "--store", str(store), "--hooks", ",".join(hooks), "--out", str(out)]
-        cmd += ["--arch", "topk", "--k", str(args.k), "--steps", str(steps)]
+        cmd += ["--arch", "topk", "--k", str(args.k), "--steps", str(steps), "--batch-size", str(args.batch_size)]
         if len(widths) > 1:
             cmd += ["--sweep", "width=" + ",".join(map(str, widths))]
         else:
@@ -350,11 +350,28 @@ def main() -> None:
         "--wide-hooks", default="encoder.out", help="hooks that also get the wider SAEs (--widths after the first)"
     )
     p.add_argument("--k", type=int, default=32, help="TopK k")
-    p.add_argument("--steps", type=int, default=500, help="optimizer steps per SAE (batch 4096 frames)")
+    p.add_argument("--steps", type=int, default=500, help="optimizer steps per SAE")
+    p.add_argument("--batch-size", type=int, default=4096, help="frames per optimizer step")
     p.add_argument("--train-every", type=int, default=1, help="keep every Nth training utterance (base: 4)")
     p.add_argument("--heldout-every", type=int, default=6, help="every Nth held-out LibriSpeech utterance")
     p.add_argument("--speechocean-every", type=int, default=25, help="every Nth speechocean762 test utterance")
     p.add_argument("--eval-batch", type=int, default=8, help="utterances per forward pass in the spliced evaluation")
+    p.add_argument(
+        "--train-sets",
+        default="suite,suite-wide,baseline",
+        help="which SAE sets to train: suite (every hook, first width), suite-wide, baseline (the 57 minutes)",
+    )
+    p.add_argument(
+        "--evals",
+        default="test-clean,heldout-libri,heldout-speechocean",
+        help="comma-separated sets for the spliced evaluation (each costs minutes per SAE on a CPU)",
+    )
+    p.add_argument(
+        "--lend",
+        nargs="*",
+        default=[],
+        help="earlier SAE folders (any depth) whose eval-SET rows of the same model and hook are lent (clean, ablations)",
+    )
     p.add_argument("--only", choices=["extract", "train", "evaluate", "analyze", "report"], help="run one step")
     p.add_argument("--report", help="also write the tables into this Markdown file's RESULTS block")
     args = p.parse_args()
@@ -376,15 +393,19 @@ def main() -> None:
         stores = work / "stores"
         if args.only in (None, "train"):
             store = stores / f"{model}-train"
-            train(args, model, "suite", store, hooks, widths[:1], args.steps)
+            sets = args.train_sets.split(",")
+            if "suite" in sets:
+                train(args, model, "suite", store, hooks, widths[:1], args.steps)
             wide = [h for h in args.wide_hooks.split(",") if h in hooks]
-            if wide and len(widths) > 1:
+            if wide and len(widths) > 1 and "suite-wide" in sets:
                 train(args, model, "suite-wide", store, wide, widths[1:], args.steps)
-            train(args, model, "baseline", stores / f"{model}-baseline", hooks, widths[:1], args.steps)
+            if "baseline" in sets:
+                train(args, model, "baseline", stores / f"{model}-baseline", hooks, widths[:1], args.steps)
         folders = sae_folders(work / "sae" / model)
         if args.only in (None, "evaluate"):
-            for name in ("test-clean", "heldout-libri", "heldout-speechocean"):
-                evaluate_all(args, folders, name, sp[name])
+            lenders = [f for root in args.lend for f in sae_folders(Path(root))]
+            for name in args.evals.split(","):
+                evaluate_all(args, folders, name, sp[name], others=lenders)
         if args.only in (None, "analyze"):
             analyze_all(
                 args, folders, "test-clean", stores / f"{model}-test-clean", Path(args.librispeech) / "alignments"

@@ -21,8 +21,9 @@ def _python_block_under(heading: str) -> str:
 
 
 def _demo_outputs(root: Path) -> None:
-    """What `bash scripts/demo.sh` leaves that the snippet reads: an SAE folder for tiny.en's encoder.out and
-    held-out FLAC clips in LibriSpeech layout (here a random SAE and a 1.2-s chirp instead of speech)."""
+    """What `bash scripts/demo.sh` leaves that the snippet reads or names: an SAE folder for tiny.en's
+    encoder.out and held-out FLAC clips in LibriSpeech layout (here a random SAE and a 1.2-s chirp instead of
+    speech); the snippet itself loads a shipped SAE (width 1152)."""
     from whisper_sae.sae import SAEConfig, SparseAutoencoder, save_pretrained
 
     torch = pytest.importorskip("torch")
@@ -39,7 +40,11 @@ def test_the_snippet_is_short_and_names_the_demo_paths():
     code = _python_block_under("Python in 10 lines")
     lines = [line for line in code.splitlines() if line.strip()]
     assert len(lines) <= 12
-    assert '"demo-out/sae"' in code and '"demo-out/corpus-eval"' in code
+    assert '"demo-out/corpus-eval"' in code
+    shipped = re.search(r'from_pretrained\("([^"]+)"\)', code)[1]
+    from whisper_sae import pretrained
+
+    assert shipped in pretrained.names()  # the snippet needs no training
 
 
 @pytest.mark.slow
@@ -57,7 +62,7 @@ def test_python_in_10_lines_runs(tmp_path, monkeypatch, capsys):
     assert [line.split()[0] for line in printed] == ["0.0", "0.5", "1.0"]
     for line in printed:
         features = re.findall(r"#(\d+)=(-?[\d.]+)", line)
-        assert len(features) == 3 and all(0 <= int(f) < 1536 for f, _ in features)
+        assert len(features) == 3 and all(0 <= int(f) < 1152 for f, _ in features)
         values = [float(v) for _, v in features]
         assert values == sorted(values, reverse=True)
 

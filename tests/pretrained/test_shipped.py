@@ -221,3 +221,18 @@ def test_evaluate_a_shipped_sae_by_name_writes_outside_the_package(tmp_path, mon
     assert json.loads(written.read_text())["meta"]["d_sae"] == 1152
     after = {p: p.stat().st_mtime_ns for p in pretrained.PACKAGE_DIR.rglob("*") if p.is_file()}
     assert after == before  # nothing written, nothing touched in the installed package
+
+
+def test_recommended_picks_a_shipped_sae_of_that_model_and_hook(tmp_path):
+    name = pretrained.recommended("tiny.en", "encoder.out")
+    entry = pretrained.load_index()[name]
+    assert (entry["model"], entry["hook"], entry["recommended"]) == ("tiny.en", "encoder.out", True)
+    # the original checkpoint (multilingual tiny, not recommended) is never picked, nor a hook without one
+    assert pretrained.recommended("openai/whisper-tiny", "encoder.out") is None
+    assert pretrained.recommended("tiny.en", "encoder.blocks.9") is None
+    # among recommended ones, the widest wins
+    index = json.loads((pretrained.PACKAGE_DIR / pretrained.INDEX_FILE).read_text())
+    wide = dict(index["saes"][name], width=entry["width"] * 2)
+    index["saes"]["tiny.en/encoder.out-wide"] = wide
+    (tmp_path / pretrained.INDEX_FILE).write_text(json.dumps(index))
+    assert pretrained.recommended("tiny.en", "encoder.out", root=tmp_path) == "tiny.en/encoder.out-wide"

@@ -64,6 +64,20 @@ def names(root: str | Path | None = None) -> list[str]:
     return sorted(load_index(root))
 
 
+def recommended(model: str, hook: str, root: str | Path | None = None) -> str | None:
+    """The shipped SAE to use for ``hook`` of ``model`` (a model name such as ``tiny.en``), or None: among
+    the entries marked recommended, the one with the largest width, then the smallest L0."""
+    model = model.split("/")[-1].removeprefix("whisper-")
+    found = [
+        (-e.get("width", 0), e.get("headline", {}).get("l0") or 0, name)
+        for name, e in load_index(root).items()
+        if e.get("recommended", True)
+        and e.get("hook") == hook
+        and e.get("model", "").split("/")[-1].removeprefix("whisper-") == model
+    ]
+    return min(found)[2] if found else None
+
+
 def _unknown(name: str, root) -> UnknownSAEError:
     shipped = ", ".join(names(root)) or "none"
     return UnknownSAEError(f"no shipped SAE is named {name!r}; shipped SAEs: {shipped} (`whisper-sae pretrained list`)")
