@@ -313,24 +313,35 @@ def plot(rows: list[dict], evals: list[str], path: Path) -> None:
     import matplotlib.pyplot as plt
 
     evals = [e for e in evals if any(e in r for r in rows)]
-    fig, axes = plt.subplots(1, len(evals), figsize=(5.5 * len(evals), 4.2), squeeze=False)
+    # one colour per method in every panel, so the panels read side by side; one legend for all
+    methods = sorted({method_of(r) for r in rows})
+    colours = {m: plt.get_cmap("tab10")(i % 10) for i, m in enumerate(methods)}
+    fig, axes = plt.subplots(1, len(evals), figsize=(5.5 * len(evals) + 1.8, 4.2), squeeze=False)
     for ax, name in zip(axes[0], evals):
         have = [r for r in rows if name in r]
-        for method in sorted({method_of(r) for r in have}):
+        for method in methods:
             pts = sorted((r[name]["l0"], 100 * r[name]["wer_spliced"]) for r in have if method_of(r) == method)
-            style = "--" if "kl" in method else "-"
-            ax.plot([p[0] for p in pts], [p[1] for p in pts], style, marker="o", label=method)
+            if pts:
+                style = "--" if "kl" in method else "-"
+                ax.plot(
+                    [p[0] for p in pts], [p[1] for p in pts], style, marker="o", color=colours[method], label=method
+                )
         clean = 100 * have[0][name]["wer_clean"]
-        ax.axhline(clean, color="black", linestyle=":", label=f"clean Whisper ({clean:.1f} %)")
+        ax.axhline(clean, color="black", linestyle=":", label="clean Whisper")
         ax.axhline(clean + 1.5, color="grey", linestyle=":", linewidth=0.8, label="clean + 1.5 pt (goal)")
         ax.set_xscale("log", base=2)
-        ax.set_yscale("symlog", linthresh=10)
+        ax.set_yscale("log")
+        ax.set_ylim(max(0.5, 0.5 * clean), None)
         ax.set_xlabel("L0 (active features per frame, on this set)")
-        ax.set_ylabel("spliced WER (%)")
-        ax.set_title(f"{name} ({have[0][name]['n']} utterances)")
-        ax.grid(alpha=0.3)
-    axes[0][-1].legend(fontsize=7, loc="upper right")
-    fig.tight_layout()
+        ax.set_ylabel("spliced WER (%, log scale)")
+        ax.set_title(f"{name} ({have[0][name]['n']} utterances, clean {clean:.1f} %)")
+        ax.grid(alpha=0.3, which="both")
+    handles = {}
+    for ax in axes[0]:
+        for h, label in zip(*ax.get_legend_handles_labels()):
+            handles.setdefault(label, h)
+    fig.legend(handles.values(), handles.keys(), fontsize=8, loc="center right")
+    fig.tight_layout(rect=(0, 0, 1 - 1.7 / fig.get_figwidth(), 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     print(f"plot written to {path}")
