@@ -184,6 +184,30 @@ def test_finetune_writes_a_normal_sae_folder_that_evaluate_reads(parent_sae, eva
     assert gap(result) < gap(parent)  # the spliced CE moved toward clean Whisper's
 
 
+@pytest.mark.parametrize("objective", ["kl", "mse"])
+def test_a_finetune_that_barely_moves_saves_its_parent(parent_sae, eval_whisper, tone_utterances, tmp_path, objective):
+    """The parent's weights are unfolded with its activation_scale (0.5 here) and folded back on saving: with
+    a learning rate too small to move anything, the saved SAE is the parent, decoder included. The parent is
+    laid out as `train` writes one: unit decoder rows in normalised units, so norm 1/scale = 2 once folded
+    (the trainer renormalises the rows, which hid a decoder saved without its scale)."""
+    from safetensors.torch import load_file
+
+    from whisper_sae.sae import SparseAutoencoder
+    from whisper_sae.sae.kl_training import finetune
+
+    sae = SparseAutoencoder.from_pretrained(parent_sae)
+    with torch.no_grad():
+        sae.W_dec.copy_(sae.W_dec / sae.W_dec.norm(dim=1, keepdim=True) / sae.cfg.activation_scale)
+        sae.b_dec.copy_(torch.randn(sae.cfg.d_in) / sae.cfg.activation_scale)
+    folded = tmp_path / "folded-parent"
+    sae.save_pretrained(folded, training={"coef": 0.0, "loss": "mse"})
+    out = finetune(folded, tone_utterances, model=eval_whisper, steps=2, objective=objective, **{**FT, "lr": 1e-12})
+    parent, child = load_file(folded / "sae_weights.safetensors"), load_file(out / "sae_weights.safetensors")
+    assert set(parent) == set(child)
+    for key in parent:
+        torch.testing.assert_close(child[key], parent[key], atol=1e-6, rtol=1e-6, msg=key)
+
+
 @pytest.mark.parametrize("objective", ["kl", "kl+mse", "mse"])
 def test_finetune_resumed_equals_uninterrupted(parent_sae, eval_whisper, tone_utterances, tmp_path, objective):
     from safetensors.torch import load_file

@@ -264,7 +264,9 @@ def load_parent(member: TrainedSAE, parent: SparseAutoencoder) -> None:
     state["W_dec"] = state["W_dec"] * scale
     state["b_dec"] = state["b_dec"] * scale
     member.sae.load_state_dict(state)
-    member.scale = scale
+    # both: folded() gives W_dec and b_dec back with scale_out (a transcoder's output scale), which for an
+    # SAE is its input scale; left at its default, the saved decoder came out multiplied by the scale
+    member.scale = member.scale_out = scale
 
 
 # ------------------------------------------------------------------------------------ entry points
