@@ -184,7 +184,8 @@ def eval_stage(args) -> None:
         folders = list(dict.fromkeys(f for pat in args.only for f in folders if fnmatch.fnmatch(rel[f], pat)))
         if not folders:
             raise SystemExit(f"--only {args.only} matches no SAE under {root}")
-    lenders = [Path(p) for p in args.lend]
+    # the SAEs not selected by --only still lend their clean and ablation rows
+    lenders = [Path(p) for p in args.lend] + [f for f in sae_folders(root) if f not in folders]
     for name, corpora in parse_evals(args.eval).items():
         evaluate_all(args, folders, name, corpora, others=lenders)
 
