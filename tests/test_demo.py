@@ -36,9 +36,15 @@ def test_demo_runs_every_stage_and_resumes(tmp_path, capsys):
     )
     printed = capsys.readouterr().out
     assert "[demo] done in" in printed and "gender from SAE codes" in printed
+    # The shipped real-speech SAE ran on the same held-out speech, with the demo SAE's clean rows lent.
+    shipped = json.loads((out / "shipped-eval" / "eval.json").read_text())
+    assert s["shipped"]["name"] == "tiny.en/encoder.out-k64" and s["shipped"]["l0"] == pytest.approx(64, abs=0.5)
+    assert s["shipped"]["wer"]["clean"] == s["wer"]["clean"] == shipped["conditions"]["clean"]["wer"]
+    assert s["shipped"]["wer"]["spliced"] == shipped["conditions"]["spliced"]["wer"]
+    assert f"shipped SAE {s['shipped']['name']}" in printed
     # A second run finds every stage's output and keeps it.
     mtime = (result.sae / "sae_weights.safetensors").stat().st_mtime_ns
     again = run_demo(out, **kw)
-    assert capsys.readouterr().out.count("(already done, kept)") == 6
+    assert capsys.readouterr().out.count("(already done, kept)") == 7
     assert (result.sae / "sae_weights.safetensors").stat().st_mtime_ns == mtime
     assert {k: v for k, v in again.summary.items() if k != "seconds"} == {k: v for k, v in s.items() if k != "seconds"}

@@ -72,7 +72,7 @@ def run_demo(
     store_dir, sae_dir, dash_dir = out / "store", out / "sae", out / "dashboard"
     sae_folder = SAEFolder(sae_dir)
 
-    if _stage("1/7 synthesize the training and evaluation corpora", (corpus_dir / "metadata.tsv").exists()):
+    if _stage("1/8 synthesize the training and evaluation corpora", (corpus_dir / "metadata.tsv").exists()):
         synthesize_corpus(
             corpus_dir, minutes=minutes, seed=seed, n_speakers=speakers, overwrite=True, progress=progress
         )
@@ -81,10 +81,10 @@ def run_demo(
 
     lw = load_whisper(model)
     print(f"[demo] Whisper: {lw.name} ({lw.spec})", flush=True)
-    _stage(f"2/7 extract {hook} (resumes if interrupted)", False)
+    _stage(f"2/8 extract {hook} (resumes if interrupted)", False)
     store = extract(lw, load_corpus(corpus_dir), [hook], store_dir, progress=progress)
 
-    if _stage(f"3/7 train a {arch} SAE, width {width}", sae_folder.weights.exists()):
+    if _stage(f"3/8 train a {arch} SAE, width {width}", sae_folder.weights.exists()):
         train(
             store,
             hook,
@@ -98,24 +98,62 @@ def run_demo(
             resume=sae_folder.checkpoint.exists(),
         )
 
-    if _stage("4/7 evaluate: reconstruction and spliced WER on held-out speech", sae_folder.eval_json.exists()):
+    if _stage("4/8 evaluate: reconstruction and spliced WER on held-out speech", sae_folder.eval_json.exists()):
         evaluate(sae_dir, load_corpus(eval_dir), model=lw, progress=progress)
 
-    if _stage("5/7 analyse features (phone and word labels)", sae_folder.analysis.exists()):
+    if _stage("5/8 analyse features (phone and word labels)", sae_folder.analysis.exists()):
         analyze(sae_dir, store=ActivationStore(store_dir), progress=progress)
 
-    if _stage("6/7 probe speaker attributes (gender, accent) in the features", sae_folder.probe_json.exists()):
+    if _stage("6/8 probe speaker attributes (gender, accent) in the features", sae_folder.probe_json.exists()):
         _probe_stage(sae_dir, store_dir, lw, progress)
 
-    if _stage("7/7 build the dashboard", (dash_dir / "index.html").exists()):
+    if _stage("7/8 build the dashboard", (dash_dir / "index.html").exists()):
         build_dashboard(
             sae_dir, dash_dir, corpus=load_corpus(corpus_dir), model=lw, whisper_words=False, progress=progress
         )
 
+    shipped = _shipped_stage(out, eval_dir, sae_dir, lw, hook, progress)
+
     summary = _summary(sae_dir, time.perf_counter() - t0)
+    summary["shipped"] = shipped
     (out / "summary.json").write_text(json.dumps(summary, indent=2))
     print(_format(summary, dash_dir), flush=True)
     return DemoResult(corpus_dir, eval_dir, store_dir, sae_dir, dash_dir, summary)
+
+
+def _shipped_stage(out: Path, eval_dir: Path, sae_dir: Path, lw, hook: str, progress: bool) -> dict | None:
+    """The SAE shipped in the package for this model and hook (trained on real speech), spliced into Whisper
+    on the same held-out speech: what a user gets without training. Its clean and ablation rows are lent by
+    the demo SAE's evaluation, so this costs two decoding passes. Written to OUT/shipped-eval."""
+    from whisper_sae import pretrained
+    from whisper_sae.audio import load_corpus
+    from whisper_sae.evaluate import evaluate
+    from whisper_sae.evaluate.result import load_eval_result
+
+    name = pretrained.recommended(lw.name, hook)
+    if name is None:
+        print(f"[demo] 8/8 no shipped SAE for {lw.name} {hook}; skipped", flush=True)
+        return None
+    shipped_dir = out / "shipped-eval"
+    if _stage(
+        f"8/8 the shipped real-speech SAE {name} on the same held-out speech", (shipped_dir / "eval.json").exists()
+    ):
+        evaluate(
+            name,
+            load_corpus(eval_dir),
+            model=lw,
+            out=shipped_dir,
+            baseline=load_eval_result(sae_dir),
+            progress=progress,
+        )
+    ev = json.loads((shipped_dir / "eval.json").read_text())
+    return {
+        "name": name,
+        "explained_variance": ev["reconstruction"]["explained_variance"],
+        "l0": ev["reconstruction"]["l0"],
+        "wer": {c: ev["conditions"][c]["wer"] for c in ("clean", "spliced")},
+        "ce_recovered": ev["ce_recovered"],
+    }
 
 
 def _probe_stage(sae_dir: Path, store_dir: Path, lw, progress: bool) -> None:
@@ -183,6 +221,15 @@ def _format(summary: dict, dash_dir: Path) -> str:
                 f"{p['raw']:.2f}; chance {p['chance']:.2f}"
                 for name, p in (summary.get("probe") or {}).items()
             ],
+            *(
+                [
+                    f"  shipped SAE {sh['name']} (real speech, no training) on the same speech: WER "
+                    f"{100 * sh['wer']['spliced']:.1f} % spliced, EV {sh['explained_variance']:.3f}, CE recovered "
+                    f"{sh['ce_recovered']['zero']:.3f}"
+                ]
+                if (sh := summary.get("shipped"))
+                else []
+            ),
             f"  dashboard: {dash_dir / 'index.html'} (open it in a browser; no server needed)",
         ]
     )
