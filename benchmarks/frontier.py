@@ -177,15 +177,16 @@ def kl_start_stage(args) -> None:
 
 def eval_stage(args) -> None:
     root = Path(args.work) / "sae"
-    folders = sae_folders(root)
+    every = sae_folders(root)
+    folders = every
     if args.only:
         # in the order of the patterns, so the points that matter most are evaluated first
-        rel = {f: f.relative_to(root).as_posix() for f in folders}
-        folders = list(dict.fromkeys(f for pat in args.only for f in folders if fnmatch.fnmatch(rel[f], pat)))
+        rel = {f: f.relative_to(root).as_posix() for f in every}
+        folders = list(dict.fromkeys(f for pat in args.only for f in every if fnmatch.fnmatch(rel[f], pat)))
         if not folders:
             raise SystemExit(f"--only {args.only} matches no SAE under {root}")
     # the SAEs not selected by --only still lend their clean and ablation rows
-    lenders = [Path(p) for p in args.lend] + [f for f in sae_folders(root) if f not in folders]
+    lenders = [Path(p) for p in args.lend] + [f for f in every if f not in folders]
     for name, corpora in parse_evals(args.eval).items():
         evaluate_all(args, folders, name, corpora, others=lenders)
 

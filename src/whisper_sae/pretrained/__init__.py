@@ -67,13 +67,14 @@ def names(root: str | Path | None = None) -> list[str]:
 def recommended(model: str, hook: str, root: str | Path | None = None) -> str | None:
     """The shipped SAE to use for ``hook`` of ``model`` (a model name such as ``tiny.en``), or None: among
     the entries marked recommended, the one with the largest width, then the smallest L0."""
-    model = model.split("/")[-1].removeprefix("whisper-")
+
+    def short(name: str) -> str:  # "openai/whisper-tiny.en" and "tiny.en" are one model
+        return name.split("/")[-1].removeprefix("whisper-")
+
     found = [
-        (-e.get("width", 0), e.get("headline", {}).get("l0") or 0, name)
+        (-e["width"], e["headline"].get("l0") or 0, name)
         for name, e in load_index(root).items()
-        if e.get("recommended", True)
-        and e.get("hook") == hook
-        and e.get("model", "").split("/")[-1].removeprefix("whisper-") == model
+        if e["recommended"] and e["hook"] == hook and short(e["model"]) == short(model)
     ]
     return min(found)[2] if found else None
 
