@@ -1,19 +1,22 @@
-"""Speaker-attribute probes on real voices (docs/probe-real-report.md): gender and child-vs-adult on
-speechocean762 *test* speakers, gender / native language / native-vs-non-native on the Speech Accent
-Archive (CC BY-NC-SA: results only, no audio in the repo). Runs ``whisper_sae.analysis.probing.probe``
-from activation stores (one per corpus) and writes one JSON plus the markdown tables of the report.
+"""Speaker-attribute probes on real voices (docs/probe-real-report.md): gender on held-out LibriSpeech
+readers, gender and child-vs-adult on speechocean762 *test* speakers, gender / native language /
+native-vs-non-native on the Speech Accent Archive (CC BY-NC-SA: results only, no audio in the repo). Runs
+``whisper_sae.analysis.probing.probe`` from activation stores (one per corpus) and writes one JSON plus the
+markdown tables of the report. Every speaker probed is outside the real-speech SAEs' training split.
 
-Stores (tiny.en encoder.out, padded 30-s windows, CPU), made first:
+Stores (tiny.en encoder.out, padded 30-s windows, CPU), made first (DATA from
+``bash scripts/get_real_speech.sh --dest DATA``; SPLIT = the ``libri-split.json`` that
+``benchmarks/real_speech.py`` writes; LS = ``../shared/data/librispeech``):
 
-    OMP_NUM_THREADS=1 nice -n 5 whisper-sae extract --corpus "kaldi:/work/data/speechocean/test?every=20" \\
-        --hooks encoder.out --out RUNS/so-test-e20 --shard-rows 4096 --max-utterances 48
-    OMP_NUM_THREADS=1 nice -n 5 whisper-sae extract --corpus "csv:/work/data/accent:speakers_all.csv?every=8" \\
-        --hooks encoder.out --out RUNS/accent-e8
+    whisper-sae extract --hooks encoder.out --out RUNS/libri-heldout \\
+        --corpus "tc100=folder:LS/train-clean-100?split=SPLIT:held_out" \\
+        --corpus "minilibri=folder:DATA/minilibri/LibriSpeech/train-clean-5?split=SPLIT:held_out&every=20"
+    whisper-sae extract --corpus "kaldi:DATA/speechocean/test?every=20" --hooks encoder.out --out RUNS/so-test
+    whisper-sae extract --corpus "csv:DATA/accent:speakers_all.csv?every=2" --hooks encoder.out --out RUNS/accent
 
-then ``python benchmarks/probe_real.py --runs RUNS --sae tiny/encoder.out-original --sae DIR ...`` (the
-report used the shipped SAE and /work/runs/emotion/sae/tiny.en/encoder.out, a tiny.en TopK SAE trained on
-RAVDESS). Logistic probes only (no forest, no t-SNE, no ablation) to keep it to minutes on a loaded CPU.
-Data: ``bash scripts/get_real_speech.sh --dest /work/data``.
+then ``python benchmarks/probe_real.py --runs RUNS --data DATA --sae tiny.en/encoder.out-k64 --sae DIR ...``.
+LibriSpeech genders come from mini LibriSpeech's ``SPEAKERS.TXT`` (it lists every LibriSpeech reader).
+Logistic probes only (no forest, no t-SNE, no ablation) to keep it to minutes on a CPU.
 """
 
 from __future__ import annotations
@@ -30,11 +33,12 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-# (name, store folder under --runs, attributes, derived attributes, min speakers per class)
+# (name, store folder under --runs, attributes, derived attributes, min speakers per class, metadata under --data)
 TASKS = (
-    ("speechocean762 test", "so-test-e20", ("gender",), ("child=age<=12",), 3),
-    ("Speech Accent Archive", "accent-e8", ("gender",), ("native=native_language==english",), 3),
-    ("Speech Accent Archive", "accent-e8", ("native_language",), (), 5),
+    ("LibriSpeech held-out readers", "libri-heldout", ("gender",), (), 3, "minilibri/LibriSpeech/SPEAKERS.TXT"),
+    ("speechocean762 test", "so-test", ("gender",), ("child=age<=12",), 3, None),
+    ("Speech Accent Archive", "accent", ("gender",), ("native=native_language==english",), 3, None),
+    ("Speech Accent Archive", "accent", ("native_language",), (), 5, None),
 )
 SETS = ("sae", "raw", "top1", "top4", "top16")
 
@@ -51,10 +55,14 @@ def machine() -> dict:
     return {"cpu": model, "cores": os.cpu_count(), "simd_flags": simd, "load_1_5_15": list(os.getloadavg())}
 
 
-def run_task(sae: str, runs: Path, task, out_root: Path) -> dict:
+def run_task(sae: str, runs: Path, task, out_root: Path, data: Path | None) -> dict:
     from whisper_sae.analysis.probing import ProbeOptions, probe
 
-    corpus, store, attributes, derive, min_speakers = task
+    corpus, store, attributes, derive, min_speakers, metadata = task
+    if metadata is not None:
+        if data is None:
+            raise SystemExit(f"{corpus}: its attributes are in DATA/{metadata}; pass --data DATA")
+        metadata = str(data / metadata)
     out = out_root / f"{Path(sae).name}--{store}--{'-'.join(attributes)}"
     options = ProbeOptions(
         min_speakers=min_speakers, ablate_k=0, wer_utterances=0, tsne=False, progress=False, models=("logreg",)
@@ -65,6 +73,7 @@ def run_task(sae: str, runs: Path, task, out_root: Path) -> dict:
         None,
         list(attributes),
         derive=list(derive),
+        metadata=metadata,
         store=str(runs / store),
         out=out,
         options=options,
@@ -138,19 +147,22 @@ def markdown(results: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--runs", type=Path, required=True, help="folder holding the stores so-test-e20, accent-e8")
     parser.add_argument(
-        "--sae", action="append", default=None, help="SAE folder or shipped name (default tiny/encoder.out-original)"
+        "--runs", type=Path, required=True, help="folder holding the stores libri-heldout, so-test, accent"
+    )
+    parser.add_argument("--data", type=Path, help="folder made by scripts/get_real_speech.sh (for SPEAKERS.TXT)")
+    parser.add_argument(
+        "--sae", action="append", default=None, help="SAE folder or shipped name (default tiny.en/encoder.out-k64)"
     )
     parser.add_argument(
-        "--stores", default=None, help="comma-separated store names to run (default all: so-test-e20,accent-e8)"
+        "--stores", default=None, help="comma-separated store names to run (default all: libri-heldout,so-test,accent)"
     )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/probe_real"), help="output folder")
     args = parser.parse_args()
-    saes = args.sae or ["tiny/encoder.out-original"]
+    saes = args.sae or ["tiny.en/encoder.out-k64"]
     args.out.mkdir(parents=True, exist_ok=True)
     tasks = [t for t in TASKS if args.stores is None or t[1] in args.stores.split(",")]
-    results = [run_task(sae, args.runs, task, args.out) for sae in saes for task in tasks]
+    results = [run_task(sae, args.runs, task, args.out, args.data) for sae in saes for task in tasks]
     doc = {"machine": machine(), "results": results}
     (args.out / "probe_real.json").write_text(json.dumps(doc, indent=1, default=str))
     (args.out / "probe_real.md").write_text(markdown(results))

@@ -232,9 +232,15 @@ def _training_row(folder: Path, kind: str) -> str:
             f"{_pct(c['clean']['wer'])} → {_pct(c['spliced']['wer'])}, CE rec {ev['ce_recovered']['zero']:.3f}, "
             f"EV {ev['reconstruction']['explained_variance']:.3f}"
         )
-    width = json.loads((folder / "cfg.json").read_text())["d_sae"]
+    cfg = json.loads((folder / "cfg.json").read_text())
+    data = cfg.get("whisper_sae", {}).get("training", {}).get("data", {})
+    epochs = (data.get("epochs") or {}).get(cfg.get("hook_name"))
+    batch = data.get("batch_size", 4096)  # v1 runs recorded no per-hook epochs; they used 4096-frame batches
+    # rows the hook's own stream holds: steps x batch / that hook's epochs (a pass over several hooks loops
+    # the smaller ones, so the pass's steps_per_epoch is the largest hook's)
+    rows = train["step"] * batch / epochs if epochs else train["steps_per_epoch"] * batch
     return (
-        f"| {kind} | {folder.name} | {width} | {train['steps_per_epoch'] * 4096 / 1e3:.0f}k | "
+        f"| {kind} | {folder.name} | {cfg['d_sae']} | {rows / 1e3:.0f}k | "
         f"{_f(val.get('ev'), 3)} | {_f(val.get('l0'), 0)} | {_pct(val.get('dead_frac'))} | {phones} | {words} | "
         f"{spliced} |"
     )
@@ -384,16 +390,17 @@ def main() -> None:
     print(f"machine: {platform.processor() or platform.machine()}", flush=True)
     for model in args.models:
         hooks = HOOKS[model]
+        sets = args.train_sets.split(",")
         if args.only in (None, "extract"):
             data_info(args, sp)
             extract(args, model, "train", sp["train"], hooks)
-            extract(args, model, "baseline", sp["baseline"], hooks)
+            if "baseline" in sets:
+                extract(args, model, "baseline", sp["baseline"], hooks)
             extract(args, model, "test-clean", sp["test-clean"], hooks)
             extract(args, model, "heldout-libri", sp["heldout-libri"], hooks)
         stores = work / "stores"
         if args.only in (None, "train"):
             store = stores / f"{model}-train"
-            sets = args.train_sets.split(",")
             if "suite" in sets:
                 train(args, model, "suite", store, hooks, widths[:1], args.steps)
             wide = [h for h in args.wide_hooks.split(",") if h in hooks]
