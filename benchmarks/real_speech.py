@@ -373,6 +373,10 @@ def main() -> None:
         help="comma-separated sets for the spliced evaluation (each costs minutes per SAE on a CPU)",
     )
     p.add_argument(
+        "--eval-hooks",
+        help="comma-separated hooks whose SAEs the spliced evaluation covers (default: every hook)",
+    )
+    p.add_argument(
         "--lend",
         nargs="*",
         default=[],
@@ -411,8 +415,12 @@ def main() -> None:
         folders = sae_folders(work / "sae" / model)
         if args.only in (None, "evaluate"):
             lenders = [f for root in args.lend for f in sae_folders(Path(root))]
+            chosen = folders
+            if args.eval_hooks:
+                hooks_ = set(args.eval_hooks.split(","))
+                chosen = [f for f in folders if json.loads((f / "cfg.json").read_text()).get("hook_name") in hooks_]
             for name in args.evals.split(","):
-                evaluate_all(args, folders, name, sp[name], others=lenders)
+                evaluate_all(args, chosen, name, sp[name], others=lenders)
         if args.only in (None, "analyze"):
             analyze_all(
                 args, folders, "test-clean", stores / f"{model}-test-clean", Path(args.librispeech) / "alignments"
