@@ -33,12 +33,14 @@ os.environ.setdefault("OMP_NUM_THREADS", "1")
 os.environ.setdefault("MKL_NUM_THREADS", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
-# (name, store folder under --runs, attributes, derived attributes, min speakers per class, metadata under --data)
+# (name, store folder under --runs, attributes, derived attributes, min speakers per class, metadata under
+# --data, the class that pools the classes short of min speakers (None: they are dropped))
 TASKS = (
-    ("LibriSpeech held-out readers", "libri-heldout", ("gender",), (), 3, "minilibri/LibriSpeech/SPEAKERS.TXT"),
-    ("speechocean762 test", "so-test", ("gender",), ("child=age<=12",), 3, None),
-    ("Speech Accent Archive", "accent", ("gender",), ("native=native_language==english",), 3, None),
-    ("Speech Accent Archive", "accent", ("native_language",), (), 5, None),
+    ("LibriSpeech held-out readers", "libri-heldout", ("gender",), (), 3, "minilibri/LibriSpeech/SPEAKERS.TXT", None),
+    ("speechocean762 test", "so-test", ("gender",), ("child=age<=12",), 3, None, None),
+    ("Speech Accent Archive", "accent", ("gender",), ("native=native_language==english",), 3, None, None),
+    ("Speech Accent Archive", "accent", ("native_language",), (), 5, None, None),
+    ("Speech Accent Archive", "accent", ("native_language",), (), 5, None, "other"),
 )
 SETS = ("sae", "raw", "top1", "top4", "top16")
 
@@ -58,14 +60,20 @@ def machine() -> dict:
 def run_task(sae: str, runs: Path, task, out_root: Path, data: Path | None) -> dict:
     from whisper_sae.analysis.probing import ProbeOptions, probe
 
-    corpus, store, attributes, derive, min_speakers, metadata = task
+    corpus, store, attributes, derive, min_speakers, metadata, merge_rare = task
     if metadata is not None:
         if data is None:
             raise SystemExit(f"{corpus}: its attributes are in DATA/{metadata}; pass --data DATA")
         metadata = str(data / metadata)
-    out = out_root / f"{Path(sae).name}--{store}--{'-'.join(attributes)}"
+    out = out_root / f"{Path(sae).name}--{store}--{'-'.join(attributes)}{'--pooled' if merge_rare else ''}"
     options = ProbeOptions(
-        min_speakers=min_speakers, ablate_k=0, wer_utterances=0, tsne=False, progress=False, models=("logreg",)
+        min_speakers=min_speakers,
+        merge_rare=merge_rare,
+        ablate_k=0,
+        wer_utterances=0,
+        tsne=False,
+        progress=False,
+        models=("logreg",),
     )
     start = time.time()
     report = probe(
@@ -135,6 +143,9 @@ def markdown(results: list[dict]) -> str:
                         f"Per-class recall ({key.split('_')[1]}): "
                         + ", ".join(f"{c} {v:.2f}" for c, v in a[key].items())
                     )
+            pooled = [n for n in a["notes"] if "pooled into" in n]
+            if pooled:
+                lines += ["", "Pooled: " + "; ".join(pooled)]
             if a["dropped"]:
                 lines.append("")
                 lines.append(
@@ -157,11 +168,16 @@ def main() -> None:
     parser.add_argument(
         "--stores", default=None, help="comma-separated store names to run (default all: libri-heldout,so-test,accent)"
     )
+    parser.add_argument(
+        "--pooled-only", action="store_true", help="only the tasks that pool rare classes (native language + other)"
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/probe_real"), help="output folder")
     args = parser.parse_args()
     saes = args.sae or ["tiny.en/encoder.out-k64"]
     args.out.mkdir(parents=True, exist_ok=True)
     tasks = [t for t in TASKS if args.stores is None or t[1] in args.stores.split(",")]
+    if args.pooled_only:
+        tasks = [t for t in tasks if t[6] is not None]
     results = [run_task(sae, args.runs, task, args.out, args.data) for sae in saes for task in tasks]
     doc = {"machine": machine(), "results": results}
     (args.out / "probe_real.json").write_text(json.dumps(doc, indent=1, default=str))

@@ -90,6 +90,7 @@ def register(subparsers) -> None:
         PROBE_OPTIONS,
         only=(
             "min_speakers",
+            "merge_rare",
             "frames_per_utterance",
             "ablate",
             "ablate_k",

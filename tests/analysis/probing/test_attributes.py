@@ -108,3 +108,29 @@ def test_metadata_matching_nothing_is_an_error(tmp_path):
     table.write_text("id,accent\nx1,us\nx2,gb\n")
     with pytest.raises(ValueError, match=r"none of its 2 ids \('x1', 'x2'.*matches an utterance id \('u0', 'u1'\)"):
         apply_metadata(recs, table)
+
+
+def test_rare_classes_are_pooled_into_a_named_class_and_said():
+    # two classes with 3 speakers each, three with one or two: pooled they make 5 speakers
+    langs = ["arabic"] * 3 + ["dutch"] * 3 + ["czech", "dari", "dari", "basque", "basque"]
+    speakers = ["a", "b", "c", "d", "e", "f", "g", "h", "i", "j", "k"]
+    recs = records([None] * 11, speakers, native_language=langs)
+    lab = resolve(recs, "native_language", min_speakers=3, merge_rare="other")
+    assert lab.classes == ["arabic", "dutch", "other"]
+    assert lab.counts["other"] == {"utterances": 5, "speakers": 5}
+    assert lab.dropped == {} and lab.mask.all()
+    assert any(
+        "3 classes with fewer than 3 speakers pooled into 'other' (5 speakers): basque, czech, dari" in n
+        for n in lab.notes
+    )
+    # without the option the same classes are dropped
+    assert resolve(recs, "native_language", min_speakers=3).classes == ["arabic", "dutch"]
+
+
+def test_a_pool_still_too_small_is_dropped_and_a_name_in_use_is_an_error():
+    langs = ["arabic"] * 3 + ["dutch"] * 3 + ["czech", "dari"]
+    recs = records([None] * 8, list("abcdefgh"), native_language=langs)
+    lab = resolve(recs, "native_language", min_speakers=3, merge_rare="other")
+    assert lab.classes == ["arabic", "dutch"] and lab.dropped == {"other": {"utterances": 2, "speakers": 2}}
+    with pytest.raises(ValueError, match=r"already has a class 'dutch' with 3 speakers"):
+        resolve(recs, "native_language", min_speakers=3, merge_rare="dutch")

@@ -3,7 +3,8 @@ speaker id) and the checks that keep a probe from being trained on nonsense.
 
 Every problem is either an error that names the column, the counts per class and what was skipped, or
 a note (a sentence kept in probe.json / probe.md) when the data could be repaired: labels differing in
-case or whitespace are merged, classes with too few speakers are dropped, unlabelled utterances skipped.
+case or whitespace are merged, classes with too few speakers are dropped (or pooled into one named class
+with ``merge_rare``), unlabelled utterances skipped.
 """
 
 from __future__ import annotations
@@ -91,13 +92,21 @@ def apply_metadata(records: list[dict], path: str | Path) -> list[str]:
 
 
 def resolve(
-    records: list[dict], attribute: str, *, min_speakers: int = 3, categorical: bool | None = None
+    records: list[dict],
+    attribute: str,
+    *,
+    min_speakers: int = 3,
+    categorical: bool | None = None,
+    merge_rare: str | None = None,
 ) -> AttributeLabels:
     """Resolve ``attribute`` over ``records`` (dicts with ``id``, ``speaker``, ``attributes``).
 
     ``categorical=None`` decides from the values: numbers with at least 3 distinct values are
     continuous (regression), anything else is a class label. ``min_speakers`` is the fewest distinct
     speakers a class needs to be kept (held-out-speaker scores need speakers on both sides of a split).
+    ``merge_rare`` names one class into which two or more classes short of ``min_speakers`` are pooled (e.g.
+    ``"other"`` for native languages with a few speakers each) instead of being dropped; the pooled class
+    is kept when it reaches ``min_speakers`` itself, and a note lists what went into it.
     """
     column, raw = _column_values(records, attribute)
     missing = [i for i, v in enumerate(raw) if _is_missing(v)]
@@ -111,7 +120,7 @@ def resolve(
     speakers = [str(r.get("speaker")) if r.get("speaker") is not None else r["id"] for r in records]
     if not categorical:
         return _continuous(attribute, column, raw, speakers, notes, min_speakers)
-    return _categorical(attribute, column, raw, speakers, notes, min_speakers)
+    return _categorical(attribute, column, raw, speakers, notes, min_speakers, merge_rare)
 
 
 def _continuous(name, column, raw, speakers, notes, min_speakers) -> AttributeLabels:
@@ -132,7 +141,7 @@ def _continuous(name, column, raw, speakers, notes, min_speakers) -> AttributeLa
     return AttributeLabels(name, column, "continuous", values, counts=counts, notes=notes)
 
 
-def _categorical(name, column, raw, speakers, notes, min_speakers) -> AttributeLabels:
+def _categorical(name, column, raw, speakers, notes, min_speakers, merge_rare=None) -> AttributeLabels:
     values, spellings = [], {}
     for v in raw:
         if _is_missing(v):
@@ -155,6 +164,20 @@ def _categorical(name, column, raw, speakers, notes, min_speakers) -> AttributeL
         )
     # The speaker attribute is probed across utterances of the same speakers, so the rule is per utterance.
     unit, need = ("utterances", 2) if name == SPEAKER else ("speakers", min_speakers)
+    rare = [c for c, n in counts.items() if n[unit] < need]
+    if merge_rare is not None and name != SPEAKER and len(rare) > 1:
+        if merge_rare in counts and merge_rare not in rare:
+            raise ValueError(
+                f"column {column!r} already has a class {merge_rare!r} with {counts[merge_rare]['speakers']} "
+                f"speakers; give --merge-rare a name that is not a class"
+            )
+        pooled = set(rare)
+        values = [merge_rare if v in pooled else v for v in values]
+        counts = _class_counts(values, speakers)
+        notes.append(
+            f"column {column!r}: {len(pooled)} classes with fewer than {need} speakers pooled into {merge_rare!r} "
+            f"({counts[merge_rare]['speakers']} speakers): {', '.join(sorted(pooled))}"
+        )
     dropped = {c: n for c, n in counts.items() if n[unit] < need}
     for c, n in dropped.items():
         notes.append(

@@ -45,6 +45,8 @@ class ProbeOptions:
 
     min_speakers: int = 3
     """A class needs at least this many distinct speakers, or it is dropped (and the drop is reported)."""
+    merge_rare: str | None = None
+    """Pool the classes short of min_speakers into one class of this name (e.g. other) instead of dropping them."""
     frames_per_utterance: int = 24
     """Frames per utterance used at frame level (evenly spread); utterance means use all frames."""
     max_frames: int = 6000
@@ -171,7 +173,9 @@ def probe(
         log.info("%s", n)
     notes += derived
     attributes += [d.name for d in derive if d.name not in attributes]
-    labels = {a: resolve(records, a, min_speakers=options.min_speakers) for a in attributes}
+    labels = {
+        a: resolve(records, a, min_speakers=options.min_speakers, merge_rare=options.merge_rare) for a in attributes
+    }
     for lab in labels.values():
         for n in lab.notes:
             log.warning("%s", n)
