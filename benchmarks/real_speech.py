@@ -240,7 +240,7 @@ def _training_row(folder: Path, kind: str) -> str:
     # the smaller ones, so the pass's steps_per_epoch is the largest hook's)
     rows = train["step"] * batch / epochs if epochs else train["steps_per_epoch"] * batch
     return (
-        f"| {kind} | {folder.name} | {cfg['d_sae']} | {rows / 1e3:.0f}k | "
+        f"| {kind} | {cfg.get('hook_name', folder.name)} | {cfg['d_sae']} | {rows / 1e3:.0f}k | "
         f"{_f(val.get('ev'), 3)} | {_f(val.get('l0'), 0)} | {_pct(val.get('dead_frac'))} | {phones} | {words} | "
         f"{spliced} |"
     )
