@@ -156,6 +156,53 @@ def markdown(results: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def feature_auroc(sae: str, runs: Path, feature: int, data: Path | None) -> list[dict]:
+    """Utterance-level AUROC of one fixed feature (its mean code per utterance) for female vs male, per store,
+    and on speechocean762 within each age group (adults, children age <= 12): no selection on these speakers."""
+    import numpy as np
+    import torch
+    from sklearn.metrics import roc_auc_score
+
+    from whisper_sae.activations import ActivationStore
+    from whisper_sae.analysis.probing.attributes import apply_metadata
+    from whisper_sae.sae import SparseAutoencoder
+
+    metadata = {t[1]: t[5] for t in TASKS if t[5] is not None}
+    model = SparseAutoencoder.from_pretrained(sae)
+    rows = []
+    for store in ("libri-heldout", "so-test", "accent"):
+        st = ActivationStore(runs / store)
+        utts = [json.loads(line) for line in (runs / store / "utterances.jsonl").read_text().splitlines()]
+        if store in metadata:
+            if data is None:
+                raise SystemExit(f"{store}: its genders are in DATA/{metadata[store]}; pass --data DATA")
+            apply_metadata(utts, data / metadata[store])
+        acts, index = st.read("encoder.out")
+        with torch.no_grad():
+            code = model.encode(acts)[:, feature].double().numpy()
+        utt = index["utt"].numpy()
+        mean = np.bincount(utt, weights=code, minlength=len(utts)) / np.maximum(
+            np.bincount(utt, minlength=len(utts)), 1
+        )
+        attrs = [u["attributes"] for u in utts]
+        female = np.array([str(a.get("gender") or a.get("sex") or "").lower() in ("female", "f") for a in attrs])
+        groups = {"all": np.ones(len(utts), bool)}
+        if store == "so-test":
+            age = np.array([float(a.get("age", -1)) for a in attrs])
+            groups |= {"adults (age > 12)": age > 12, "children (age <= 12)": (age >= 0) & (age <= 12)}
+        for name, m in groups.items():
+            rows.append(
+                {
+                    "store": store,
+                    "group": name,
+                    "female": int(female[m].sum()),
+                    "male": int((~female[m]).sum()),
+                    "auroc": float(roc_auc_score(female[m], mean[m])),
+                }
+            )
+    return rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -171,9 +218,21 @@ def main() -> None:
     parser.add_argument(
         "--pooled-only", action="store_true", help="only the tasks that pool rare classes (native language + other)"
     )
+    parser.add_argument(
+        "--feature-auroc",
+        type=int,
+        metavar="F",
+        help="instead of the probes: AUROC of feature F of the (first) SAE for gender, per store and age group",
+    )
     parser.add_argument("--out", type=Path, default=Path("benchmarks/results/probe_real"), help="output folder")
     args = parser.parse_args()
     saes = args.sae or ["tiny.en/encoder.out-k64"]
+    if args.feature_auroc is not None:
+        for r in feature_auroc(saes[0], args.runs, args.feature_auroc, args.data):
+            print(
+                f"{r['store']:14s} {r['group']:22s} female {r['female']:3d} male {r['male']:3d} AUROC {r['auroc']:.3f}"
+            )
+        return
     args.out.mkdir(parents=True, exist_ok=True)
     tasks = [t for t in TASKS if args.stores is None or t[1] in args.stores.split(",")]
     if args.pooled_only:

@@ -417,8 +417,8 @@ def main() -> None:
             lenders = [f for root in args.lend for f in sae_folders(Path(root))]
             chosen = folders
             if args.eval_hooks:
-                hooks_ = set(args.eval_hooks.split(","))
-                chosen = [f for f in folders if json.loads((f / "cfg.json").read_text()).get("hook_name") in hooks_]
+                wanted = set(args.eval_hooks.split(","))
+                chosen = [f for f in folders if json.loads((f / "cfg.json").read_text()).get("hook_name") in wanted]
             for name in args.evals.split(","):
                 evaluate_all(args, chosen, name, sp[name], others=lenders)
         if args.only in (None, "analyze"):
