@@ -62,18 +62,41 @@ def steer(args) -> None:
         for c in args.clamp:
             name = f"top {n}, " + ("ablate" if c == 0 else f"clamp {c:g} x mean")
             configs[name] = selection.spec(n, c, padding=args.padding)
+            if args.active_only and c != 0:  # (an ablation is the same either way)
+                configs[name + ", active frames"] = selection.spec(n, c, padding=args.padding, active_only=True)
+    heldout, *extra = args.heldout
     rows, heldout_cache, wer_cache = {}, {}, {}  # clean encoder outputs, computed once (specs at encoder.out)
+    extra_caches = {c: {} for c in extra}
     for name, spec in configs.items():
         t = time.time()
         result = hallucination_rate(
             lw,
-            args.heldout,
+            heldout,
             max_new_tokens=args.max_new_tokens,
             steering=spec,
             sae=sae,
             progress=False,
             encoder_cache=heldout_cache,
         )
+        others = {}
+        for corpus in extra:
+            other = hallucination_rate(
+                lw,
+                corpus,
+                max_new_tokens=args.max_new_tokens,
+                steering=spec,
+                sae=sae,
+                progress=False,
+                encoder_cache=extra_caches[corpus],
+            )
+            others[corpus] = {
+                "rate": other.overall["rate"],
+                "hallucinated": other.overall["hallucinated"],
+                "clips": other.overall["clips"],
+                "no_speech_prob": other.overall["no_speech_prob"],
+                "groups": other.groups,
+                "transcripts": {c["id"]: c["transcript"] for c in other.clips},
+            }
         rows[name] = {
             "rate": result.overall["rate"],
             "hallucinated": result.overall["hallucinated"],
@@ -81,11 +104,13 @@ def steer(args) -> None:
             "no_speech_prob": result.overall["no_speech_prob"],
             "groups": result.groups,
             "spec": None if spec is None else spec.to_dict(),
+            "extra_heldout": others,
             "seconds": round(time.time() - t, 1),
         }
         if name == "clean Whisper":
             clean_result = result
-        print(f"  {name}: {result.overall['hallucinated']}/{result.overall['clips']} ({time.time() - t:.0f} s)")
+        more = "".join(f"; {c}: {o['hallucinated']}/{o['clips']}" for c, o in others.items())
+        print(f"  {name}: {result.overall['hallucinated']}/{result.overall['clips']}{more} ({time.time() - t:.0f} s)")
     t = time.time()
     wers = steered_wer(sae, lw, args.wer_corpus, configs, max_utterances=args.max_utterances, encoder_cache=wer_cache)
     print(f"WER on {args.wer_corpus}: {time.time() - t:.0f} s")
@@ -125,6 +150,16 @@ def steer(args) -> None:
             f"| gate: clean, drop P(no speech) > {thr:g} | - | - | {g['rate']:.0%} | - | {g['wer']:.2%} | "
             f"{100 * (g['wer'] - rows['clean Whisper']['wer']):+.2f} (vs clean) | {g['speech_dropped']} dropped |"
         )
+    for corpus in extra:
+        lines += ["", f"Held-out {corpus}:", "", "| condition | hallucinated | rate | mean P(no speech) | "
+                  + " | ".join(rows["clean Whisper"]["extra_heldout"][corpus]["groups"]) + " |",
+                  "| --- | ---: | ---: | ---: |" + " ---: |" * len(rows["clean Whisper"]["extra_heldout"][corpus]["groups"])]  # fmt: skip
+        for name, r in rows.items():
+            o = r["extra_heldout"][corpus]
+            per = " | ".join(f"{g['hallucinated']}/{g['clips']}" for g in o["groups"].values())
+            lines.append(
+                f"| {name} | {o['hallucinated']}/{o['clips']} | {o['rate']:.0%} | {o['no_speech_prob']:.2f} | {per} |"
+            )
     print("\n".join(lines))
     print(f"speech P(no speech): max {max(speech_probs):.3f}, mean {np.mean(speech_probs):.3f}")
     ok = [
@@ -165,7 +200,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads")
     parser.add_argument("--steer", action="store_true", help="run the steering sweep instead (module docstring)")
     parser.add_argument("--sae", default=None, help="--steer: the SAE whose features are chosen and steered")
-    parser.add_argument("--heldout", default=None, help="--steer: held-out non-speech clips (other seed)")
+    parser.add_argument(
+        "--heldout",
+        action="append",
+        default=None,
+        help="--steer: held-out non-speech clips (other seed); repeat for more sets (e.g. real recordings made "
+        "with `whisper-sae corpus cut`), each reported in its own table",
+    )
     parser.add_argument("--speech-select", default=None, help="--steer: speech clips contrasted in the selection")
     parser.add_argument("--wer-corpus", default=None, help="--steer: transcribed speech for the WER")
     parser.add_argument("--max-utterances", type=int, default=None, help="--steer: at most N WER utterances")
@@ -174,6 +215,11 @@ def main() -> None:
     parser.add_argument("--top", type=_ints, default=[4, 16, 64], help="--steer: numbers of features, e.g. 4,16")
     parser.add_argument("--clamp", type=_floats, default=[0.0, -1.0], help="--steer: 0 = ablate, c = c x mean")
     parser.add_argument("--padding", action="store_true", help="--steer: also edit the window's padding frames")
+    parser.add_argument(
+        "--active-only",
+        action="store_true",
+        help="--steer: also run every clamp on only the frames where each feature fires",
+    )
     parser.add_argument("--gate", type=_floats, default=[0.6, 0.3], help="--steer: no-speech gate thresholds")
     parser.add_argument("--spec-out", default=None, help="--steer: write the best spec within 0.5 WER points here")
     args = parser.parse_args()

@@ -182,7 +182,7 @@ def stage_extract(args, work: Path, real: dict) -> None:
             "--out",
             str(work / name),
             "--mode",
-            "packed",
+            args.mode,
             "--no-progress",
         )
         (work / f"{name}.done").write_text("ok\n")
@@ -410,8 +410,15 @@ def main(argv=None) -> int:
         "--libri-per-speaker", type=int, default=4, help="LibriSpeech utterances per speaker (the shortest)"
     )
     ap.add_argument("--real-speakers", type=int, default=10, help="LibriSpeech speakers")
+    ap.add_argument(
+        "--mode",
+        default="padded",
+        choices=["padded", "packed"],
+        help="extraction mode: padded is Whisper's own computation (one 30-s window per clip); packed is faster "
+        "but a different computation (its cosine to padded is in benchmarks/extract.py)",
+    )
     ap.add_argument("--width", type=int, default=1152, help="SAE width (base's d_model is 512)")
-    ap.add_argument("--steps", type=int, default=250, help="SAE training steps (batches of 1024 frames)")
+    ap.add_argument("--steps", type=int, default=2000, help="SAE training steps (batches of 1024 frames)")
     ap.add_argument("--top", type=int, default=8, help="language-selective features listed (and steered) per language")
     ap.add_argument("--min-frames", type=int, default=20, help="frames a phone needs in a language to be compared")
     ap.add_argument("--steer-per-language", type=int, default=1, help="held-out synthetic voices steered per language")

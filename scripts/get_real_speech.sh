@@ -3,7 +3,9 @@
 #
 #   bash scripts/get_real_speech.sh [--dest DEST] [SOURCE ...]
 #
-# SOURCE is one of: minilibri speechocean ravdess tess savee emodb accent (default: all).
+# SOURCE is one of: minilibri speechocean ravdess tess savee emodb accent bgnoise librosa (default: all).
+# bgnoise and librosa are real recordings WITHOUT speech (background noise, household sounds, music,
+# animals), sorted into one folder per kind for `whisper-sae corpus cut`.
 # Each source is a public GitHub repository pinned to a commit. A bare git directory is looked for
 # in $WHISPER_SAE_MIRRORS/OWNER+NAME/repo (where a sandbox keeps fetched snapshots); otherwise the
 # repository is cloned bare from GitHub into DEST/.git-cache. The audio never goes into this
@@ -19,7 +21,7 @@ while [[ $# -gt 0 ]]; do
     *) sources+=("$1"); shift ;;
   esac
 done
-[[ ${#sources[@]} -gt 0 ]] || sources=(minilibri speechocean ravdess tess savee emodb accent)
+[[ ${#sources[@]} -gt 0 ]] || sources=(minilibri speechocean ravdess tess savee emodb accent bgnoise librosa)
 mirrors=${WHISPER_SAE_MIRRORS:-/work/.mirror}
 mkdir -p "$dest"
 
@@ -33,6 +35,10 @@ declare -A SPEC=(
   [emodb]="sylaschacko/voice-emotion-analysis 4b0f64c947b8 wav audio_labels.csv"
   # Speech Accent Archive (CC BY-NC-SA 2.0: research only; never ship SAEs trained on it). MP3s at the top level.
   [accent]="gabillogical/whisper_project 74f7269 ."
+  # Speech Commands' _background_noise_ (CC BY 4.0): 6 recordings of about a minute each.
+  [bgnoise]="chaeyoung-lee/wids_tutorial 7d028e7211c8 data/_background_noise_"
+  # librosa's example audio (per-file licences in the .txt beside each; CC BY / BY-NC / public domain).
+  [librosa]="librosa/data 450cdd8a002c audio"
 )
 
 gitdir_for() {
@@ -70,4 +76,23 @@ done
 # TESS holds two foreign 44.1 kHz files (REAL-SPEECH.md); drop them.
 rm -f "$dest"/tess/TESS_Toronto_emotional_speech_set_data/OAF_angry/OAF_back_angry.wav \
   "$dest"/tess/TESS_Toronto_emotional_speech_set_data/YAF_sad/YAF_beg_sad.wav 2>/dev/null || true
+# Non-speech sources: one folder per kind. librosa's LibriSpeech readings and its song with vocals
+# (Karissa Hobbs) are speech, and the .hq.ogg files duplicate the others: all removed.
+if [[ -d "$dest/bgnoise/data/_background_noise_" ]]; then
+  b="$dest/bgnoise"
+  mkdir -p "$b/noise" "$b/household"
+  mv -f "$b"/data/_background_noise_/{white,pink}_noise.wav "$b/noise/" 2>/dev/null || true
+  mv -f "$b"/data/_background_noise_/*.wav "$b/household/" 2>/dev/null || true
+  rm -rf "$b/data"
+fi
+if [[ -d "$dest/librosa/audio" ]]; then
+  l="$dest/librosa"
+  rm -f "$l"/audio/*.hq.ogg "$l"/audio/[0-9]*-[0-9]*-0000.* "$l"/audio/Karissa_Hobbs*
+  mkdir -p "$l/animals" "$l/music"
+  for f in "$l"/audio/*bird-whistling* "$l"/audio/glacier-bay-humpback.* "$l"/audio/pibble.*; do
+    [[ -e "$f" ]] && mv -f "$f" "$l/animals/"
+  done
+  mv -f "$l"/audio/* "$l/music/" 2>/dev/null || true
+  rmdir "$l/audio"
+fi
 du -sh "$dest"/* 2>/dev/null

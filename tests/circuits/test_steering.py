@@ -208,3 +208,26 @@ def test_intervene_with_a_steer_file_equals_the_same_edit_by_flags(tmp_path, tin
     for both_or_neither in ([], ["--feature", "4", "--steer-file", str(tmp_path / "s.json")]):
         assert main(["intervene", *common, *both_or_neither]) != 0
         assert "give --feature (with --mode/--value) or --steer-file" in capsys.readouterr().err
+
+
+def test_active_only_clamps_a_feature_where_it_fires_and_nowhere_else(tmp_path):
+    sae = _sae(d_in=8, d_sae=16)
+    torch.manual_seed(1)
+    x = torch.randn(2, 40, 8)
+    codes = sae.encode(x)
+    f = int((codes > 0).float().mean((0, 1)).sub(0.5).abs().argmin())  # a feature firing on some frames only
+    fires = codes[..., f] > 0
+    assert fires.any() and not fires.all()
+    everywhere = edit_fn(sae, [f], "clamp", [-3.0], None)(x)
+    active = edit_fn(sae, [f], "clamp", [-3.0], None, active_only=True)(x)
+    expected = x + torch.where(fires, -3.0 - codes[..., f], torch.zeros_like(codes[..., f]))[..., None] * sae.W_dec[f]
+    torch.testing.assert_close(active, expected.detach(), rtol=1e-5, atol=1e-5)
+    # where the feature is silent the plain clamp writes its direction in; active_only leaves x alone
+    assert not torch.allclose(everywhere[~fires], x[~fires], atol=1e-3)
+    torch.testing.assert_close(active[~fires], x[~fires], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(active[fires], everywhere[fires], rtol=1e-5, atol=1e-5)
+    # the flag lives in the spec file and reaches the edit
+    spec = SteeringSpec(edits=[(f, -3.0)], hook="encoder.out", active_only=True)
+    back = SteeringSpec.load(spec.save(tmp_path / "s.json"))
+    assert back.active_only and back.edit_args()["active_only"] is True
+    assert SteeringSpec.from_dict({**spec.to_dict(), "active_only": False}).active_only is False

@@ -97,10 +97,15 @@ def edit_fn(
     frame_mask: torch.Tensor | None,
     *,
     allow_empty: bool = False,
+    active_only: bool = False,
 ):
     """The [B, T, d] -> [B, T, d] function that swaps the contribution of one feature (or several,
     given as a list) at masked positions (every position when ``frame_mask`` is None): ``ablate`` sets
     it to 0, ``clamp`` to ``value``, ``scale`` multiplies it by ``value`` (one number, or one per feature).
+
+    With ``active_only`` a feature is edited only at the positions where it fires (code > 0) and left at 0
+    elsewhere: a clamp then replaces the feature's own activity instead of writing its direction into
+    every frame.
 
     With ``allow_empty`` an empty feature list is accepted: nothing is edited, and the result is the SAE
     spliced with its error term, x + decode(codes) - decode(codes), the baseline of a steering run.
@@ -117,6 +122,8 @@ def edit_fn(
         edited = codes.clone()
         v = values.to(device=x.device, dtype=codes.dtype)
         new = codes[..., features] * v if mode == "scale" else v.expand_as(codes[..., features])
+        if active_only:
+            new = torch.where(codes[..., features] > 0, new, codes[..., features])
         if frame_mask is None:
             edited[..., features] = new
             return (x + sae.decode(edited) - sae.decode(codes)).to(acts.dtype)
@@ -187,6 +194,8 @@ class Edit(NamedTuple):
     """The hook to edit; the SAE's own (``sae.cfg.hook_name``) when None."""
     padding: bool = False
     """Encoder hooks: edit every frame of the 30-s window, the padding after the audio too (not with frames)."""
+    active_only: bool = False
+    """Edit a feature only where it fires (code > 0); see ``edit_fn``."""
 
 
 def check_edit(lw, edit: Edit, audios: Sequence[np.ndarray], *, allow_empty: bool = False) -> Edit:
@@ -227,7 +236,9 @@ def edited(lw, edits: Sequence[Edit], audios: Sequence[np.ndarray]) -> Iterator[
             mask = None
             if point.side == "encoder" and not edit.padding:
                 mask = _frame_mask(lengths, edit.frames, lw.config.max_source_positions)
-            fn = edit_fn(edit.sae, edit.feature, edit.mode, edit.value, mask, allow_empty=True)
+            fn = edit_fn(
+                edit.sae, edit.feature, edit.mode, edit.value, mask, allow_empty=True, active_only=edit.active_only
+            )
             stack.enter_context(patch(lw.model, point, fn))
         yield
 
@@ -260,6 +271,7 @@ def edit_for_batch(
     hook: str | None = None,
     padding: bool = False,
     allow_empty: bool = False,
+    active_only: bool = False,
 ):
     """The edit function for one batch of clips of ``durations`` seconds, to give to ``patch`` around
     the forward passes of exactly that batch: real-audio frames (inside ``frames``) of encoder hooks,
@@ -269,7 +281,7 @@ def edit_for_batch(
     if point.side == "encoder" and not padding:
         lengths = [frames_for_duration(min(d, float(WINDOW_SECONDS))) for d in durations]
         mask = _frame_mask(lengths, frames, lw.config.max_source_positions)
-    return edit_fn(sae, feature, mode, value, mask, allow_empty=allow_empty)
+    return edit_fn(sae, feature, mode, value, mask, allow_empty=allow_empty, active_only=active_only)
 
 
 def transcribe_edited(
@@ -297,6 +309,7 @@ def intervene(
     batch_size: int = 8,
     max_new_tokens: int | None = None,
     padding: bool = False,
+    active_only: bool = False,
 ) -> list[Intervention]:
     """Transcribe each clip (<= 30 s) before and after ablating, clamping or scaling ``feature`` (an id,
     or a list of ids edited together, e.g. every feature labelled /s/; ``value`` may then hold one number
@@ -306,9 +319,9 @@ def intervene(
     by default every frame of real audio is edited, and padding frames of the 30-s window only with
     ``padding``. A range that is empty or
     lies after the end of every clip is an error (it would edit nothing). For decoder hooks the edit
-    applies at every generated position.
+    applies at every generated position. ``active_only`` edits a feature only where it fires.
     """
-    edit = check_edit(lw, Edit(sae, feature, mode, value, frames, hook, padding), audios)
+    edit = check_edit(lw, Edit(sae, feature, mode, value, frames, hook, padding, active_only), audios)
     before = lw.transcribe(list(audios), batch_size=batch_size, max_new_tokens=max_new_tokens)
     after = transcribe_edited(lw, audios, [edit], batch_size=batch_size, max_new_tokens=max_new_tokens)
     return [Intervention(b, a) for b, a in zip(before, after)]

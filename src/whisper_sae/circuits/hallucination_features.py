@@ -41,19 +41,23 @@ class FeatureSelection:
     meta: dict
     ranking: list[dict] = field(repr=False)
 
-    def spec(self, n: int, clamp: float = 0.0, *, padding: bool = False) -> SteeringSpec:
-        """The top ``n`` features, each ablated (``clamp`` 0) or set to ``clamp`` x its mean active value."""
+    def spec(self, n: int, clamp: float = 0.0, *, padding: bool = False, active_only: bool = False) -> SteeringSpec:
+        """The top ``n`` features, each ablated (``clamp`` 0) or set to ``clamp`` x its mean active value
+        (with ``active_only``: only on the frames where it fires)."""
         if n < 1:
             raise ValueError(f"n must be at least 1 feature, got {n}")
         rows = self.ranking[:n]
         edits = [(r["feature"], round(clamp * r["active_mean"], 4) if clamp else 0.0) for r in rows]
         how = "ablated" if not clamp else f"clamped to {clamp:g} x their mean active value on hallucinated clips"
+        if active_only:
+            how += ", on the frames where each fires"
         return SteeringSpec(
             edits=edits,
             sae=self.meta.get("sae"),
             hook=self.meta.get("hook"),
             model=self.meta.get("model"),
             padding=padding,
+            active_only=active_only,
             note=f"top {n} hallucination-selective features of {self.meta.get('nonspeech')}, {how}",
         )
 

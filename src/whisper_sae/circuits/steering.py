@@ -11,10 +11,12 @@ Whisper: x' = x + decode(codes') - decode(codes), error term kept), by ``whisper
       "model": "tiny.en",                # the Whisper the features were chosen on (informative)
       "edits": [{"feature": 12, "value": 0.0}, {"feature": 40, "value": -3.5}],
       "padding": false,                  # also edit the padding frames of the 30-s window
+      "active_only": false,              # edit a feature only on frames where it fires (optional key)
       "note": "how it was chosen"
     }
 
-A value of 0 ablates the feature; any other value clamps it there, on every edited frame.
+A value of 0 ablates the feature; any other value clamps it there, on every edited frame (with
+``active_only``: on the edited frames where the feature fires, so frames where it is silent keep 0).
 """
 
 from __future__ import annotations
@@ -44,6 +46,7 @@ class SteeringSpec:
     hook: str | None = None
     model: str | None = None
     padding: bool = False
+    active_only: bool = False
     note: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -81,6 +84,7 @@ class SteeringSpec:
             "model": self.model,
             "edits": [{"feature": f, "value": v} for f, v in self.edits],
             "padding": self.padding,
+            "active_only": self.active_only,
             "note": self.note,
         }
         return {**data, **self.extra}
@@ -98,13 +102,14 @@ class SteeringSpec:
             raise ValueError(
                 f'{source}: every edit needs "feature" and "value", e.g. {{"feature": 3, "value": 0}}'
             ) from None
-        known = {"format", "sae", "hook", "model", "edits", "padding", "note"}
+        known = {"format", "sae", "hook", "model", "edits", "padding", "active_only", "note"}
         return cls(
             edits=pairs,
             sae=data.get("sae"),
             hook=data.get("hook"),
             model=data.get("model"),
             padding=bool(data.get("padding", False)),
+            active_only=bool(data.get("active_only", False)),
             note=str(data.get("note", "")),
             extra={k: v for k, v in data.items() if k not in known},
         )
@@ -136,7 +141,13 @@ class SteeringSpec:
 
     def edit_args(self) -> dict:
         """Keyword arguments of ``interventions.intervene`` / ``transcribe_edited`` for this edit."""
-        return {"feature": self.features, "mode": "clamp", "value": self.values, "padding": self.padding}
+        return {
+            "feature": self.features,
+            "mode": "clamp",
+            "value": self.values,
+            "padding": self.padding,
+            "active_only": self.active_only,
+        }
 
 
 class Steerer:

@@ -92,6 +92,12 @@ def register(subparsers) -> None:
         "--value", type=float, default=None, help="activation to clamp to (clamp), or factor to scale by (scale)"
     )
     intervene.add_argument("--frames", default=None, metavar="T0:T1", help="seconds, e.g. 0.5:1.2 (encoder hooks)")
+    intervene.add_argument(
+        "--active-only",
+        action="store_true",
+        help="edit each feature only on the frames where it fires (a clamp then replaces its activity instead of "
+        "writing its direction into every frame); a --steer-file says this itself",
+    )
     common.add_model(intervene, default_help="the model named in the SAE's cfg.json")
     intervene.add_argument("--json", action="store_true", help="print the results as JSON lines")
     intervene.set_defaults(func=run_intervene)
@@ -208,7 +214,15 @@ def run_intervene(args: argparse.Namespace) -> int:
     audios = [load_audio(path) for path in args.audio]
     padding = bool(spec and spec.padding)
     results = intervene(
-        sae, lw, audios, features if len(features) > 1 else features[0], mode, value, frames, padding=padding
+        sae,
+        lw,
+        audios,
+        features if len(features) > 1 else features[0],
+        mode,
+        value,
+        frames,
+        padding=padding,
+        active_only=bool(spec.active_only) if spec is not None else args.active_only,
     )
     for path, res in zip(args.audio, results):
         if args.json:

@@ -250,6 +250,7 @@ def register(subparsers) -> None:
     split.add_argument("--out", required=True, help="JSON file to write")
     split.set_defaults(func=_split)
     _add_nonspeech(sub)
+    _add_cut(sub)
     _add_align(sub)
 
 
@@ -299,6 +300,49 @@ def _add_nonspeech(sub) -> None:
     parser.add_argument("--max-seconds", type=float, default=30.0, help="longest clip, at most 30 (default 30)")
     parser.add_argument("--overwrite", action="store_true", help="replace a non-speech corpus already in --out")
     parser.set_defaults(func=_nonspeech)
+
+
+# ------------------------------------------------------------------ corpus cut (audio.recordings)
+
+
+def _cut(args: argparse.Namespace) -> int:
+    from whisper_sae.audio.recordings import cut_recordings
+
+    out = cut_recordings(
+        args.folders,
+        args.out,
+        clip_seconds=args.clip_seconds,
+        min_seconds=args.min_seconds,
+        max_clips_per_file=args.max_per_file,
+        overwrite=args.overwrite,
+    )
+    summary = json.loads((out / "corpus.json").read_text())
+    kinds = ", ".join(f"{k} {n}" for k, n in summary["clips_per_kind"].items())
+    print(
+        f"wrote {summary['n_clips']} clips ({summary['seconds'] / 60:.1f} min) from {summary['files']} "
+        f"recordings to {out} ({kinds})"
+    )
+    return 0
+
+
+def _add_cut(sub) -> None:
+    parser = sub.add_parser(
+        "cut",
+        help="cut real recordings without speech (noise, music, animals) into a non-speech corpus",
+        description="Cut every audio file under FOLDER(s) into consecutive clips of --clip-seconds (16-kHz mono "
+        "FLAC) and write them in the layout of `corpus nonspeech`, so the hallucination tools read real "
+        "recordings like the generated ones. A clip's kind is the name of the sub-folder holding its file "
+        "(or of FOLDER for files directly in it). Every file is read before anything is written.",
+        epilog="example: whisper-sae corpus cut real-speech/bgnoise real-speech/librosa --out runs/real-nonspeech "
+        "--clip-seconds 20 --max-per-file 3",
+    )
+    parser.add_argument("folders", nargs="+", metavar="FOLDER", help="folders of recordings (searched recursively)")
+    parser.add_argument("--out", required=True, help="folder to write the corpus into")
+    parser.add_argument("--clip-seconds", type=float, default=30.0, help="clip length, at most 30 (default 30)")
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="shortest tail kept as a clip (default 1)")
+    parser.add_argument("--max-per-file", type=int, default=None, help="at most this many clips per file (default all)")
+    parser.add_argument("--overwrite", action="store_true", help="replace a non-speech corpus already in --out")
+    parser.set_defaults(func=_cut)
 
 
 # ------------------------------------------------------------------ corpus align (audio.align)

@@ -68,6 +68,12 @@ def register(subparsers) -> None:
         "clips, e.g. -1",
     )
     select.add_argument("--padding", action="store_true", help="the spec also edits the 30-s window's padding")
+    select.add_argument(
+        "--active-only",
+        action="store_true",
+        help="the spec edits each feature only on the frames where it fires (speech frames where it is silent "
+        "stay untouched)",
+    )
     select.add_argument("--out", required=True, metavar="JSON", help="where to write the steering spec")
     select.add_argument("--ranking", default=None, metavar="JSON", help="also write the whole ranking here")
     select.add_argument(
@@ -118,7 +124,7 @@ def run_select(args: argparse.Namespace) -> int:
         max_clips=args.max_utterances,
         progress=not args.no_progress,
     )
-    spec = selection.spec(args.top, args.clamp, padding=args.padding)
+    spec = selection.spec(args.top, args.clamp, padding=args.padding, active_only=args.active_only)
     spec.save(args.out)
     if args.ranking:
         selection.save(args.ranking)

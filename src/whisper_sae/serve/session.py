@@ -369,7 +369,8 @@ class Session:
     # ------------------------------------------------------------------ editing
 
     def parse_edits(self, clip: Clip, raw: list[dict]) -> list:
-        """API edits (``{"sae", "features", "mode", "value", "t0", "t1"}``) to checked ``Edit`` objects."""
+        """API edits (``{"sae", "features", "mode", "value", "t0", "t1", "active_only"}``) to checked ``Edit``
+        objects."""
         from whisper_sae.analysis.interventions import Edit, check_edit
 
         if not isinstance(raw, list):
@@ -396,7 +397,8 @@ class Session:
                 if t0 is not None or t1 is not None:
                     frames = (float(t0 or 0.0), float("inf") if t1 is None else float(t1))
                 value = None if value is None else float(value)
-                edit = Edit(entry.sae, features, str(e.get("mode", "ablate")), value, frames, entry.hook)
+                active = bool(e.get("active_only", False))
+                edit = Edit(entry.sae, features, str(e.get("mode", "ablate")), value, frames, entry.hook, False, active)
                 edits.append((entry, check_edit(self.lw, edit, [clip.audio])))
             except (ValueError, TypeError) as err:
                 raise RequestError(f"edit {i + 1}: {err}", 422) from None
@@ -415,6 +417,8 @@ class Session:
             if edit.frames is not None:
                 t0, t1 = edit.frames
                 parts.append(f"--frames {t0:g}:{'' if math.isinf(t1) else f'{t1:g}'}")
+            if edit.active_only:
+                parts.append("--active-only")
             lines.append(" ".join(parts) + model)
         return lines
 
