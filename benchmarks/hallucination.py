@@ -64,6 +64,8 @@ def steer(args) -> None:
             configs[name] = selection.spec(n, c, padding=args.padding)
             if args.active_only and c != 0:  # (an ablation is the same either way)
                 configs[name + ", active frames"] = selection.spec(n, c, padding=args.padding, active_only=True)
+            if args.feature_gate:
+                configs[name + ", feature-gated"] = selection.spec(n, c, padding=args.padding, gated=True)
     heldout, *extra = args.heldout
     rows, heldout_cache, wer_cache = {}, {}, {}  # clean encoder outputs, computed once (specs at encoder.out)
     extra_caches = {c: {} for c in extra}
@@ -219,6 +221,12 @@ def main() -> None:
         "--active-only",
         action="store_true",
         help="--steer: also run every clamp on only the frames where each feature fires",
+    )
+    parser.add_argument(
+        "--feature-gate",
+        action="store_true",
+        help="--steer: also run every edit gated per clip by the edited features' own activation "
+        "(FeatureSelection.gate_threshold)",
     )
     parser.add_argument("--gate", type=_floats, default=[0.6, 0.3], help="--steer: no-speech gate thresholds")
     parser.add_argument("--spec-out", default=None, help="--steer: write the best spec within 0.5 WER points here")

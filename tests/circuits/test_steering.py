@@ -231,3 +231,43 @@ def test_active_only_clamps_a_feature_where_it_fires_and_nowhere_else(tmp_path):
     back = SteeringSpec.load(spec.save(tmp_path / "s.json"))
     assert back.active_only and back.edit_args()["active_only"] is True
     assert SteeringSpec.from_dict({**spec.to_dict(), "active_only": False}).active_only is False
+
+
+def test_a_feature_gate_edits_only_the_clips_where_the_features_fire(tmp_path):
+    from whisper_sae.circuits.hallucination_features import FeatureSelection
+
+    sae = _sae(d_in=8, d_sae=16)
+    torch.manual_seed(2)
+    x = torch.randn(2, 30, 8)
+    codes = sae.encode(x)
+    f = int(codes.sum((0, 1)).argmax())
+    # make clip 0 drive feature f hard and clip 1 not at all
+    x[0] += 4 * sae.W_enc[:, f].detach() / sae.W_enc[:, f].norm()
+    x[1] -= 4 * sae.W_enc[:, f].detach() / sae.W_enc[:, f].norm()
+    codes = sae.encode(x).detach()
+    score = codes[..., f].mean(1)
+    assert score[0] > 2 * score[1]
+    gate = float(score.mean())
+    mask = torch.ones(2, 30, dtype=torch.bool)
+    mask[1, 20:] = False  # the gate averages over each clip's masked frames
+    gated = edit_fn(sae, [f], "clamp", [-2.0], mask, gate=gate)(x)
+    plain = edit_fn(sae, [f], "clamp", [-2.0], mask)(x)
+    torch.testing.assert_close(gated[0], plain[0])
+    torch.testing.assert_close(gated[1], x[1], rtol=1e-5, atol=1e-5)  # below the gate: no edit
+    assert not torch.allclose(plain[1], x[1], atol=1e-3)
+    spec = SteeringSpec(edits=[(f, -2.0)], hook="encoder.out", gate=gate)
+    assert SteeringSpec.load(spec.save(tmp_path / "g.json")).gate == pytest.approx(gate)
+    with pytest.raises(ValueError, match='"gate" must be a non-negative number'):
+        SteeringSpec.from_dict({**spec.to_dict(), "gate": "high"})
+    # the threshold sits between the speech clips and the hallucinated ones
+    sel = FeatureSelection(
+        meta={"sae": None, "hook": "encoder.out", "model": "m", "nonspeech": "ns"},
+        ranking=[{"feature": 5, "active_mean": 1.0}, {"feature": 9, "active_mean": 2.0}],
+        clip_means={"speech": [[0.01, 0.0], [0.02, 0.02]], "hallucinated": [[0.5, 0.4], [0.9, 0.1], [0.2, 0.2]]},
+    )
+    t = sel.gate_threshold(2)
+    assert 0.04 < t < 0.9 and t == pytest.approx(np.sqrt(0.04 * 0.9))
+    assert sel.spec(2, -1.0, gated=True).gate == pytest.approx(t)
+    sel.clip_means["speech"].append([1.0, 1.0])
+    with pytest.raises(ValueError, match="do not separate"):
+        sel.gate_threshold(2)

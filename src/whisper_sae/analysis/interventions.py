@@ -98,6 +98,7 @@ def edit_fn(
     *,
     allow_empty: bool = False,
     active_only: bool = False,
+    gate: float | None = None,
 ):
     """The [B, T, d] -> [B, T, d] function that swaps the contribution of one feature (or several,
     given as a list) at masked positions (every position when ``frame_mask`` is None): ``ablate`` sets
@@ -106,6 +107,10 @@ def edit_fn(
     With ``active_only`` a feature is edited only at the positions where it fires (code > 0) and left at 0
     elsewhere: a clamp then replaces the feature's own activity instead of writing its direction into
     every frame.
+
+    With ``gate`` a clip (batch item) is edited only when the mean over its masked positions of the edited
+    features' summed activation exceeds ``gate``; other clips are returned as the SAE spliced with its
+    error term, unedited. The features then decide where the edit applies (a detector and its remedy).
 
     With ``allow_empty`` an empty feature list is accepted: nothing is edited, and the result is the SAE
     spliced with its error term, x + decode(codes) - decode(codes), the baseline of a steering run.
@@ -124,6 +129,14 @@ def edit_fn(
         new = codes[..., features] * v if mode == "scale" else v.expand_as(codes[..., features])
         if active_only:
             new = torch.where(codes[..., features] > 0, new, codes[..., features])
+        if gate is not None and features:
+            where = (
+                torch.ones(codes.shape[:2], dtype=torch.bool, device=x.device)
+                if frame_mask is None
+                else frame_mask[:, : x.shape[1]].to(x.device)
+            )
+            score = (codes[..., features].sum(-1) * where).sum(1) / where.sum(1).clamp(min=1)
+            new = torch.where((score > gate)[:, None, None], new, codes[..., features])
         if frame_mask is None:
             edited[..., features] = new
             return (x + sae.decode(edited) - sae.decode(codes)).to(acts.dtype)
@@ -196,6 +209,8 @@ class Edit(NamedTuple):
     """Encoder hooks: edit every frame of the 30-s window, the padding after the audio too (not with frames)."""
     active_only: bool = False
     """Edit a feature only where it fires (code > 0); see ``edit_fn``."""
+    gate: float | None = None
+    """Edit only clips whose mean summed activation of the features exceeds this; see ``edit_fn``."""
 
 
 def check_edit(lw, edit: Edit, audios: Sequence[np.ndarray], *, allow_empty: bool = False) -> Edit:
@@ -237,7 +252,14 @@ def edited(lw, edits: Sequence[Edit], audios: Sequence[np.ndarray]) -> Iterator[
             if point.side == "encoder" and not edit.padding:
                 mask = _frame_mask(lengths, edit.frames, lw.config.max_source_positions)
             fn = edit_fn(
-                edit.sae, edit.feature, edit.mode, edit.value, mask, allow_empty=True, active_only=edit.active_only
+                edit.sae,
+                edit.feature,
+                edit.mode,
+                edit.value,
+                mask,
+                allow_empty=True,
+                active_only=edit.active_only,
+                gate=edit.gate,
             )
             stack.enter_context(patch(lw.model, point, fn))
         yield
@@ -272,6 +294,7 @@ def edit_for_batch(
     padding: bool = False,
     allow_empty: bool = False,
     active_only: bool = False,
+    gate: float | None = None,
 ):
     """The edit function for one batch of clips of ``durations`` seconds, to give to ``patch`` around
     the forward passes of exactly that batch: real-audio frames (inside ``frames``) of encoder hooks,
@@ -281,7 +304,7 @@ def edit_for_batch(
     if point.side == "encoder" and not padding:
         lengths = [frames_for_duration(min(d, float(WINDOW_SECONDS))) for d in durations]
         mask = _frame_mask(lengths, frames, lw.config.max_source_positions)
-    return edit_fn(sae, feature, mode, value, mask, allow_empty=allow_empty, active_only=active_only)
+    return edit_fn(sae, feature, mode, value, mask, allow_empty=allow_empty, active_only=active_only, gate=gate)
 
 
 def transcribe_edited(
@@ -310,6 +333,7 @@ def intervene(
     max_new_tokens: int | None = None,
     padding: bool = False,
     active_only: bool = False,
+    gate: float | None = None,
 ) -> list[Intervention]:
     """Transcribe each clip (<= 30 s) before and after ablating, clamping or scaling ``feature`` (an id,
     or a list of ids edited together, e.g. every feature labelled /s/; ``value`` may then hold one number
@@ -319,9 +343,10 @@ def intervene(
     by default every frame of real audio is edited, and padding frames of the 30-s window only with
     ``padding``. A range that is empty or
     lies after the end of every clip is an error (it would edit nothing). For decoder hooks the edit
-    applies at every generated position. ``active_only`` edits a feature only where it fires.
+    applies at every generated position. ``active_only`` edits a feature only where it fires; ``gate``
+    edits only the clips whose features pass it (``edit_fn``).
     """
-    edit = check_edit(lw, Edit(sae, feature, mode, value, frames, hook, padding, active_only), audios)
+    edit = check_edit(lw, Edit(sae, feature, mode, value, frames, hook, padding, active_only, gate), audios)
     before = lw.transcribe(list(audios), batch_size=batch_size, max_new_tokens=max_new_tokens)
     after = transcribe_edited(lw, audios, [edit], batch_size=batch_size, max_new_tokens=max_new_tokens)
     return [Intervention(b, a) for b, a in zip(before, after)]

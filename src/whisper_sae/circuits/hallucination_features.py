@@ -31,6 +31,9 @@ from whisper_sae.circuits.steering import SteeringSpec
 from whisper_sae.whisper import HookPoint, frames_for_duration
 from whisper_sae.whisper.hooks import encode_clips
 
+GATE_FEATURES = 256
+"""How many of the best-ranked features keep per-clip means in a selection (for feature gates)."""
+
 
 @dataclass
 class FeatureSelection:
@@ -40,10 +43,36 @@ class FeatureSelection:
 
     meta: dict
     ranking: list[dict] = field(repr=False)
+    clip_means: dict[str, list[list[float]]] | None = field(default=None, repr=False)
+    """Per group, each clip's mean activation of the first ``GATE_FEATURES`` ranked features (the data a
+    feature gate's threshold is chosen from)."""
 
-    def spec(self, n: int, clamp: float = 0.0, *, padding: bool = False, active_only: bool = False) -> SteeringSpec:
+    def gate_threshold(self, n: int) -> float:
+        """The feature-gate threshold for the top ``n`` features: the geometric mean of the highest gate
+        score (summed clip-mean activation of those features) of a speech clip and the median score of a
+        hallucinated clip, so speech like the selection's stays below it with a margin."""
+        if not self.clip_means or not self.clip_means.get("speech") or not self.clip_means.get("hallucinated"):
+            raise ValueError(
+                "a feature gate is chosen against speech clips; select with a speech corpus (--speech) first"
+            )
+        if n > len(self.clip_means["speech"][0]):
+            raise ValueError(f"the selection keeps gate data for the top {len(self.clip_means['speech'][0])} features")
+        speech = np.asarray(self.clip_means["speech"])[:, :n].sum(1)
+        halluc = np.asarray(self.clip_means["hallucinated"])[:, :n].sum(1)
+        top, mid = float(speech.max()), float(np.median(halluc))
+        if mid <= top:
+            raise ValueError(
+                f"the top {n} features do not separate the clips: a speech clip scores {top:.4g}, the median "
+                f"hallucinated clip {mid:.4g}; a gate would edit speech"
+            )
+        return float(np.sqrt(max(top, 1e-6) * mid))
+
+    def spec(
+        self, n: int, clamp: float = 0.0, *, padding: bool = False, active_only: bool = False, gated: bool = False
+    ) -> SteeringSpec:
         """The top ``n`` features, each ablated (``clamp`` 0) or set to ``clamp`` x its mean active value
-        (with ``active_only``: only on the frames where it fires)."""
+        (with ``active_only``: only on the frames where it fires; with ``gated``: only in clips whose gate
+        score passes ``gate_threshold(n)``)."""
         if n < 1:
             raise ValueError(f"n must be at least 1 feature, got {n}")
         rows = self.ranking[:n]
@@ -51,6 +80,9 @@ class FeatureSelection:
         how = "ablated" if not clamp else f"clamped to {clamp:g} x their mean active value on hallucinated clips"
         if active_only:
             how += ", on the frames where each fires"
+        gate = self.gate_threshold(n) if gated else None
+        if gate is not None:
+            how += f", in clips whose summed mean activation of them exceeds {gate:.4g}"
         return SteeringSpec(
             edits=edits,
             sae=self.meta.get("sae"),
@@ -58,6 +90,7 @@ class FeatureSelection:
             model=self.meta.get("model"),
             padding=padding,
             active_only=active_only,
+            gate=gate,
             note=f"top {n} hallucination-selective features of {self.meta.get('nonspeech')}, {how}",
         )
 
@@ -74,7 +107,7 @@ class FeatureSelection:
         return "\n".join(lines)
 
     def to_dict(self) -> dict:
-        return {"meta": self.meta, "ranking": self.ranking}
+        return {"meta": self.meta, "ranking": self.ranking, "clip_means": self.clip_means}
 
     def save(self, path: str | Path) -> Path:
         path = Path(path)
@@ -85,7 +118,7 @@ class FeatureSelection:
     @classmethod
     def load(cls, path: str | Path) -> FeatureSelection:
         data = json.loads(Path(path).read_text())
-        return cls(meta=data["meta"], ranking=data["ranking"])
+        return cls(meta=data["meta"], ranking=data["ranking"], clip_means=data.get("clip_means"))
 
 
 def selectivity(target: np.ndarray, others: list[np.ndarray]) -> np.ndarray:
@@ -220,4 +253,6 @@ def select_hallucination_features(
         "max_new_tokens": labels.meta["max_new_tokens"],
         "hallucination_rate": labels.overall["rate"],
     }
-    return FeatureSelection(meta=meta, ranking=ranking)
+    top = [r["feature"] for r in ranking[:GATE_FEATURES]]
+    clip_means = {g: np.round(v["mean"][:, top], 6).tolist() for g, v in groups.items()}
+    return FeatureSelection(meta=meta, ranking=ranking, clip_means=clip_means)

@@ -12,6 +12,8 @@ Whisper: x' = x + decode(codes') - decode(codes), error term kept), by ``whisper
       "edits": [{"feature": 12, "value": 0.0}, {"feature": 40, "value": -3.5}],
       "padding": false,                  # also edit the padding frames of the 30-s window
       "active_only": false,              # edit a feature only on frames where it fires (optional key)
+      "gate": null,                      # edit only clips whose mean (over real frames) summed activation
+                                         # of the edited features exceeds this (optional key)
       "note": "how it was chosen"
     }
 
@@ -47,6 +49,7 @@ class SteeringSpec:
     model: str | None = None
     padding: bool = False
     active_only: bool = False
+    gate: float | None = None
     note: str = ""
     extra: dict = field(default_factory=dict)
 
@@ -85,6 +88,7 @@ class SteeringSpec:
             "edits": [{"feature": f, "value": v} for f, v in self.edits],
             "padding": self.padding,
             "active_only": self.active_only,
+            "gate": self.gate,
             "note": self.note,
         }
         return {**data, **self.extra}
@@ -102,7 +106,10 @@ class SteeringSpec:
             raise ValueError(
                 f'{source}: every edit needs "feature" and "value", e.g. {{"feature": 3, "value": 0}}'
             ) from None
-        known = {"format", "sae", "hook", "model", "edits", "padding", "active_only", "note"}
+        known = {"format", "sae", "hook", "model", "edits", "padding", "active_only", "gate", "note"}
+        gate = data.get("gate")
+        if gate is not None and (isinstance(gate, bool) or not isinstance(gate, (int, float)) or gate < 0):
+            raise ValueError(f'{source}: "gate" must be a non-negative number or null, got {gate!r}')
         return cls(
             edits=pairs,
             sae=data.get("sae"),
@@ -110,6 +117,7 @@ class SteeringSpec:
             model=data.get("model"),
             padding=bool(data.get("padding", False)),
             active_only=bool(data.get("active_only", False)),
+            gate=None if gate is None else float(gate),
             note=str(data.get("note", "")),
             extra={k: v for k, v in data.items() if k not in known},
         )
@@ -147,6 +155,7 @@ class SteeringSpec:
             "value": self.values,
             "padding": self.padding,
             "active_only": self.active_only,
+            "gate": self.gate,
         }
 
 

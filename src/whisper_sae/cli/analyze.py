@@ -223,6 +223,7 @@ def run_intervene(args: argparse.Namespace) -> int:
         frames,
         padding=padding,
         active_only=bool(spec.active_only) if spec is not None else args.active_only,
+        gate=spec.gate if spec is not None else None,
     )
     for path, res in zip(args.audio, results):
         if args.json:

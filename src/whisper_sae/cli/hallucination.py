@@ -74,6 +74,12 @@ def register(subparsers) -> None:
         help="the spec edits each feature only on the frames where it fires (speech frames where it is silent "
         "stay untouched)",
     )
+    select.add_argument(
+        "--feature-gate",
+        action="store_true",
+        help="the spec edits only clips where the chosen features fire strongly (threshold set between the "
+        "speech clips and the hallucinated ones; needs --speech)",
+    )
     select.add_argument("--out", required=True, metavar="JSON", help="where to write the steering spec")
     select.add_argument("--ranking", default=None, metavar="JSON", help="also write the whole ranking here")
     select.add_argument(
@@ -124,7 +130,9 @@ def run_select(args: argparse.Namespace) -> int:
         max_clips=args.max_utterances,
         progress=not args.no_progress,
     )
-    spec = selection.spec(args.top, args.clamp, padding=args.padding, active_only=args.active_only)
+    spec = selection.spec(
+        args.top, args.clamp, padding=args.padding, active_only=args.active_only, gated=args.feature_gate
+    )
     spec.save(args.out)
     if args.ranking:
         selection.save(args.ranking)

@@ -369,7 +369,7 @@ class Session:
     # ------------------------------------------------------------------ editing
 
     def parse_edits(self, clip: Clip, raw: list[dict]) -> list:
-        """API edits (``{"sae", "features", "mode", "value", "t0", "t1", "active_only"}``) to checked ``Edit``
+        """API edits (``{"sae", "features", "mode", "value", "t0", "t1", "active_only", "gate"}``) to checked ``Edit``
         objects."""
         from whisper_sae.analysis.interventions import Edit, check_edit
 
@@ -398,7 +398,10 @@ class Session:
                     frames = (float(t0 or 0.0), float("inf") if t1 is None else float(t1))
                 value = None if value is None else float(value)
                 active = bool(e.get("active_only", False))
-                edit = Edit(entry.sae, features, str(e.get("mode", "ablate")), value, frames, entry.hook, False, active)
+                gate = None if e.get("gate") is None else float(e["gate"])
+                edit = Edit(
+                    entry.sae, features, str(e.get("mode", "ablate")), value, frames, entry.hook, False, active, gate
+                )
                 edits.append((entry, check_edit(self.lw, edit, [clip.audio])))
             except (ValueError, TypeError) as err:
                 raise RequestError(f"edit {i + 1}: {err}", 422) from None
