@@ -64,6 +64,12 @@ def test_ranking_puts_the_planted_feature_first_and_not_one_that_also_fires_on_s
     with pytest.raises(ValueError, match="a group to contrast with"):
         rank_features({"hallucinated": halluc, "empty": _group(rng, 1)})
     assert selectivity(halluc["mean"], [speech["mean"]]).shape == (20,)
+    # a model that hallucinates on every clip leaves the "empty" group with no clips: the table still prints
+    from whisper_sae.circuits.hallucination_features import FeatureSelection
+
+    none_empty = {"hallucinated": halluc, "empty": _group(rng, 0), "speech": speech}
+    table = FeatureSelection(meta={"groups": list(none_empty)}, ranking=rank_features(none_empty)).table(3)
+    assert table.splitlines()[2].startswith("| 7 |") and "–" in table
 
 
 def test_selection_on_whisper_finds_a_feature_planted_on_the_hallucinated_clips(lw, corpus):

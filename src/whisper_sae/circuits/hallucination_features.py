@@ -102,7 +102,7 @@ class FeatureSelection:
             "| ---: | ---: |" + " ---: |" * (len(groups) + 1),
         ]
         for r in self.ranking[:n]:
-            means = " | ".join(f"{r['mean'][g]:.3f}" for g in groups)
+            means = " | ".join("–" if r["mean"][g] is None else f"{r['mean'][g]:.3f}" for g in groups)
             lines.append(f"| {r['feature']} | {r['score']:.2f} | {means} | {r['fires']['hallucinated']:.1%} |")
         return "\n".join(lines)
 
