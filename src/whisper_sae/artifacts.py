@@ -93,6 +93,20 @@ def _is_path_spec(spec: str) -> bool:
     return not spec.startswith(("hf:", "hf://")) and "://" not in spec
 
 
+def _is_prefixed_spec(text: str) -> bool:
+    """A corpus spec with a format prefix, a name or options (``ravdess:DIR``, ``so=kaldi:DIR?every=10``): kept
+    as written, never joined to an artifact's folder (``record_path`` writes such a spec as given)."""
+    from whisper_sae.audio.formats import parse_spec
+
+    if Path(text).exists():
+        return False
+    try:
+        spec = parse_spec(text)
+    except ValueError:
+        return False
+    return bool(spec.format or spec.name or spec.options)
+
+
 def record_path(path: str | Path | None, base: str | Path) -> str | None:
     """``path`` as it should be written inside the artifact folder ``base``: relative to ``base`` when
     it is a filesystem path (so moving the artifact together with its inputs keeps it valid), as given
@@ -112,7 +126,7 @@ def resolve_path(recorded: str | None, base: str | Path) -> str | None:
     they exist there and not beside the artifact."""
     if recorded is None:
         return None
-    if not _is_path_spec(recorded) or Path(recorded).is_absolute():
+    if not _is_path_spec(recorded) or Path(recorded).is_absolute() or _is_prefixed_spec(recorded):
         return recorded
     beside = Path(base) / recorded
     if beside.exists() or not Path(recorded).exists():

@@ -354,3 +354,17 @@ def test_resume_refuses_another_hook(tmp_path, sae_store):
     train(sae_store, "encoder.out", out=tmp_path / "run", stop_after=10, **common)
     with pytest.raises(ValueError, match=r"cannot resume .*hook_name 'encoder.out' \(now 'encoder.blocks.0'\)"):
         train(sae_store, "encoder.blocks.0", out=tmp_path / "run", resume=True, **common)
+
+
+def test_a_prefixed_corpus_spec_is_kept_as_written(tmp_path):
+    """A store records ``ravdess:DIR`` as given; reading it back must not join it to the store's folder."""
+    from whisper_sae.artifacts import record_path, resolve_path
+
+    corpus = tmp_path / "clips"
+    corpus.mkdir()
+    store = tmp_path / "store"
+    store.mkdir()
+    for spec in (f"ravdess:{corpus}", f"so=kaldi:{corpus}?every=10"):
+        assert record_path(spec, store) == spec
+        assert resolve_path(spec, store) == spec
+    assert resolve_path(record_path(str(corpus), store), store) == str(corpus)  # plain paths still move with it
