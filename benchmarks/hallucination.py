@@ -30,6 +30,12 @@ import torch
 from whisper_sae.circuits import hallucination_rate
 
 
+def _summary(result) -> dict:
+    """The overall rate, counts and mean no-speech probability of a ``HallucinationResult``, and its groups."""
+    keys = ("rate", "hallucinated", "clips", "no_speech_prob")
+    return {**{k: result.overall[k] for k in keys}, "groups": result.groups}
+
+
 def _gate(result, threshold: float) -> float:
     """Hallucination rate when every window with P(no speech) above ``threshold`` is dropped."""
     kept = [c for c in result.clips if c["hallucinated"] and (c["no_speech_prob"] or 0.0) <= threshold]
@@ -91,20 +97,9 @@ def steer(args) -> None:
                 progress=False,
                 encoder_cache=extra_caches[corpus],
             )
-            others[corpus] = {
-                "rate": other.overall["rate"],
-                "hallucinated": other.overall["hallucinated"],
-                "clips": other.overall["clips"],
-                "no_speech_prob": other.overall["no_speech_prob"],
-                "groups": other.groups,
-                "transcripts": {c["id"]: c["transcript"] for c in other.clips},
-            }
+            others[corpus] = {**_summary(other), "transcripts": {c["id"]: c["transcript"] for c in other.clips}}
         rows[name] = {
-            "rate": result.overall["rate"],
-            "hallucinated": result.overall["hallucinated"],
-            "clips": result.overall["clips"],
-            "no_speech_prob": result.overall["no_speech_prob"],
-            "groups": result.groups,
+            **_summary(result),
             "spec": None if spec is None else spec.to_dict(),
             "extra_heldout": others,
             "seconds": round(time.time() - t, 1),
