@@ -179,6 +179,18 @@ def run_case(arch, width, k, bf16, rows, args):
     return statistics.median(bounds), {name: statistics.median(v) for name, v in results.items()}
 
 
+def profile_ours(arch, width, k, bf16, rows, args) -> str:
+    """torch.profiler's table of our training step (after the warm-up), ops by self CPU time and input shape."""
+    from torch.profiler import ProfilerActivity, profile
+
+    step = make_ours(arch, rows.shape[1], width, k, bf16, rows[:8192])
+    measure(step, rows, args.batch_size, 1)  # warm-up
+    with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
+        measure(step, rows, args.batch_size, args.steps, warmup=0)
+    averages = prof.key_averages(group_by_input_shape=True)
+    return averages.table(sort_by="self_cpu_time_total", row_limit=20, max_name_column_width=30)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--store", default=None)
@@ -200,10 +212,23 @@ def main() -> None:
         default="wall",
         help="wall: elapsed time; cpu: this process's CPU time (with --threads 1, steadier on a loaded machine)",
     )
+    parser.add_argument(
+        "--profile",
+        action="store_true",
+        help="instead of the comparison: torch.profiler over --steps of our step for each --cases and --dtypes, "
+        "ops by self CPU time, grouped by input shape",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
     rows = load_rows(args, args.d_in)
+    if args.profile:
+        for case in args.cases.split(","):
+            arch, width, k = case.split(":")
+            for dtype in args.dtypes.split(","):
+                print(f"{arch} width {width} {dtype}, batch {args.batch_size}, {args.steps} steps")
+                print(profile_ours(arch, int(width), int(k) or None, dtype == "bf16", rows, args))
+        return
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, rows {tuple(rows.shape)}, "
         f"batch {args.batch_size}, {args.steps} steps x {args.repeats} interleaved repeats (median), "

@@ -180,13 +180,12 @@ def make_clip(
         wave[:fade] *= ramp
         wave[n - fade :] *= ramp[::-1]
     audio = wave.astype(np.float32)
-    level_db = _rms_db(audio)
     row = {
         "id": f"{kind}-{index:03d}",
         "kind": kind,
         "seed": seed,
         "duration": duration,
-        "level_dbfs": round(level_db, 2) if np.isfinite(level_db) else "",
+        "level_dbfs": level_dbfs(audio),
         "detail": detail,
     }
     return audio, row
@@ -217,6 +216,37 @@ def make_nonspeech_corpus(
             f"clip durations must satisfy 0 < min_seconds <= max_seconds <= {WINDOW_SECONDS} "
             f"(one Whisper window); got {min_seconds} to {max_seconds}"
         )
+    check_output_folder(out, overwrite)
+    shutil.rmtree(out / "nonspeech", ignore_errors=True)
+    rows = []
+    for kind in kinds:
+        folder = out / "nonspeech" / kind
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_kind):
+            audio, row = make_clip(kind, i, seed, min_seconds=min_seconds, max_seconds=max_seconds)
+            sf.write(folder / f"{row['id']}.flac", audio, SAMPLE_RATE, subtype="PCM_16")
+            rows.append(row)
+    write_tables(
+        out,
+        ["id", "kind", "seed", "duration", "level_dbfs", "detail"],
+        rows,
+        {
+            "kind": "nonspeech",
+            "kinds": kinds,
+            "n_per_kind": n_per_kind,
+            "seed": seed,
+            "min_seconds": min_seconds,
+            "max_seconds": max_seconds,
+            "n_clips": len(rows),
+            "seconds": round(sum(r["duration"] for r in rows), 2),
+            "sample_rate": SAMPLE_RATE,
+        },
+    )
+    return out
+
+
+def check_output_folder(out: Path, overwrite: bool) -> None:
+    """``out`` may receive a non-speech corpus: new, empty, or (with ``overwrite``) one written there before."""
     if out.exists() and not out.is_dir():
         raise ValueError(f"{out} is a file; give a folder to write the non-speech corpus into")
     if out.is_dir() and any(out.iterdir()):
@@ -233,28 +263,16 @@ def make_nonspeech_corpus(
                 f"{out} holds something other than a non-speech corpus (no corpus.json of kind "
                 "'nonspeech'); overwrite only replaces such a corpus, so give another folder"
             )
-        shutil.rmtree(out / "nonspeech", ignore_errors=True)
-    rows = []
-    for kind in kinds:
-        folder = out / "nonspeech" / kind
-        folder.mkdir(parents=True, exist_ok=True)
-        for i in range(n_per_kind):
-            audio, row = make_clip(kind, i, seed, min_seconds=min_seconds, max_seconds=max_seconds)
-            sf.write(folder / f"{row['id']}.flac", audio, SAMPLE_RATE, subtype="PCM_16")
-            rows.append(row)
-    columns = ["id", "kind", "seed", "duration", "level_dbfs", "detail"]
+
+
+def write_tables(out: Path, columns: list[str], rows: list[dict], summary: dict) -> None:
+    """A non-speech corpus's ``metadata.tsv`` (one row per clip) and ``corpus.json`` (``summary``)."""
     lines = ["\t".join(columns)] + ["\t".join(str(r[c]) for c in columns) for r in rows]
     (out / "metadata.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    summary = {
-        "kind": "nonspeech",
-        "kinds": kinds,
-        "n_per_kind": n_per_kind,
-        "seed": seed,
-        "min_seconds": min_seconds,
-        "max_seconds": max_seconds,
-        "n_clips": len(rows),
-        "seconds": round(sum(r["duration"] for r in rows), 2),
-        "sample_rate": SAMPLE_RATE,
-    }
     (out / "corpus.json").write_text(json.dumps(summary, indent=1) + "\n")
-    return out
+
+
+def level_dbfs(x: np.ndarray, digits: int = 2) -> float | str:
+    """RMS level in dBFS, rounded; "" for digital silence (the metadata's empty cell)."""
+    level = _rms_db(x) if len(x) else float("-inf")
+    return round(level, digits) if np.isfinite(level) else ""

@@ -18,7 +18,6 @@ file has been read, so an unreadable file (named in the error) leaves no half-wr
 
 from __future__ import annotations
 
-import json
 import re
 import shutil
 from pathlib import Path
@@ -27,12 +26,7 @@ import numpy as np
 
 from whisper_sae.audio.constants import SAMPLE_RATE, WINDOW_SECONDS
 from whisper_sae.audio.io import AUDIO_EXTENSIONS, load_audio
-
-
-def _level_dbfs(x: np.ndarray) -> float | str:
-    """RMS level in dBFS; "" for digital silence (as the generated corpus writes it)."""
-    rms = float(np.sqrt(np.mean(np.square(x, dtype=np.float64)))) if len(x) else 0.0
-    return round(20 * np.log10(rms), 1) if rms > 0 else ""
+from whisper_sae.audio.nonspeech import check_output_folder, level_dbfs, write_tables
 
 
 def _kind_name(name: str) -> str:
@@ -79,14 +73,7 @@ def cut_recordings(
             rel = f.relative_to(src)
             kind = _kind_name(rel.parts[0] if len(rel.parts) > 1 else src.name)
             files.append((f, kind, f"{src.name}/{rel.as_posix()}"))
-    if out.exists() and not out.is_dir():
-        raise ValueError(f"{out} is a file; give a folder to write the corpus into")
-    if out.is_dir() and any(out.iterdir()):
-        doc = json.loads((out / "corpus.json").read_text()) if (out / "corpus.json").is_file() else {}
-        if not overwrite:
-            raise ValueError(f"{out} is not empty; give a new folder, or overwrite (--overwrite) a corpus made here")
-        if doc.get("kind") != "nonspeech":
-            raise ValueError(f"{out} holds something other than a non-speech corpus; give another folder")
+    check_output_folder(out, overwrite)
 
     step = int(round(clip_seconds * SAMPLE_RATE))
     shortest = int(round(min_seconds * SAMPLE_RATE))
@@ -109,34 +96,35 @@ def cut_recordings(
                 "source": label,
                 "start": round(s / SAMPLE_RATE, 2),
                 "duration": round(len(piece) / SAMPLE_RATE, 2),
-                "level_dbfs": _level_dbfs(piece),
+                "level_dbfs": level_dbfs(piece, 1),
             }
             clips.append((kind, piece, row))
     if not clips:
         raise ValueError(f"no recording under {', '.join(map(str, sources))} is at least {min_seconds} s long")
 
-    if out.is_dir():
-        shutil.rmtree(out / "nonspeech", ignore_errors=True)
+    shutil.rmtree(out / "nonspeech", ignore_errors=True)
     for kind, piece, row in clips:
         folder = out / "nonspeech" / kind
         folder.mkdir(parents=True, exist_ok=True)
         peak = float(np.max(np.abs(piece))) if len(piece) else 0.0
         sf.write(folder / f"{row['id']}.flac", piece / peak if peak > 1.0 else piece, SAMPLE_RATE, subtype="PCM_16")
     columns = ["id", "kind", "source", "start", "duration", "level_dbfs"]
-    lines = ["\t".join(columns)] + ["\t".join(str(r[c]) for c in columns) for _, _, r in clips]
-    (out / "metadata.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    summary = {
-        "kind": "nonspeech",
-        "origin": "recordings",
-        "kinds": sorted(counts),
-        "clips_per_kind": dict(sorted(counts.items())),
-        "n_clips": len(clips),
-        "seconds": round(sum(r["duration"] for _, _, r in clips), 2),
-        "clip_seconds": clip_seconds,
-        "max_clips_per_file": max_clips_per_file,
-        "sources": [str(s) for s in sources],
-        "files": len(files),
-        "sample_rate": SAMPLE_RATE,
-    }
-    (out / "corpus.json").write_text(json.dumps(summary, indent=1) + "\n")
+    write_tables(
+        out,
+        columns,
+        [r for _, _, r in clips],
+        {
+            "kind": "nonspeech",
+            "origin": "recordings",
+            "kinds": sorted(counts),
+            "clips_per_kind": dict(sorted(counts.items())),
+            "n_clips": len(clips),
+            "seconds": round(sum(r["duration"] for _, _, r in clips), 2),
+            "clip_seconds": clip_seconds,
+            "max_clips_per_file": max_clips_per_file,
+            "sources": [str(s) for s in sources],
+            "files": len(files),
+            "sample_rate": SAMPLE_RATE,
+        },
+    )
     return out
