@@ -3,11 +3,16 @@
     python benchmarks/train.py                                   # relu@1152 and topk k=32@3072, fp32 + bf16
     python benchmarks/train.py --store STORE --hook encoder.out  # real activations instead of random ones
     python benchmarks/train.py --threads 2 --repeats 3 --steps 8
+    python benchmarks/train.py --allocator default                # glibc's malloc as it comes, for every method
 
 Each method runs ``--steps`` optimizer steps on the same in-memory rows (batch ``--batch-size``) after a
 warm-up; repeats are interleaved across methods and the median is printed. The dense bound is this
 machine's B x d_in @ d_in x d_sae matmul rate (fp32 / bf16) divided by 6 d_in d_sae FLOP per token, the
 convention of PEERS.md. Not a test: numbers drift with load on a shared machine.
+
+``--allocator keep`` (the default) sets what whisper-sae's trainer sets on CPU (``TrainConfig.cpu_heap``,
+``runtime/allocator.py``: freed memory stays in the heap) once, for every method alike; ``default`` leaves
+glibc as it comes, for every method. The ``faults/step`` column is the minor page faults per step.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import time
 import torch
 from torch import nn
 
+from whisper_sae.runtime.allocator import keep_freed_memory, minor_page_faults
 from whisper_sae.sae import SAEConfig, SAESpec, TrainConfig
 from whisper_sae.sae.loop import Trainer
 
@@ -65,11 +71,11 @@ def make_plain(arch, d, n, k, bf16):
     return step
 
 
-def make_ours(arch, d, n, k, bf16, sample):
+def make_ours(arch, d, n, k, bf16, sample, heap="keep"):
     spec = SAESpec(SAEConfig(d, n, arch, k=k if arch == "topk" else None), name="")
     trainer = Trainer(
         [spec],
-        TrainConfig(steps=10**9, lr=1e-3, autocast="bf16" if bf16 else "none", device="cpu"),
+        TrainConfig(steps=10**9, lr=1e-3, autocast="bf16" if bf16 else "none", device="cpu", cpu_heap=heap),
         "/tmp/unused-bench-out",
     )
     trainer.members[0].init_from_data(sample, "mean", True)
@@ -130,15 +136,19 @@ def make_sparsify(arch, d, n, k, bf16):
     return step
 
 
-def measure(step, rows, batch, steps, warmup=2, clock=time.perf_counter):
+def measure(step, rows, batch, steps, warmup=2, clock=time.perf_counter, faults=None):
+    """Tokens/s over ``steps`` steps after ``warmup``; ``faults`` (a list) gets the minor page faults per step."""
     n_batches = rows.shape[0] // batch
     for i in range(warmup):
         step(rows[(i % n_batches) * batch : (i % n_batches + 1) * batch])
-    start = clock()
+    start, faults_before = clock(), minor_page_faults()
     for i in range(steps):
         j = (i + warmup) % n_batches
         step(rows[j * batch : (j + 1) * batch])
-    return steps * batch / (clock() - start)
+    seconds = clock() - start
+    if faults is not None:
+        faults.append((minor_page_faults() - faults_before) / steps)
+    return steps * batch / seconds
 
 
 def load_rows(args, d):
@@ -155,7 +165,7 @@ def run_case(arch, width, k, bf16, rows, args):
     d = rows.shape[1]
     makers = {
         "plain PyTorch": lambda: make_plain(arch, d, width, k, bf16),
-        "whisper-sae": lambda: make_ours(arch, d, width, k, bf16, rows[:8192]),
+        "whisper-sae": lambda: make_ours(arch, d, width, k, bf16, rows[:8192], heap=args.allocator),
         "SAELens": lambda: make_saelens(arch, d, width, k, bf16, args.batch_size),
         "sparsify": lambda: make_sparsify(arch, d, width, k, bf16),
     }
@@ -171,19 +181,23 @@ def run_case(arch, width, k, bf16, rows, args):
         if step is not None:
             steps[name] = step
     results = {name: [] for name in steps}
+    faults = {name: [] for name in steps}
     bounds = []
     for _ in range(args.repeats):  # interleaved, so load drifts hit every method alike
         bounds.append(dense_bound(d, width, args.batch_size, bf16, clock=CLOCKS[args.clock])[0])
         for name, step in steps.items():
-            results[name].append(measure(step, rows, args.batch_size, args.steps, clock=CLOCKS[args.clock]))
-    return statistics.median(bounds), {name: statistics.median(v) for name, v in results.items()}
+            results[name].append(
+                measure(step, rows, args.batch_size, args.steps, clock=CLOCKS[args.clock], faults=faults[name])
+            )
+    medians = {name: (statistics.median(v), statistics.median(faults[name])) for name, v in results.items()}
+    return statistics.median(bounds), medians
 
 
 def profile_ours(arch, width, k, bf16, rows, args) -> str:
     """torch.profiler's table of our training step (after the warm-up), ops by self CPU time and input shape."""
     from torch.profiler import ProfilerActivity, profile
 
-    step = make_ours(arch, rows.shape[1], width, k, bf16, rows[:8192])
+    step = make_ours(arch, rows.shape[1], width, k, bf16, rows[:8192], heap=args.allocator)
     measure(step, rows, args.batch_size, 1)  # warm-up
     with profile(activities=[ProfilerActivity.CPU], record_shapes=True) as prof:
         measure(step, rows, args.batch_size, args.steps, warmup=0)
@@ -218,9 +232,18 @@ def main() -> None:
         help="instead of the comparison: torch.profiler over --steps of our step for each --cases and --dtypes, "
         "ops by self CPU time, grouped by input shape",
     )
+    parser.add_argument(
+        "--allocator",
+        choices=["keep", "default"],
+        default="keep",
+        help="keep: freed memory stays in the heap, for every method (what our trainer sets on CPU); "
+        "default: glibc's malloc as it comes, for every method, our trainer included",
+    )
     args = parser.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.allocator == "keep":
+        keep_freed_memory()
     rows = load_rows(args, args.d_in)
     if args.profile:
         for case in args.cases.split(","):
@@ -232,7 +255,7 @@ def main() -> None:
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, rows {tuple(rows.shape)}, "
         f"batch {args.batch_size}, {args.steps} steps x {args.repeats} interleaved repeats (median), "
-        f"{args.clock} clock"
+        f"{args.clock} clock, allocator {args.allocator}"
     )
     table = []
     for case in args.cases.split(","):
@@ -242,17 +265,20 @@ def main() -> None:
             bound, results = run_case(arch, int(width), int(k) or None, dtype == "bf16", rows, args)
             table.append((arch, int(width), dtype, bound, results))
     print()
-    print(f"{'arch':6} {'width':>6} {'dtype':5} {'method':14} {'tokens/s':>10} {'x bound':>8} {'ours / this':>11}")
+    print(
+        f"{'arch':6} {'width':>6} {'dtype':5} {'method':14} {'tokens/s':>10} {'x bound':>8} {'ours / this':>11} "
+        f"{'faults/step':>11}"
+    )
     for arch, width, dtype, bound, results in table:
-        ours = results.get("whisper-sae")
+        ours = results["whisper-sae"][0] if "whisper-sae" in results else None
         print(
             f"{arch:6} {width:>6} {dtype:5} {'dense bound':14} {bound:>10.0f} {1.0:>8.2f} "
             f"{(ours / bound if ours else float('nan')):>11.2f}"
         )
-        for name, value in results.items():
+        for name, (value, faults) in results.items():
             print(
                 f"{'':6} {'':>6} {'':5} {name:14} {value:>10.0f} {value / bound:>8.2f} "
-                f"{(ours / value if ours else float('nan')):>11.2f}"
+                f"{(ours / value if ours else float('nan')):>11.2f} {faults:>11.0f}"
             )
 
 

@@ -24,12 +24,14 @@ def test_values_and_gradients_match_autograd(centre_input):
     x = (torch.randn(64, 12, generator=torch.Generator().manual_seed(1)) + 0.3).requires_grad_()
     results = []
     for fn in (relu_l1, relu_l1_reference):
-        x_hat, l1, fired = fn(x, *params, centre_input=centre_input)
-        loss = mse(x_hat, x.detach()) + 0.7 * l1
+        x_hat, err, l1, fired = fn(x, *params, centre_input=centre_input)
+        loss = err + 0.7 * l1 + 0.3 * x_hat.sum()  # x_hat also used on its own, as the KL trainer does
         grads = torch.autograd.grad(loss, [x, *params])
-        results.append((x_hat, l1, fired, grads))
-    (x_hat, l1, fired, grads), (ref_hat, ref_l1, ref_fired, ref_grads) = results
+        results.append((x_hat, err, l1, fired, grads))
+    (x_hat, err, l1, fired, grads), (ref_hat, ref_err, ref_l1, ref_fired, ref_grads) = results
     torch.testing.assert_close(x_hat, ref_hat, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(err, ref_err, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(err, mse(x_hat, x.detach()), rtol=1e-5, atol=1e-5)
     torch.testing.assert_close(l1, ref_l1, rtol=1e-5, atol=1e-6)
     assert torch.equal(fired, ref_fired) and 0 < int(fired.sum()) < 64 * 40
     for name, ours, reference in zip(["x", "W_enc", "b_enc", "W_dec", "b_dec"], grads, ref_grads):
@@ -39,7 +41,7 @@ def test_values_and_gradients_match_autograd(centre_input):
 def test_the_l1_alone_and_the_reconstruction_alone_backpropagate():
     params = _params(seed=3)
     x = torch.randn(32, 12, generator=torch.Generator().manual_seed(4))
-    for pick in (1, 0):  # l1 only (x_hat gets no gradient), then x_hat only (l1 gets none)
+    for pick in (2, 1, 0):  # l1 only (x_hat gets no gradient), err only, then x_hat only (l1 gets none)
         ours = torch.autograd.grad(relu_l1(x, *params)[pick].sum(), params)
         reference = torch.autograd.grad(relu_l1_reference(x, *params)[pick].sum(), params)
         for a, b in zip(ours, reference):
@@ -53,7 +55,9 @@ def test_bf16_compute_stays_close_to_fp32():
     loss32 = relu_l1_reference(x, *params)
     assert loss16[0].dtype == torch.bfloat16
     cos = torch.nn.functional.cosine_similarity(loss16[0].float().flatten(), loss32[0].flatten(), dim=0)
-    assert cos > 0.999 and abs(float(loss16[1].detach()) / float(loss32[1].detach()) - 1) < 0.01
+    assert cos > 0.999
+    for part in (1, 2):  # the squared error and the L1
+        assert abs(float(loss16[part].detach()) / float(loss32[part].detach()) - 1) < 0.01
 
 
 def test_adam_steps_reach_the_same_weights_as_the_autograd_path():
@@ -66,8 +70,8 @@ def test_adam_steps_reach_the_same_weights_as_the_autograd_path():
         sae = SparseAutoencoder(cfg)
         opt = torch.optim.Adam(sae.parameters(), lr=3e-3)
         for x in x_all:
-            x_hat, l1, _ = fn(x, sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec)
-            loss = mse(x_hat, x) + 0.2 * l1
+            _, err, l1, _ = fn(x, sae.W_enc, sae.b_enc, sae.W_dec, sae.b_dec)
+            loss = err + 0.2 * l1
             opt.zero_grad()
             loss.backward()
             opt.step()
@@ -84,3 +88,17 @@ def test_count_positive_counts_exactly(dtype, rows):
     codes[:, 3] = 0
     counts = count_positive(codes)
     assert torch.equal(counts, (codes > 0).sum(0)) and int(counts.max()) > min(256, rows - 10)
+
+
+def test_bf16_gradients_stay_close_to_fp32():
+    """The bf16 step's gradients (biases through the ones column, the L1's through the extra decoder row)
+    point where the fp32 autograd gradients point."""
+    params = _params(d=64, n=192, seed=8)
+    x = torch.randn(512, 64, generator=torch.Generator().manual_seed(9)) + 0.2
+    grads = []
+    for fn, kwargs in ((relu_l1, {"compute_dtype": torch.bfloat16}), (relu_l1_reference, {})):
+        _, err, l1, _ = fn(x, *params, **kwargs)
+        grads.append(torch.autograd.grad(err + 0.5 * l1, params))
+    for name, ours, reference in zip(["W_enc", "b_enc", "W_dec", "b_dec"], *grads):
+        cos = torch.nn.functional.cosine_similarity(ours.flatten(), reference.flatten(), dim=0)
+        assert cos > 0.995, (name, float(cos))

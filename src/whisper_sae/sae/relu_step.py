@@ -1,13 +1,18 @@
-"""The ReLU+L1 training step's forward and backward as one autograd Function, with fewer passes over [B, d_sae].
+"""The ReLU+L1 training step's forward and backward as one autograd Function, with few passes over [B, d_sae].
 
-With AMX or a GPU the five matmuls of a ReLU step are fast and the step's time goes to elementwise passes
-over the [B, d_sae] codes: under autograd and autocast the L1 term alone cast the codes to fp32 and back,
-and its gradient was materialised as a [B, d_sae] broadcast before being added to the decoder's
-(torch.profiler on benchmarks/train.py). Here the L1 gradient, a per-feature constant, rides as the bias of
-the decoder-gradient matmul, the L1 sum and the firing counts read the codes once each, and the matmuls run
-in ``compute_dtype`` on weights cast once per step, and nothing of [B, d_sae] is widened to fp32 (sums run in
-the codes' dtype with fp32 accumulation); the bias is folded as in
-``SparseAutoencoder.training_pre_acts`` (no input-gradient matmul).
+With AMX or a GPU the five matmuls of a ReLU step are fast and the step's time goes to the passes around
+them (torch.profiler on ``benchmarks/train.py --profile``). So here:
+
+- the matmuls run in ``compute_dtype`` on weights cast once per step, and nothing of [B, d_sae] is widened
+  to fp32;
+- the biases ride inside the matmuls as an extra input column of ones (padded to ``_PAD`` columns for the
+  matrix units): the encoder bias and the L1 gradient (a per-feature constant) become one more row of the
+  weight, the bias gradient and the codes' column sums come out of the weight-gradient matmuls, and the
+  per-row L1 comes out of the decoder matmul as one more output column. ``addmm`` with a bias instead
+  copied the broadcast bias into its [B, d_sae] output first;
+- the input centring is folded into the encoder bias as in ``SparseAutoencoder.training_pre_acts`` (no
+  input-gradient matmul), and the squared error is computed here too, so its gradient is one scaled copy
+  of the saved residual, written straight into the compute dtype.
 
 Same function and gradients as the autograd reference ``relu_l1_reference`` (tests/sae/test_relu_step.py).
 """
@@ -17,6 +22,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 from torch.autograd import Function
+
+_PAD = 16
+"""Extra input columns: column d holds the ones, the rest zeros (multiples of 16 suit AMX and AVX-512)."""
 
 
 def _column_sums(t: Tensor) -> Tensor:
@@ -40,62 +48,118 @@ def count_positive(codes: Tensor) -> Tensor:
     return counts.long()
 
 
+def _with_ones(rows: Tensor, dtype) -> Tensor:
+    """[B, d + _PAD] in ``dtype``: rows, then a column of ones, then zeros."""
+    out = rows.new_empty((rows.shape[0], rows.shape[1] + _PAD), dtype=dtype)
+    out[:, : rows.shape[1]] = rows
+    out[:, rows.shape[1]] = 1
+    out[:, rows.shape[1] + 1 :] = 0
+    return out
+
+
+def _with_column(weight: Tensor, column: Tensor, dtype) -> Tensor:
+    """[n, d + _PAD] in ``dtype``: weight [n, d], then ``column`` [n], then zeros."""
+    d = weight.shape[1]
+    out = weight.new_empty((weight.shape[0], d + _PAD), dtype=dtype)
+    out[:, :d] = weight
+    out[:, d] = column
+    out[:, d + 1 :] = 0
+    return out
+
+
+def _with_row(weight: Tensor, row: Tensor | None, dtype) -> Tensor:
+    """[d + _PAD, n] in ``dtype``: weight [d, n], then ``row`` [n] (zeros when None), then zeros."""
+    d = weight.shape[0]
+    out = weight.new_empty((d + _PAD, weight.shape[1]), dtype=dtype)
+    out[:d] = weight
+    out[d:] = 0
+    if row is not None:
+        out[d] = row
+    return out
+
+
 class _ReLUL1(Function):
     """(x [B, d], W_enc [d, n], b_enc [n], W_dec [n, d], b_dec [d]) -> (x_hat [B, d] in compute_dtype,
-    l1 = sum_b sum_i codes_bi ||W_dec_i|| / B, fired [n] counts of rows with codes > 0)."""
+    err = sum_b ||x_hat_b - x_b||^2 / B, l1 = sum_b sum_i codes_bi ||W_dec_i|| / B, fired [n] counts of rows
+    with codes > 0)."""
 
     @staticmethod
     def forward(ctx, x, W_enc, b_enc, W_dec, b_dec, centre_input: bool, compute_dtype):
+        c = compute_dtype
+        batch, d = x.shape
         with torch.autocast(x.device.type, enabled=False):
             # (x - b_dec) W + b == x W + (b - b_dec W): b_dec's gradient then needs no [B, d_sae] x [d_sae, d_in] matmul.
             bias = b_enc - b_dec @ W_enc if centre_input else b_enc
-            enc, dec, xc = W_enc.to(compute_dtype), W_dec.to(compute_dtype), x.to(compute_dtype)
-            codes = torch.addmm(bias.to(compute_dtype), xc, enc).relu_()
-            x_hat = torch.addmm(b_dec.to(compute_dtype), codes, dec)
-            colsum = _column_sums(codes)
+            xa = _with_ones(x, c)
+            codes = (xa @ _with_row(W_enc, bias, c)).relu_()
             norms = W_dec.norm(dim=1)
-            l1 = colsum @ norms / x.shape[0]
+            # The decoder with the norms as one more output column: that column is each row's L1.
+            dec = _with_column(W_dec, norms, c)
+            out = torch.addmm(torch.cat([b_dec, b_dec.new_zeros(_PAD)]).to(c), codes, dec)
+            x_hat = out[:, :d]
+            l1 = out[:, d].float().sum() / batch
+            residual = torch.sub(x_hat, x)  # fp32
+            err = torch.dot(residual.view(-1), residual.view(-1)) / batch
             fired = count_positive(codes)
-        ctx.save_for_backward(xc, enc, dec, codes, colsum, norms, W_enc, W_dec, b_dec)
-        ctx.centre_input = centre_input
+        ctx.save_for_backward(xa, codes, residual, norms, W_enc, W_dec, b_dec)
+        ctx.centre_input, ctx.compute_dtype = centre_input, c
         ctx.mark_non_differentiable(fired)
-        return x_hat, l1, fired
+        return x_hat, err, l1, fired
 
     @staticmethod
-    def backward(ctx, g_xhat, g_l1, _g_fired):
-        xc, enc, dec, codes, colsum, norms, W_enc, W_dec, b_dec = ctx.saved_tensors
-        batch = codes.shape[0]
-        c = codes.dtype
-        with torch.autocast(xc.device.type, enabled=False):
-            # dL1/dcodes_bi = g_l1 ||W_dec_i|| / B for every row b: the bias of the decoder-gradient matmul.
+    def backward(ctx, g_xhat, g_err, g_l1, _g_fired):
+        xa, codes, residual, norms, W_enc, W_dec, b_dec = ctx.saved_tensors
+        c, (batch, d) = ctx.compute_dtype, residual.shape
+        grad_x = grad_W_enc = grad_b_enc = grad_W_dec = grad_b_dec = None
+        with torch.autocast(xa.device.type, enabled=False):
+            # The gradient reaching x_hat, [B, d] in c with the ones column, and its column sums (b_dec's).
+            g_rows = None
+            if g_err is not None:
+                scale = 2 * g_err / batch
+                g_rows = residual.new_empty((batch, d + _PAD), dtype=c)
+                torch.mul(residual, scale, out=g_rows[:, :d])
+                sum_rows = residual.sum(0) * scale
+                if g_xhat is not None:
+                    g_rows[:, :d] += g_xhat
+                    sum_rows += g_xhat.float().sum(0)
+            elif g_xhat is not None:
+                g_rows = residual.new_empty((batch, d + _PAD), dtype=c)
+                g_rows[:, :d] = g_xhat
+                sum_rows = g_xhat.float().sum(0)
+            if g_rows is not None:
+                g_rows[:, d] = 1
+                g_rows[:, d + 1 :] = 0
+            # dL1/dcodes_bi = g_l1 ||W_dec_i|| / B for every row b: the extra row of the decoder's transpose.
             per_feature = g_l1 * norms / batch if g_l1 is not None else None
-            if g_xhat is not None:
-                gx = g_xhat.to(c)
-                if per_feature is not None:
-                    grad_codes = torch.addmm(per_feature.to(c), gx, dec.T)
-                else:
-                    grad_codes = gx @ dec.T
+            if g_rows is not None:
+                grad_codes = g_rows @ _with_row(W_dec.T, per_feature, c)
             else:
                 grad_codes = per_feature.to(c).expand(batch, -1)
             grad_pre = torch.ops.aten.threshold_backward(grad_codes, codes, 0)  # ReLU: zero where codes == 0
-            grad_x = grad_W_enc = grad_b_enc = grad_W_dec = grad_b_dec = None
-            grad_bias = _column_sums(grad_pre)
+            grad_enc = xa.T @ grad_pre  # [d + _PAD, n]: W_enc's gradient, then the bias's (the ones column)
+            grad_bias = grad_enc[d].float()
             if ctx.needs_input_grad[0]:
-                grad_x = (grad_pre @ enc.T).float()
+                grad_x = (grad_pre @ W_enc.T.to(c)).float()
+                if g_err is not None:  # err = ||x_hat - x||^2 / B also depends on x directly
+                    grad_x -= residual * (2 * g_err / batch)
             if ctx.needs_input_grad[1]:
-                grad_W_enc = (xc.T @ grad_pre).float()
+                grad_W_enc = grad_enc[:d].float()
                 if ctx.centre_input:
                     grad_W_enc.addr_(b_dec, grad_bias, alpha=-1.0)
             if ctx.needs_input_grad[2]:
                 grad_b_enc = grad_bias
             if ctx.needs_input_grad[3]:
-                grad_W_dec = (codes.T @ gx).float() if g_xhat is not None else torch.zeros_like(W_dec)
+                if g_rows is not None:
+                    grad_dec = codes.T @ g_rows  # [n, d + _PAD]: W_dec's gradient, then the codes' column sums
+                    grad_W_dec, colsum = grad_dec[:, :d].float(), grad_dec[:, d].float()
+                else:
+                    grad_W_dec, colsum = torch.zeros_like(W_dec), _column_sums(codes)
                 if per_feature is not None:
                     # d||W_dec_i|| / dW_dec_i = W_dec_i / ||W_dec_i||, weighted by the feature's summed codes.
-                    scale = g_l1 * colsum / (batch * norms.clamp_min(1e-12))
-                    grad_W_dec.addcmul_(scale[:, None], W_dec)
+                    weight = g_l1 * colsum / (batch * norms.clamp_min(1e-12))
+                    grad_W_dec.addcmul_(weight[:, None], W_dec)
             if ctx.needs_input_grad[4]:
-                grad_b_dec = g_xhat.float().sum(0) if g_xhat is not None else torch.zeros_like(b_dec)
+                grad_b_dec = sum_rows if g_rows is not None else torch.zeros_like(b_dec)
                 if ctx.centre_input:
                     grad_b_dec = grad_b_dec - W_enc @ grad_bias
         return grad_x, grad_W_enc, grad_b_enc, grad_W_dec, grad_b_dec, None, None
@@ -110,17 +174,19 @@ def relu_l1(
     *,
     centre_input: bool = True,
     compute_dtype: torch.dtype = torch.float32,
-) -> tuple[Tensor, Tensor, Tensor]:
-    """A ReLU SAE's training forward on rows x [B, d_in]: (x_hat [B, d_in] in ``compute_dtype``, the
-    decoder-norm-weighted L1 of the codes averaged over rows, per-feature counts of rows it fired on).
-    ``centre_input`` subtracts b_dec from x before encoding (``SAEConfig.apply_b_dec_to_input``)."""
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """A ReLU SAE's training forward on rows x [B, d_in]: (x_hat [B, d_in] in ``compute_dtype``, its squared
+    error summed over features and averaged over rows (fp32), the decoder-norm-weighted L1 of the codes
+    averaged over rows, per-feature counts of rows it fired on). ``centre_input`` subtracts b_dec from x
+    before encoding (``SAEConfig.apply_b_dec_to_input``)."""
     return _ReLUL1.apply(x, W_enc, b_enc, W_dec, b_dec, centre_input, compute_dtype)
 
 
 def relu_l1_reference(x, W_enc, b_enc, W_dec, b_dec, *, centre_input: bool = True):
-    """The same three results written plainly for autograd (the test's reference)."""
+    """The same four results written plainly for autograd (the test's reference)."""
     pre = (x - b_dec if centre_input else x) @ W_enc + b_enc
     codes = torch.relu(pre)
     x_hat = codes @ W_dec + b_dec
+    err = (x_hat - x).pow(2).sum(-1).mean()
     l1 = (codes * W_dec.norm(dim=1)).sum(-1).mean()
-    return x_hat, l1, (codes > 0).sum(0)
+    return x_hat, err, l1, (codes > 0).sum(0)

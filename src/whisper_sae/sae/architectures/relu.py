@@ -31,7 +31,7 @@ class ReLUL1(Objective):
         sae = self.sae
         if target is None and not sae.cfg.skip:
             # One autograd Function for encoder, ReLU, decoder and the decoder-norm-weighted L1 (sae/relu_step.py).
-            x_hat, l1, fired = relu_l1(
+            x_hat, err, l1, fired = relu_l1(
                 x,
                 sae.W_enc,
                 sae.b_enc,
@@ -40,7 +40,6 @@ class ReLUL1(Objective):
                 centre_input=sae.cfg.apply_b_dec_to_input,
                 compute_dtype=self.compute_dtype,
             )
-            err = mse(x_hat, x)
         else:  # a transcoder (another hook's rows as target) or a skip transcoder: plain autograd
             codes = torch.relu(sae.training_pre_acts(x))
             x_hat = torch.addmm(sae.b_dec, codes, sae.W_dec)

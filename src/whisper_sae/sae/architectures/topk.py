@@ -36,9 +36,15 @@ class TopKAuxK(Objective):
     def step(self, x: Tensor, coef: float, dead: Tensor | None, target: Tensor | None = None) -> StepOut:
         sae = self.sae
         k_aux = aux_k(sae, dead, self.options.auxk_alpha)
-        x_c = x - sae.b_dec if sae.cfg.apply_b_dec_to_input else x
         values, indices, aux_values, aux_indices = topk_encode(
-            x_c, sae.W_enc, sae.b_enc, sae.cfg.k, compute_dtype=self.compute_dtype, dead=dead, k_aux=k_aux
+            x,
+            sae.W_enc,
+            sae.b_enc,
+            sae.cfg.k,
+            b_dec=sae.b_dec if sae.cfg.apply_b_dec_to_input else None,
+            compute_dtype=self.compute_dtype,
+            dead=dead,
+            k_aux=k_aux,
         )
         x_hat = sparse_decode(values, indices, sae.W_dec) + sae.b_dec
         x_hat, y = with_target(sae, x, x_hat, target)
