@@ -99,7 +99,7 @@ class TrainConfig:
     """Mixed precision: auto (bf16 on CPU, and on CUDA where supported), bf16, fp16 (CUDA) or none."""
     cpu_heap: Literal["keep", "default"] = "keep"
     """On CPU: keep freed memory in the heap (glibc), so each step's large temporaries are not page-faulted in
-    afresh (TopK 3072: 1.5x tokens/s on 2 cores); default: leave the C allocator as it is."""
+    afresh every step (runtime/allocator.py); default: leave the C allocator as it is."""
     seed: int = 0
     """Seed of the initialisation and of the batch order."""
     log_every: int = 50
