@@ -48,7 +48,7 @@ def count_positive(codes: Tensor) -> Tensor:
     return counts.long()
 
 
-def _with_ones(rows: Tensor, dtype) -> Tensor:
+def with_ones(rows: Tensor, dtype) -> Tensor:
     """[B, d + _PAD] in ``dtype``: rows, then a column of ones, then zeros."""
     out = rows.new_empty((rows.shape[0], rows.shape[1] + _PAD), dtype=dtype)
     out[:, : rows.shape[1]] = rows
@@ -57,7 +57,7 @@ def _with_ones(rows: Tensor, dtype) -> Tensor:
     return out
 
 
-def _with_column(weight: Tensor, column: Tensor, dtype) -> Tensor:
+def with_column(weight: Tensor, column: Tensor, dtype) -> Tensor:
     """[n, d + _PAD] in ``dtype``: weight [n, d], then ``column`` [n], then zeros."""
     d = weight.shape[1]
     out = weight.new_empty((weight.shape[0], d + _PAD), dtype=dtype)
@@ -67,7 +67,7 @@ def _with_column(weight: Tensor, column: Tensor, dtype) -> Tensor:
     return out
 
 
-def _with_row(weight: Tensor, row: Tensor | None, dtype) -> Tensor:
+def with_row(weight: Tensor, row: Tensor | None, dtype) -> Tensor:
     """[d + _PAD, n] in ``dtype``: weight [d, n], then ``row`` [n] (zeros when None), then zeros."""
     d = weight.shape[0]
     out = weight.new_empty((d + _PAD, weight.shape[1]), dtype=dtype)
@@ -90,11 +90,11 @@ class _ReLUL1(Function):
         with torch.autocast(x.device.type, enabled=False):
             # (x - b_dec) W + b == x W + (b - b_dec W): b_dec's gradient then needs no [B, d_sae] x [d_sae, d_in] matmul.
             bias = b_enc - b_dec @ W_enc if centre_input else b_enc
-            xa = _with_ones(x, c)
-            codes = (xa @ _with_row(W_enc, bias, c)).relu_()
+            xa = with_ones(x, c)
+            codes = (xa @ with_row(W_enc, bias, c)).relu_()
             norms = W_dec.norm(dim=1)
             # The decoder with the norms as one more output column: that column is each row's L1.
-            dec = _with_column(W_dec, norms, c)
+            dec = with_column(W_dec, norms, c)
             out = torch.addmm(torch.cat([b_dec, b_dec.new_zeros(_PAD)]).to(c), codes, dec)
             x_hat = out[:, :d]
             l1 = out[:, d].float().sum() / batch
@@ -132,7 +132,7 @@ class _ReLUL1(Function):
             # dL1/dcodes_bi = g_l1 ||W_dec_i|| / B for every row b: the extra row of the decoder's transpose.
             per_feature = g_l1 * norms / batch if g_l1 is not None else None
             if g_rows is not None:
-                grad_codes = g_rows @ _with_row(W_dec.T, per_feature, c)
+                grad_codes = g_rows @ with_row(W_dec.T, per_feature, c)
             else:
                 grad_codes = per_feature.to(c).expand(batch, -1)
             grad_pre = torch.ops.aten.threshold_backward(grad_codes, codes, 0)  # ReLU: zero where codes == 0

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from ..kernels import sparse_decode, topk_encode
+from ..kernels import ByFeature, sparse_decode, topk_encode
 from .base import Architecture, Objective, StepOut, mse, positive, unit_norm_decoder, with_target
 
 
@@ -36,6 +36,7 @@ class TopKAuxK(Objective):
     def step(self, x: Tensor, coef: float, dead: Tensor | None, target: Tensor | None = None) -> StepOut:
         sae = self.sae
         k_aux = aux_k(sae, dead, self.options.auxk_alpha)
+        groups = ByFeature()  # the picks sorted by feature once, for both weight gradients
         values, indices, aux_values, aux_indices = topk_encode(
             x,
             sae.W_enc,
@@ -45,8 +46,9 @@ class TopKAuxK(Objective):
             compute_dtype=self.compute_dtype,
             dead=dead,
             k_aux=k_aux,
+            groups=groups,
         )
-        x_hat = sparse_decode(values, indices, sae.W_dec) + sae.b_dec
+        x_hat = sparse_decode(values, indices, sae.W_dec, groups) + sae.b_dec
         x_hat, y = with_target(sae, x, x_hat, target)
         err = mse(x_hat, y)
         loss, parts = err, {"mse": err.detach()}
