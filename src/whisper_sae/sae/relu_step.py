@@ -68,9 +68,14 @@ def with_column(weight: Tensor, column: Tensor, dtype) -> Tensor:
 
 
 def with_row(weight: Tensor, row: Tensor | None, dtype) -> Tensor:
-    """[d + _PAD, n] in ``dtype``: weight [d, n], then ``row`` [n] (zeros when None), then zeros."""
-    d = weight.shape[0]
-    out = weight.new_empty((d + _PAD, weight.shape[1]), dtype=dtype)
+    """[d + _PAD, n] in ``dtype``: weight [d, n], then ``row`` [n] (zeros when None), then zeros. A column-major
+    weight (``W_enc`` is stored as [n, d] transposed; ``W_dec.T``) gives a column-major result, so that filling
+    it is a plain copy, not a transposition; the matmuls take either layout as it is."""
+    d, n = weight.shape
+    if weight.stride(0) == 1 and weight.stride(1) != 1:
+        out = weight.new_empty((n, d + _PAD), dtype=dtype).T
+    else:
+        out = weight.new_empty((d + _PAD, n), dtype=dtype)
     out[:d] = weight
     out[d:] = 0
     if row is not None:
