@@ -9,7 +9,8 @@ them (torch.profiler on ``benchmarks/train.py --profile``). So here:
   matrix units): the encoder bias and the L1 gradient (a per-feature constant) become one more row of the
   weight, the bias gradient and the codes' column sums come out of the weight-gradient matmuls, and the
   per-row L1 comes out of the decoder matmul as one more output column. ``addmm`` with a bias instead
-  copied the broadcast bias into its [B, d_sae] output first;
+  copied the broadcast bias into its [B, d_sae] output first. That is for bf16/fp16; in fp32 the matmuls
+  dominate and the extra columns cost more than they save, so fp32 keeps ``addmm`` and the column sums;
 - the input centring is folded into the encoder bias as in ``SparseAutoencoder.training_pre_acts`` (no
   input-gradient matmul), and the squared error is computed here too, so its gradient is one scaled copy
   of the saved residual, written straight into the compute dtype.
@@ -98,54 +99,65 @@ class _ReLUL1(Function):
         with torch.autocast(x.device.type, enabled=False):
             # (x - b_dec) W + b == x W + (b - b_dec W): b_dec's gradient then needs no [B, d_sae] x [d_sae, d_in] matmul.
             bias = b_enc - b_dec @ W_enc if centre_input else b_enc
-            xa = with_ones(x, c)
-            codes = (xa @ with_row(W_enc, bias, c)).relu_()
             norms = W_dec.norm(dim=1)
-            # The decoder with the norms as one more output column: that column is each row's L1.
-            dec = with_column(W_dec, norms, c)
-            out = torch.addmm(torch.cat([b_dec, b_dec.new_zeros(_PAD)]).to(c), codes, dec)
-            x_hat = out[:, :d]
-            l1 = out[:, d].float().sum() / batch
+            if c != torch.float32:  # biases and the L1 inside the matmuls (the ones column)
+                xa = with_ones(x, c)
+                codes = (xa @ with_row(W_enc, bias, c)).relu_()
+                # The decoder with the norms as one more output column: that column is each row's L1.
+                dec = with_column(W_dec, norms, c)
+                out = torch.addmm(torch.cat([b_dec, b_dec.new_zeros(_PAD)]).to(c), codes, dec)
+                x_hat = out[:, :d]
+                l1 = out[:, d].float().sum() / batch
+                colsum = None  # comes out of the decoder-gradient matmul
+            else:  # fp32: the extra columns cost more matmul time than the passes they save (2 cores, AVX2)
+                xa = x
+                codes = torch.addmm(bias, x, W_enc).relu_()
+                x_hat = torch.addmm(b_dec, codes, W_dec)
+                colsum = _column_sums(codes)
+                l1 = colsum @ norms / batch
             residual = torch.sub(x_hat, x)  # fp32
             err = torch.dot(residual.view(-1), residual.view(-1)) / batch
             fired = count_positive(codes)
-        ctx.save_for_backward(xa, codes, residual, norms, W_enc, W_dec, b_dec)
+        ctx.save_for_backward(xa, codes, residual, norms, W_enc, W_dec, b_dec, colsum)
         ctx.centre_input, ctx.compute_dtype = centre_input, c
         ctx.mark_non_differentiable(fired)
         return x_hat, err, l1, fired
 
     @staticmethod
     def backward(ctx, g_xhat, g_err, g_l1, _g_fired):
-        xa, codes, residual, norms, W_enc, W_dec, b_dec = ctx.saved_tensors
+        xa, codes, residual, norms, W_enc, W_dec, b_dec, colsum = ctx.saved_tensors
         c, (batch, d) = ctx.compute_dtype, residual.shape
+        pad = _PAD if c != torch.float32 else 0
         grad_x = grad_W_enc = grad_b_enc = grad_W_dec = grad_b_dec = None
         with torch.autocast(xa.device.type, enabled=False):
-            # The gradient reaching x_hat, [B, d] in c with the ones column, and its column sums (b_dec's).
+            # The gradient reaching x_hat, [B, d] in c (with the ones column), and its column sums (b_dec's).
             g_rows = None
             if g_err is not None:
                 scale = 2 * g_err / batch
-                g_rows = residual.new_empty((batch, d + _PAD), dtype=c)
+                g_rows = residual.new_empty((batch, d + pad), dtype=c)
                 torch.mul(residual, scale, out=g_rows[:, :d])
                 sum_rows = residual.sum(0) * scale
                 if g_xhat is not None:
                     g_rows[:, :d] += g_xhat
                     sum_rows += g_xhat.float().sum(0)
             elif g_xhat is not None:
-                g_rows = residual.new_empty((batch, d + _PAD), dtype=c)
+                g_rows = residual.new_empty((batch, d + pad), dtype=c)
                 g_rows[:, :d] = g_xhat
                 sum_rows = g_xhat.float().sum(0)
-            if g_rows is not None:
+            if g_rows is not None and pad:
                 g_rows[:, d] = 1
                 g_rows[:, d + 1 :] = 0
             # dL1/dcodes_bi = g_l1 ||W_dec_i|| / B for every row b: the extra row of the decoder's transpose.
             per_feature = g_l1 * norms / batch if g_l1 is not None else None
-            if g_rows is not None:
+            if g_rows is not None and pad:
                 grad_codes = g_rows @ with_row(W_dec.T, per_feature, c)
+            elif g_rows is not None:
+                grad_codes = torch.addmm(per_feature, g_rows, W_dec.T) if per_feature is not None else g_rows @ W_dec.T
             else:
                 grad_codes = per_feature.to(c).expand(batch, -1)
             grad_pre = torch.ops.aten.threshold_backward(grad_codes, codes, 0)  # ReLU: zero where codes == 0
-            grad_enc = xa.T @ grad_pre  # [d + _PAD, n]: W_enc's gradient, then the bias's (the ones column)
-            grad_bias = grad_enc[d].float()
+            grad_enc = xa.T @ grad_pre  # [d (+ _PAD), n]: W_enc's gradient, then the bias's (the ones column)
+            grad_bias = grad_enc[d].float() if pad else _column_sums(grad_pre)
             if ctx.needs_input_grad[0]:
                 grad_x = (grad_pre @ W_enc.T.to(c)).float()
                 if g_err is not None:  # err = ||x_hat - x||^2 / B also depends on x directly
@@ -158,8 +170,10 @@ class _ReLUL1(Function):
                 grad_b_enc = grad_bias
             if ctx.needs_input_grad[3]:
                 if g_rows is not None:
-                    grad_dec = codes.T @ g_rows  # [n, d + _PAD]: W_dec's gradient, then the codes' column sums
-                    grad_W_dec, colsum = grad_dec[:, :d].float(), grad_dec[:, d].float()
+                    grad_dec = codes.T @ g_rows  # [n, d (+ _PAD)]: W_dec's gradient, then the codes' column sums
+                    grad_W_dec = grad_dec[:, :d].float()
+                    if pad:
+                        colsum = grad_dec[:, d].float()
                 else:
                     grad_W_dec, colsum = torch.zeros_like(W_dec), _column_sums(codes)
                 if per_feature is not None:
