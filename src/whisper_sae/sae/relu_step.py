@@ -121,6 +121,7 @@ class _ReLUL1(Function):
         ctx.save_for_backward(xa, codes, residual, norms, W_enc, W_dec, b_dec, colsum)
         ctx.centre_input, ctx.compute_dtype = centre_input, c
         ctx.mark_non_differentiable(fired)
+        ctx.set_materialize_grads(False)  # an unused output's gradient comes as None, not a [B, d] of zeros
         return x_hat, err, l1, fired
 
     @staticmethod
