@@ -1,5 +1,6 @@
-"""Where and how computation runs: device and precision choice, batch prefetching, and the
-``torch.distributed`` world (ranks under ``torchrun``). Imports nothing else from the package except
+"""Where and how computation runs: device and precision choice, batch prefetching, the
+``torch.distributed`` world (ranks under ``torchrun``), and the C heap kept for training steps
+(``allocator.py``). Imports nothing else from the package except
 ``whisper_sae.audio.constants`` (Whisper's audio geometry: plain numbers, itself importing nothing), so
 every stage may use it."""
 
