@@ -4,8 +4,8 @@ A dense SAE step costs about five B x d_in x d_sae matmuls; with k active featur
 encoder's forward matmul has to be dense. The rest is k-sparse: the decoder is an ``embedding_bag``
 (a weighted sum of k rows of W_dec), the codes' gradient is a sampled product (CSR ``sampled_addmm``),
 and the weight gradients are sparse-dense products whose sparse side is the B x k picks regrouped by
-feature (one sort, then a CSR ``[d_sae, B] @ [B, d_in]`` product, which MKL runs 3x faster than the
-unsorted COO product on 2 CPU cores; see benchmarks/train.py). The input centring (x - b_dec) is folded into the
+feature (one sort, then a CSR ``[d_sae, B] @ [B, d_in]`` product, which MKL runs faster than the unsorted
+COO product: ``python benchmarks/kernels.py``). The input centring (x - b_dec) is folded into the
 encoder's bias as in ``relu_step.py``, so no [B, d_in] input gradient is formed for b_dec.
 """
 
@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import Tensor
 from torch.autograd import Function
 
-from .relu_step import with_ones, with_row
+from .relu_step import padded
 
 
 def _row_ids(batch: int, k: int, device) -> Tensor:
@@ -40,9 +40,9 @@ def topk_rows(pre: Tensor, k: int) -> tuple[Tensor, Tensor]:
 
     On a CPU torch's top-k costs ~12 us a row at n = 3072 whatever k. Here each row is cut into n / 16
     strided chunks (entries j, j + n/16, ...): a row's top k lie in the k chunks with the largest maxima,
-    so a top-k over the chunk maxima and one over those k chunks' 16 k entries find them: 1.25x torch's
-    time at n = 1152, 1.5x at 3072, 1.6-1.9x at 6144-16384 (k = 32, 4096 rows, 2 cores). Elsewhere (CUDA, n not a multiple of 16, fewer than k chunks) it is
-    ``pre.topk``."""
+    so a top-k over the chunk maxima and one over those k chunks' 16 k entries find them, in less time than
+    ``pre.topk`` from width 1152 up (``python benchmarks/kernels.py``). Elsewhere (CUDA, n not a multiple of
+    16, fewer than k chunks) it is ``pre.topk``."""
     batch, n = pre.shape
     width = n // _GROUPS
     if pre.device.type != "cpu" or n % _GROUPS or width < k or k == 0:
@@ -63,7 +63,7 @@ class ByFeature:
     ``sparse_decode(groups=)``."""
 
     def __init__(self, indices: Tensor | None = None, n: int | None = None):
-        self.indices, self.n, self._sorted = indices, n, None
+        self.bind(indices, n)
 
     def bind(self, indices: Tensor, n: int) -> None:
         self.indices, self.n, self._sorted = indices, n, None
@@ -102,7 +102,7 @@ class _TopKEncode(Function):
             # The bias rides in the matmul as one more weight row against a column of ones (addmm would first
             # copy the broadcast bias into its [B, n] output); in bf16 the top-k is taken on the bf16
             # pre-activations (rounded once, from fp32 accumulators) and the picks are widened.
-            pre = with_ones(x, compute_dtype) @ with_row(W_enc, bias, compute_dtype)
+            pre = padded(x, 1, compute_dtype) @ padded(W_enc.T, bias, compute_dtype).T
             values, indices = topk_rows(pre, k)
             values = values.float().clamp_min_(0)
             if dead is not None and k_aux > 0:

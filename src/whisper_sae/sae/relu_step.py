@@ -52,38 +52,19 @@ def count_positive(codes: Tensor) -> Tensor:
     return counts.long()
 
 
-def with_ones(rows: Tensor, dtype) -> Tensor:
-    """[B, d + _PAD] in ``dtype``: rows, then a column of ones, then zeros."""
-    out = rows.new_empty((rows.shape[0], rows.shape[1] + _PAD), dtype=dtype)
-    out[:, : rows.shape[1]] = rows
-    out[:, rows.shape[1]] = 1
-    out[:, rows.shape[1] + 1 :] = 0
-    return out
-
-
-def with_column(weight: Tensor, column: Tensor, dtype) -> Tensor:
-    """[n, d + _PAD] in ``dtype``: weight [n, d], then ``column`` [n], then zeros."""
-    d = weight.shape[1]
-    out = weight.new_empty((weight.shape[0], d + _PAD), dtype=dtype)
-    out[:, :d] = weight
-    out[:, d] = column
-    out[:, d + 1 :] = 0
-    return out
-
-
-def with_row(weight: Tensor, row: Tensor | None, dtype) -> Tensor:
-    """[d + _PAD, n] in ``dtype``: weight [d, n], then ``row`` [n] (zeros when None), then zeros. A column-major
-    weight (``W_enc`` is stored as [n, d] transposed; ``W_dec.T``) gives a column-major result, so that filling
-    it is a plain copy, not a transposition; the matmuls take either layout as it is."""
-    d, n = weight.shape
-    if weight.stride(0) == 1 and weight.stride(1) != 1:
-        out = weight.new_empty((n, d + _PAD), dtype=dtype).T
+def padded(t: Tensor, column, dtype) -> Tensor:
+    """[n, d + _PAD] in ``dtype``: t [n, d], then ``column`` (a [n] tensor or a number; zeros for None), then
+    zeros. A column-major t (``W_enc.T``, ``W_dec.T``) gives a column-major result, so that filling it is a
+    plain copy, not a transposition; the matmuls take either layout as it is."""
+    n, d = t.shape
+    if t.stride(0) == 1 and t.stride(1) != 1:
+        out = t.new_empty((d + _PAD, n), dtype=dtype).T
     else:
-        out = weight.new_empty((d + _PAD, n), dtype=dtype)
-    out[:d] = weight
-    out[d:] = 0
-    if row is not None:
-        out[d] = row
+        out = t.new_empty((n, d + _PAD), dtype=dtype)
+    out[:, :d] = t
+    out[:, d:] = 0
+    if column is not None:
+        out[:, d] = column
     return out
 
 
@@ -101,10 +82,10 @@ class _ReLUL1(Function):
             bias = b_enc - b_dec @ W_enc if centre_input else b_enc
             norms = W_dec.norm(dim=1)
             if c != torch.float32:  # biases and the L1 inside the matmuls (the ones column)
-                xa = with_ones(x, c)
-                codes = (xa @ with_row(W_enc, bias, c)).relu_()
+                xa = padded(x, 1, c)
+                codes = (xa @ padded(W_enc.T, bias, c).T).relu_()
                 # The decoder with the norms as one more output column: that column is each row's L1.
-                dec = with_column(W_dec, norms, c)
+                dec = padded(W_dec, norms, c)
                 out = torch.addmm(torch.cat([b_dec, b_dec.new_zeros(_PAD)]).to(c), codes, dec)
                 x_hat = out[:, :d]
                 l1 = out[:, d].float().sum() / batch
@@ -151,7 +132,7 @@ class _ReLUL1(Function):
             # dL1/dcodes_bi = g_l1 ||W_dec_i|| / B for every row b: the extra row of the decoder's transpose.
             per_feature = g_l1 * norms / batch if g_l1 is not None else None
             if g_rows is not None and pad:
-                grad_codes = g_rows @ with_row(W_dec.T, per_feature, c)
+                grad_codes = g_rows @ padded(W_dec, per_feature, c).T
             elif g_rows is not None:
                 grad_codes = torch.addmm(per_feature, g_rows, W_dec.T) if per_feature is not None else g_rows @ W_dec.T
             else:
